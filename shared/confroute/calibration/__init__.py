@@ -1,0 +1,62 @@
+"""Calibration maths for confroute: pure numpy functions, no I/O.
+
+* :mod:`.metrics` - AUROC, AURAC, ECE and reliability diagrams, risk at coverage.
+* :mod:`.routing_curves` - RouteLLM-style PGR / APGR / CPT curves, with random and oracle baselines.
+* :mod:`.thresholds` - escalation thresholds for a target rate, a quality-cost trade-off or a risk bound.
+* :mod:`.isotonic` - a monotone score -> P(correct) map fitted by pool-adjacent-violators.
+* :mod:`.ipw` - inverse-propensity weights for the biased labels that escalation produces.
+
+Convention: a confidence score is higher when the edge answer is more likely right, and a query is
+escalated when its confidence is below the threshold. Bad input raises ``confroute.errors.InvalidInput``.
+"""
+
+from confroute.calibration.ipw import (
+    WeightedLabels,
+    effective_sample_size,
+    inverse_propensity_weights,
+    label_propensity,
+    weighted_labels,
+)
+from confroute.calibration.isotonic import IsotonicMap, fit_isotonic
+from confroute.calibration.metrics import (
+    ReliabilityDiagram,
+    aurac,
+    auroc,
+    ece,
+    reliability_diagram,
+    risk_at_coverage,
+)
+from confroute.calibration.routing_curves import (
+    RoutingCurve,
+    oracle_router_curve,
+    random_router_curve,
+    routing_curve,
+)
+from confroute.calibration.thresholds import (
+    threshold_for_rate,
+    threshold_for_risk,
+    threshold_for_tradeoff,
+)
+
+__all__ = [
+    "IsotonicMap",
+    "ReliabilityDiagram",
+    "RoutingCurve",
+    "WeightedLabels",
+    "aurac",
+    "auroc",
+    "ece",
+    "effective_sample_size",
+    "fit_isotonic",
+    "inverse_propensity_weights",
+    "label_propensity",
+    "oracle_router_curve",
+    "random_router_curve",
+    "reliability_diagram",
+    "risk_at_coverage",
+    "routing_curve",
+    "threshold_for_rate",
+    "threshold_for_risk",
+    "threshold_for_tradeoff",
+    "weighted_labels",
+]

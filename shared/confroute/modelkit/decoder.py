@@ -1,0 +1,197 @@
+"""The decoder stack as an ONNX graph, with onnxruntime's fused CPU/GPU contrib ops.
+
+Attention is ``GroupQueryAttention`` (rotary embedding, KV cache and causal mask in one kernel); the
+residual add is fused into the next norm (``Skip[Simplified]LayerNormalization``), whose fourth output is
+the residual stream itself: the per-layer hidden states the probes read come for free.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+from onnx import TensorProto
+
+from confroute.modelkit.graph import MS_DOMAIN, GraphBuilder
+from confroute.modelkit.quantize import BlockQuantized, quantize_rows
+from confroute.modelkit.spec import DecoderSpec
+from confroute.modelkit.weights import Weights, lm_head_rows
+
+
+@dataclasses.dataclass(frozen=True)
+class QuantConfig:
+    """Weight-only quantization of every matmul (and the embedding table)."""
+
+    bits: int = 8
+    block_size: int = 32
+    accuracy_level: int = 0
+
+
+@dataclasses.dataclass(frozen=True)
+class DecoderOutputs:
+    """Names of the tensors the head reads: last-position normed hidden and per-layer hidden states."""
+
+    last_hidden: str
+    layer_hidden: list[str]  # residual stream after layer i, shape [B, S, H]
+    logits: str
+
+
+class _Linear:
+    """Emits ``x @ W (+ b)`` as MatMul or as 8-bit MatMulNBits."""
+
+    def __init__(self, gb: GraphBuilder, quant: QuantConfig | None) -> None:
+        self.gb = gb
+        self.quant = quant
+        self._quantized: dict[str, BlockQuantized] = {}
+
+    def quantized(self, name: str, rows: np.ndarray) -> BlockQuantized:
+        """Quantizes once per weight (the tied embedding is read by two nodes)."""
+        assert self.quant is not None
+        if name not in self._quantized:
+            self._quantized[name] = quantize_rows(rows, self.quant.block_size)
+        return self._quantized[name]
+
+    def __call__(self, x: str, w: Weights, name: str) -> str:
+        weight = w[f"{name}.w"]
+        y = self._matmul(x, weight, name)
+        if f"{name}.b" in w:
+            y = self.gb.op1("Add", [y, self.gb.init(f"{name}.b", w[f"{name}.b"])])
+        return y
+
+    def _matmul(self, x: str, weight: np.ndarray, name: str) -> str:
+        if self.quant is None:
+            return self.gb.op1("MatMul", [x, self.gb.init(f"{name}.w", weight)])
+        return self.nbits(x, np.ascontiguousarray(weight.T), name)
+
+    def nbits(self, x: str, rows: np.ndarray, name: str) -> str:
+        assert self.quant is not None
+        q = self.quantized(name, rows)
+        gb = self.gb
+        return gb.op1(
+            "MatMulNBits",
+            [x, gb.init(f"{name}.q", q.codes), gb.init(f"{name}.scales", q.scales.reshape(-1)),
+             gb.init(f"{name}.zp", q.zero_points.reshape(-1))],
+            domain=MS_DOMAIN, K=rows.shape[1], N=rows.shape[0], bits=self.quant.bits,
+            block_size=self.quant.block_size, accuracy_level=self.quant.accuracy_level,
+        )
+
+
+def build_decoder(gb: GraphBuilder, spec: DecoderSpec, w: Weights, quant: QuantConfig | None) -> DecoderOutputs:
+    """Adds inputs, the stack and the KV-cache outputs; returns what the head needs."""
+    ids = gb.add_input("input_ids", TensorProto.INT64, ["batch", "seq"])
+    mask = gb.add_input("attention_mask", TensorProto.INT64, ["batch", "total"])
+    seqlens, total = _sequence_lengths(gb, mask)
+    linear = _Linear(gb, quant)
+    x = _embed(gb, spec, w, ids, mask, linear)
+    rope = _rotary_cache(gb, spec) if spec.family == "llama" else None
+    hidden: list[str] = []
+    residual = x
+    delta: str | None = None
+    for i in range(spec.num_layers):
+        normed, residual = _norm(gb, spec, w, f"L{i}.attn_norm", residual, delta)
+        if delta is not None:
+            hidden.append(residual)
+        attn = _attention(gb, spec, w, linear, i, normed, seqlens, total, rope)
+        normed, residual = _norm(gb, spec, w, f"L{i}.mlp_norm", residual, attn)
+        delta = _mlp(gb, spec, w, linear, i, normed)
+    normed, residual = _norm(gb, spec, w, "final_norm", residual, delta)
+    hidden.append(residual)
+    last = gb.op1("Gather", [normed, gb.const(-1)], axis=1)
+    return DecoderOutputs(last_hidden=last, layer_hidden=hidden, logits=_lm_head(gb, spec, w, linear, last))
+
+
+def _sequence_lengths(gb: GraphBuilder, mask: str) -> tuple[str, str]:
+    """GroupQueryAttention wants int32 ``seqlens_k`` (= valid length - 1) and a scalar total length."""
+    valid = gb.op1("ReduceSum", [mask, gb.const([1])], keepdims=0)
+    seqlens = gb.op1("Cast", [gb.op1("Sub", [valid, gb.const(1)])], to=TensorProto.INT32)
+    total = gb.op1("Gather", [gb.op1("Shape", [mask]), gb.const(1)], axis=0)
+    return seqlens, gb.op1("Cast", [total], to=TensorProto.INT32)
+
+
+def _embed(gb: GraphBuilder, spec: DecoderSpec, w: Weights, ids: str, mask: str, linear: _Linear) -> str:
+    if linear.quant is None:
+        x = gb.op1("Gather", [gb.init("embed", w["embed"]), ids])
+    else:
+        x = _quantized_embed(gb, spec, linear.quantized("embed", w["embed"]), ids)
+    if spec.family == "gpt2":
+        total = gb.op1("Gather", [gb.op1("Shape", [mask]), gb.const(1)], axis=0)
+        seq = gb.op1("Gather", [gb.op1("Shape", [ids]), gb.const(1)], axis=0)
+        positions = gb.op1("Range", [gb.op1("Sub", [total, seq]), total, gb.const(1)])
+        x = gb.op1("Add", [x, gb.op1("Gather", [gb.init("pos_embed", w["pos_embed"]), positions])])
+    return x
+
+
+def _quantized_embed(gb: GraphBuilder, spec: DecoderSpec, q: BlockQuantized, ids: str) -> str:
+    """Looks rows up in the same 8-bit table the (tied) output layer multiplies with."""
+    codes = gb.init("embed.q", q.codes)
+    rows = gb.op1("Cast", [gb.op1("Gather", [codes, ids])], to=TensorProto.FLOAT)
+    zp = gb.op1("Cast", [gb.op1("Gather", [gb.init("embed.zp2d", q.zero_points), ids])], to=TensorProto.FLOAT)
+    scales = gb.op1("Gather", [gb.init("embed.scales2d", q.scales), ids])
+    values = gb.op1("Mul", [gb.op1("Sub", [rows, gb.op1("Unsqueeze", [zp, gb.const([-1])])]),
+                            gb.op1("Unsqueeze", [scales, gb.const([-1])])])
+    flat = gb.op1("Reshape", [values, gb.const([0, 0, -1])])
+    if q.n_blocks * q.block_size == spec.hidden_size:
+        return flat
+    return gb.op1("Slice", [flat, gb.const([0]), gb.const([spec.hidden_size]), gb.const([2])])
+
+
+def _rotary_cache(gb: GraphBuilder, spec: DecoderSpec) -> tuple[str, str]:
+    inv_freq = 1.0 / (spec.rope_theta ** (np.arange(0, spec.head_dim, 2, dtype=np.float64) / spec.head_dim))
+    freqs = np.outer(np.arange(spec.max_positions, dtype=np.float64), inv_freq)
+    return (gb.init("rope.cos", np.cos(freqs).astype(np.float32)),
+            gb.init("rope.sin", np.sin(freqs).astype(np.float32)))
+
+
+def _norm(gb: GraphBuilder, spec: DecoderSpec, w: Weights, name: str, residual: str,
+          delta: str | None) -> tuple[str, str]:
+    """Normalises ``residual + delta``; returns (normed, new residual)."""
+    gamma = gb.init(f"{name}.w", w[f"{name}.w"])
+    rms = spec.family == "llama"
+    params = [gamma] if rms else [gamma, gb.init(f"{name}.b", w[f"{name}.b"])]
+    if delta is None:
+        op = "SimplifiedLayerNormalization" if rms else "LayerNormalization"
+        return gb.op1(op, [residual, *params], axis=-1, epsilon=spec.norm_eps), residual
+    op = "SkipSimplifiedLayerNormalization" if rms else "SkipLayerNormalization"
+    normed, _, _, summed = gb.op(op, [delta, residual, *params], outputs=4, domain=MS_DOMAIN,
+                                 epsilon=spec.norm_eps)
+    return normed, summed
+
+
+def _attention(gb: GraphBuilder, spec: DecoderSpec, w: Weights, linear: _Linear, i: int, x: str,
+               seqlens: str, total: str, rope: tuple[str, str] | None) -> str:
+    qkv = linear(x, w, f"L{i}.qkv")
+    past_k = gb.add_input(f"past_key_values.{i}.key", TensorProto.FLOAT,
+                          ["batch", spec.num_kv_heads, "past", spec.head_dim])
+    past_v = gb.add_input(f"past_key_values.{i}.value", TensorProto.FLOAT,
+                          ["batch", spec.num_kv_heads, "past", spec.head_dim])
+    extra = list(rope) if rope else []
+    out, present_k, present_v = gb.op(
+        "GroupQueryAttention", [qkv, "", "", past_k, past_v, seqlens, total, *extra],
+        outputs=[gb.fresh("attn"), f"present.{i}.key", f"present.{i}.value"], domain=MS_DOMAIN,
+        num_heads=spec.num_heads, kv_num_heads=spec.num_kv_heads, do_rotary=int(rope is not None),
+        rotary_interleaved=0, scale=float(spec.head_dim) ** -0.5,
+    )
+    kv_shape: list[int | str] = ["batch", spec.num_kv_heads, "total", spec.head_dim]
+    gb.add_output(present_k, present_k, TensorProto.FLOAT, kv_shape)
+    gb.add_output(present_v, present_v, TensorProto.FLOAT, kv_shape)
+    return linear(out, w, f"L{i}.o")
+
+
+def _mlp(gb: GraphBuilder, spec: DecoderSpec, w: Weights, linear: _Linear, i: int, x: str) -> str:
+    if spec.family == "gpt2":
+        act = gb.op1("FastGelu", [linear(x, w, f"L{i}.fc")], domain=MS_DOMAIN)
+        return linear(act, w, f"L{i}.proj")
+    gate, up = gb.op("Split", [linear(x, w, f"L{i}.gate_up"), gb.const([spec.intermediate_size] * 2)],
+                     outputs=2, axis=-1)
+    silu = gb.op1("Mul", [gate, gb.op1("Sigmoid", [gate])])
+    return linear(gb.op1("Mul", [silu, up]), w, f"L{i}.down")
+
+
+def _lm_head(gb: GraphBuilder, spec: DecoderSpec, w: Weights, linear: _Linear, last: str) -> str:
+    """Logits of the last position only: prefill never pays for the others."""
+    if linear.quant is not None:
+        name = "embed" if spec.tie_embeddings else "lm_head"
+        return linear.nbits(last, lm_head_rows(spec, w), name)
+    if spec.tie_embeddings:
+        return gb.op1("Gemm", [last, gb.init("embed", w["embed"])], transB=1)
+    return gb.op1("MatMul", [last, gb.init("lm_head.w", w["lm_head.w"])])

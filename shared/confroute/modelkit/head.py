@@ -1,0 +1,86 @@
+"""The fused uncertainty head: confidence signals computed in the same forward pass as the logits.
+
+From the last position's logits ``z`` (shape [B, V]):
+``lse = logsumexp(z)``; ``max_prob = exp(max z - lse)``; ``argmax_logprob = max z - lse``;
+``entropy = lse - sum(softmax(z) * z)``; ``next_token = argmax z`` (greedy decoding then copies one int).
+
+Probes (after Semantic Entropy Probes): the residual stream of a contiguous range of layers at the last
+position, concatenated to ``probe_features`` [B, k*H], times ``probe.weight`` [k*H, 2] plus ``probe.bias``
+[2], through a sigmoid: column 0 is the TBG probe (meaningful right after prefill), column 1 the SLT probe
+(the runtime keeps the value computed at the second-last generated token). The probe weights live in their
+own external-data file so a trained probe can be written into a bundle without re-exporting.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+from onnx import TensorProto
+
+from confroute.modelkit.decoder import DecoderOutputs
+from confroute.modelkit.graph import GraphBuilder
+
+PROBE_WEIGHT = "probe.weight"
+PROBE_BIAS = "probe.bias"
+PROBE_OUTPUTS = ("tbg", "slt")
+
+
+@dataclasses.dataclass(frozen=True)
+class ProbeLayout:
+    """Which layers feed the probes: ``first`` .. ``last`` inclusive (0-based decoder layers)."""
+
+    first: int
+    last: int
+    hidden_size: int
+
+    @property
+    def num_layers(self) -> int:
+        return self.last - self.first + 1
+
+    @property
+    def feature_dim(self) -> int:
+        return self.num_layers * self.hidden_size
+
+
+def default_probe_layers(num_layers: int) -> tuple[int, int]:
+    """A mid-to-late contiguous range (SEP found these layers most predictive)."""
+    first = num_layers // 2
+    last = max(first, (3 * num_layers) // 4 - 1)
+    return first, last
+
+
+def add_head(gb: GraphBuilder, dec: DecoderOutputs, vocab: str) -> None:
+    """Entropy, max-prob, argmax log-prob and argmax id of the next-token distribution."""
+    z = dec.logits
+    zmax = gb.op1("ReduceMax", [z, gb.const([1])], keepdims=1)
+    shifted = gb.op1("Sub", [z, zmax])
+    exp = gb.op1("Exp", [shifted])
+    total = gb.op1("ReduceSum", [exp, gb.const([1])], keepdims=0)
+    log_total = gb.op1("Log", [total])
+    # entropy = log(sum e) - sum(p * shifted), with p = e / sum e
+    weighted = gb.op1("ReduceSum", [gb.op1("Mul", [exp, shifted]), gb.const([1])], keepdims=0)
+    entropy = gb.op1("Sub", [log_total, gb.op1("Div", [weighted, total])])
+    gb.add_output(z, "logits", TensorProto.FLOAT, ["batch", vocab])
+    gb.add_output(entropy, "entropy", TensorProto.FLOAT, ["batch"])
+    gb.add_output(gb.op1("Reciprocal", [total]), "max_prob", TensorProto.FLOAT, ["batch"])
+    gb.add_output(gb.op1("Neg", [log_total]), "argmax_logprob", TensorProto.FLOAT, ["batch"])
+    gb.add_output(gb.op1("ArgMax", [z], axis=1, keepdims=0), "next_token", TensorProto.INT64, ["batch"])
+
+
+def add_probes(gb: GraphBuilder, dec: DecoderOutputs, layout: ProbeLayout,
+               weight: np.ndarray, bias: np.ndarray) -> None:
+    """Probe features and sigmoid scores from the residual stream at the last position."""
+    last = [gb.op1("Gather", [dec.layer_hidden[i], gb.const(-1)], axis=1)
+            for i in range(layout.first, layout.last + 1)]
+    features = last[0] if len(last) == 1 else gb.op1("Concat", last, axis=1)
+    logit = gb.op1("Add", [gb.op1("MatMul", [features, gb.init(PROBE_WEIGHT, weight)]),
+                           gb.init(PROBE_BIAS, bias)])
+    gb.add_output(features, "probe_features", TensorProto.FLOAT, ["batch", layout.feature_dim])
+    gb.add_output(gb.op1("Sigmoid", [logit]), "probe", TensorProto.FLOAT, ["batch", len(PROBE_OUTPUTS)])
+
+
+def untrained_probe(layout: ProbeLayout) -> tuple[np.ndarray, np.ndarray]:
+    """Zero weights: every probe reads 0.5 until a trained probe is written in."""
+    return (np.zeros((layout.feature_dim, len(PROBE_OUTPUTS)), np.float32),
+            np.zeros(len(PROBE_OUTPUTS), np.float32))
