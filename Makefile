@@ -5,6 +5,8 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.confroute-installed
 ARGS ?=
+# The Triton model environment (numpy<2) that tests and the demo start tritonserver with.
+export CONFROUTE_TRITON_PYTHON ?= $(CURDIR)/.venv-triton/bin/python
 
 .PHONY: demo test lint setup clean-venv
 

@@ -4,12 +4,24 @@
 set -euo pipefail
 PYTHON=${PYTHON:-python3}
 VENV=${VENV:-.venv}
+TRITON_VENV=${TRITON_VENV:-.venv-triton}
 
 if [ ! -x "$VENV/bin/python" ]; then
   echo "[setup] creating virtual environment in $VENV"
   "$PYTHON" -m venv "$VENV"
 fi
 "$VENV/bin/python" -m pip install --quiet --upgrade pip
-echo "[setup] installing confroute with edge, export and dev extras (torch 2.13.0 CPU build)"
-"$VENV/bin/python" -m pip install --quiet -e ".[edge,export,dev]"
+echo "[setup] installing confroute with edge, export, cloud and dev extras (torch 2.13.0 CPU build)"
+"$VENV/bin/python" -m pip install --quiet -e ".[edge,export,cloud,dev]"
+# tritonclient's declared pins (protobuf<7, ml-dtypes<=0.5.4) would break the stubs and onnx; its gRPC
+# client works with the versions above (tested), so it is installed without its dependency list.
+"$VENV/bin/python" -m pip install --quiet --no-deps "tritonclient==2.73.0"
+
+# The bundled tritonserver's python-backend stub is built against numpy 1.x: models run in their own venv.
+if [ ! -x "$TRITON_VENV/bin/python" ]; then
+  echo "[setup] creating the Triton model environment in $TRITON_VENV (nvidia-pytriton, numpy<2)"
+  "$PYTHON" -m venv "$TRITON_VENV"
+fi
+"$TRITON_VENV/bin/python" -m pip install --quiet --upgrade pip
+"$TRITON_VENV/bin/python" -m pip install --quiet "nvidia-pytriton==0.7.0" "numpy<2"
 echo "[setup] done"

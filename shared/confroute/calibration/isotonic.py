@@ -54,8 +54,8 @@ class IsotonicMap:
 
     def __call__(self, scores: float | npt.NDArray[Any] | Sequence[float]) -> float | FloatArray:
         """Calibrated probability for one score (a float) or for an array of scores."""
-        if isinstance(scores, (int, float)):
-            if not math.isfinite(scores):
+        if isinstance(scores, (int, float, np.integer, np.floating)):
+            if not math.isfinite(float(scores)):
                 raise InvalidInput("score is NaN or infinite", field="scores")
             return float(np.clip(np.interp(scores, self.x, self.y), 0.0, 1.0))
         values = finite_1d(scores, "scores")

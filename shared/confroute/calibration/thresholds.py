@@ -15,6 +15,7 @@ import numpy as np
 import numpy.typing as npt
 
 from confroute.calibration._checks import (
+    BoolArray,
     FloatArray,
     binary,
     finite_1d,
@@ -116,19 +117,27 @@ def threshold_for_risk(
     same_length(conf=c, edge_correct=wrong)
     level = fraction(alpha, "alpha", open_low=True, open_high=True)
     confidence = fraction(delta, "delta", open_low=True, open_high=True)
-    cuts = _cuts(c)
-    if weights is None:
-        losses = _losses_not_escalated(wrong.astype(np.float64), cuts)
-        certified = _binomial_cdf(c.size, level)[np.rint(losses).astype(np.int64)] <= confidence
-    else:
-        w = nonnegative_weights(weights, "weights")
+    w = None if weights is None else nonnegative_weights(weights, "weights")
+    if w is not None:
         same_length(conf=c, weights=w)
-        risk = _losses_not_escalated(w * wrong, cuts) / w.sum()
-        slack = math.sqrt(math.log(1.0 / confidence) / (2.0 * effective_sample_size(w)))
-        certified = risk + slack <= level
-    certified[-1] = True
+    cuts = _cuts(c)
+    certified = _certified(cuts, wrong, level, confidence, w)
+    certified[-1] = True  # escalating everything leaves no risk at all
     failed = np.flatnonzero(~certified)
     return float(cuts.thresholds[failed[-1] + 1 if failed.size else 0])
+
+
+def _certified(cuts: _Cuts, wrong: BoolArray, alpha: float, delta: float, w: FloatArray | None) -> BoolArray:
+    """Per cut: does the level-(1 - delta) upper bound on the risk stay at or below alpha?"""
+    if w is None:
+        losses = _losses_not_escalated(wrong.astype(np.float64), cuts)
+        tail = _binomial_cdf(wrong.size, alpha)[np.rint(losses).astype(np.int64)]
+        passed: BoolArray = tail <= delta
+        return passed
+    risk = _losses_not_escalated(w * wrong, cuts) / w.sum()
+    slack = math.sqrt(math.log(1.0 / delta) / (2.0 * effective_sample_size(w)))
+    bounded: BoolArray = risk + slack <= alpha
+    return bounded
 
 
 def _losses_not_escalated(loss: FloatArray, cuts: _Cuts) -> FloatArray:

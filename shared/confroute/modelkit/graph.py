@@ -44,10 +44,7 @@ class GraphBuilder:
     def op(self, op_type: str, inputs: Sequence[str], *, outputs: int | Sequence[str] = 1,
            domain: str = "", **attrs: Any) -> list[str]:
         """Adds a node; returns its output names (``""`` marks an optional output left out)."""
-        if isinstance(outputs, int):
-            names = [self.fresh(op_type.lower()) for _ in range(outputs)]
-        else:
-            names = list(outputs)
+        names = [self.fresh(op_type.lower()) for _ in range(outputs)] if isinstance(outputs, int) else list(outputs)
         node = helper.make_node(op_type, list(inputs), names, name=self.fresh(op_type), domain=domain, **attrs)
         self.nodes.append(node)
         return names

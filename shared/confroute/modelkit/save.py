@@ -26,7 +26,8 @@ def save_graph(model: onnx.ModelProto, initializers: dict[str, np.ndarray], fold
     data_offset = 0
     with open(folder / DATA_FILE, "wb") as data:
         for name, array in initializers.items():
-            tensor = numpy_helper.from_array(np.asarray(array, order="C"), name)  # ascontiguousarray would make scalars 1-d
+            # not np.ascontiguousarray: it turns 0-d scalars into 1-d arrays
+            tensor = numpy_helper.from_array(np.asarray(array, order="C"), name)
             if name in (PROBE_WEIGHT, PROBE_BIAS):
                 _to_external(tensor, PROBE_FILE, probe_offset(name, initializers[PROBE_WEIGHT]))
             elif array.nbytes > _INLINE_LIMIT:

@@ -1,0 +1,1 @@
+"""Benchmarks for confroute (run as ``python -m bench.<name>``)."""

@@ -1,0 +1,77 @@
+"""Opening bundles (with checksum verification) and writing them atomically."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+from confroute.bundle.manifest import Manifest
+from confroute.errors import BundleCorrupt, BundleNotFound
+
+MANIFEST_FILE = "manifest.json"
+_CHUNK = 1 << 20
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def load_bundle(folder: str | os.PathLike[str], *, verify: bool = True) -> Manifest:
+    """Reads a bundle's manifest; with ``verify`` checks every listed file's sha256."""
+    path = Path(folder)
+    manifest_path = path / MANIFEST_FILE
+    if not manifest_path.is_file():
+        raise BundleNotFound(f"no model bundle at {path} (missing {MANIFEST_FILE}); build one with confroute-export")
+    manifest = Manifest.from_json(manifest_path.read_text(encoding="utf-8"))
+    for name, expected in manifest.files.items():
+        file = path / name
+        if not file.is_file():
+            raise BundleCorrupt(f"bundle {path} is missing {name}")
+        if verify and sha256_file(file) != expected:
+            raise BundleCorrupt(f"bundle {path}: {name} does not match its sha256 in the manifest")
+    return manifest
+
+
+def hash_files(folder: Path, names: list[str]) -> dict[str, str]:
+    return {name: sha256_file(folder / name) for name in sorted(names)}
+
+
+def write_manifest(folder: Path, manifest: Manifest) -> None:
+    """Replaces ``manifest.json`` atomically (write, fsync, rename)."""
+    tmp = folder / f".{MANIFEST_FILE}.tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(manifest.to_json())
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, folder / MANIFEST_FILE)
+
+
+@contextlib.contextmanager
+def write_atomically(dest: Path) -> Iterator[Path]:
+    """Yields an empty staging folder next to ``dest``; renames it to ``dest`` only if the block succeeds.
+
+    A failure (or Ctrl-C) removes the staging folder: no half-written bundle is ever left at ``dest``.
+    An existing ``dest`` is replaced only after the new one is complete.
+    """
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".partial", dir=dest.parent))
+    try:
+        yield staging
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    old = dest.with_name(f".{dest.name}.old")
+    if dest.exists():
+        shutil.rmtree(old, ignore_errors=True)
+        os.replace(dest, old)
+    os.replace(staging, dest)
+    shutil.rmtree(old, ignore_errors=True)

@@ -1,0 +1,92 @@
+"""Builds a bundle from a loaded source: graph, head, probes, tokenizer, chat template, manifest."""
+
+from __future__ import annotations
+
+import dataclasses
+import gc
+from collections.abc import Callable
+from pathlib import Path
+
+from confroute import __version__
+from confroute.bundle.manifest import HeadSpec, Manifest, ProbeSpec, QuantSpec
+from confroute.bundle.store import MANIFEST_FILE, hash_files, write_atomically, write_manifest
+from confroute.errors import ExportError
+from confroute.modelkit.decoder import QuantConfig, build_decoder
+from confroute.modelkit.graph import GraphBuilder
+from confroute.modelkit.head import ProbeLayout, add_head, add_probes, default_probe_layers, untrained_probe
+from confroute.modelkit.save import DATA_FILE, MODEL_FILE, PROBE_FILE, save_graph
+from confroute.modelkit.sources import LoadedSource
+
+OPSET = 18
+TOKENIZER_FILE = "tokenizer.json"
+CHAT_TEMPLATE_FILE = "chat_template.jinja"
+#: Used when a model ships no chat template (GPT-2): plain "role: content" turns.
+PLAIN_CHAT_TEMPLATE = (
+    "{% for message in messages %}{{ message['role'] + ': ' + message['content'] + '\\n' }}{% endfor %}"
+    "{% if add_generation_prompt %}{{ 'assistant:' }}{% endif %}"
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class ExportOptions:
+    """What to build: quantization (None = fp32), probe layer range (None = mid-to-late default)."""
+
+    quantization: QuantSpec | None = None
+    probe_layers: tuple[int, int] | None = None
+    opset: int = OPSET
+
+
+def export_bundle(source: LoadedSource, dest: Path, options: ExportOptions,
+                  progress: Callable[[str], None] = print) -> Manifest:
+    """Writes a complete bundle to ``dest`` (atomically: staging folder, then rename)."""
+    spec = source.spec
+    first, last = options.probe_layers or default_probe_layers(spec.num_layers)
+    if not 0 <= first <= last < spec.num_layers:
+        raise ExportError(f"probe layers {first}..{last} are outside the model's 0..{spec.num_layers - 1}")
+    layout = ProbeLayout(first, last, spec.hidden_size)
+    with write_atomically(dest) as staging:
+        progress(f"building the ONNX graph ({spec.model_type}, {spec.num_layers} layers, "
+                 f"{'8-bit' if options.quantization else 'fp32'}, probes on layers {first}..{last})")
+        gb = _build_graph(source, layout, options.quantization)
+        progress("writing model.onnx and its external data")
+        save_graph(gb.to_model(source.model_id, options.opset), gb.initializers, staging)
+        del gb
+        gc.collect()
+        (staging / TOKENIZER_FILE).write_text(source.tokenizer_json, encoding="utf-8")
+        (staging / CHAT_TEMPLATE_FILE).write_text(source.chat_template or PLAIN_CHAT_TEMPLATE, encoding="utf-8")
+        progress("hashing files")
+        manifest = _manifest(source, options, layout, staging)
+        write_manifest(staging, manifest)
+    progress(f"bundle {manifest.model_id} version {manifest.version} written to {dest}")
+    return manifest
+
+
+def _build_graph(source: LoadedSource, layout: ProbeLayout, quant: QuantSpec | None) -> GraphBuilder:
+    gb = GraphBuilder()
+    qconfig = QuantConfig(quant.bits, quant.block_size, quant.accuracy_level) if quant else None
+    dec = build_decoder(gb, source.spec, source.weights, qconfig)
+    add_head(gb, dec, "vocab")
+    add_probes(gb, dec, layout, *untrained_probe(layout))
+    return gb
+
+
+def _manifest(source: LoadedSource, options: ExportOptions, layout: ProbeLayout, folder: Path) -> Manifest:
+    spec = source.spec
+    names = [MODEL_FILE, DATA_FILE, PROBE_FILE, TOKENIZER_FILE, CHAT_TEMPLATE_FILE]
+    kv = [f"{kind}.{i}.{part}" for i in range(spec.num_layers) for kind, part in
+          (("past_key_values", "key"), ("past_key_values", "value"))]
+    present = [name.replace("past_key_values", "present") for name in kv]
+    model_id = source.model_id + ("-int8" if options.quantization else "")
+    head = HeadSpec()
+    return Manifest(
+        model_id=model_id, source=source.info, architecture=spec.to_dict(), context_length=spec.max_positions,
+        opset=options.opset, inputs=("input_ids", "attention_mask", *kv),
+        outputs=("logits", *head.outputs, "probe_features", "probe", *present), head=head,
+        probe=ProbeSpec(first_layer=layout.first, last_layer=layout.last, feature_dim=layout.feature_dim),
+        quantization=options.quantization, tokenizer_file=TOKENIZER_FILE, chat_template_file=CHAT_TEMPLATE_FILE,
+        eos_token_ids=source.eos_token_ids, files=hash_files(folder, names),
+        created_by=f"confroute {__version__}",
+    )
+
+
+__all__ = ["MANIFEST_FILE", "ExportOptions", "export_bundle"]

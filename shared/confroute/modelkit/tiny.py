@@ -1,0 +1,83 @@
+"""A tiny random model of a real architecture, built in well under a second without torch.
+
+Unit tests and quick checks use it: same graph, same head, same runtime as the real model, just small.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from confroute.bundle.manifest import SourceInfo
+from confroute.modelkit.sources import LoadedSource
+from confroute.modelkit.spec import DecoderSpec, Family
+from confroute.modelkit.weights import Weights
+
+SPECIAL_TOKENS = ("<|endoftext|>", "<|im_start|>", "<|im_end|>")
+CHATML_TEMPLATE = (
+    "{% for message in messages %}{% if loop.first and messages[0]['role'] != 'system' %}"
+    "{{ '<|im_start|>system\\nYou are a helpful assistant.<|im_end|>\\n' }}{% endif %}"
+    "{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n' }}"
+    "{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
+)
+_CORPUS = [
+    "The quick brown fox jumps over the lazy dog.", "What is two plus two? Two plus two is four.",
+    "Paris is the capital of France.", "A question, an answer, and a confidence score.",
+    "Edge devices answer easy questions; the cloud answers hard ones.",
+]
+
+
+def tiny_spec(model_type: str = "llama", vocab_size: int = 320) -> DecoderSpec:
+    family: Family = "gpt2" if model_type == "gpt2" else "llama"
+    return DecoderSpec(model_type=model_type, family=family, vocab_size=vocab_size, hidden_size=64,
+                       num_layers=4, num_heads=4, num_kv_heads=4 if family == "gpt2" else 2, head_dim=16,
+                       intermediate_size=128, norm_eps=1e-5, max_positions=256,
+                       qkv_bias=model_type in ("qwen2", "gpt2"), tie_embeddings=model_type != "qwen2")
+
+
+def tiny_tokenizer_json(vocab_size: int = 320) -> str:
+    """A byte-level BPE tokenizer trained on a few sentences, with ChatML special tokens."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=list(SPECIAL_TOKENS),
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+    tok.train_from_iterator(_CORPUS, trainer)
+    return str(tok.to_str())
+
+
+def tiny_weights(spec: DecoderSpec, seed: int = 0) -> Weights:
+    rng = np.random.default_rng(seed)
+
+    def normal(*shape: int) -> np.ndarray:
+        return (rng.standard_normal(shape) * 0.08).astype(np.float32)
+
+    h, inter = spec.hidden_size, spec.intermediate_size
+    qkv = spec.q_size + 2 * spec.kv_size
+    w: Weights = {"embed": normal(spec.vocab_size, h), "final_norm.w": np.ones(h, np.float32)}
+    for i in range(spec.num_layers):
+        w[f"L{i}.attn_norm.w"] = np.ones(h, np.float32)
+        w[f"L{i}.mlp_norm.w"] = np.ones(h, np.float32)
+        w[f"L{i}.qkv.w"] = normal(h, qkv)
+        w[f"L{i}.o.w"] = normal(spec.q_size, h)
+        if spec.family == "gpt2":
+            w.update({f"L{i}.fc.w": normal(h, inter), f"L{i}.proj.w": normal(inter, h)})
+            for name, size in (("attn_norm", h), ("mlp_norm", h), ("o", h), ("fc", inter), ("proj", h)):
+                w[f"L{i}.{name}.b"] = np.zeros(size, np.float32)
+        else:
+            w.update({f"L{i}.gate_up.w": normal(h, 2 * inter), f"L{i}.down.w": normal(inter, h)})
+        if spec.qkv_bias:
+            w[f"L{i}.qkv.b"] = normal(qkv)
+    if spec.family == "gpt2":
+        w.update({"pos_embed": normal(spec.max_positions, h), "final_norm.b": np.zeros(h, np.float32)})
+    if not spec.tie_embeddings:
+        w["lm_head.w"] = normal(h, spec.vocab_size)
+    return w
+
+
+def tiny_source(model_type: str = "llama", seed: int = 0) -> LoadedSource:
+    spec = tiny_spec(model_type)
+    return LoadedSource(model_id=f"tiny-random-{model_type}", spec=spec, weights=tiny_weights(spec, seed),
+                        tokenizer_json=tiny_tokenizer_json(spec.vocab_size), chat_template=CHATML_TEMPLATE,
+                        eos_token_ids=(2,), info=SourceInfo(kind="tiny-random", ref=f"{model_type}:seed={seed}"))
