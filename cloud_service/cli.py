@@ -1,0 +1,165 @@
+"""``cloud-service``: the cloud side's command line.
+
+- ``cloud-service serve``: the gRPC service (flags or ``CONFROUTE_CLOUD_*``, see ``--help``) until
+  SIGINT or SIGTERM, then a graceful shutdown.
+- ``cloud-service triton``: the bundled ``tritonserver`` on a model repository (default: the echo
+  model), printing its URLs, until SIGINT or SIGTERM. The models' environment is
+  ``--backend-python`` or ``CONFROUTE_TRITON_PYTHON`` (a venv with nvidia-pytriton and numpy<2).
+- ``cloud-service policy set`` / ``policy get``: an operator publishes a routing policy (from a JSON
+  file in the protobuf JSON form of ``confroute.v1.Policy``, or from flags) or shows the current one.
+
+Exit status: 0 on success, 1 when a dependency failed or nothing was found, 2 for bad input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib
+import inspect
+import os
+import signal
+import sys
+import threading
+import typing
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from cloud_service.config import ServiceConfig, add_arguments, config_from
+from cloud_service.inference import TritonServerConfig, TritonServerProcess
+from cloud_service.ports import OutcomeLog, PolicyStore
+from cloud_service.server import policy_admin
+from cloud_service.server.logs import configure_logging
+from cloud_service.server.runner import serve
+from confroute.errors import ConfrouteError, InvalidInput, Unavailable
+
+DEFAULT_REPOSITORY = Path(__file__).resolve().parent / "model_repository"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``cloud-service``."""
+    args = _parser().parse_args(argv)
+    try:
+        code: int = args.run(args)
+    except ConfrouteError as exc:
+        print(f"cloud-service: error: {exc}", file=sys.stderr)
+        return 2 if isinstance(exc, InvalidInput) else 1
+    return code
+
+
+@asynccontextmanager
+async def open_redis_stores(redis_url: str) -> AsyncIterator[tuple[OutcomeLog, PolicyStore]]:
+    """The Redis outcome log and policy store: the one place that wires their implementations.
+
+    Each class takes a frozen config dataclass (the type of its constructor's first parameter) with
+    a ``url`` field; an optional ``start()`` is awaited, and ``close()`` at the end.
+    """
+    outcome_log = _construct("cloud_service.outcomes.redis_log", "RedisOutcomeLog", redis_url)
+    policy_store = _construct("cloud_service.policies.redis_store", "RedisPolicyStore", redis_url)
+    try:
+        for store in (outcome_log, policy_store):
+            if hasattr(store, "start"):
+                await store.start()
+        yield outcome_log, policy_store
+    finally:
+        for store in (outcome_log, policy_store):
+            if hasattr(store, "close"):
+                await store.close()
+
+
+def _construct(module: str, name: str, url: str) -> Any:
+    try:
+        cls = getattr(importlib.import_module(module), name)
+        first = next(iter(inspect.signature(cls).parameters))
+        config_type = typing.get_type_hints(cls.__init__)[first]
+        return cls(config_type(url=url))
+    except (ImportError, AttributeError, KeyError, StopIteration, TypeError) as exc:
+        raise Unavailable(f"cannot set up {module}.{name} for {url}: {exc!r}") from exc
+
+
+def _serve(args: argparse.Namespace) -> int:
+    config = config_from(args, os.environ)
+    configure_logging(config.log_format, config.log_level)
+    asyncio.run(serve(config, open_redis_stores))
+    return 0
+
+
+def _triton(args: argparse.Namespace) -> int:
+    python = args.backend_python or os.environ.get("CONFROUTE_TRITON_PYTHON")
+    config = TritonServerConfig(
+        model_repository=Path(args.model_repository),
+        backend_python=Path(python) if python else None,
+        host=args.host,
+        grpc_port=args.grpc_port,
+        http_port=args.http_port,
+        metrics_port=args.metrics_port,
+    )
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    with TritonServerProcess(config) as process:
+        endpoints = process.endpoints
+        print(f"grpc    {endpoints.grpc_url}", f"http    {endpoints.http_url}", f"metrics {endpoints.metrics_url}",
+              sep="\n", flush=True)
+        while process.running and not stop.wait(0.5):
+            pass
+        return 0 if stop.is_set() else 1
+
+
+def _policy_set(args: argparse.Namespace) -> int:
+    policy = policy_admin.policy_from_args(args)
+    asyncio.run(_with_store(config_from(args, os.environ), lambda store: store.publish(policy)))
+    print(policy_admin.to_json(policy))
+    return 0
+
+
+def _policy_get(args: argparse.Namespace) -> int:
+    config = config_from(args, os.environ)
+    policy = asyncio.run(_with_store(config, lambda store: store.current(args.edge_model_version, args.cohort)))
+    if policy is None:
+        print(f"no policy for edge model {args.edge_model_version} in cohort {args.cohort!r}", file=sys.stderr)
+        return 1
+    print(policy_admin.to_json(policy))
+    return 0
+
+
+async def _with_store(config: ServiceConfig, action: typing.Callable[[PolicyStore], typing.Awaitable[Any]]) -> Any:
+    async with open_redis_stores(config.redis_url) as (_, store):
+        return await action(store)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="cloud-service", description=__doc__.split("\n\n")[0])
+    commands = parser.add_subparsers(required=True, metavar="COMMAND")
+    serve_cmd = commands.add_parser("serve", help="run the gRPC service")
+    add_arguments(serve_cmd)
+    serve_cmd.set_defaults(run=_serve)
+    triton = commands.add_parser("triton", help="run the bundled tritonserver on a model repository")
+    triton.add_argument("--model-repository", default=str(DEFAULT_REPOSITORY))
+    triton.add_argument("--backend-python", default=None, help="interpreter of the models' environment")
+    triton.add_argument("--host", default="127.0.0.1")
+    for name, port in (("grpc", 8001), ("http", 8000), ("metrics", 8002)):
+        triton.add_argument(f"--{name}-port", type=int, default=port, help=f"default {port}; 0 picks a free one")
+    triton.set_defaults(run=_triton)
+    _add_policy_commands(commands)
+    return parser
+
+
+def _add_policy_commands(commands: Any) -> None:
+    policy = commands.add_parser("policy", help="publish or show routing policies")
+    actions = policy.add_subparsers(required=True, metavar="ACTION")
+    set_cmd = actions.add_parser("set", help="publish a policy from --file or from flags")
+    set_cmd.add_argument("--redis-url", default=None, help="env CONFROUTE_CLOUD_REDIS_URL")
+    policy_admin.add_policy_arguments(set_cmd)
+    set_cmd.set_defaults(run=_policy_set)
+    get_cmd = actions.add_parser("get", help="print the current policy as JSON")
+    get_cmd.add_argument("--redis-url", default=None, help="env CONFROUTE_CLOUD_REDIS_URL")
+    get_cmd.add_argument("--edge-model-version", required=True)
+    get_cmd.add_argument("--cohort", default="")
+    get_cmd.set_defaults(run=_policy_get)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,111 @@
+"""The cloud service's one frozen configuration, built once in ``main()`` (STYLE.md 9).
+
+Every field can be set by a flag (``--max-inflight``) or an environment variable with the
+``CONFROUTE_CLOUD_`` prefix (``CONFROUTE_CLOUD_MAX_INFLIGHT``); a flag wins over the environment, the
+environment over the default. Nothing here reads the environment or argv on import.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from cloud_service.backends.prompt import PROMPT_FORMATS, PromptFormat
+from confroute.errors import InvalidInput
+
+ENV_PREFIX = "CONFROUTE_CLOUD_"
+LOG_FORMATS = ("text", "json")
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+@dataclass(frozen=True)
+class ServiceConfig:
+    """What ``cloud-service serve`` needs. Addresses are ``host:port``; port 0 picks a free one."""
+
+    listen: str = "127.0.0.1:50051"
+    triton_url: str = "127.0.0.1:8001"
+    triton_model: str = "echo"
+    prompt_format: PromptFormat = "chatml"
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    max_inflight: int = 64  # escalations at once; more are refused with RESOURCE_EXHAUSTED
+    max_deadline_s: float = 30.0  # the longest a backend call may take, whatever the client allows
+    retain_text: bool = False  # keep prompt and answer texts in the outcome records of escalations
+    log_format: str = "text"
+    log_level: str = "INFO"
+    metrics_listen: str = "127.0.0.1:9464"  # empty: no /metrics endpoint
+    grace_s: float = 5.0  # how long calls in flight may finish at shutdown
+    max_pending_requests: int = 20_000  # calls not yet accepted before gRPC cancels them (Watch bursts)
+    readiness_interval_s: float = 2.0  # how often the health status follows the backend
+
+    def __post_init__(self) -> None:
+        split_address(self.listen, "listen")
+        if self.metrics_listen:
+            split_address(self.metrics_listen, "metrics_listen")
+        _require(self.prompt_format in PROMPT_FORMATS, "prompt_format", f"one of {PROMPT_FORMATS}")
+        _require(self.log_format in LOG_FORMATS, "log_format", f"one of {LOG_FORMATS}")
+        _require(self.redis_url.startswith(("redis://", "rediss://", "unix://")), "redis_url", "a redis:// URL")
+        _require(bool(self.triton_url and self.triton_model), "triton_url", "set, with triton_model")
+        _require(self.max_inflight >= 1, "max_inflight", ">= 1")
+        _require(self.max_pending_requests >= 1, "max_pending_requests", ">= 1")
+        for name in ("max_deadline_s", "grace_s", "readiness_interval_s"):
+            value = getattr(self, name)
+            _require(math.isfinite(value) and value > 0, name, "a positive number of seconds")
+
+
+def split_address(address: str, name: str = "address") -> tuple[str, int]:
+    """``"127.0.0.1:50051"`` -> ``("127.0.0.1", 50051)``; ``[::1]:0`` works too."""
+    host, sep, port = address.rpartition(":")
+    if not sep or not host or not port.isdigit() or int(port) > 65535:
+        raise InvalidInput(f"{name} must be host:port with a port in [0, 65535], got {address!r}", field=name)
+    return host.strip("[]"), int(port)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """One flag per field, defaulting to None so that the environment and the defaults show through."""
+    for spec in dataclasses.fields(ServiceConfig):
+        flag = "--" + spec.name.replace("_", "-")
+        env = ENV_PREFIX + spec.name.upper()
+        help_text = f"default {spec.default!r}; env {env}"
+        if spec.type == "bool":
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=help_text)
+        else:
+            parser.add_argument(flag, default=None, metavar=spec.name.upper(), help=help_text)
+
+
+def config_from(args: argparse.Namespace, environ: Mapping[str, str]) -> ServiceConfig:
+    """The config from parsed flags, then ``CONFROUTE_CLOUD_*`` variables, then the defaults."""
+    values: dict[str, Any] = {}
+    for spec in dataclasses.fields(ServiceConfig):
+        raw = getattr(args, spec.name, None)
+        if raw is None:
+            raw = environ.get(ENV_PREFIX + spec.name.upper())
+        if raw is not None:
+            values[spec.name] = _convert(raw, str(spec.type), spec.name)
+    return ServiceConfig(**values)
+
+
+def _convert(raw: object, type_name: str, name: str) -> object:
+    if not isinstance(raw, str):
+        return raw  # already typed by argparse (booleans)
+    try:
+        if type_name == "int":
+            return int(raw)
+        if type_name == "float":
+            return float(raw)
+    except ValueError as exc:
+        raise InvalidInput(f"{name} must be a number, got {raw!r}", field=name) from exc
+    if type_name == "bool":
+        lowered = raw.strip().lower()
+        _require(lowered in _TRUE | _FALSE, name, f"a boolean ({sorted(_TRUE | _FALSE)})")
+        return lowered in _TRUE
+    return raw
+
+
+def _require(ok: bool, name: str, what: str) -> None:
+    if not ok:
+        raise InvalidInput(f"{name} must be {what}", field=name)

@@ -1,0 +1,108 @@
+"""Prometheus metrics of the cloud service, on a registry of their own and a port of their own.
+
+Nothing is registered at import: :func:`create_metrics` builds a fresh ``CollectorRegistry`` and
+:func:`serve_metrics` starts the ``/metrics`` endpoint, both from ``main()``.
+
+- ``confroute_escalations_total{cohort,mode,status}``: escalations by gRPC status name (OK, ...).
+  Cohorts come from devices, so only the first ``max_cohorts`` distinct ones get their own label;
+  later ones are counted as ``other``.
+- ``confroute_triton_latency_seconds``: time of successful calls to the cloud model.
+- ``confroute_outcome_writes_total{source,result}``: upload records stored / duplicate / rejected,
+  and escalation records queued for the log.
+- ``confroute_outcomes_buffered`` / ``confroute_outcomes_dropped``: read at scrape time from the
+  outcome log's ``stats`` (an attribute or a method returning an object with ``buffered`` and
+  ``dropped``); NaN when the log has none.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from wsgiref.simple_server import WSGIServer
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+
+_LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+OTHER_COHORT = "other"
+
+
+class ServiceMetrics:
+    """The service's instruments; one instance per process, injected into the servicers."""
+
+    def __init__(self, registry: CollectorRegistry, max_cohorts: int = 100) -> None:
+        self.registry = registry
+        self._cohorts: set[str] = set()
+        self._max_cohorts = max_cohorts
+        self.escalations = Counter(
+            "confroute_escalations", "Escalations answered, by status", ["cohort", "mode", "status"], registry=registry
+        )
+        self.triton_latency = Histogram(
+            "confroute_triton_latency_seconds",
+            "Time of successful calls to the cloud model",
+            buckets=_LATENCY_BUCKETS,
+            registry=registry,
+        )
+        self.outcome_writes = Counter(
+            "confroute_outcome_writes", "Outcome records written, by source and result", ["source", "result"],
+            registry=registry,
+        )
+        self.outcomes_buffered = Gauge("confroute_outcomes_buffered", "Outcome records buffered", registry=registry)
+        self.outcomes_dropped = Gauge("confroute_outcomes_dropped", "Outcome records dropped", registry=registry)
+
+    def observe_escalation(self, cohort: str, mode: str, status: str) -> None:
+        """Counts one escalation; see the module docstring for how cohorts are bounded."""
+        self.escalations.labels(self._cohort_label(cohort), mode, status).inc()
+
+    def watch_outcome_log(self, outcome_log: object) -> None:
+        """Feeds the buffered/dropped gauges from ``outcome_log``'s stats at scrape time."""
+        self.outcomes_buffered.set_function(_stat_reader(outcome_log, "buffered"))
+        self.outcomes_dropped.set_function(_stat_reader(outcome_log, "dropped"))
+
+    def _cohort_label(self, cohort: str) -> str:
+        if cohort in self._cohorts:
+            return cohort
+        if len(self._cohorts) >= self._max_cohorts:
+            return OTHER_COHORT
+        self._cohorts.add(cohort)
+        return cohort
+
+
+def create_metrics(max_cohorts: int = 100) -> ServiceMetrics:
+    """Instruments on a new registry (never the process-global one)."""
+    return ServiceMetrics(CollectorRegistry(auto_describe=True), max_cohorts)
+
+
+@dataclass
+class MetricsEndpoint:
+    """A running ``/metrics`` HTTP server; :meth:`close` stops it and frees its port."""
+
+    server: WSGIServer
+    thread: threading.Thread
+
+    @property
+    def port(self) -> int:
+        return int(self.server.server_port)
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(timeout=5.0)
+
+
+def serve_metrics(metrics: ServiceMetrics, host: str, port: int) -> MetricsEndpoint:
+    """Starts ``/metrics`` for ``metrics.registry`` on ``host:port`` (0: a free port)."""
+    server, thread = start_http_server(port, addr=host, registry=metrics.registry)
+    return MetricsEndpoint(server, thread)
+
+
+def _stat_reader(outcome_log: object, name: str) -> Callable[[], float]:
+    def read() -> float:
+        stats = getattr(outcome_log, "stats", None)
+        if callable(stats):
+            stats = stats()
+        value = getattr(stats, name, None)
+        return float(value) if isinstance(value, (int, float)) else math.nan
+
+    return read

@@ -1,0 +1,97 @@
+"""How one :class:`OutcomeRecord` is laid out as the fields of one Redis Stream entry, and back.
+
+One field per attribute keeps the log readable with ``XRANGE`` and lets readers fetch only what they
+need; signals are one compact JSON object. Optional values that are absent (no cloud model, no cloud
+latency, texts not retained) have no field at all. Timestamps are ISO 8601 in UTC, floats their
+shortest exact ``repr``. ``v`` is the layout's version, for readers of old entries.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from datetime import datetime, timezone
+
+from confroute.contract.common import ModelRef
+from confroute.contract.enums import AnsweredBy, Decision, Label, LabelSource, RoutingMode
+from confroute.contract.outcome import Latency, OutcomeRecord
+
+LAYOUT_VERSION = "1"
+TEXT_FIELDS = ("prompt", "answer")
+
+
+def encode(record: OutcomeRecord, *, retain_text: bool) -> dict[str, str]:
+    """The entry's fields; prompt and answer texts only with ``retain_text``."""
+    fields = {
+        "v": LAYOUT_VERSION,
+        "qid": record.query_id,
+        "device": record.device_id,
+        "cohort": record.cohort,
+        "edge_model": record.edge_model.id,
+        "edge_version": record.edge_model.version,
+        "mode": record.mode.value,
+        "decision": record.decision.value,
+        "answered_by": record.answered_by.value,
+        "shadow": "1" if record.shadow else "0",
+        "propensity": repr(record.propensity),
+        "edge_ms": repr(record.latency.edge_ms),
+        "total_ms": repr(record.latency.total_ms),
+        "label": record.label.value,
+        "label_source": record.label_source.value,
+        "policy": record.policy_version,
+        "started_at": _utc(record.started_at).isoformat(),
+        "finished_at": _utc(record.finished_at).isoformat(),
+        "signals": json.dumps(dict(record.signals), separators=(",", ":")),
+    }
+    if record.cloud_model is not None:
+        fields["cloud_model"] = record.cloud_model.id
+        fields["cloud_version"] = record.cloud_model.version
+    if record.latency.cloud_ms is not None:
+        fields["cloud_ms"] = repr(record.latency.cloud_ms)
+    if retain_text:
+        _add_texts(fields, record)
+    return fields
+
+
+def decode(raw: Mapping[bytes, bytes]) -> OutcomeRecord:
+    """The record an entry holds (as redis-py returns it, undecoded); ``KeyError`` if a field is missing."""
+    fields = {key.decode(): value.decode() for key, value in raw.items()}
+    cloud_ms = fields.get("cloud_ms")
+    return OutcomeRecord(
+        query_id=fields["qid"],
+        device_id=fields["device"],
+        cohort=fields["cohort"],
+        edge_model=ModelRef(fields["edge_model"], fields["edge_version"]),
+        cloud_model=ModelRef(fields["cloud_model"], fields["cloud_version"]) if "cloud_model" in fields else None,
+        mode=RoutingMode(fields["mode"]),
+        decision=Decision(fields["decision"]),
+        answered_by=AnsweredBy(fields["answered_by"]),
+        shadow=fields["shadow"] == "1",
+        propensity=float(fields["propensity"]),
+        latency=Latency(
+            edge_ms=float(fields["edge_ms"]),
+            total_ms=float(fields["total_ms"]),
+            cloud_ms=float(cloud_ms) if cloud_ms is not None else None,
+        ),
+        label=Label(fields["label"]),
+        label_source=LabelSource(fields["label_source"]),
+        policy_version=fields["policy"],
+        started_at=datetime.fromisoformat(fields["started_at"]),
+        finished_at=datetime.fromisoformat(fields["finished_at"]),
+        signals=json.loads(fields["signals"]),
+        prompt_text=fields.get("prompt"),
+        answer_text=fields.get("answer"),
+    )
+
+
+def _add_texts(fields: dict[str, str], record: OutcomeRecord) -> None:
+    if record.prompt_text is not None:
+        fields["prompt"] = record.prompt_text
+    if record.answer_text is not None:
+        fields["answer"] = record.answer_text
+
+
+def _utc(moment: datetime) -> datetime:
+    if moment.tzinfo is None:
+        raise ValueError("outcome timestamps must be timezone-aware")
+    return moment.astimezone(timezone.utc)

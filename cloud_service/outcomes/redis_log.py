@@ -1,0 +1,178 @@
+"""The outcome log on Redis: ``record()`` off the request path, ``store()`` before an acknowledgement.
+
+``record()`` appends to a bounded in-memory buffer and returns at once. A background flusher, started by
+``start()``, writes the buffer in batches: as soon as a batch is full, else every ``flush_interval_s``.
+While Redis is unreachable the flusher keeps its batch and retries with bounded jittered backoff; the
+buffer meanwhile fills up to ``buffer_size`` and then drops its OLDEST records: newer outcomes reflect the
+policy and model now in use, so they are worth more to recalibration. Drops are counted in ``stats()``
+and logged (at most one warning per ``DROP_WARNING_INTERVAL_S``). ``close()`` flushes with a bounded
+wait; whatever it cannot write is counted as dropped and logged.
+
+``record()`` must be called from the event loop's thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from collections.abc import Sequence
+from contextlib import suppress
+from types import TracebackType
+
+from cloud_service.outcomes.backoff import Backoff
+from cloud_service.outcomes.config import OutcomeLogConfig
+from cloud_service.outcomes.redis_client import connect, redacted
+from cloud_service.outcomes.stats import Counters, OutcomeLogStats
+from cloud_service.outcomes.writer import OutcomeWriter
+from cloud_service.ports import StoreResult
+from confroute.contract.outcome import OutcomeRecord
+from confroute.errors import Overloaded, Unavailable
+
+logger = logging.getLogger(__name__)
+
+DROP_WARNING_INTERVAL_S = 10.0
+
+
+class RedisOutcomeLog:
+    """An :class:`cloud_service.ports.OutcomeLog` on a Redis Stream, idempotent by query id."""
+
+    def __init__(self, config: OutcomeLogConfig) -> None:
+        self._config = config
+        self._client = connect(
+            config.url, connect_timeout_s=config.connect_timeout_s, command_timeout_s=config.command_timeout_s
+        )
+        self._writer = OutcomeWriter(self._client, config)
+        self._buffer: deque[OutcomeRecord] = deque()
+        self._batch: list[OutcomeRecord] = []
+        self._counters = Counters()
+        self._due = asyncio.Event()
+        self._flusher: asyncio.Task[None] | None = None
+        self._closing = False
+        self._last_drop_warning = -DROP_WARNING_INTERVAL_S
+
+    @property
+    def config(self) -> OutcomeLogConfig:
+        return self._config
+
+    def stats(self) -> OutcomeLogStats:
+        """The counters now (see :class:`OutcomeLogStats`)."""
+        return self._counters.snapshot(buffered=len(self._buffer) + len(self._batch))
+
+    async def start(self) -> None:
+        """Starts the background flusher (records passed to ``record()`` before are kept)."""
+        if self._flusher is None and not self._closing:
+            self._flusher = asyncio.create_task(self._flush_loop(), name="outcome-log-flusher")
+            logger.info("outcome log writing to %s at %s", self._config.stream_key, redacted(self._config.url))
+
+    async def __aenter__(self) -> RedisOutcomeLog:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
+
+    def record(self, record: OutcomeRecord) -> None:
+        """Queues one record for a batched write; never blocks, never raises (see the module docstring)."""
+        if self._closing:
+            self._drop(1, "the log is closed")
+            return
+        if len(self._buffer) >= self._config.buffer_size:
+            self._buffer.popleft()
+            self._drop(1, "the buffer is full")
+        self._buffer.append(record)
+        if len(self._buffer) >= self._config.batch_size:
+            self._due.set()
+
+    async def store(self, records: Sequence[OutcomeRecord]) -> StoreResult:
+        """Writes the records before returning; raises ``Unavailable`` (``Overloaded`` when Redis is out
+        of memory) if they could not be written."""
+        try:
+            result = await self._writer.write(records)
+        except (Unavailable, Overloaded):
+            self._counters.write_errors += 1
+            raise
+        self._count(result)
+        return result
+
+    async def close(self) -> None:
+        """Flushes what is buffered (waiting at most ``close_timeout_s``) and closes the connections."""
+        if self._closing:
+            return
+        self._closing = True
+        self._due.set()
+        if self._flusher is None and self._buffer:
+            self._flusher = asyncio.create_task(self._flush_loop(), name="outcome-log-flusher")
+        if self._flusher is not None:
+            await self._stop_flusher(self._flusher)
+        unwritten = len(self._buffer) + len(self._batch)
+        self._buffer.clear()
+        self._batch = []
+        if unwritten:
+            self._drop(unwritten, "not written before close", always_warn=True)
+        await self._client.aclose()
+
+    async def _stop_flusher(self, flusher: asyncio.Task[None]) -> None:
+        try:
+            await asyncio.wait_for(asyncio.shield(flusher), self._config.close_timeout_s)
+        except asyncio.TimeoutError:
+            flusher.cancel()
+            with suppress(asyncio.CancelledError):
+                await flusher
+
+    async def _flush_loop(self) -> None:
+        while True:
+            self._due.clear()
+            await self._drain()
+            if self._closing:
+                return
+            with suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._due.wait(), self._config.flush_interval_s)
+
+    async def _drain(self) -> None:
+        while self._buffer:
+            size = min(len(self._buffer), self._config.batch_size)
+            self._batch = [self._buffer.popleft() for _ in range(size)]
+            await self._write_batch()
+            self._batch = []
+
+    async def _write_batch(self) -> None:
+        """Writes ``self._batch``, retrying while Redis is unreachable; a batch that cannot be encoded
+        (a bug) is dropped, logged and counted rather than stopping the flusher."""
+        backoff = Backoff(self._config.retry_base_s, self._config.retry_cap_s)
+        while True:
+            try:
+                result = await self._writer.write(self._batch)
+            except (Unavailable, Overloaded) as exc:
+                self._counters.write_errors += 1
+                await self._wait_to_retry(backoff, exc)
+            except Exception:
+                self._counters.write_errors += 1
+                logger.exception("outcome log: cannot write a batch of %d record(s); dropping it", len(self._batch))
+                self._drop(len(self._batch), "the batch could not be written")
+                return
+            else:
+                self._count(result)
+                return
+
+    async def _wait_to_retry(self, backoff: Backoff, exc: Exception) -> None:
+        delay = backoff.next_delay()
+        log = logger.warning if backoff.attempts == 1 else logger.debug  # one warning per outage, not per retry
+        log("outcome log: %d record(s) wait for Redis, next try in %.2f s: %s", len(self._batch), delay, exc)
+        await asyncio.sleep(delay)
+
+    def _count(self, result: StoreResult) -> None:
+        self._counters.written += len(result.stored)
+        self._counters.duplicates += len(result.duplicates)
+
+    def _drop(self, count: int, reason: str, *, always_warn: bool = False) -> None:
+        self._counters.dropped += count
+        now = time.monotonic()
+        if always_warn or now - self._last_drop_warning >= DROP_WARNING_INTERVAL_S:
+            self._last_drop_warning = now
+            logger.warning(
+                "outcome log dropped %d record(s): %s (%d dropped in all)", count, reason, self._counters.dropped
+            )

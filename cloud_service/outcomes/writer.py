@@ -1,0 +1,93 @@
+"""Appends outcome records to the stream at most once per query id, one round trip per batch.
+
+A Lua script makes "is this query id new? then XADD and remember it" atomic, so concurrent writers and
+retries after a lost reply never log a query twice. The script takes many records per call (all keys
+share one hash tag, so this holds in Redis Cluster too) and the calls of one batch are pipelined
+without MULTI: about 1,000 records cost one round trip and no call blocks Redis for long.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+
+from redis.asyncio import Redis
+from redis.exceptions import NoScriptError
+
+from cloud_service.outcomes import codec
+from cloud_service.outcomes.config import OutcomeLogConfig
+from cloud_service.outcomes.redis_client import translated
+from cloud_service.ports import StoreResult
+from confroute.contract.outcome import OutcomeRecord
+
+# KEYS[1]: the stream; KEYS[1 + i]: the dedupe key of record i.
+# ARGV: dedupe TTL (s), approximate MAXLEN, then per record its field count n and n field/value pairs.
+# Returns one flag per record: 1 appended, 0 already logged.
+APPEND_ONCE = """
+local ttl, maxlen, pos = ARGV[1], ARGV[2], 3
+local added = {}
+for i = 2, #KEYS do
+  local n = tonumber(ARGV[pos])
+  if redis.call('EXISTS', KEYS[i]) == 0 then
+    local entry = {KEYS[1], 'MAXLEN', '~', maxlen, '*'}
+    for j = pos + 1, pos + 2 * n do entry[#entry + 1] = ARGV[j] end
+    local id = redis.call('XADD', unpack(entry))
+    redis.call('SET', KEYS[i], id, 'EX', ttl)
+    added[i - 1] = 1
+  else
+    added[i - 1] = 0
+  end
+  pos = pos + 1 + 2 * n
+end
+return added
+"""
+_SHA = hashlib.sha1(APPEND_ONCE.encode()).hexdigest()
+# Records per script call: Redis runs one call at a time, so this bounds how long others wait (~0.5 ms).
+RECORDS_PER_CALL = 100
+
+_Call = tuple[list[str], list[str | int]]
+
+
+class OutcomeWriter:
+    """Writes batches of records durably; every failure is a confroute error (see ``redis_client``)."""
+
+    def __init__(self, client: Redis, config: OutcomeLogConfig) -> None:
+        self._client = client
+        self._config = config
+
+    async def write(self, records: Sequence[OutcomeRecord]) -> StoreResult:
+        """Appends the records not logged before; returns which ids were new and which were not."""
+        calls = [self._call(records[i : i + RECORDS_PER_CALL]) for i in range(0, len(records), RECORDS_PER_CALL)]
+        if not calls:
+            return StoreResult(stored=(), duplicates=())
+        with translated("appending outcome records"):
+            flags = await self._run(calls)
+        stored = tuple(record.query_id for record, flag in zip(records, flags, strict=True) if flag)
+        duplicates = tuple(record.query_id for record, flag in zip(records, flags, strict=True) if not flag)
+        return StoreResult(stored=stored, duplicates=duplicates)
+
+    def _call(self, records: Sequence[OutcomeRecord]) -> _Call:
+        config = self._config
+        keys = [config.stream_key]
+        args: list[str | int] = [config.dedupe_ttl_s, config.maxlen]
+        for record in records:
+            keys.append(config.seen_key(record.query_id))
+            fields = codec.encode(record, retain_text=config.retain_text)
+            args.append(len(fields))
+            for item in fields.items():
+                args.extend(item)
+        return keys, args
+
+    async def _run(self, calls: list[_Call]) -> list[int]:
+        try:
+            return await self._evalsha(calls)
+        except NoScriptError:  # a restarted (or another) server: nothing ran, so running again is safe
+            await self._client.script_load(APPEND_ONCE)
+            return await self._evalsha(calls)
+
+    async def _evalsha(self, calls: list[_Call]) -> list[int]:
+        pipe = self._client.pipeline(transaction=False)
+        for keys, args in calls:
+            pipe.evalsha(_SHA, len(keys), *keys, *args)
+        replies: list[list[int]] = await pipe.execute()
+        return [flag for reply in replies for flag in reply]

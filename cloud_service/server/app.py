@@ -1,0 +1,130 @@
+"""The cloud service's gRPC server: the three confroute services, health checking and reflection.
+
+:func:`build_server` wires injected dependencies (backend, outcome log, policy store, metrics) into
+one ``grpc.aio`` server behind the error interceptor, binds it and returns a :class:`CloudServer`.
+Health (``grpc.health.v1``) says NOT_SERVING until the backend's readiness check first passes, then
+follows it; at shutdown everything turns NOT_SERVING before calls in flight get ``grace_s`` to finish.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from cloud_service.config import ServiceConfig
+from cloud_service.metrics import ServiceMetrics
+from cloud_service.ports import InferenceBackend, OutcomeLog, PolicyStore
+from cloud_service.server.escalation import EscalationServicer, EscalationSettings
+from cloud_service.server.fleet import FleetServicer
+from cloud_service.server.interceptor import ErrorInterceptor
+from cloud_service.server.limits import InflightLimit
+from cloud_service.server.outcomes import OutcomesServicer
+from confroute.errors import Unavailable
+from confroute.v1 import (
+    escalation_pb2,
+    escalation_pb2_grpc,
+    fleet_pb2,
+    fleet_pb2_grpc,
+    outcomes_pb2,
+    outcomes_pb2_grpc,
+)
+
+logger = logging.getLogger(__name__)
+
+ReadinessCheck = Callable[[], Awaitable[bool]]
+SERVICE_NAMES: tuple[str, ...] = (
+    escalation_pb2.DESCRIPTOR.services_by_name["EscalationService"].full_name,
+    outcomes_pb2.DESCRIPTOR.services_by_name["OutcomesService"].full_name,
+    fleet_pb2.DESCRIPTOR.services_by_name["FleetService"].full_name,
+)
+_SERVING = health_pb2.HealthCheckResponse.SERVING
+_NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
+
+
+@dataclass(frozen=True)
+class Dependencies:
+    """What the servicers run on; built by the caller, closed by the caller."""
+
+    backend: InferenceBackend
+    outcome_log: OutcomeLog
+    policy_store: PolicyStore
+    metrics: ServiceMetrics
+    ready: ReadinessCheck  # whether the backend can answer now
+
+
+class CloudServer:
+    """A bound, not yet started server; :meth:`start`, then :meth:`stop` (idempotent)."""
+
+    def __init__(self, server: grpc.aio.Server, health_servicer: health.aio.HealthServicer, port: int) -> None:
+        self._server = server
+        self._health = health_servicer
+        self.port = port
+        self._readiness: asyncio.Task[None] | None = None
+
+    async def start(self, ready: ReadinessCheck, interval_s: float) -> None:
+        """Starts serving and the task that keeps health in step with ``ready``."""
+        await self._set_health(_NOT_SERVING)
+        await self._server.start()
+        self._readiness = asyncio.create_task(self._follow(ready, interval_s), name="readiness")
+
+    async def stop(self, grace_s: float) -> None:
+        """NOT_SERVING at once, then up to ``grace_s`` for calls in flight, then cancels the rest."""
+        await self._health.enter_graceful_shutdown()
+        if self._readiness is not None:
+            self._readiness.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._readiness
+            self._readiness = None
+        await self._server.stop(grace_s)
+
+    async def wait_for_termination(self) -> None:
+        await self._server.wait_for_termination()
+
+    async def _follow(self, ready: ReadinessCheck, interval_s: float) -> None:
+        serving: bool | None = None
+        while True:
+            now = await ready()
+            if now != serving:
+                logger.info("backend %s; health %s", "ready" if now else "not ready", "SERVING" if now else "NOT_SERVING")
+                await self._set_health(_SERVING if now else _NOT_SERVING)
+                serving = now
+            await asyncio.sleep(interval_s)
+
+    async def _set_health(self, status: int) -> None:
+        for name in ("", *SERVICE_NAMES):
+            await self._health.set(name, status)
+
+
+def server_options(config: ServiceConfig) -> list[tuple[str, int]]:
+    """Channel arguments: room for bursts of Watch calls (BRIEF 4) and no shared ports."""
+    return [
+        ("grpc.server.max_pending_requests", config.max_pending_requests),
+        ("grpc.server.max_pending_requests_hard_limit", 2 * config.max_pending_requests),
+        ("grpc.so_reuseport", 0),  # a port already taken must fail loudly, not be shared
+    ]
+
+
+def build_server(config: ServiceConfig, deps: Dependencies) -> CloudServer:
+    """The server with every service added and ``config.listen`` bound (port 0: a free port)."""
+    server = grpc.aio.server(interceptors=[ErrorInterceptor()], options=server_options(config))
+    settings = EscalationSettings(max_deadline_s=config.max_deadline_s, retain_text=config.retain_text)
+    limit = InflightLimit(config.max_inflight)
+    escalation = EscalationServicer(deps.backend, deps.outcome_log, limit, deps.metrics, settings)
+    escalation_pb2_grpc.add_EscalationServiceServicer_to_server(escalation, server)
+    outcomes_pb2_grpc.add_OutcomesServiceServicer_to_server(OutcomesServicer(deps.outcome_log, deps.metrics), server)
+    fleet_pb2_grpc.add_FleetServiceServicer_to_server(FleetServicer(deps.policy_store), server)
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    reflection.enable_server_reflection((*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
+    try:
+        port = server.add_insecure_port(config.listen)
+    except RuntimeError as exc:
+        raise Unavailable(f"cannot listen on {config.listen}: {exc}") from exc
+    return CloudServer(server, health_servicer, port)

@@ -1,0 +1,173 @@
+"""EscalationService: the edge's unsure queries answered by the cloud model, whole or streamed.
+
+Thin: pb -> :class:`EscalationRequest` -> backend -> pb. The backend gets the client's remaining
+deadline, capped by the configured maximum. Each answered escalation is also recorded in the outcome
+log, with its metrics and one INFO line, in a callback scheduled after the answer is handed to gRPC,
+so none of it sits on the request path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+import grpc
+
+from cloud_service.metrics import ServiceMetrics
+from cloud_service.ports import InferenceBackend, OutcomeLog
+from cloud_service.server.limits import InflightLimit
+from cloud_service.server.status import status_for
+from cloud_service.server.streams import closing
+from confroute.contract.answer import EscalationResponse, stream_event_to_pb
+from confroute.contract.enums import AnsweredBy, Decision
+from confroute.contract.escalation import EscalationRequest
+from confroute.contract.outcome import Latency, OutcomeRecord
+from confroute.v1 import common_pb2, escalation_pb2, escalation_pb2_grpc
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class EscalationSettings:
+    """The part of the service config the escalation servicer reads."""
+
+    max_deadline_s: float
+    retain_text: bool = False
+
+
+class EscalationServicer(escalation_pb2_grpc.EscalationServiceServicer):  # type: ignore[misc]
+    """Answers escalations with the inference backend, within an in-flight limit."""
+
+    def __init__(
+        self,
+        backend: InferenceBackend,
+        outcome_log: OutcomeLog,
+        limit: InflightLimit,
+        metrics: ServiceMetrics,
+        settings: EscalationSettings,
+    ) -> None:
+        self._backend = backend
+        self._log = outcome_log
+        self._limit = limit
+        self._metrics = metrics
+        self._settings = settings
+
+    async def Escalate(  # noqa: N802 -- the name is the RPC's
+        self, request: escalation_pb2.EscalateRequest, context: grpc.aio.ServicerContext
+    ) -> escalation_pb2.EscalateResponse:
+        with self._counted(request.escalation):
+            escalation = EscalationRequest.from_pb(request.escalation)
+            with self._limit.slot():
+                started_at = datetime.now(timezone.utc)
+                answer = await self._backend.generate(escalation, self._timeout(context))
+        self._record_later(escalation, answer, started_at)
+        return escalation_pb2.EscalateResponse(answer=answer.to_pb())
+
+    async def EscalateStream(  # noqa: N802
+        self, request: escalation_pb2.EscalateStreamRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[escalation_pb2.EscalateStreamResponse]:
+        with self._counted(request.escalation):
+            escalation = EscalationRequest.from_pb(request.escalation)
+            with self._limit.slot():
+                started_at = datetime.now(timezone.utc)
+                async with closing(self._backend.stream(escalation, self._timeout(context))) as events:
+                    async for event in events:
+                        if isinstance(event, EscalationResponse):
+                            self._record_later(escalation, event, started_at)
+                        yield stream_event_to_pb(event)
+
+    def _timeout(self, context: grpc.aio.ServicerContext) -> float:
+        remaining: float | None = context.time_remaining()
+        cap = self._settings.max_deadline_s
+        return cap if remaining is None else min(remaining, cap)
+
+    @contextmanager
+    def _counted(self, escalation: escalation_pb2.Escalation) -> Iterator[None]:
+        """Counts the escalation by cohort, mode and the status it ends with."""
+        status = grpc.StatusCode.OK
+        try:
+            yield
+        except BaseException as exc:
+            status = status_for(exc) or grpc.StatusCode.INTERNAL
+            raise
+        finally:
+            self._metrics.observe_escalation(escalation.cohort, _mode_label(escalation.mode), status.name)
+
+    def _record_later(self, request: EscalationRequest, answer: EscalationResponse, started_at: datetime) -> None:
+        finished_at = datetime.now(timezone.utc)
+        asyncio.get_running_loop().call_soon(self._record, request, answer, started_at, finished_at)
+
+    def _record(
+        self, request: EscalationRequest, answer: EscalationResponse, started_at: datetime, finished_at: datetime
+    ) -> None:
+        record = outcome_record(request, answer, started_at, finished_at, retain_text=self._settings.retain_text)
+        self._log.record(record)
+        self._metrics.outcome_writes.labels("escalation", "queued").inc()
+        self._metrics.triton_latency.observe(answer.timings.total_ms / 1e3)
+        logger.info(
+            "escalation %s cohort=%s mode=%s shadow=%s tokens=%d+%d finish=%s cloud_ms=%.1f",
+            request.query_id,
+            request.cohort,
+            request.mode.value,
+            request.shadow,
+            answer.usage.prompt_tokens,
+            answer.usage.completion_tokens,
+            answer.finish_reason.value,
+            answer.timings.total_ms,
+        )
+
+
+def outcome_record(
+    request: EscalationRequest,
+    answer: EscalationResponse,
+    started_at: datetime,
+    finished_at: datetime,
+    *,
+    retain_text: bool = False,
+) -> OutcomeRecord:
+    """What the cloud saw of one escalation, for the outcome log.
+
+    A normal escalation is ESCALATED and answered by the CLOUD. A shadow request's answer is not
+    shown to the user, so it is logged as the LOCAL decision it shadows, answered by the EDGE. The
+    edge's own latency is not known here: ``edge_ms`` is 0 and both ``cloud_ms`` and ``total_ms``
+    are the server's time. Texts are kept only with ``retain_text``.
+    """
+    decision, answered_by = (
+        (Decision.LOCAL, AnsweredBy.EDGE) if request.shadow else (Decision.ESCALATED, AnsweredBy.CLOUD)
+    )
+    server_ms = answer.timings.total_ms
+    return OutcomeRecord(
+        query_id=request.query_id,
+        device_id=request.device_id,
+        cohort=request.cohort,
+        edge_model=request.edge_model,
+        cloud_model=answer.model,
+        mode=request.mode,
+        decision=decision,
+        answered_by=answered_by,
+        latency=Latency(edge_ms=0.0, total_ms=server_ms, cloud_ms=server_ms),
+        started_at=started_at,
+        finished_at=finished_at,
+        signals=request.signals,
+        policy_version=request.policy_version,
+        shadow=request.shadow,
+        propensity=request.propensity,
+        prompt_text=_prompt_text(request) if retain_text else None,
+        answer_text=answer.text if retain_text else None,
+    )
+
+
+def _prompt_text(request: EscalationRequest) -> str:
+    return "\n".join(f"{message.role.value}: {message.content}" for message in request.messages)
+
+
+def _mode_label(mode: int) -> str:
+    try:
+        name: str = common_pb2.RoutingMode.Name(mode)
+    except ValueError:
+        return "unknown"
+    return name.removeprefix("ROUTING_MODE_").lower()

@@ -1,0 +1,88 @@
+"""The server interceptor that answers domain errors with their gRPC status (see :mod:`.status`).
+
+It wraps every method's behaviour, whatever its shape: unary or streaming responses, and streaming
+handlers written as async generators or as coroutines that call ``context.write`` (health's Watch).
+Aborts that a servicer made itself (``context.abort``) and cancellations pass through untouched.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import grpc
+
+from cloud_service.server.status import details_for, status_for
+from confroute.errors import ConfrouteError
+
+logger = logging.getLogger(__name__)
+
+Behavior = Callable[..., Any]
+
+
+class ErrorInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]  # grpc ships no type stubs
+    """Maps ConfrouteError subclasses through the status table; anything else is INTERNAL, logged once."""
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[Any], Awaitable[Any]],
+        handler_call_details: Any,
+    ) -> Any:
+        handler = await continuation(handler_call_details)
+        if handler is None:
+            return None
+        method = handler_call_details.method
+        for kind, factory in _FACTORIES.items():
+            behavior = getattr(handler, kind)
+            if behavior is not None:
+                return factory(
+                    _wrap(behavior, method),
+                    request_deserializer=handler.request_deserializer,
+                    response_serializer=handler.response_serializer,
+                )
+        return handler
+
+
+_FACTORIES: dict[str, Callable[..., Any]] = {
+    "unary_unary": grpc.unary_unary_rpc_method_handler,
+    "unary_stream": grpc.unary_stream_rpc_method_handler,
+    "stream_unary": grpc.stream_unary_rpc_method_handler,
+    "stream_stream": grpc.stream_stream_rpc_method_handler,
+}
+
+
+def _wrap(behavior: Behavior, method: str) -> Behavior:
+    if inspect.isasyncgenfunction(behavior):
+
+        async def stream(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+            try:
+                async for response in behavior(request, context):
+                    yield response
+            except Exception as exc:  # translated or reported, never swallowed
+                await _abort(exc, context, method)
+
+        return stream
+
+    async def call(request: Any, context: grpc.aio.ServicerContext) -> Any:
+        try:
+            return await behavior(request, context)
+        except Exception as exc:
+            await _abort(exc, context, method)
+
+    return call
+
+
+async def _abort(exc: Exception, context: grpc.aio.ServicerContext, method: str) -> None:
+    """Ends the call with the status for ``exc``; always raises."""
+    if isinstance(exc, (grpc.aio.AbortError, asyncio.CancelledError)):
+        raise exc
+    code = status_for(exc)
+    if code is None or not isinstance(exc, ConfrouteError):
+        logger.error("internal error in %s", method, exc_info=exc)
+        await context.abort(grpc.StatusCode.INTERNAL, "internal error")
+    else:
+        await context.abort(code, details_for(exc))
+    raise AssertionError("context.abort returned")  # pragma: no cover -- abort always raises

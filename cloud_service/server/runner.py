@@ -1,0 +1,68 @@
+"""Running the cloud service until SIGINT or SIGTERM, then shutting down gracefully.
+
+The outcome log and policy store come from a factory (an async context manager), so that the
+process's wiring of Redis lives in one place (``cloud_service.cli``) and tests can pass their own.
+Shutdown order: health NOT_SERVING and the gRPC server drains (``grace_s``), the metrics endpoint
+stops, the outcome log flushes and closes, and the Triton channel closes last.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager, AsyncExitStack
+
+from cloud_service.backends.triton import TritonBackend, TritonBackendConfig
+from cloud_service.config import ServiceConfig, split_address
+from cloud_service.metrics import create_metrics, serve_metrics
+from cloud_service.ports import OutcomeLog, PolicyStore
+from cloud_service.server.app import CloudServer, Dependencies, build_server
+
+logger = logging.getLogger(__name__)
+
+Stores = tuple[OutcomeLog, PolicyStore]
+StoresFactory = Callable[[str], AbstractAsyncContextManager[Stores]]
+
+
+async def serve(config: ServiceConfig, open_stores: StoresFactory) -> None:
+    """Serves until SIGINT or SIGTERM."""
+    async with AsyncExitStack() as stack:
+        server = await start_service(config, open_stores, stack)
+        logger.info("cloud service listening on port %d (triton %s)", server.port, config.triton_url)
+        await _signalled()
+        logger.info("shutting down (grace %.1f s)", config.grace_s)
+
+
+async def start_service(config: ServiceConfig, open_stores: StoresFactory, stack: AsyncExitStack) -> CloudServer:
+    """Builds and starts everything; ``stack`` undoes it in reverse order."""
+    backend = await TritonBackend.create(
+        TritonBackendConfig(url=config.triton_url, model=config.triton_model, prompt_format=config.prompt_format)
+    )
+    stack.push_async_callback(backend.close)
+    outcome_log, policy_store = await stack.enter_async_context(open_stores(config.redis_url))
+    metrics = create_metrics()
+    metrics.watch_outcome_log(outcome_log)
+    if config.metrics_listen:
+        endpoint = serve_metrics(metrics, *split_address(config.metrics_listen, "metrics_listen"))
+        stack.callback(endpoint.close)
+        logger.info("metrics on http://%s:%d/metrics", endpoint.server.server_name, endpoint.port)
+    deps = Dependencies(backend, outcome_log, policy_store, metrics, ready=backend.ready)
+    server = build_server(config, deps)
+    await server.start(backend.ready, config.readiness_interval_s)
+    stack.push_async_callback(server.stop, config.grace_s)
+    return server
+
+
+async def _signalled() -> None:
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    signals = (signal.SIGINT, signal.SIGTERM)
+    for signum in signals:
+        loop.add_signal_handler(signum, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        for signum in signals:
+            loop.remove_signal_handler(signum)
