@@ -7,7 +7,8 @@ import numpy as np
 
 def log_softmax(logits: np.ndarray) -> np.ndarray:
     shifted = logits - logits.max()
-    return shifted - np.log(np.exp(shifted).sum())
+    result: np.ndarray = shifted - np.log(np.exp(shifted).sum())
+    return result
 
 
 def sample_token(logits: np.ndarray, temperature: float, top_p: float, rng: np.random.Generator) -> tuple[int, float]:
