@@ -101,8 +101,13 @@ def _triton(args: argparse.Namespace) -> int:
         signal.signal(signum, lambda *_: stop.set())
     with TritonServerProcess(config) as process:
         endpoints = process.endpoints
-        print(f"grpc    {endpoints.grpc_url}", f"http    {endpoints.http_url}", f"metrics {endpoints.metrics_url}",
-              sep="\n", flush=True)
+        print(
+            f"grpc    {endpoints.grpc_url}",
+            f"http    {endpoints.http_url}",
+            f"metrics {endpoints.metrics_url}",
+            sep="\n",
+            flush=True,
+        )
         while process.running and not stop.wait(0.5):
             pass
         return 0 if stop.is_set() else 1

@@ -45,7 +45,9 @@ class ServiceMetrics:
             registry=registry,
         )
         self.outcome_writes = Counter(
-            "confroute_outcome_writes", "Outcome records written, by source and result", ["source", "result"],
+            "confroute_outcome_writes",
+            "Outcome records written, by source and result",
+            ["source", "result"],
             registry=registry,
         )
         self.outcomes_buffered = Gauge("confroute_outcomes_buffered", "Outcome records buffered", registry=registry)

@@ -77,7 +77,8 @@ def run(config: DemoConfig) -> None:
     ensure_bundle(config)
     model = EdgeModel(config.bundle, runtime_options("cpu", config.threads))
     print(f"[demo] edge model {model.model_id} version {model.version}")
-    print(f"{'#':>2} {'question':44} | {'edge answer':46} | {'H̄':>5} {'pmin':>5} {'logp̄':>6} | {'TBG probe':>9} | latency")
+    header = f"{'#':>2} {'question':44} | {'edge answer':46} | {'H̄':>5} {'pmin':>5} {'logp̄':>6}"
+    print(f"{header} | {'TBG probe':>9} | latency")
     params = SamplingParams(max_new_tokens=config.max_tokens)
     for n, question in enumerate(load_questions(config.questions), 1):
         started = time.perf_counter()

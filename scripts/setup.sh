@@ -11,8 +11,8 @@ if [ ! -x "$VENV/bin/python" ]; then
   "$PYTHON" -m venv "$VENV"
 fi
 "$VENV/bin/python" -m pip install --quiet --upgrade pip
-echo "[setup] installing confroute with edge, export, cloud and dev extras (torch 2.13.0 CPU build)"
-"$VENV/bin/python" -m pip install --quiet -e ".[edge,export,cloud,dev]"
+echo "[setup] installing confroute with edge, export, cloud, bench and dev extras (torch 2.13.0 CPU build)"
+"$VENV/bin/python" -m pip install --quiet -e ".[edge,export,cloud,dev,bench]"
 # tritonclient's declared pins (protobuf<7, ml-dtypes<=0.5.4) would break the stubs and onnx; its gRPC
 # client works with the versions above (tested), so it is installed without its dependency list.
 "$VENV/bin/python" -m pip install --quiet --no-deps "tritonclient==2.73.0"

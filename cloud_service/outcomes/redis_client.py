@@ -12,27 +12,34 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any, cast
 from urllib.parse import SplitResult, urlsplit
 
 from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialWithJitterBackoff
 from redis.exceptions import OutOfMemoryError, RedisError
-from redis.retry import Retry
 
 from confroute.errors import Overloaded, Unavailable
 
-SCHEMES = ("redis", "rediss")
-_FORM = "redis://[user:password@]host[:port][/db] (or rediss:// for TLS)"
+# One stream entry as redis-py returns it from a client that does not decode responses (RESP2).
+StreamEntry = tuple[bytes, dict[bytes, bytes]]
+
+_TCP_SCHEMES = ("redis", "rediss")
+_FORM = "redis://[user:password@]host[:port][/db] (rediss:// for TLS, unix:///path/to/socket)"
 
 
 def check_url(url: str, setting: str) -> None:
-    """Raises ``ValueError`` naming ``setting`` unless ``url`` is a ``redis://`` or ``rediss://`` URL."""
+    """Raises ``ValueError`` naming ``setting`` unless ``url`` is a ``redis://``, ``rediss://`` or
+    ``unix://`` URL that redis-py can use."""
     try:
         parts = urlsplit(url)
         parts.port  # noqa: B018 -- parsing the port is what validates it
     except ValueError as exc:
         raise ValueError(f"{setting} must look like {_FORM}: {exc}") from exc
-    if parts.scheme not in SCHEMES or not parts.hostname:
+    if parts.scheme == "unix" and parts.path:
+        return
+    if parts.scheme not in _TCP_SCHEMES or not parts.hostname:
         raise ValueError(f"{setting} must look like {_FORM}, got {redacted(url)!r}")
     database = parts.path.lstrip("/")
     if database and not database.isdigit():
@@ -83,3 +90,17 @@ def translated(action: str) -> Iterator[None]:
         raise Overloaded(f"Redis is out of memory while {action}") from exc
     except RedisError as exc:
         raise Unavailable(f"Redis failed while {action}: {type(exc).__name__}: {exc}") from exc
+
+
+def stream_entries(reply: Any) -> list[StreamEntry]:
+    """The entries of an ``XRANGE``/``XREVRANGE`` reply."""
+    return cast("list[StreamEntry]", reply or [])
+
+
+def read_entries(reply: Any) -> list[StreamEntry]:
+    """The entries of an ``XREAD`` reply, of all the streams read, in reply order."""
+    if isinstance(reply, dict):  # RESP3 (``?protocol=3`` in the URL): {stream: [entries]}
+        streams = cast("list[list[StreamEntry]]", [entries for entries, *_ in reply.values()])
+    else:  # RESP2: [[stream, [entries]], ...]
+        streams = [entries for _, entries in cast("list[tuple[bytes, list[StreamEntry]]]", reply or [])]
+    return [entry for entries in streams for entry in entries]

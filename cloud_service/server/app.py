@@ -15,8 +15,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import grpc
-from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc  # type: ignore[import-untyped]
+from grpc_reflection.v1alpha import reflection  # type: ignore[import-untyped]
 
 from cloud_service.config import ServiceConfig
 from cloud_service.metrics import ServiceMetrics
@@ -92,7 +92,7 @@ class CloudServer:
         while True:
             now = await ready()
             if now != serving:
-                logger.info("backend %s; health %s", "ready" if now else "not ready", "SERVING" if now else "NOT_SERVING")
+                logger.info("backend %s", "ready: SERVING" if now else "not ready: NOT_SERVING")
                 await self._set_health(_SERVING if now else _NOT_SERVING)
                 serving = now
             await asyncio.sleep(interval_s)
@@ -117,9 +117,11 @@ def build_server(config: ServiceConfig, deps: Dependencies) -> CloudServer:
     settings = EscalationSettings(max_deadline_s=config.max_deadline_s, retain_text=config.retain_text)
     limit = InflightLimit(config.max_inflight)
     escalation = EscalationServicer(deps.backend, deps.outcome_log, limit, deps.metrics, settings)
-    escalation_pb2_grpc.add_EscalationServiceServicer_to_server(escalation, server)
-    outcomes_pb2_grpc.add_OutcomesServiceServicer_to_server(OutcomesServicer(deps.outcome_log, deps.metrics), server)
-    fleet_pb2_grpc.add_FleetServiceServicer_to_server(FleetServicer(deps.policy_store), server)
+    # The generated *_pb2_grpc modules are untyped.
+    escalation_pb2_grpc.add_EscalationServiceServicer_to_server(escalation, server)  # type: ignore[no-untyped-call]
+    outcomes = OutcomesServicer(deps.outcome_log, deps.metrics)
+    outcomes_pb2_grpc.add_OutcomesServiceServicer_to_server(outcomes, server)  # type: ignore[no-untyped-call]
+    fleet_pb2_grpc.add_FleetServiceServicer_to_server(FleetServicer(deps.policy_store), server)  # type: ignore[no-untyped-call]
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection((*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server)

@@ -3,6 +3,10 @@
 It wraps every method's behaviour, whatever its shape: unary or streaming responses, and streaming
 handlers written as async generators or as coroutines that call ``context.write`` (health's Watch).
 Aborts that a servicer made itself (``context.abort``) and cancellations pass through untouched.
+
+Requests are decoded inside the wrapper rather than by gRPC, so that bytes which are not a valid
+message (proto3 strings must be UTF-8) are INVALID_ARGUMENT (field ``request``) instead of gRPC's
+UNKNOWN with an error logged.
 """
 
 from __future__ import annotations
@@ -14,13 +18,15 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import grpc
+from google.protobuf.message import DecodeError
 
 from cloud_service.server.status import details_for, status_for
-from confroute.errors import ConfrouteError
+from confroute.errors import ConfrouteError, InvalidInput
 
 logger = logging.getLogger(__name__)
 
 Behavior = Callable[..., Any]
+Decode = Callable[[Any], Any]
 
 
 class ErrorInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]  # grpc ships no type stubs
@@ -38,9 +44,10 @@ class ErrorInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]  # grp
         for kind, factory in _FACTORIES.items():
             behavior = getattr(handler, kind)
             if behavior is not None:
+                decode = _decoder(handler.request_deserializer)
                 return factory(
-                    _wrap(behavior, method),
-                    request_deserializer=handler.request_deserializer,
+                    _wrap(behavior, method, decode, streaming_request=kind.startswith("stream_")),
+                    request_deserializer=None,  # decoded in the wrapper, see the module docstring
                     response_serializer=handler.response_serializer,
                 )
         return handler
@@ -54,12 +61,15 @@ _FACTORIES: dict[str, Callable[..., Any]] = {
 }
 
 
-def _wrap(behavior: Behavior, method: str) -> Behavior:
+def _wrap(behavior: Behavior, method: str, decode: Decode, *, streaming_request: bool) -> Behavior:
+    def arguments(request: Any) -> Any:
+        return _decoded(request, decode) if streaming_request else decode(request)
+
     if inspect.isasyncgenfunction(behavior):
 
         async def stream(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
             try:
-                async for response in behavior(request, context):
+                async for response in behavior(arguments(request), context):
                     yield response
             except Exception as exc:  # translated or reported, never swallowed
                 await _abort(exc, context, method)
@@ -68,11 +78,28 @@ def _wrap(behavior: Behavior, method: str) -> Behavior:
 
     async def call(request: Any, context: grpc.aio.ServicerContext) -> Any:
         try:
-            return await behavior(request, context)
+            return await behavior(arguments(request), context)
         except Exception as exc:
             await _abort(exc, context, method)
 
     return call
+
+
+def _decoder(deserialize: Decode | None) -> Decode:
+    def decode(raw: Any) -> Any:
+        if deserialize is None:
+            return raw
+        try:
+            return deserialize(raw)
+        except DecodeError as exc:
+            raise InvalidInput(f"the request is not a valid message: {exc}", field="request") from exc
+
+    return decode
+
+
+async def _decoded(requests: AsyncIterator[Any], decode: Decode) -> AsyncIterator[Any]:
+    async for raw in requests:
+        yield decode(raw)
 
 
 async def _abort(exc: Exception, context: grpc.aio.ServicerContext, method: str) -> None:

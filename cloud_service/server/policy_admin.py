@@ -55,9 +55,11 @@ def to_json(policy: Policy) -> str:
 
 def _read_file(path: Path) -> fleet_pb2.Policy:
     try:
-        return json_format.Parse(path.read_text(encoding="utf-8"), fleet_pb2.Policy())
+        pb = fleet_pb2.Policy()
+        json_format.Parse(path.read_text(encoding="utf-8"), pb)
     except (OSError, json_format.ParseError) as exc:
         raise InvalidPolicy(f"cannot read a policy from {path}: {exc}", field="file") from exc
+    return pb
 
 
 def _from_flags(args: argparse.Namespace) -> fleet_pb2.Policy:

@@ -13,10 +13,11 @@ import logging
 import signal
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager, AsyncExitStack
+from dataclasses import dataclass
 
 from cloud_service.backends.triton import TritonBackend, TritonBackendConfig
 from cloud_service.config import ServiceConfig, split_address
-from cloud_service.metrics import create_metrics, serve_metrics
+from cloud_service.metrics import ServiceMetrics, create_metrics, serve_metrics
 from cloud_service.ports import OutcomeLog, PolicyStore
 from cloud_service.server.app import CloudServer, Dependencies, build_server
 
@@ -26,16 +27,25 @@ Stores = tuple[OutcomeLog, PolicyStore]
 StoresFactory = Callable[[str], AbstractAsyncContextManager[Stores]]
 
 
+@dataclass(frozen=True)
+class RunningService:
+    """What :func:`start_service` started."""
+
+    server: CloudServer
+    metrics: ServiceMetrics
+    metrics_port: int | None  # None: no /metrics endpoint
+
+
 async def serve(config: ServiceConfig, open_stores: StoresFactory) -> None:
     """Serves until SIGINT or SIGTERM."""
     async with AsyncExitStack() as stack:
-        server = await start_service(config, open_stores, stack)
-        logger.info("cloud service listening on port %d (triton %s)", server.port, config.triton_url)
+        running = await start_service(config, open_stores, stack)
+        logger.info("cloud service listening on port %d (triton %s)", running.server.port, config.triton_url)
         await _signalled()
         logger.info("shutting down (grace %.1f s)", config.grace_s)
 
 
-async def start_service(config: ServiceConfig, open_stores: StoresFactory, stack: AsyncExitStack) -> CloudServer:
+async def start_service(config: ServiceConfig, open_stores: StoresFactory, stack: AsyncExitStack) -> RunningService:
     """Builds and starts everything; ``stack`` undoes it in reverse order."""
     backend = await TritonBackend.create(
         TritonBackendConfig(url=config.triton_url, model=config.triton_model, prompt_format=config.prompt_format)
@@ -44,15 +54,18 @@ async def start_service(config: ServiceConfig, open_stores: StoresFactory, stack
     outcome_log, policy_store = await stack.enter_async_context(open_stores(config.redis_url))
     metrics = create_metrics()
     metrics.watch_outcome_log(outcome_log)
+    metrics_port = None
     if config.metrics_listen:
-        endpoint = serve_metrics(metrics, *split_address(config.metrics_listen, "metrics_listen"))
+        host, port = split_address(config.metrics_listen, "metrics_listen")
+        endpoint = serve_metrics(metrics, host, port)
         stack.callback(endpoint.close)
-        logger.info("metrics on http://%s:%d/metrics", endpoint.server.server_name, endpoint.port)
+        metrics_port = endpoint.port
+        logger.info("metrics on http://%s:%d/metrics", host, metrics_port)
     deps = Dependencies(backend, outcome_log, policy_store, metrics, ready=backend.ready)
     server = build_server(config, deps)
     await server.start(backend.ready, config.readiness_interval_s)
     stack.push_async_callback(server.stop, config.grace_s)
-    return server
+    return RunningService(server, metrics, metrics_port)
 
 
 async def _signalled() -> None:

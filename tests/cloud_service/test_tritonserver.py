@@ -39,9 +39,7 @@ def backend_python() -> Path:
     except Unavailable as exc:
         pytest.skip(f"{exc} (set CONFROUTE_TRITON_PYTHON)")
     if environment.numpy_version is None or not environment.numpy_version.startswith("1."):
-        pytest.skip(
-            f"{environment.python} has numpy {environment.numpy_version}; set CONFROUTE_TRITON_PYTHON"
-        )
+        pytest.skip(f"{environment.python} has numpy {environment.numpy_version}; set CONFROUTE_TRITON_PYTHON")
     return environment.python
 
 
@@ -134,9 +132,7 @@ def test_a_streaming_request_gets_one_partial_response_per_word(client: Any) -> 
 
 
 def test_max_tokens_in_sampling_parameters_caps_the_words(client: Any) -> None:
-    parts = generate(
-        client, "a b c d e", stream=True, sampling_parameters={"max_tokens": 2, "temperature": 0}
-    )
+    parts = generate(client, "a b c d e", stream=True, sampling_parameters={"max_tokens": 2, "temperature": 0})
 
     assert parts == ["a", " b"]
 
@@ -175,9 +171,7 @@ def test_a_missing_model_repository_is_unavailable(tmp_path: Path) -> None:
         TritonServerProcess(config).start()
 
 
-def test_a_model_that_fails_to_load_makes_the_server_unavailable(
-    tmp_path: Path, backend_python: Path
-) -> None:
+def test_a_model_that_fails_to_load_makes_the_server_unavailable(tmp_path: Path, backend_python: Path) -> None:
     model = tmp_path / "broken" / "1"
     model.mkdir(parents=True)
     (tmp_path / "broken" / "config.pbtxt").write_text('backend: "python"\n')

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import struct
 import subprocess
 import sys
 import zipfile
@@ -127,7 +128,7 @@ def _load_transformers(ref: str, kwargs: dict[str, Any], model_id: str, info: So
         raise
     except OSError as exc:
         raise SourceNotFound(f"cannot load {ref}: {exc}") from exc
-    except (ValueError, KeyError, RuntimeError) as exc:
+    except (ValueError, KeyError, RuntimeError, IndexError, EOFError, struct.error) as exc:  # truncated/corrupt
         raise SourceIntegrityError(f"cannot load {ref}: {exc}") from exc
     config = model.config.to_dict()
     spec = spec_from_hf_config(config)

@@ -1,0 +1,82 @@
+"""Sample outcome records, and ways to look at the stream they end up in."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import redis
+
+from cloud_service.outcomes import codec
+from cloud_service.outcomes.config import OutcomeLogConfig
+from confroute.contract.common import ModelRef
+from confroute.contract.enums import AnsweredBy, Decision, Label, LabelSource, RoutingMode
+from confroute.contract.outcome import Latency, OutcomeRecord
+
+T0 = datetime(2026, 1, 5, 9, 30, tzinfo=timezone.utc)
+
+
+def outcome(query_id: str = "q-1", **changes: Any) -> OutcomeRecord:
+    """An escalated, labelled query with texts; ``changes`` override any field."""
+    record = OutcomeRecord(
+        query_id=query_id,
+        device_id="device-7",
+        cohort="beta",
+        edge_model=ModelRef("smollm2-135m", "2026.01"),
+        cloud_model=ModelRef("qwen2.5-7b", "3"),
+        mode=RoutingMode.POST,
+        decision=Decision.ESCALATED,
+        answered_by=AnsweredBy.CLOUD,
+        latency=Latency(edge_ms=41.5, total_ms=380.25, cloud_ms=320.0),
+        started_at=T0,
+        finished_at=T0 + timedelta(milliseconds=380),
+        signals={"seq_conf": 0.42, "probe": 0.37},
+        policy_version="p-3",
+        propensity=0.9,
+        label=Label.CORRECT,
+        label_source=LabelSource.CLOUD_JUDGE,
+        prompt_text="What is 2 + 2?",
+        answer_text="4",
+    )
+    return replace(record, **changes)
+
+
+def outcomes(count: int, prefix: str = "q", start: int = 0) -> list[OutcomeRecord]:
+    """``count`` records with ids ``<prefix>-<start>``, ``<prefix>-<start + 1>``, ..."""
+    return [outcome(f"{prefix}-{i}") for i in range(start, start + count)]
+
+
+def stream_fields(config: OutcomeLogConfig) -> list[dict[str, str]]:
+    """Every entry of the outcome stream, as text fields, oldest first."""
+    with redis.Redis.from_url(config.url, decode_responses=True) as client:
+        return [fields for _, fields in client.xrange(config.stream_key)]
+
+
+def logged(config: OutcomeLogConfig) -> list[OutcomeRecord]:
+    """Every record in the outcome stream, oldest first."""
+    with redis.Redis.from_url(config.url) as client:
+        return [codec.decode(fields) for _, fields in client.xrange(config.stream_key)]
+
+
+def logged_ids(config: OutcomeLogConfig) -> list[str]:
+    """The query ids in the outcome stream, oldest first, repeats included."""
+    return [fields["qid"] for fields in stream_fields(config)]
+
+
+def stream_length(config: OutcomeLogConfig) -> int:
+    with redis.Redis.from_url(config.url) as client:
+        length: int = client.xlen(config.stream_key)
+        return length
+
+
+async def eventually(condition: Callable[[], bool], timeout_s: float = 10.0, what: str = "condition") -> None:
+    """Waits until ``condition()`` holds; fails the test after ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} did not hold within {timeout_s} s")
+        await asyncio.sleep(0.01)

@@ -1,0 +1,279 @@
+"""The cloud service for real: a grpc.aio server on a loopback port 0, on its own event-loop thread,
+talking to a real tritonserver (echo and slow_echo models), with an in-memory outcome log and
+policy store. Tests use the generated (synchronous) stubs, like any other client would.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import os
+import threading
+import time
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator, Sequence
+from contextlib import AsyncExitStack, asynccontextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2_grpc
+
+from cloud_service.config import ServiceConfig
+from cloud_service.inference import TritonServerConfig, TritonServerProcess, probe_backend_environment
+from cloud_service.metrics import create_metrics
+from cloud_service.ports import StoreResult
+from cloud_service.server.app import Dependencies, build_server
+from cloud_service.server.runner import RunningService, start_service
+from confroute.contract import OutcomeRecord, Policy
+from confroute.errors import Unavailable
+from confroute.v1 import escalation_pb2_grpc, fleet_pb2_grpc, outcomes_pb2_grpc
+
+T = TypeVar("T")
+ROOT = Path(__file__).resolve().parents[3]
+MODELS = (
+    ROOT / "cloud_service" / "model_repository" / "echo",
+    ROOT / "tests" / "cloud_service" / "backends" / "model_repository" / "slow_echo",
+)
+WAIT_S = 10.0
+
+
+class MemoryOutcomeLog:
+    """An OutcomeLog in a dict, idempotent by query_id; ``unavailable`` makes store() fail."""
+
+    def __init__(self) -> None:
+        self.stored: dict[str, OutcomeRecord] = {}
+        self.recorded: list[OutcomeRecord] = []
+        self.unavailable = False
+
+    def record(self, record: OutcomeRecord) -> None:
+        self.recorded.append(record)
+
+    async def store(self, records: Sequence[OutcomeRecord]) -> StoreResult:
+        if self.unavailable:
+            raise Unavailable("the outcome log is down")
+        new = [r.query_id for r in records if r.query_id not in self.stored]
+        duplicates = [r.query_id for r in records if r.query_id in self.stored]
+        self.stored.update((r.query_id, r) for r in records)
+        return StoreResult(stored=tuple(new), duplicates=tuple(duplicates))
+
+    def stats(self) -> Any:
+        return dataclasses.make_dataclass("Stats", ["buffered", "dropped"])(buffered=3, dropped=1)
+
+    async def close(self) -> None:
+        """Nothing to flush."""
+
+
+class MemoryPolicyStore:
+    """A PolicyStore in a dict; watchers wake on one asyncio.Event per publication."""
+
+    def __init__(self) -> None:
+        self.policies: dict[tuple[str, str], Policy] = {}
+        self._published = asyncio.Event()
+
+    async def current(self, edge_model_version: str, cohort: str) -> Policy | None:
+        return self.policies.get((edge_model_version, cohort))
+
+    async def publish(self, policy: Policy) -> None:
+        self.policies[(policy.edge_model.version, policy.cohort)] = policy
+        published, self._published = self._published, asyncio.Event()
+        published.set()
+
+    async def watch(self, edge_model_version: str, cohort: str, known_version: str) -> AsyncIterator[Policy]:
+        last = known_version
+        while True:
+            published = self._published
+            policy = self.policies.get((edge_model_version, cohort))
+            if policy is not None and policy.policy_version != last:
+                last = policy.policy_version
+                yield policy
+            await published.wait()
+
+
+class LoopThread:
+    """An asyncio event loop running in a thread, for the server under test."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, name="service-loop", daemon=True)
+        self._thread.start()
+
+    def run(self, coroutine: Coroutine[Any, Any, T], timeout_s: float = WAIT_S) -> T:
+        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout_s)
+
+    def close(self) -> None:
+        self.run(self.loop.shutdown_asyncgens())
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(WAIT_S)
+        self.loop.close()
+
+
+@dataclasses.dataclass
+class Service:
+    """A running service and a client channel to it."""
+
+    loop: LoopThread
+    running: RunningService
+    log: MemoryOutcomeLog
+    store: MemoryPolicyStore
+    channel: grpc.Channel
+
+    @property
+    def escalation(self) -> Any:
+        return escalation_pb2_grpc.EscalationServiceStub(self.channel)
+
+    @property
+    def outcomes(self) -> Any:
+        return outcomes_pb2_grpc.OutcomesServiceStub(self.channel)
+
+    @property
+    def fleet(self) -> Any:
+        return fleet_pb2_grpc.FleetServiceStub(self.channel)
+
+    @property
+    def health(self) -> Any:
+        return health_pb2_grpc.HealthStub(self.channel)
+
+    def publish(self, policy: Policy) -> None:
+        self.loop.run(self.store.publish(policy))
+
+    def wait_for(self, condition: Callable[[], bool], what: str) -> None:
+        deadline = time.monotonic() + WAIT_S
+        while not condition():
+            assert time.monotonic() < deadline, f"timed out waiting for {what}"
+            time.sleep(0.01)
+
+
+@pytest.fixture(scope="session")
+def backend_python() -> Path:
+    configured = os.environ.get("CONFROUTE_TRITON_PYTHON")
+    if not configured:
+        pytest.skip("CONFROUTE_TRITON_PYTHON is not set (a venv with nvidia-pytriton==0.7.0 and numpy<2)")
+    try:
+        return probe_backend_environment(Path(configured)).python
+    except Unavailable as exc:
+        pytest.skip(f"CONFROUTE_TRITON_PYTHON={configured} cannot run tritonserver: {exc}")
+
+
+def start_triton(backend_python: Path, folder: Path) -> TritonServerProcess:
+    """A tritonserver serving echo and slow_echo from a repository of links in ``folder``."""
+    for model in MODELS:
+        (folder / model.name).symlink_to(model, target_is_directory=True)
+    process = TritonServerProcess(TritonServerConfig(folder, backend_python=backend_python))
+    process.start()
+    return process
+
+
+@pytest.fixture(scope="session")
+def triton(backend_python: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[TritonServerProcess]:
+    process = start_triton(backend_python, tmp_path_factory.mktemp("models"))
+    yield process
+    process.stop()
+
+
+@pytest.fixture
+def own_triton(backend_python: Path, tmp_path: Path) -> Iterator[TritonServerProcess]:
+    """A tritonserver of the test's own, which the test may stop."""
+    process = start_triton(backend_python, tmp_path)
+    yield process
+    process.stop()
+
+
+@pytest.fixture(scope="session")
+def loop_thread() -> Iterator[LoopThread]:
+    thread = LoopThread()
+    yield thread
+    thread.close()
+
+
+ServiceFactory = Callable[..., Service]
+
+
+class FailingBackend:
+    """A backend for the services that need no model: every call raises ``error``."""
+
+    def __init__(self, error: Exception | None = None) -> None:
+        self.error = error or AssertionError("this test's service has no model")
+
+    async def generate(self, request: Any, timeout_s: float) -> Any:
+        raise self.error
+
+    async def stream(self, request: Any, timeout_s: float) -> AsyncIterator[Any]:
+        raise self.error
+        yield  # an async generator, like a real backend's stream
+
+    async def close(self) -> None:
+        """Nothing to release."""
+
+
+async def start_with_backend(config: ServiceConfig, backend: Any, stores: Any, stack: AsyncExitStack) -> RunningService:
+    """What start_service does, with an injected backend that is always ready."""
+    log, store = await stack.enter_async_context(stores(config.redis_url))
+    metrics = create_metrics()
+    metrics.watch_outcome_log(log)
+
+    async def ready() -> bool:
+        return True
+
+    server = build_server(config, Dependencies(backend, log, store, metrics, ready))
+    await server.start(ready, config.readiness_interval_s)
+    stack.push_async_callback(server.stop, config.grace_s)
+    return RunningService(server, metrics, None)
+
+
+@pytest.fixture
+def make_service(loop_thread: LoopThread, request: pytest.FixtureRequest) -> Iterator[ServiceFactory]:
+    """Starts services with config overrides (default: the echo model, plain prompts, port 0).
+
+    Without ``backend=`` the service talks to the session's tritonserver; with one, it needs none.
+    """
+    started: list[tuple[Service, AsyncExitStack]] = []
+
+    def make(backend: Any = None, **overrides: Any) -> Service:
+        values: dict[str, Any] = {
+            "listen": "127.0.0.1:0",
+            "prompt_format": "plain",
+            "metrics_listen": "",
+            "readiness_interval_s": 0.1,
+            "grace_s": 0.5,
+        }
+        if backend is None and "triton_url" not in overrides:
+            values["triton_url"] = request.getfixturevalue("triton").endpoints.grpc_url
+        config = ServiceConfig(**(values | overrides))
+        log, store, stack = MemoryOutcomeLog(), MemoryPolicyStore(), AsyncExitStack()
+
+        @asynccontextmanager
+        async def stores(url: str) -> AsyncIterator[tuple[MemoryOutcomeLog, MemoryPolicyStore]]:
+            yield log, store
+
+        if backend is None:
+            running = loop_thread.run(start_service(config, stores, stack))
+        else:
+            running = loop_thread.run(start_with_backend(config, backend, stores, stack))
+        channel = grpc.insecure_channel(f"127.0.0.1:{running.server.port}")
+        service = Service(loop_thread, running, log, store, channel)
+        started.append((service, stack))
+        return service
+
+    yield make
+    for service, stack in started:
+        service.channel.close()
+        loop_thread.run(stack.aclose())
+
+
+@pytest.fixture
+def service(make_service: ServiceFactory) -> Service:
+    """A service on the session's tritonserver (echo model)."""
+    return make_service()
+
+
+@pytest.fixture
+def bare_service(make_service: ServiceFactory) -> Service:
+    """A service without a model, for what needs none (outcomes, policies)."""
+    return make_service(backend=FailingBackend())
+
+
+@pytest.fixture
+def service_failing_with(make_service: ServiceFactory) -> Callable[[Exception], Service]:
+    """A service whose backend raises the given error on every call."""
+    return lambda error: make_service(backend=FailingBackend(error))

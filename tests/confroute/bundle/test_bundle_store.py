@@ -1,0 +1,80 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from confroute.bundle import load_bundle
+from confroute.bundle.probe import read_probe, write_probe
+from confroute.bundle.store import write_atomically
+from confroute.errors import BundleCorrupt, BundleNotFound, ProbeShapeMismatch
+
+
+def test_a_fresh_bundle_lists_every_file_with_its_sha256(tiny_bundle: Path) -> None:
+    manifest = load_bundle(tiny_bundle)
+    assert set(manifest.files) == {"model.onnx", "model.onnx.data", "probe.bin", "tokenizer.json",
+                                   "chat_template.jinja"}
+    assert manifest.probe.trained == {}
+    assert manifest.quantization is None
+    assert len(manifest.version) == 12
+
+
+def test_a_tampered_file_is_reported_as_corrupt(tiny_bundle: Path) -> None:
+    with open(tiny_bundle / "tokenizer.json", "a", encoding="utf-8") as f:
+        f.write(" ")
+    with pytest.raises(BundleCorrupt, match=r"tokenizer\.json does not match"):
+        load_bundle(tiny_bundle)
+
+
+def test_a_missing_folder_says_how_to_build_one(tmp_path: Path) -> None:
+    with pytest.raises(BundleNotFound, match="confroute-export"):
+        load_bundle(tmp_path / "nothing")
+
+
+def test_a_manifest_from_the_future_is_refused(tiny_bundle: Path) -> None:
+    data = json.loads((tiny_bundle / "manifest.json").read_text())
+    data["format_version"] = 99
+    (tiny_bundle / "manifest.json").write_text(json.dumps(data))
+    with pytest.raises(BundleCorrupt, match="newer than this runtime"):
+        load_bundle(tiny_bundle)
+
+
+def test_writing_a_probe_changes_the_weights_the_manifest_and_the_version(tiny_bundle: Path) -> None:
+    before = load_bundle(tiny_bundle)
+    weight = np.linspace(-1, 1, before.probe.feature_dim, dtype=np.float32)
+    after = write_probe(tiny_bundle, "tbg", weight, 0.25, {"labels": "test", "auroc": 0.7})
+    weights, biases = read_probe(tiny_bundle, after)
+    np.testing.assert_array_equal(weights[:, 0], weight)
+    assert biases[0] == pytest.approx(0.25)
+    assert not weights[:, 1].any()
+    assert after.probe.is_trained("tbg") and not after.probe.is_trained("slt")
+    assert after.version != before.version
+    assert load_bundle(tiny_bundle) == after
+
+
+def test_probe_weights_of_the_wrong_size_are_refused(tiny_bundle: Path) -> None:
+    with pytest.raises(ProbeShapeMismatch, match="features"):
+        write_probe(tiny_bundle, "tbg", np.zeros(3), 0.0, {})
+    with pytest.raises(ProbeShapeMismatch, match="unknown probe output"):
+        write_probe(tiny_bundle, "later", np.zeros(load_bundle(tiny_bundle).probe.feature_dim), 0.0, {})
+
+
+def test_an_atomic_write_that_fails_leaves_nothing_behind(tmp_path: Path) -> None:
+    dest = tmp_path / "bundle"
+    with pytest.raises(RuntimeError), write_atomically(dest) as staging:
+        (staging / "model.onnx").write_bytes(b"half")
+        raise RuntimeError("export failed")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_atomic_write_replaces_an_existing_bundle_only_when_complete(tmp_path: Path) -> None:
+    dest = tmp_path / "bundle"
+    dest.mkdir()
+    (dest / "old").write_text("old")
+    with write_atomically(dest) as staging:
+        (staging / "new").write_text("new")
+        assert (dest / "old").exists()
+    assert [p.name for p in dest.iterdir()] == ["new"]
+    assert [p.name for p in tmp_path.iterdir()] == ["bundle"]

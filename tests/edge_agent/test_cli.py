@@ -1,0 +1,29 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from edge_agent.cli import main
+
+
+def test_ask_streams_an_answer_then_one_line_of_routing_metadata(tiny_bundles: dict[str, Path],
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["ask", "hello there", "--bundle", str(tiny_bundles["llama"]), "--max-tokens", "5"]) == 0
+    meta = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert meta["side"] == "edge"
+    assert meta["model"] == "tiny-random-llama"
+    assert {"entropy_mean", "max_prob_min", "logprob_mean"} <= set(meta["signals"])
+    assert "probe_tbg" not in meta["signals"]  # untrained probes are ignored
+
+
+def test_asking_for_a_device_this_build_cannot_use_fails_clearly(tiny_bundles: dict[str, Path],
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["ask", "hi", "--bundle", str(tiny_bundles["llama"]), "--device", "tensorrt"]) == 2
+    assert "lacks TensorrtExecutionProvider" in capsys.readouterr().err
+
+
+def test_a_missing_bundle_says_how_to_build_one(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["ask", "hi", "--bundle", str(tmp_path)]) == 2
+    assert "confroute-export" in capsys.readouterr().err
