@@ -83,7 +83,7 @@ class GenerationRun:
         self._params = params
         self._rng = np.random.default_rng(params.seed)
         self.prompt_tokens = len(prompt_ids)
-        self._cache = engine.decoder.new_cache()
+        self._cache = engine.decoder.new_cache(len(prompt_ids) + params.max_new_tokens)
         started = time.perf_counter()
         self.prefill = engine.decoder.forward(self._cache, np.asarray([prompt_ids], dtype=np.int64),
                                               logits=not params.greedy, features=features)

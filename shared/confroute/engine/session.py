@@ -1,8 +1,10 @@
 """One onnxruntime session over a bundle's graph, stepped with a KV cache through I/O binding.
 
-The present KV tensors a step produces stay in onnxruntime's memory and are bound as the next step's
-past: no copies through numpy. Only the few scalars of the fused head come back per step; the logits
-are fetched only when sampling needs them. This module is the boundary to onnxruntime.
+Keys and values live in one preallocated buffer per layer, sized for the whole generation and bound as
+both the past input and the present output: ``GroupQueryAttention`` then writes each step's keys in place
+(its shared-buffer mode) instead of copying the whole cache every token. Only the few scalars of the fused
+head come back per step; the logits are fetched only when sampling needs them. This module is the boundary
+to onnxruntime.
 """
 
 from __future__ import annotations
@@ -42,11 +44,19 @@ class StepOutput:
 
 
 class KvCache:
-    """Past keys/values of one sequence, as onnxruntime values."""
+    """Past keys/values of one sequence: onnxruntime buffers of ``capacity`` positions, ``length`` used.
 
-    def __init__(self, values: list[Any], length: int = 0) -> None:
+    It owns the I/O binding its buffers are bound in: they stay bound across steps, so a step rebinds
+    only the new token ids and the mask (rebinding 2 x layers buffers per token costs ~1 ms in Python).
+    """
+
+    def __init__(self, values: list[Any], capacity: int, binding: Any) -> None:
         self.values = values
-        self.length = length
+        self.capacity = capacity
+        self.length = 0
+        self.binding = binding
+        self.extras: tuple[bool, bool] | None = None
+        self.outputs: dict[str, np.ndarray] = {}
 
 
 class OnnxDecoder:
@@ -58,55 +68,72 @@ class OnnxDecoder:
         self._ort = ort
         arch = manifest.architecture
         self.num_layers = int(arch["num_layers"])
-        self._kv_shape = (1, int(arch["num_kv_heads"]), 0, int(arch["head_dim"]))
+        self._output_shapes = {
+            "next_token": ((1,), np.int64), "entropy": ((1,), np.float32), "max_prob": ((1,), np.float32),
+            "argmax_logprob": ((1,), np.float32), "probe": ((1, len(manifest.probe.outputs)), np.float32),
+            "logits": ((1, int(arch["vocab_size"])), np.float32),
+            "probe_features": ((1, manifest.probe.feature_dim), np.float32),
+        }
+        self._kv_heads = int(arch["num_kv_heads"])
+        self._head_dim = int(arch["head_dim"])
         self.context_length = manifest.context_length
         try:
             self._session = ort.InferenceSession(
                 str(folder / "model.onnx"), _session_options(ort, options), providers=list(options.providers))
         except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph types
             raise BundleCorrupt(f"onnxruntime cannot load {folder / 'model.onnx'}: {exc}") from exc
-        self._io = self._session.io_binding()
         self._mask = np.ones((1, self.context_length), dtype=np.int64)
         self._past_names = [f"past_key_values.{i}.{p}" for i in range(self.num_layers) for p in ("key", "value")]
         self._present_names = [n.replace("past_key_values", "present") for n in self._past_names]
 
-    def new_cache(self) -> KvCache:
-        empty = self._ort.OrtValue.ortvalue_from_numpy(np.zeros(self._kv_shape, dtype=np.float32))
-        return KvCache([empty] * len(self._past_names))
+    def new_cache(self, capacity: int | None = None) -> KvCache:
+        """A cache for up to ``capacity`` positions (default: the whole context)."""
+        size = min(capacity or self.context_length, self.context_length)
+        shape = [1, self._kv_heads, size, self._head_dim]
+        new = self._ort.OrtValue.ortvalue_from_shape_and_type
+        cache = KvCache([new(shape, np.float32) for _ in self._past_names], size, self._session.io_binding())
+        for past, value in zip(self._past_names, cache.values, strict=True):
+            cache.binding.bind_ortvalue_input(past, value)
+        return cache
+
+    def _bind_outputs(self, cache: KvCache, logits: bool, features: bool) -> None:
+        io = cache.binding
+        io.clear_binding_outputs()
+        for present, value in zip(self._present_names, cache.values, strict=True):
+            io.bind_ortvalue_output(present, value)
+        for name in [*_HEAD, *(["logits"] if logits else []), *(["probe_features"] if features else [])]:
+            if name not in cache.outputs:  # numpy-owned buffers onnxruntime writes into: no per-step allocations
+                shape, dtype = self._output_shapes[name]
+                cache.outputs[name] = np.empty(shape, dtype=dtype)
+            io.bind_ortvalue_output(name, self._ort.OrtValue.ortvalue_from_numpy(cache.outputs[name]))
+        cache.extras = (logits, features)
 
     def forward(self, cache: KvCache, ids: np.ndarray, *, logits: bool = False,
                 features: bool = False) -> StepOutput:
         """Runs one forward pass over ``ids`` ([1, n] int64), updating ``cache`` in place."""
         total = cache.length + ids.shape[1]
-        io = self._io
-        io.clear_binding_inputs()
-        io.clear_binding_outputs()
+        if total > cache.capacity:
+            raise RuntimeFailure(f"KV cache holds {cache.capacity} positions, {total} needed")
+        if cache.extras != (logits, features):
+            self._bind_outputs(cache, logits, features)
+        io = cache.binding
         io.bind_cpu_input("input_ids", ids)
         io.bind_cpu_input("attention_mask", self._mask[:, :total])
-        for name, value in zip(self._past_names, cache.values, strict=True):
-            io.bind_ortvalue_input(name, value)
-        wanted = [*_HEAD, *self._present_names, *(["logits"] if logits else []),
-                  *(["probe_features"] if features else [])]
-        for name in wanted:
-            io.bind_output(name)
         try:
             self._session.run_with_iobinding(io)
         except Exception as exc:
             raise RuntimeFailure(f"onnxruntime failed on a step of {ids.shape[1]} tokens: {exc}") from exc
-        outs = io.get_outputs()
-        cache.values = outs[len(_HEAD): len(_HEAD) + len(self._present_names)]
         cache.length = total
-        return _step_output(outs, len(_HEAD) + len(self._present_names), logits, features)
+        return _step_output(cache.outputs, logits, features)
 
 
-def _step_output(outs: list[Any], extra_at: int, logits: bool, features: bool) -> StepOutput:
-    head = [outs[i].numpy() for i in range(len(_HEAD))]
-    extras = iter(outs[extra_at:])
+def _step_output(out: dict[str, np.ndarray], logits: bool, features: bool) -> StepOutput:
+    """Copies out of the cache's output buffers (the next step overwrites them)."""
     return StepOutput(
-        next_token=int(head[0][0]), entropy=float(head[1][0]), max_prob=float(head[2][0]),
-        argmax_logprob=float(head[3][0]), probe=head[4][0],
-        logits=next(extras).numpy()[0] if logits else None,
-        features=next(extras).numpy()[0] if features else None,
+        next_token=int(out["next_token"][0]), entropy=float(out["entropy"][0]), max_prob=float(out["max_prob"][0]),
+        argmax_logprob=float(out["argmax_logprob"][0]), probe=out["probe"][0].copy(),
+        logits=out["logits"][0].copy() if logits else None,
+        features=out["probe_features"][0].copy() if features else None,
     )
 
 

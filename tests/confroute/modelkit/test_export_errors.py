@@ -52,7 +52,7 @@ def test_an_unsupported_architecture_names_the_supported_ones(tmp_path: Path) ->
     folder = tmp_path / "bert"
     folder.mkdir()
     (folder / "config.json").write_text(json.dumps({"model_type": "bert"}))
-    with pytest.raises(UnsupportedArchitecture, match="'bert' is not supported; the exporter builds: gpt2, llama"):
+    with pytest.raises(UnsupportedArchitecture, match=r"'bert' is not supported; the exporter builds: gpt2, llama"):
         sources.load_hf_folder(folder)
 
 
