@@ -7,6 +7,8 @@ import gc
 from collections.abc import Callable
 from pathlib import Path
 
+from onnx import TensorProto
+
 from confroute import __version__
 from confroute.bundle.manifest import HeadSpec, Manifest, ProbeSpec, QuantSpec
 from confroute.bundle.store import MANIFEST_FILE, hash_files, write_atomically, write_manifest
@@ -34,6 +36,9 @@ class ExportOptions:
     quantization: QuantSpec | None = None
     probe_layers: tuple[int, int] | None = None
     opset: int = OPSET
+    #: False builds the plain graph (logits + KV only): the baseline that measures what the head costs.
+    #: Such a bundle is for benchmarks; the engine needs the head.
+    head: bool = True
 
 
 def export_bundle(source: LoadedSource, dest: Path, options: ExportOptions,
@@ -47,7 +52,7 @@ def export_bundle(source: LoadedSource, dest: Path, options: ExportOptions,
     with write_atomically(dest) as staging:
         progress(f"building the ONNX graph ({spec.model_type}, {spec.num_layers} layers, "
                  f"{'8-bit' if options.quantization else 'fp32'}, probes on layers {first}..{last})")
-        gb = _build_graph(source, layout, options.quantization)
+        gb = _build_graph(source, layout, options.quantization, options.head)
         progress("writing model.onnx and its external data")
         save_graph(gb.to_model(source.model_id, options.opset), gb.initializers, staging)
         del gb
@@ -61,12 +66,15 @@ def export_bundle(source: LoadedSource, dest: Path, options: ExportOptions,
     return manifest
 
 
-def _build_graph(source: LoadedSource, layout: ProbeLayout, quant: QuantSpec | None) -> GraphBuilder:
+def _build_graph(source: LoadedSource, layout: ProbeLayout, quant: QuantSpec | None, head: bool) -> GraphBuilder:
     gb = GraphBuilder()
     qconfig = QuantConfig(quant.bits, quant.block_size, quant.accuracy_level) if quant else None
     dec = build_decoder(gb, source.spec, source.weights, qconfig)
-    add_head(gb, dec, "vocab")
-    add_probes(gb, dec, layout, *untrained_probe(layout))
+    if head:
+        add_head(gb, dec, "vocab")
+        add_probes(gb, dec, layout, *untrained_probe(layout))
+    else:
+        gb.add_output(dec.logits, "logits", TensorProto.FLOAT, ["batch", "vocab"])
     return gb
 
 

@@ -35,7 +35,10 @@ def save_graph(model: onnx.ModelProto, initializers: dict[str, np.ndarray], fold
             model.graph.initializer.append(tensor)
             if progress is not None:
                 progress(array.nbytes)
-    write_probe(folder / PROBE_FILE, initializers[PROBE_WEIGHT], initializers[PROBE_BIAS])
+    if PROBE_WEIGHT in initializers:
+        write_probe(folder / PROBE_FILE, initializers[PROBE_WEIGHT], initializers[PROBE_BIAS])
+    else:
+        write_probe(folder / PROBE_FILE, np.zeros((0, 2), np.float32), np.zeros(2, np.float32))
     onnx.save_model(model, str(folder / MODEL_FILE))
 
 

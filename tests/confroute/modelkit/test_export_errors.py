@@ -52,12 +52,12 @@ def test_an_unsupported_architecture_names_the_supported_ones(tmp_path: Path) ->
     folder = tmp_path / "bert"
     folder.mkdir()
     (folder / "config.json").write_text(json.dumps({"model_type": "bert"}))
-    with pytest.raises(UnsupportedArchitecture, match=r"'bert' is not supported; the exporter builds: gpt2, llama"):
+    with pytest.raises(UnsupportedArchitecture, match="'bert' is not supported; the exporter builds: gpt2, llama"):
         sources.load_hf_folder(folder)
 
 
 def test_a_folder_without_config_is_not_a_model(tmp_path: Path) -> None:
-    with pytest.raises(SourceNotFound, match="no config.json"):
+    with pytest.raises(SourceNotFound, match=r"no config\.json"):
         sources.load_hf_folder(tmp_path)
 
 

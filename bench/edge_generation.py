@@ -1,0 +1,206 @@
+"""Edge generation benchmark: our runtime (fp32, 8-bit) against transformers+PyTorch and onnxruntime-genai
+on SmolLM2-135M-Instruct, same machine, same run, same token ids, same threads; greedy, exactly 128 new
+tokens; medians after a warm-up, backends interleaved run by run so load changes hit all of them alike.
+
+    python -m bench.edge_generation [--quick] [--json PATH] [--runs N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from bench import ours
+from bench.baselines import RunTiming, compare_logprobs, summarize
+from confroute.bundle.store import MANIFEST_FILE
+from confroute.paths import cache_dir, default_bundle_dir
+
+PROMPT = "Write a short story about a robot who learns to paint."
+Runner = Callable[[], tuple[RunTiming, list[int]]]
+
+
+def _log(message: str) -> None:
+    print(f"[bench] {message}", file=sys.stderr, flush=True)
+
+
+def prepare(cache: Path) -> dict[str, Path]:
+    """Builds whatever is missing: our bundles (fp32, 8-bit, head-less fp32), the HF folder, genai models."""
+    from bench.baselines.genai import build_genai_model
+    from bench.baselines.hf_folder import ensure_hf_folder
+    from confroute.bundle.manifest import QuantSpec
+    from confroute.modelkit.export import ExportOptions, export_bundle
+    from confroute.modelkit.sources import fetch_default_gguf, load_default
+
+    paths = {"fp32": default_bundle_dir(cache, False), "int8": default_bundle_dir(cache, True),
+             "nohead": cache / "bench" / "smollm2-nohead", "hf": cache / "bench" / "smollm2-hf",
+             "genai_fp32": cache / "bench" / "genai-fp32", "genai_int8": cache / "bench" / "genai-int8"}
+    wanted = {"fp32": ExportOptions(), "int8": ExportOptions(quantization=QuantSpec()),
+              "nohead": ExportOptions(head=False)}
+    for key, options in wanted.items():
+        if not (paths[key] / MANIFEST_FILE).is_file():
+            _log(f"exporting the {key} bundle")
+            export_bundle(load_default(cache, _log), paths[key], options, _log)
+    ensure_hf_folder(fetch_default_gguf(cache, _log), paths["hf"])
+    for precision in ("fp32", "int8"):
+        if not (paths[f"genai_{precision}"] / "genai_config.json").is_file():
+            _log(f"building the onnxruntime-genai {precision} model")
+            build_genai_model(paths["hf"], precision, paths[f"genai_{precision}"])
+    return paths
+
+
+def runners(paths: dict[str, Path], prompt: list[int], new_tokens: int, threads: int) -> dict[str, Runner]:
+    from bench.baselines import genai, torch_generate
+
+    fp32, int8 = ours.load_engine(paths["fp32"], threads), ours.load_engine(paths["int8"], threads)
+    torch_generate._set_threads(threads)
+    torch_model = torch_generate.load_model(paths["hf"])
+    g32, g8 = genai.load_model(paths["genai_fp32"], threads), genai.load_model(paths["genai_int8"], threads)
+    return {
+        "ours_fp32": lambda: ours.generate_once(fp32, prompt, new_tokens),
+        "ours_int8": lambda: ours.generate_once(int8, prompt, new_tokens),
+        "torch_fp32": lambda: torch_generate._generate_once(torch_model, prompt, new_tokens),
+        "genai_fp32": lambda: genai._generate_once(g32, prompt, new_tokens),
+        "genai_int8": lambda: genai._generate_once(g8, prompt, new_tokens),
+    }
+
+
+def time_interleaved(run: dict[str, Runner], runs: int, prompt_len: int, threads: int) -> dict[str, dict[str, Any]]:
+    for name, runner in run.items():
+        _log(f"warm-up {name}")
+        runner()
+    timings: dict[str, list[tuple[RunTiming, list[int]]]] = {name: [] for name in run}
+    for r in range(runs):
+        _log(f"timed round {r + 1}/{runs}")
+        for name, runner in run.items():
+            timings[name].append(runner())
+    return {name: summarize(name, [t for t, _ in res], [k for _, k in res], threads, prompt_len)
+            for name, res in timings.items()}
+
+
+def quality(paths: dict[str, Path], prompt: list[int], reference: list[int],
+            threads: int) -> dict[str, dict[str, float]]:
+    """Top-1 agreement and KL of each row's next-token distributions vs torch fp32, teacher-forced on the
+    fp32 reference's greedy tokens."""
+    from bench.baselines import genai, torch_generate
+
+    rows = slice(len(prompt) - 1, len(prompt) + len(reference) - 1)
+    full = prompt + reference
+    ref = torch_generate.torch_next_token_logprobs(paths["hf"], full, threads)[rows]
+    out = {"torch_fp32": compare_logprobs(ref, ref)}
+    for name in ("fp32", "int8"):
+        engine = ours.load_engine(paths[name], threads)
+        out[f"ours_{name}"] = compare_logprobs(ref, ours.next_token_logprobs(engine, prompt, reference))
+        lp = genai.genai_next_token_logprobs(paths[f"genai_{name}"], full, len(prompt), threads)[rows]
+        out[f"genai_{name}"] = compare_logprobs(ref, lp)
+    return out
+
+
+def head_overhead(paths: dict[str, Path], prompt: list[int], steps: int, rounds: int) -> dict[str, float]:
+    with_head, without = [], []
+    for _ in range(rounds):
+        with_head.append(ours.plain_step_ms(paths["fp32"], prompt, steps, head=True))
+        without.append(ours.plain_step_ms(paths["nohead"], prompt, steps, head=False))
+    a, b = sorted(with_head)[len(with_head) // 2], sorted(without)[len(without) // 2]
+    return {"step_ms_with_head": a, "step_ms_without_head": b, "head_overhead_pct": 100.0 * (a - b) / b}
+
+
+def child_measure(bundle: Path, prompt_tokens: int) -> dict[str, float]:
+    """Runs in a fresh process: cold start to the first token, then peak RSS after 128 tokens."""
+    import resource
+
+    from confroute.engine import SamplingParams
+
+    started = float(os.environ["CONFROUTE_BENCH_T0"])
+    engine = ours.load_engine(bundle)
+    run = engine.start(list(range(10, 10 + prompt_tokens)), SamplingParams(max_new_tokens=128, ignore_eos=True))
+    events = iter(run)
+    next(events)
+    first = time.time() - started
+    for _ in events:
+        pass
+    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    return {"cold_start_s": first, "peak_rss_mb": rss_mb}
+
+
+def in_child(bundle: Path, prompt_tokens: int) -> dict[str, float]:
+    env = {**os.environ, "CONFROUTE_BENCH_T0": repr(time.time())}
+    cmd = [sys.executable, "-m", "bench.edge_generation", "--child", str(bundle), "--prompt-tokens", str(prompt_tokens)]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True, env=env).stdout
+    return dict(json.loads(out.strip().splitlines()[-1]))
+
+
+def table(speed: dict[str, dict[str, Any]], qual: dict[str, dict[str, float]]) -> str:
+    lines = [f"{'backend':12} {'decode tok/s':>12} {'(all runs)':>34} {'prefill ms':>10} {'top-1':>6} {'mean KL':>8}"]
+    for name, row in speed.items():
+        q = qual.get(name, {})
+        lines.append(f"{name:12} {row['decode_tok_s']:12.1f} {row['decode_tok_s_all']!s:>34} "
+                     f"{row['prefill_ms']:10.0f} {q.get('top1_agreement', float('nan')):6.3f} "
+                     f"{q.get('mean_kl', float('nan')):8.4f}")
+    return "\n".join(lines)
+
+
+def summary_json(speed: dict[str, dict[str, Any]], qual: dict[str, dict[str, float]], head: dict[str, float],
+                 child: dict[str, dict[str, float]], meta: dict[str, Any]) -> dict[str, Any]:
+    def tps(name: str) -> float:
+        return round(float(speed[name]["decode_tok_s"]), 2)
+
+    return {
+        "ours_fp32_decode_tps": tps("ours_fp32"), "ours_int8_decode_tps": tps("ours_int8"),
+        "ours_int8_kl": qual["ours_int8"]["mean_kl"], "ours_int8_top1": qual["ours_int8"]["top1_agreement"],
+        "ours_fp32_kl": qual["ours_fp32"]["mean_kl"],
+        "torch_fp32_decode_tps": tps("torch_fp32"), "genai_fp32_decode_tps": tps("genai_fp32"),
+        "genai_int8_decode_tps": tps("genai_int8"), "genai_int8_kl": qual["genai_int8"]["mean_kl"],
+        "fp32_vs_genai": round(tps("ours_fp32") / tps("genai_fp32"), 3),
+        "int8_vs_genai": round(tps("ours_int8") / tps("genai_int8"), 3),
+        "head_overhead_pct": round(head["head_overhead_pct"], 2),
+        "int8_peak_rss_mb": round(child["int8"]["peak_rss_mb"], 1),
+        "fp32_peak_rss_mb": round(child["fp32"]["peak_rss_mb"], 1),
+        "cold_start_s": round(child["int8"]["cold_start_s"], 3),
+        "cold_start_fp32_s": round(child["fp32"]["cold_start_s"], 3),
+        "rows": speed, "quality": qual, "head": head, **meta,
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.edge_generation", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--json", type=Path, help="write the numbers here")
+    parser.add_argument("--quick", action="store_true", help="3 timed runs instead of 5")
+    parser.add_argument("--runs", type=int)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--child", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--prompt-tokens", type=int, default=20, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        print(json.dumps(child_measure(args.child, args.prompt_tokens)))
+        return 0
+    runs = args.runs or (3 if args.quick else 5)
+    paths = prepare(cache_dir(os.environ))
+    prompt = ours.load_engine(paths["fp32"]).encode_chat([{"role": "user", "content": PROMPT}])
+    speed = time_interleaved(runners(paths, prompt, 128, args.threads), runs, len(prompt), args.threads)
+    _log("quality vs the fp32 reference")
+    qual = quality(paths, prompt, list(speed["torch_fp32"]["tokens"]), args.threads)
+    _log("head overhead, cold start and peak RSS")
+    head = head_overhead(paths, prompt, 64, 3 if args.quick else 5)
+    child = {name: in_child(paths[name], len(prompt)) for name in ("int8", "fp32")}
+    meta = {"runs": runs, "threads": args.threads, "new_tokens": 128, "prompt_tokens": len(prompt),
+            "cpu_count": os.cpu_count(), "load_avg_1m": os.getloadavg()[0]}
+    result = summary_json(speed, qual, head, child, meta)
+    print(table(speed, qual))
+    print(f"head overhead {result['head_overhead_pct']:.2f}% of a decode step; 8-bit peak RSS "
+          f"{result['int8_peak_rss_mb']:.0f} MB (fp32 {result['fp32_peak_rss_mb']:.0f} MB); cold start to first "
+          f"token {result['cold_start_s']:.2f} s (8-bit), {result['cold_start_fp32_s']:.2f} s (fp32)")
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
