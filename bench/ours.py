@@ -45,11 +45,13 @@ def next_token_logprobs(engine: Engine, prompt_ids: Sequence[int], continuation:
     return out
 
 
-def plain_step_ms(bundle: Path, prompt_ids: Sequence[int], steps: int, head: bool, threads: int = 2) -> float:
+def plain_step_ms(bundle: Path, prompt_ids: Sequence[int], steps: int, head: bool, threads: int = 2,
+                  pick: bool = True) -> float:
     """Median decode step time of a raw onnxruntime loop (shared KV buffers, as the engine runs).
 
     ``head=True`` fetches the fused head (greedy reads ``next_token``); ``head=False`` runs a graph exported
-    without head and probes, fetches the logits and takes the argmax in numpy, as a plain runtime would.
+    without head and probes and fetches the logits; with ``pick`` it takes the argmax in numpy, as a plain
+    runtime must (without, it feeds a fixed token: the graph alone).
     """
     import onnxruntime as ort
 
@@ -59,10 +61,11 @@ def plain_step_ms(bundle: Path, prompt_ids: Sequence[int], steps: int, head: boo
     so = ort.SessionOptions()
     so.intra_op_num_threads = threads
     session = ort.InferenceSession(str(bundle / "model.onnx"), so, providers=["CPUExecutionProvider"])
-    return float(np.median(_step_times(session, manifest, prompt_ids, steps, head)) * 1000.0)
+    return float(np.median(_step_times(session, manifest, prompt_ids, steps, head, pick)) * 1000.0)
 
 
-def _step_times(session: Any, manifest: Any, prompt_ids: Sequence[int], steps: int, head: bool) -> list[float]:
+def _step_times(session: Any, manifest: Any, prompt_ids: Sequence[int], steps: int, head: bool,
+                pick: bool) -> list[float]:
     import onnxruntime as ort
 
     arch = manifest.architecture
@@ -86,8 +89,11 @@ def _step_times(session: Any, manifest: Any, prompt_ids: Sequence[int], steps: i
         total = len(prompt_ids) + len(times)
         io.bind_cpu_input("attention_mask", mask[:, :total])
         session.run_with_iobinding(io)
-        first = io.get_outputs()[-len(outputs)].numpy()
-        token = int(first[0]) if head else int(first[0].argmax())
+        if head or pick:
+            first = io.get_outputs()[-len(outputs)].numpy()
+            token = int(first[0]) if head else int(first[0].argmax())
+        else:
+            token = 100
         ids = np.asarray([[token]], np.int64)
         times.append(time.perf_counter() - started)
     return times[1:]  # the first pass is the prefill

@@ -6,7 +6,8 @@ Nothing is registered at import: :func:`create_metrics` builds a fresh ``Collect
 - ``confroute_escalations_total{cohort,mode,status}``: escalations by gRPC status name (OK, ...).
   Cohorts come from devices, so only the first ``max_cohorts`` distinct ones get their own label;
   later ones are counted as ``other``.
-- ``confroute_triton_latency_seconds``: time of successful calls to the cloud model.
+- ``confroute_triton_latency_seconds``: time of successful calls to the cloud model (failed ones
+  are counted by status in ``confroute_escalations_total``).
 - ``confroute_outcome_writes_total{source,result}``: upload records stored / duplicate / rejected,
   and escalation records queued for the log.
 - ``confroute_outcomes_buffered`` / ``confroute_outcomes_dropped``: read at scrape time from the
@@ -85,9 +86,11 @@ class MetricsEndpoint:
 
     @property
     def port(self) -> int:
+        """The port it listens on (the one picked, when asked for 0)."""
         return int(self.server.server_port)
 
     def close(self) -> None:
+        """Stops serving, closes the socket and waits for the thread."""
         self.server.shutdown()
         self.server.server_close()
         self.thread.join(timeout=5.0)

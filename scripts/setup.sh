@@ -6,6 +6,12 @@ PYTHON=${PYTHON:-python3}
 VENV=${VENV:-.venv}
 TRITON_VENV=${TRITON_VENV:-.venv-triton}
 
+if ! command -v redis-server >/dev/null 2>&1; then
+  echo "[setup] installing redis-server (tests start their own on free loopback ports)"
+  if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
+  $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq redis-server >/dev/null
+fi
+
 if [ ! -x "$VENV/bin/python" ]; then
   echo "[setup] creating virtual environment in $VENV"
   "$PYTHON" -m venv "$VENV"

@@ -102,6 +102,7 @@ class TritonBackend:
 
     @property
     def config(self) -> TritonBackendConfig:
+        """Where this backend sends requests."""
         return self._config
 
     async def ready(self) -> bool:

@@ -17,40 +17,51 @@ from confroute.contract.enums import AnsweredBy, Decision, Label, LabelSource, R
 from confroute.contract.outcome import Latency, OutcomeRecord
 
 LAYOUT_VERSION = "1"
-TEXT_FIELDS = ("prompt", "answer")
+# Compact JSON, ASCII only (non-ASCII as \u escapes, which Redis's Lua cjson decodes too).
+to_json = json.JSONEncoder(separators=(",", ":")).encode
 
 
 def encode(record: OutcomeRecord, *, retain_text: bool) -> dict[str, str]:
     """The entry's fields; prompt and answer texts only with ``retain_text``."""
-    fields = {
-        "v": LAYOUT_VERSION,
-        "qid": record.query_id,
-        "device": record.device_id,
-        "cohort": record.cohort,
-        "edge_model": record.edge_model.id,
-        "edge_version": record.edge_model.version,
-        "mode": record.mode.value,
-        "decision": record.decision.value,
-        "answered_by": record.answered_by.value,
-        "shadow": "1" if record.shadow else "0",
-        "propensity": repr(record.propensity),
-        "edge_ms": repr(record.latency.edge_ms),
-        "total_ms": repr(record.latency.total_ms),
-        "label": record.label.value,
-        "label_source": record.label_source.value,
-        "policy": record.policy_version,
-        "started_at": _utc(record.started_at).isoformat(),
-        "finished_at": _utc(record.finished_at).isoformat(),
-        "signals": json.dumps(dict(record.signals), separators=(",", ":")),
-    }
+    pairs = encode_pairs(record, retain_text=retain_text)
+    return dict(zip(pairs[::2], pairs[1::2], strict=True))
+
+
+def encode_pairs(record: OutcomeRecord, *, retain_text: bool) -> list[str]:
+    """The entry's fields as ``[field, value, field, value, ...]``, the form ``XADD`` takes (and the
+    fastest to build: this runs once per record on the write path)."""
+    latency = record.latency
+    pairs = [
+        "v", LAYOUT_VERSION,
+        "qid", record.query_id,
+        "device", record.device_id,
+        "cohort", record.cohort,
+        "edge_model", record.edge_model.id,
+        "edge_version", record.edge_model.version,
+        "mode", record.mode.value,
+        "decision", record.decision.value,
+        "answered_by", record.answered_by.value,
+        "shadow", "1" if record.shadow else "0",
+        "propensity", repr(record.propensity),
+        "edge_ms", repr(latency.edge_ms),
+        "total_ms", repr(latency.total_ms),
+        "label", record.label.value,
+        "label_source", record.label_source.value,
+        "policy", record.policy_version,
+        "started_at", _utc(record.started_at).isoformat(),
+        "finished_at", _utc(record.finished_at).isoformat(),
+        "signals", to_json(dict(record.signals)),
+    ]  # fmt: skip
     if record.cloud_model is not None:
-        fields["cloud_model"] = record.cloud_model.id
-        fields["cloud_version"] = record.cloud_model.version
-    if record.latency.cloud_ms is not None:
-        fields["cloud_ms"] = repr(record.latency.cloud_ms)
+        pairs += ("cloud_model", record.cloud_model.id, "cloud_version", record.cloud_model.version)
+    if latency.cloud_ms is not None:
+        pairs += ("cloud_ms", repr(latency.cloud_ms))
     if retain_text:
-        _add_texts(fields, record)
-    return fields
+        if record.prompt_text is not None:
+            pairs += ("prompt", record.prompt_text)
+        if record.answer_text is not None:
+            pairs += ("answer", record.answer_text)
+    return pairs
 
 
 def decode(raw: Mapping[bytes, bytes]) -> OutcomeRecord:
@@ -84,14 +95,7 @@ def decode(raw: Mapping[bytes, bytes]) -> OutcomeRecord:
     )
 
 
-def _add_texts(fields: dict[str, str], record: OutcomeRecord) -> None:
-    if record.prompt_text is not None:
-        fields["prompt"] = record.prompt_text
-    if record.answer_text is not None:
-        fields["answer"] = record.answer_text
-
-
 def _utc(moment: datetime) -> datetime:
     if moment.tzinfo is None:
         raise ValueError("outcome timestamps must be timezone-aware")
-    return moment.astimezone(timezone.utc)
+    return moment if moment.tzinfo is timezone.utc else moment.astimezone(timezone.utc)

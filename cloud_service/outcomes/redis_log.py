@@ -106,14 +106,16 @@ class RedisOutcomeLog:
         self._due.set()
         if self._flusher is None and self._buffer:
             self._flusher = asyncio.create_task(self._flush_loop(), name="outcome-log-flusher")
-        if self._flusher is not None:
-            await self._stop_flusher(self._flusher)
-        unwritten = len(self._buffer) + len(self._batch)
-        self._buffer.clear()
-        self._batch = []
-        if unwritten:
-            self._drop(unwritten, "not written before close", always_warn=True)
-        await self._client.aclose()
+        try:
+            if self._flusher is not None:
+                await self._stop_flusher(self._flusher)
+        finally:
+            unwritten = len(self._buffer) + len(self._batch)
+            self._buffer.clear()
+            self._batch = []
+            if unwritten:
+                self._drop(unwritten, "not written before close", always_warn=True)
+            await self._client.aclose()
 
     async def _stop_flusher(self, flusher: asyncio.Task[None]) -> None:
         try:

@@ -107,7 +107,7 @@ class RedisPolicyStore:
                     yield policy
 
     async def close(self) -> None:
-        """Closes the connections (watchers then fail and should be cancelled first)."""
+        """Closes the connections; cancel or close the watchers first."""
         await self._client.aclose()
 
     async def _next_entries(self, key: str, after: bytes | None) -> list[_Entry]:

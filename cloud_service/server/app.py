@@ -56,7 +56,6 @@ class Dependencies:
     outcome_log: OutcomeLog
     policy_store: PolicyStore
     metrics: ServiceMetrics
-    ready: ReadinessCheck  # whether the backend can answer now
 
 
 class CloudServer:
@@ -85,6 +84,7 @@ class CloudServer:
         await self._server.stop(grace_s)
 
     async def wait_for_termination(self) -> None:
+        """Returns once the server has stopped."""
         await self._server.wait_for_termination()
 
     async def _follow(self, ready: ReadinessCheck, interval_s: float) -> None:

@@ -59,6 +59,7 @@ class EscalationServicer(escalation_pb2_grpc.EscalationServiceServicer):  # type
     async def Escalate(  # noqa: N802 -- the name is the RPC's
         self, request: escalation_pb2.EscalateRequest, context: grpc.aio.ServicerContext
     ) -> escalation_pb2.EscalateResponse:
+        """The whole answer in one response."""
         with self._counted(request.escalation):
             escalation = EscalationRequest.from_pb(request.escalation)
             with self._limit.slot():
@@ -70,6 +71,7 @@ class EscalationServicer(escalation_pb2_grpc.EscalationServiceServicer):  # type
     async def EscalateStream(  # noqa: N802
         self, request: escalation_pb2.EscalateStreamRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[escalation_pb2.EscalateStreamResponse]:
+        """Token deltas as the model produces them, then the final answer."""
         with self._counted(request.escalation):
             escalation = EscalationRequest.from_pb(request.escalation)
             with self._limit.slot():

@@ -26,6 +26,7 @@ class FleetServicer(fleet_pb2_grpc.FleetServiceServicer):  # type: ignore[misc]
     async def GetPolicy(  # noqa: N802 -- the name is the RPC's
         self, request: fleet_pb2.GetPolicyRequest, context: grpc.aio.ServicerContext
     ) -> fleet_pb2.GetPolicyResponse:
+        """The current policy, or NOT_FOUND when none was published."""
         wanted = PolicyRequest.from_pb(request)
         policy = await self._store.current(wanted.edge_model.version, wanted.cohort)
         if policy is None:
@@ -35,6 +36,7 @@ class FleetServicer(fleet_pb2_grpc.FleetServiceServicer):  # type: ignore[misc]
     async def WatchPolicy(  # noqa: N802
         self, request: fleet_pb2.WatchPolicyRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[fleet_pb2.WatchPolicyResponse]:
+        """The current policy unless the device holds it, then each one published later."""
         wanted = PolicyRequest.from_pb(request)
         watch = self._store.watch(wanted.edge_model.version, wanted.cohort, wanted.known_policy_version)
         async with closing(watch) as policies:

@@ -23,6 +23,7 @@ class InflightLimit:
 
     @property
     def in_use(self) -> int:
+        """Slots held now."""
         return self._used
 
     @contextmanager

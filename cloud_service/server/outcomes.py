@@ -32,6 +32,7 @@ class OutcomesServicer(outcomes_pb2_grpc.OutcomesServiceServicer):  # type: igno
         request_iterator: AsyncIterator[outcomes_pb2.UploadOutcomesRequest],
         context: grpc.aio.ServicerContext,
     ) -> AsyncIterator[outcomes_pb2.UploadOutcomesResponse]:
+        """One ack per batch, in order, each after the batch's records are stored."""
         async for request in request_iterator:
             batch, rejected = OutcomeBatch.partition_pb(request)
             result = await self._log.store(batch.records) if batch.records else _NOTHING_STORED

@@ -61,7 +61,7 @@ async def start_service(config: ServiceConfig, open_stores: StoresFactory, stack
         stack.callback(endpoint.close)
         metrics_port = endpoint.port
         logger.info("metrics on http://%s:%d/metrics", host, metrics_port)
-    deps = Dependencies(backend, outcome_log, policy_store, metrics, ready=backend.ready)
+    deps = Dependencies(backend, outcome_log, policy_store, metrics)
     server = build_server(config, deps)
     await server.start(backend.ready, config.readiness_interval_s)
     stack.push_async_callback(server.stop, config.grace_s)

@@ -41,12 +41,14 @@ def parse_args(argv: Sequence[str], env: dict[str, str]) -> ExportConfig:
     parser.add_argument("-o", "--output", type=Path, help="bundle folder (default: under the cache)")
     parser.add_argument("--int8", action="store_true", help="8-bit weight-only quantization (MatMulNBits)")
     parser.add_argument("--block-size", type=int, default=32, help="quantization block size (default 32)")
+    parser.add_argument("--no-parity", action="store_true", help="with --int8: skip the parity report vs fp32")
     parser.add_argument("--probe-layers", metavar="FIRST:LAST", help="layer range the probes read (inclusive)")
     parser.add_argument("--tiny", choices=["llama", "qwen2", "gpt2"], help="build a tiny random model instead")
     args = parser.parse_args(argv)
     cache = cache_dir(env)
     quant = QuantSpec(block_size=args.block_size) if args.int8 else None
-    options = ExportOptions(quantization=quant, probe_layers=_layers(parser, args.probe_layers))
+    options = ExportOptions(quantization=quant, probe_layers=_layers(parser, args.probe_layers),
+                            parity=not args.no_parity)
     output = args.output or (default_bundle_dir(cache, args.int8) if args.source is None and not args.tiny
                              else None)
     if output is None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import gc
+import json
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -22,6 +24,7 @@ from confroute.modelkit.sources import LoadedSource
 OPSET = 18
 TOKENIZER_FILE = "tokenizer.json"
 CHAT_TEMPLATE_FILE = "chat_template.jinja"
+PARITY_FILE = "parity.json"
 #: Used when a model ships no chat template (GPT-2): plain "role: content" turns.
 PLAIN_CHAT_TEMPLATE = (
     "{% for message in messages %}{{ message['role'] + ': ' + message['content'] + '\\n' }}{% endfor %}"
@@ -39,6 +42,8 @@ class ExportOptions:
     #: False builds the plain graph (logits + KV only): the baseline that measures what the head costs.
     #: Such a bundle is for benchmarks; the engine needs the head.
     head: bool = True
+    #: With quantization: also build the fp32 graph (in a temporary folder) and write ``parity.json``.
+    parity: bool = True
 
 
 def export_bundle(source: LoadedSource, dest: Path, options: ExportOptions,
@@ -59,8 +64,14 @@ def export_bundle(source: LoadedSource, dest: Path, options: ExportOptions,
         gc.collect()
         (staging / TOKENIZER_FILE).write_text(source.tokenizer_json, encoding="utf-8")
         (staging / CHAT_TEMPLATE_FILE).write_text(source.chat_template or PLAIN_CHAT_TEMPLATE, encoding="utf-8")
+        manifest = _manifest(source, options, layout, staging, [])
+        write_manifest(staging, manifest)
+        extra = []
+        if options.quantization is not None and options.parity and options.head:
+            _write_parity(source, options, staging, progress)
+            extra = [PARITY_FILE]
         progress("hashing files")
-        manifest = _manifest(source, options, layout, staging)
+        manifest = _manifest(source, options, layout, staging, extra)
         write_manifest(staging, manifest)
     progress(f"bundle {manifest.model_id} version {manifest.version} written to {dest}")
     return manifest
@@ -78,9 +89,25 @@ def _build_graph(source: LoadedSource, layout: ProbeLayout, quant: QuantSpec | N
     return gb
 
 
-def _manifest(source: LoadedSource, options: ExportOptions, layout: ProbeLayout, folder: Path) -> Manifest:
+def _write_parity(source: LoadedSource, options: ExportOptions, staging: Path,
+                  progress: Callable[[str], None]) -> None:
+    """Builds the fp32 graph from the same weights next door and reports the quantized one against it."""
+    from confroute.modelkit.parity import compare_bundles
+
+    progress("parity: building the fp32 reference from the same weights")
+    with tempfile.TemporaryDirectory(dir=staging.parent, prefix=".parity-") as tmp:
+        reference = Path(tmp) / "fp32"
+        export_bundle(source, reference, dataclasses.replace(options, quantization=None), lambda _m: None)
+        report = compare_bundles(reference, staging)
+    (staging / PARITY_FILE).write_text(json.dumps(report.to_dict(), indent=2) + "\n", encoding="utf-8")
+    progress(f"parity vs fp32 over {report.positions} positions: mean KL {report.mean_kl:.4f}, "
+             f"top-1 agreement {report.top1_agreement:.3f}, max |logit diff| {report.max_abs_logit_diff:.3f}")
+
+
+def _manifest(source: LoadedSource, options: ExportOptions, layout: ProbeLayout, folder: Path,
+              extra: list[str]) -> Manifest:
     spec = source.spec
-    names = [MODEL_FILE, DATA_FILE, PROBE_FILE, TOKENIZER_FILE, CHAT_TEMPLATE_FILE]
+    names = [MODEL_FILE, DATA_FILE, PROBE_FILE, TOKENIZER_FILE, CHAT_TEMPLATE_FILE, *extra]
     kv = [f"{kind}.{i}.{part}" for i in range(spec.num_layers) for kind, part in
           (("past_key_values", "key"), ("past_key_values", "value"))]
     present = [name.replace("past_key_values", "present") for name in kv]

@@ -53,7 +53,8 @@ def default_probe_layers(num_layers: int) -> tuple[int, int]:
 def add_head(gb: GraphBuilder, dec: DecoderOutputs, vocab: str) -> None:
     """Entropy, max-prob, argmax log-prob and argmax id of the next-token distribution."""
     z = dec.logits
-    zmax = gb.op1("ReduceMax", [z, gb.const([1])], keepdims=1)
+    # TopK(1) finds the max and its index in one pass (ReduceMax + ArgMax would scan the vocabulary twice)
+    zmax, argmax = gb.op("TopK", [z, gb.const([1])], outputs=2, axis=1)
     shifted = gb.op1("Sub", [z, zmax])
     exp = gb.op1("Exp", [shifted])
     total = gb.op1("ReduceSum", [exp, gb.const([1])], keepdims=0)
@@ -65,7 +66,7 @@ def add_head(gb: GraphBuilder, dec: DecoderOutputs, vocab: str) -> None:
     gb.add_output(entropy, "entropy", TensorProto.FLOAT, ["batch"])
     gb.add_output(gb.op1("Reciprocal", [total]), "max_prob", TensorProto.FLOAT, ["batch"])
     gb.add_output(gb.op1("Neg", [log_total]), "argmax_logprob", TensorProto.FLOAT, ["batch"])
-    gb.add_output(gb.op1("ArgMax", [z], axis=1, keepdims=0), "next_token", TensorProto.INT64, ["batch"])
+    gb.add_output(gb.op1("Squeeze", [argmax, gb.const([1])]), "next_token", TensorProto.INT64, ["batch"])
 
 
 def add_probes(gb: GraphBuilder, dec: DecoderOutputs, layout: ProbeLayout,

@@ -2,8 +2,8 @@
 
 Canonical layout (float32 numpy arrays, matmul weights stored ``[in, out]``):
 ``embed`` [V, H]; ``pos_embed`` [P, H] (gpt2); per layer ``L{i}.attn_norm.w`` (``.b``), ``L{i}.qkv.w``
-[H, q + 2 kv] (``.b``), ``L{i}.o.w`` (``.b``), ``L{i}.mlp_norm.w`` (``.b``); llama MLP ``L{i}.gate_up.w``
-[H, 2 I] (gate then up) and ``L{i}.down.w``; gpt2 MLP ``L{i}.fc.w/.b`` and ``L{i}.proj.w/.b``;
+[H, q + 2 kv] (``.b``), ``L{i}.o.w`` (``.b``), ``L{i}.mlp_norm.w`` (``.b``); llama MLP ``L{i}.gate.w``,
+``L{i}.up.w`` [H, I] and ``L{i}.down.w``; gpt2 MLP ``L{i}.fc.w/.b`` and ``L{i}.proj.w/.b``;
 ``final_norm.w`` (``.b``); ``lm_head.w`` [H, V] only when the output layer is not tied to ``embed``.
 """
 
@@ -44,8 +44,8 @@ def _from_llama(spec: DecoderSpec, sd: Mapping[str, np.ndarray]) -> Weights:
         w[f"L{i}.o.w"] = _f32(sd[f"{p}self_attn.o_proj.weight"].T)
         w[f"L{i}.attn_norm.w"] = _f32(sd[f"{p}input_layernorm.weight"])
         w[f"L{i}.mlp_norm.w"] = _f32(sd[f"{p}post_attention_layernorm.weight"])
-        gate_up = np.concatenate([sd[f"{p}mlp.gate_proj.weight"], sd[f"{p}mlp.up_proj.weight"]], axis=0)
-        w[f"L{i}.gate_up.w"] = _f32(gate_up.T)
+        w[f"L{i}.gate.w"] = _f32(sd[f"{p}mlp.gate_proj.weight"].T)
+        w[f"L{i}.up.w"] = _f32(sd[f"{p}mlp.up_proj.weight"].T)
         w[f"L{i}.down.w"] = _f32(sd[f"{p}mlp.down_proj.weight"].T)
     if not spec.tie_embeddings:
         w["lm_head.w"] = _f32(sd["lm_head.weight"].T)

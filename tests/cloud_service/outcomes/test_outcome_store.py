@@ -75,6 +75,15 @@ def test_texts_are_not_stored_unless_retention_is_on(redis_server: RedisServer) 
     assert (with_texts["prompt"], with_texts["answer"]) == ("What is 2 + 2?", "4")
 
 
+def test_texts_in_any_script_survive_the_round_trip(redis_server: RedisServer) -> None:
+    config = OutcomeLogConfig(url=redis_server.url, retain_text=True)
+    record = outcome("q-ü", cohort="béta", prompt_text="Wie viel ist 2 + 2? 🤔 \"zitat\"\n\u0000", answer_text="四")
+
+    run(store(config, [record]))
+
+    assert logged(config) == [record]
+
+
 def test_absent_optional_values_have_no_fields_and_read_back_as_absent(redis_server: RedisServer) -> None:
     config = OutcomeLogConfig(url=redis_server.url, retain_text=True)
     local = outcome(

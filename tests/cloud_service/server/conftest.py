@@ -11,7 +11,7 @@ import os
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator, Sequence
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -187,6 +187,22 @@ def loop_thread() -> Iterator[LoopThread]:
 
 
 ServiceFactory = Callable[..., Service]
+StoresFactory = Callable[[str], AbstractAsyncContextManager[tuple[MemoryOutcomeLog, MemoryPolicyStore]]]
+
+
+def memory_stores(log: MemoryOutcomeLog, store: MemoryPolicyStore) -> StoresFactory:
+    """A stores factory, as ``cloud_service.cli.open_redis_stores`` is one, handing out these two."""
+
+    @asynccontextmanager
+    async def stores(url: str) -> AsyncIterator[tuple[MemoryOutcomeLog, MemoryPolicyStore]]:
+        yield log, store
+
+    return stores
+
+
+@pytest.fixture
+def stores_factory() -> StoresFactory:
+    return memory_stores(MemoryOutcomeLog(), MemoryPolicyStore())
 
 
 class FailingBackend:
@@ -215,7 +231,7 @@ async def start_with_backend(config: ServiceConfig, backend: Any, stores: Any, s
     async def ready() -> bool:
         return True
 
-    server = build_server(config, Dependencies(backend, log, store, metrics, ready))
+    server = build_server(config, Dependencies(backend, log, store, metrics))
     await server.start(ready, config.readiness_interval_s)
     stack.push_async_callback(server.stop, config.grace_s)
     return RunningService(server, metrics, None)
@@ -241,10 +257,7 @@ def make_service(loop_thread: LoopThread, request: pytest.FixtureRequest) -> Ite
             values["triton_url"] = request.getfixturevalue("triton").endpoints.grpc_url
         config = ServiceConfig(**(values | overrides))
         log, store, stack = MemoryOutcomeLog(), MemoryPolicyStore(), AsyncExitStack()
-
-        @asynccontextmanager
-        async def stores(url: str) -> AsyncIterator[tuple[MemoryOutcomeLog, MemoryPolicyStore]]:
-            yield log, store
+        stores = memory_stores(log, store)
 
         if backend is None:
             running = loop_thread.run(start_service(config, stores, stack))

@@ -208,7 +208,7 @@ def test_a_full_in_flight_limit_is_resource_exhausted_at_once(make_service: Serv
         escalate(service, escalation("hi"))
 
     assert caught.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
-    assert time.monotonic() - started < 0.15  # refused, not queued behind the 1.6 s stream
+    assert time.monotonic() - started < 0.5  # refused, not queued behind the 1.6 s stream
     busy.cancel()
     service.wait_for(lambda: _answers(service), "the slot to be free again")
 

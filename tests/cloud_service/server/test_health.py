@@ -46,8 +46,8 @@ def test_the_service_is_serving_once_triton_is_ready(service: Service) -> None:
     assert [status(service, name) for name in SERVICES] == [SERVING] * len(SERVICES)
 
 
-def test_reflection_lists_the_services(service: Service) -> None:
-    stub = reflection_pb2_grpc.ServerReflectionStub(service.channel)
+def test_reflection_lists_the_services(bare_service: Service) -> None:
+    stub = reflection_pb2_grpc.ServerReflectionStub(bare_service.channel)
     request = reflection_pb2.ServerReflectionRequest(list_services="")
 
     (response,) = stub.ServerReflectionInfo(iter([request]), timeout=5)
@@ -71,3 +71,15 @@ def test_triton_stopped_is_unavailable_within_the_deadline_and_not_serving(
     assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
     assert time.monotonic() - started < 3.0
     service.wait_for(lambda: status(service) == NOT_SERVING, "NOT_SERVING")
+
+
+def test_health_watch_streams_the_status_through_the_interceptor(bare_service: Service) -> None:
+    watch = bare_service.health.Watch(health_pb2.HealthCheckRequest(service=""), timeout=5)
+    try:
+        statuses = [next(watch).status]
+        if statuses[0] != SERVING:
+            statuses.append(next(watch).status)
+    finally:
+        watch.cancel()
+
+    assert statuses[-1] == SERVING

@@ -39,9 +39,7 @@ def batch(batch_id: str, *records: outcomes_pb2.OutcomeRecord) -> outcomes_pb2.U
     return outcomes_pb2.UploadOutcomesRequest(batch_id=batch_id, records=records)
 
 
-def upload(
-    bare_service: Service, *batches: outcomes_pb2.UploadOutcomesRequest, acks: list[Any] | None = None
-) -> list[Any]:
+def upload(service: Service, *batches: outcomes_pb2.UploadOutcomesRequest, acks: list[Any] | None = None) -> list[Any]:
     """Sends the batches one at a time, each after the previous one's ack; ``acks`` collects the acks."""
     acked = threading.Semaphore(1)
 

@@ -75,6 +75,10 @@ def test_the_tiny_model_exports_from_the_command_line(tmp_path: Path, capsys: py
     manifest = json.loads((tmp_path / "tiny" / "manifest.json").read_text())
     assert manifest["quantization"]["bits"] == 8
     assert (manifest["probe"]["first_layer"], manifest["probe"]["last_layer"]) == (1, 2)
+    parity = json.loads((tmp_path / "tiny" / "parity.json").read_text())
+    assert "parity.json" in manifest["files"]
+    assert parity["positions"] > 0 and parity["mean_kl"] < 0.01 and parity["top1_agreement"] > 0.9
+    assert [p.name for p in tmp_path.iterdir()] == ["tiny"]  # the fp32 reference was removed
 
 
 def test_probe_layers_outside_the_model_are_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
