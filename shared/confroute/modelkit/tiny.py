@@ -66,7 +66,8 @@ def tiny_weights(spec: DecoderSpec, seed: int = 0) -> Weights:
             for name, size in (("attn_norm", h), ("mlp_norm", h), ("o", h), ("fc", inter), ("proj", h)):
                 w[f"L{i}.{name}.b"] = np.zeros(size, np.float32)
         else:
-            w.update({f"L{i}.gate.w": normal(h, inter), f"L{i}.up.w": normal(h, inter), f"L{i}.down.w": normal(inter, h)})
+            w.update({f"L{i}.gate.w": normal(h, inter), f"L{i}.up.w": normal(h, inter),
+                      f"L{i}.down.w": normal(inter, h)})
         if spec.qkv_bias:
             w[f"L{i}.qkv.b"] = normal(qkv)
     if spec.family == "gpt2":
