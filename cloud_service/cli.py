@@ -15,14 +15,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import importlib
-import inspect
 import os
 import signal
 import sys
 import threading
-import typing
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -33,7 +30,7 @@ from cloud_service.ports import OutcomeLog, PolicyStore
 from cloud_service.server import policy_admin
 from cloud_service.server.logs import configure_logging
 from cloud_service.server.runner import serve
-from confroute.errors import ConfrouteError, InvalidInput, Unavailable
+from confroute.errors import ConfrouteError, InvalidInput
 
 DEFAULT_REPOSITORY = Path(__file__).resolve().parent / "model_repository"
 
@@ -50,33 +47,21 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 @asynccontextmanager
-async def open_redis_stores(redis_url: str) -> AsyncIterator[tuple[OutcomeLog, PolicyStore]]:
-    """The Redis outcome log and policy store: the one place that wires their implementations.
+async def open_redis_stores(config: ServiceConfig) -> AsyncIterator[tuple[OutcomeLog, PolicyStore]]:
+    """The Redis outcome log and policy store: the one place that wires their implementations."""
+    from cloud_service.outcomes.config import OutcomeLogConfig
+    from cloud_service.outcomes.redis_log import RedisOutcomeLog
+    from cloud_service.policies.config import PolicyStoreConfig
+    from cloud_service.policies.redis_store import RedisPolicyStore
 
-    Each class takes a frozen config dataclass (the type of its constructor's first parameter) with
-    a ``url`` field; an optional ``start()`` is awaited, and ``close()`` at the end.
-    """
-    outcome_log = _construct("cloud_service.outcomes.redis_log", "RedisOutcomeLog", redis_url)
-    policy_store = _construct("cloud_service.policies.redis_store", "RedisPolicyStore", redis_url)
+    outcome_log = RedisOutcomeLog(OutcomeLogConfig(url=config.redis_url, retain_text=config.retain_text))
+    policy_store = RedisPolicyStore(PolicyStoreConfig(url=config.redis_url))
+    await outcome_log.start()
     try:
-        for store in (outcome_log, policy_store):
-            if hasattr(store, "start"):
-                await store.start()
         yield outcome_log, policy_store
     finally:
-        for store in (outcome_log, policy_store):
-            if hasattr(store, "close"):
-                await store.close()
-
-
-def _construct(module: str, name: str, url: str) -> Any:
-    try:
-        cls = getattr(importlib.import_module(module), name)
-        first = next(iter(inspect.signature(cls).parameters))
-        config_type = typing.get_type_hints(cls.__init__)[first]
-        return cls(config_type(url=url))
-    except (ImportError, AttributeError, KeyError, StopIteration, TypeError) as exc:
-        raise Unavailable(f"cannot set up {module}.{name} for {url}: {exc!r}") from exc
+        await outcome_log.close()
+        await policy_store.close()
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -130,8 +115,8 @@ def _policy_get(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _with_store(config: ServiceConfig, action: typing.Callable[[PolicyStore], typing.Awaitable[Any]]) -> Any:
-    async with open_redis_stores(config.redis_url) as (_, store):
+async def _with_store(config: ServiceConfig, action: Callable[[PolicyStore], Awaitable[Any]]) -> Any:
+    async with open_redis_stores(config) as (_, store):
         return await action(store)
 
 

@@ -24,7 +24,7 @@ from cloud_service.server.app import CloudServer, Dependencies, build_server
 logger = logging.getLogger(__name__)
 
 Stores = tuple[OutcomeLog, PolicyStore]
-StoresFactory = Callable[[str], AbstractAsyncContextManager[Stores]]
+StoresFactory = Callable[[ServiceConfig], AbstractAsyncContextManager[Stores]]
 
 
 @dataclass(frozen=True)
@@ -51,7 +51,7 @@ async def start_service(config: ServiceConfig, open_stores: StoresFactory, stack
         TritonBackendConfig(url=config.triton_url, model=config.triton_model, prompt_format=config.prompt_format)
     )
     stack.push_async_callback(backend.close)
-    outcome_log, policy_store = await stack.enter_async_context(open_stores(config.redis_url))
+    outcome_log, policy_store = await stack.enter_async_context(open_stores(config))
     metrics = create_metrics()
     metrics.watch_outcome_log(outcome_log)
     metrics_port = None

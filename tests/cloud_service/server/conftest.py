@@ -194,7 +194,7 @@ def memory_stores(log: MemoryOutcomeLog, store: MemoryPolicyStore) -> StoresFact
     """A stores factory, as ``cloud_service.cli.open_redis_stores`` is one, handing out these two."""
 
     @asynccontextmanager
-    async def stores(url: str) -> AsyncIterator[tuple[MemoryOutcomeLog, MemoryPolicyStore]]:
+    async def stores(config: ServiceConfig) -> AsyncIterator[tuple[MemoryOutcomeLog, MemoryPolicyStore]]:
         yield log, store
 
     return stores
@@ -224,7 +224,7 @@ class FailingBackend:
 
 async def start_with_backend(config: ServiceConfig, backend: Any, stores: Any, stack: AsyncExitStack) -> RunningService:
     """What start_service does, with an injected backend that is always ready."""
-    log, store = await stack.enter_async_context(stores(config.redis_url))
+    log, store = await stack.enter_async_context(stores(config))
     metrics = create_metrics()
     metrics.watch_outcome_log(log)
 
