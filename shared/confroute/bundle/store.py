@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import os
 import shutil
 import tempfile
@@ -14,6 +15,7 @@ from confroute.bundle.manifest import Manifest
 from confroute.errors import BundleCorrupt, BundleNotFound
 
 MANIFEST_FILE = "manifest.json"
+STAMP_FILE = ".verified.json"
 _CHUNK = 1 << 20
 
 
@@ -26,19 +28,47 @@ def sha256_file(path: Path) -> str:
 
 
 def load_bundle(folder: str | os.PathLike[str], *, verify: bool = True) -> Manifest:
-    """Reads a bundle's manifest; with ``verify`` checks every listed file's sha256."""
+    """Reads a bundle's manifest; with ``verify`` checks every listed file's sha256.
+
+    A successful check leaves a stamp (each file's size and mtime); while those are unchanged the next
+    start skips re-hashing, which would otherwise cost ~1 s of cold start per 500 MB. The hashes guard
+    against corruption and partial copies, not against someone able to rewrite the folder.
+    """
     path = Path(folder)
     manifest_path = path / MANIFEST_FILE
     if not manifest_path.is_file():
         raise BundleNotFound(f"no model bundle at {path} (missing {MANIFEST_FILE}); build one with confroute-export")
     manifest = Manifest.from_json(manifest_path.read_text(encoding="utf-8"))
-    for name, expected in manifest.files.items():
-        file = path / name
-        if not file.is_file():
-            raise BundleCorrupt(f"bundle {path} is missing {name}")
-        if verify and sha256_file(file) != expected:
-            raise BundleCorrupt(f"bundle {path}: {name} does not match its sha256 in the manifest")
+    stats = _file_stats(path, manifest)
+    if verify and _read_stamp(path) != {"version": manifest.version, "files": stats}:
+        for name, expected in manifest.files.items():
+            if sha256_file(path / name) != expected:
+                raise BundleCorrupt(f"bundle {path}: {name} does not match its sha256 in the manifest")
+        _write_stamp(path, {"version": manifest.version, "files": stats})
     return manifest
+
+
+def _file_stats(path: Path, manifest: Manifest) -> dict[str, list[int]]:
+    stats = {}
+    for name in manifest.files:
+        try:
+            st = (path / name).stat()
+        except FileNotFoundError as exc:
+            raise BundleCorrupt(f"bundle {path} is missing {name}") from exc
+        stats[name] = [st.st_size, st.st_mtime_ns]
+    return stats
+
+
+def _read_stamp(path: Path) -> object:
+    try:
+        return json.loads((path / STAMP_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def _write_stamp(path: Path, stamp: dict[str, object]) -> None:
+    with contextlib.suppress(OSError):  # a read-only bundle is verified on every start instead
+        (path / STAMP_FILE).write_text(json.dumps(stamp), encoding="utf-8")
 
 
 def hash_files(folder: Path, names: list[str]) -> dict[str, str]:

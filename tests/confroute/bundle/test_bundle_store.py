@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from confroute.bundle import load_bundle
+from confroute.bundle import load_bundle, store
 from confroute.bundle.probe import read_probe, write_probe
 from confroute.bundle.store import write_atomically
 from confroute.errors import BundleCorrupt, BundleNotFound, ProbeShapeMismatch
@@ -25,6 +25,20 @@ def test_a_tampered_file_is_reported_as_corrupt(tiny_bundle: Path) -> None:
     with open(tiny_bundle / "tokenizer.json", "a", encoding="utf-8") as f:
         f.write(" ")
     with pytest.raises(BundleCorrupt, match=r"tokenizer\.json does not match"):
+        load_bundle(tiny_bundle)
+
+
+def test_a_verified_bundle_is_not_rehashed_until_a_file_changes(tiny_bundle: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    load_bundle(tiny_bundle)
+    hashed: list[str] = []
+    real = store.sha256_file
+    monkeypatch.setattr(store, "sha256_file", lambda p: hashed.append(p.name) or real(p))
+    load_bundle(tiny_bundle)
+    assert hashed == []
+    data = tiny_bundle / "probe.bin"
+    data.write_bytes(b"\1" * data.stat().st_size)  # same size, new mtime, other content
+    with pytest.raises(BundleCorrupt, match=r"probe\.bin does not match"):
         load_bundle(tiny_bundle)
 
 
