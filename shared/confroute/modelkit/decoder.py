@@ -63,17 +63,18 @@ class _Linear:
             return self.gb.op1("MatMul", [x, self.gb.init(f"{name}.w", weight)])
         return self.nbits(x, np.ascontiguousarray(weight.T), name)
 
-    def nbits(self, x: str, rows: np.ndarray, name: str) -> str:
+    def nbits(self, x: str, rows: np.ndarray, name: str, output: str | None = None) -> str:
         assert self.quant is not None
         q = self.quantized(name, rows)
         gb = self.gb
-        return gb.op1(
+        return gb.op(
             "MatMulNBits",
             [x, gb.init(f"{name}.q", q.codes), gb.init(f"{name}.scales", q.scales.reshape(-1)),
              gb.init(f"{name}.zp", q.zero_points.reshape(-1))],
             domain=MS_DOMAIN, K=rows.shape[1], N=rows.shape[0], bits=self.quant.bits,
             block_size=self.quant.block_size, accuracy_level=self.quant.accuracy_level,
-        )
+            outputs=[output or gb.fresh("matmulnbits")],
+        )[0]
 
 
 def build_decoder(gb: GraphBuilder, spec: DecoderSpec, w: Weights, quant: QuantConfig | None) -> DecoderOutputs:
@@ -192,8 +193,8 @@ def _lm_head(gb: GraphBuilder, spec: DecoderSpec, w: Weights, linear: _Linear, l
     """Logits of the last position only: prefill never pays for the others."""
     if linear.quant is not None:
         name = "embed" if spec.tie_embeddings else "lm_head"
-        return linear.nbits(last, lm_head_rows(spec, w), name)
+        return linear.nbits(last, lm_head_rows(spec, w), name, output="logits")
     # A tied output layer still gets its own [H, V] copy: MatMul over it is ~13% faster than Gemm(transB)
     # over the embedding table on CPU, for 4 bytes x V x H more memory (fp32 only; 8-bit shares the table).
     head = w["lm_head.w"] if "lm_head.w" in w else np.ascontiguousarray(w["embed"].T)
-    return gb.op1("MatMul", [last, gb.init("lm_head.w", head)])
+    return gb.op("MatMul", [last, gb.init("lm_head.w", head)], outputs=["logits"])[0]

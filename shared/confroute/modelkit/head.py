@@ -51,7 +51,10 @@ def default_probe_layers(num_layers: int) -> tuple[int, int]:
 
 
 def add_head(gb: GraphBuilder, dec: DecoderOutputs, vocab: str) -> None:
-    """Entropy, max-prob, argmax log-prob and argmax id of the next-token distribution."""
+    """Entropy, max-prob, argmax log-prob and argmax id of the next-token distribution.
+
+    Every output is produced under its own name (an Identity per output would cost a node each step).
+    """
     z = dec.logits
     # TopK(1) finds the max and its index in one pass (ReduceMax + ArgMax would scan the vocabulary twice)
     zmax, argmax = gb.op("TopK", [z, gb.const([1])], outputs=2, axis=1)
@@ -61,24 +64,31 @@ def add_head(gb: GraphBuilder, dec: DecoderOutputs, vocab: str) -> None:
     log_total = gb.op1("Log", [total])
     # entropy = log(sum e) - sum(p * shifted), with p = e / sum e
     weighted = gb.op1("ReduceSum", [gb.op1("Mul", [exp, shifted]), gb.const([1])], keepdims=0)
-    entropy = gb.op1("Sub", [log_total, gb.op1("Div", [weighted, total])])
+    gb.op("Sub", [log_total, gb.op1("Div", [weighted, total])], outputs=["entropy"])
+    gb.op("Reciprocal", [total], outputs=["max_prob"])
+    gb.op("Neg", [log_total], outputs=["argmax_logprob"])
+    gb.op("Squeeze", [argmax, gb.const([1])], outputs=["next_token"])
     gb.add_output(z, "logits", TensorProto.FLOAT, ["batch", vocab])
-    gb.add_output(entropy, "entropy", TensorProto.FLOAT, ["batch"])
-    gb.add_output(gb.op1("Reciprocal", [total]), "max_prob", TensorProto.FLOAT, ["batch"])
-    gb.add_output(gb.op1("Neg", [log_total]), "argmax_logprob", TensorProto.FLOAT, ["batch"])
-    gb.add_output(gb.op1("Squeeze", [argmax, gb.const([1])]), "next_token", TensorProto.INT64, ["batch"])
+    for name in ("entropy", "max_prob", "argmax_logprob"):
+        gb.add_output(name, name, TensorProto.FLOAT, ["batch"])
+    gb.add_output("next_token", "next_token", TensorProto.INT64, ["batch"])
 
 
 def add_probes(gb: GraphBuilder, dec: DecoderOutputs, layout: ProbeLayout,
                weight: np.ndarray, bias: np.ndarray) -> None:
-    """Probe features and sigmoid scores from the residual stream at the last position."""
-    last = [gb.op1("Gather", [dec.layer_hidden[i], gb.const(-1)], axis=1)
-            for i in range(layout.first, layout.last + 1)]
-    features = last[0] if len(last) == 1 else gb.op1("Concat", last, axis=1)
-    logit = gb.op1("Add", [gb.op1("MatMul", [features, gb.init(PROBE_WEIGHT, weight)]),
+    """Probe features and sigmoid scores from the residual stream at the last position.
+
+    The layers' residual streams are concatenated first and the last position taken once: two nodes
+    per step instead of one Gather per layer plus a Concat.
+    """
+    layers = dec.layer_hidden[layout.first: layout.last + 1]
+    stacked = layers[0] if len(layers) == 1 else gb.op1("Concat", layers, axis=2)
+    gb.op("Gather", [stacked, gb.const(-1)], outputs=["probe_features"], axis=1)
+    logit = gb.op1("Add", [gb.op1("MatMul", ["probe_features", gb.init(PROBE_WEIGHT, weight)]),
                            gb.init(PROBE_BIAS, bias)])
-    gb.add_output(features, "probe_features", TensorProto.FLOAT, ["batch", layout.feature_dim])
-    gb.add_output(gb.op1("Sigmoid", [logit]), "probe", TensorProto.FLOAT, ["batch", len(PROBE_OUTPUTS)])
+    gb.op("Sigmoid", [logit], outputs=["probe"])
+    gb.add_output("probe_features", "probe_features", TensorProto.FLOAT, ["batch", layout.feature_dim])
+    gb.add_output("probe", "probe", TensorProto.FLOAT, ["batch", len(PROBE_OUTPUTS)])
 
 
 def untrained_probe(layout: ProbeLayout) -> tuple[np.ndarray, np.ndarray]:
