@@ -5,9 +5,11 @@ from __future__ import annotations
 import dataclasses
 import gc
 import json
+import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from onnx import TensorProto
 
@@ -59,7 +61,9 @@ def export_bundle(source: LoadedSource, dest: Path, options: ExportOptions,
                  f"{'8-bit' if options.quantization else 'fp32'}, probes on layers {first}..{last})")
         gb = _build_graph(source, layout, options.quantization, options.head)
         progress("writing model.onnx and its external data")
-        save_graph(gb.to_model(source.model_id, options.opset), gb.initializers, staging)
+        total = sum(a.nbytes for a in gb.initializers.values())
+        with _byte_bar(total, "writing weights") as bar:
+            save_graph(gb.to_model(source.model_id, options.opset), gb.initializers, staging, bar.update)
         del gb
         gc.collect()
         (staging / TOKENIZER_FILE).write_text(source.tokenizer_json, encoding="utf-8")
@@ -75,6 +79,13 @@ def export_bundle(source: LoadedSource, dest: Path, options: ExportOptions,
         write_manifest(staging, manifest)
     progress(f"bundle {manifest.model_id} version {manifest.version} written to {dest}")
     return manifest
+
+
+def _byte_bar(total: int, label: str) -> Any:
+    """A progress bar on stderr (only when it is a terminal: logs and CI stay clean)."""
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=label, unit="B", unit_scale=True, disable=not sys.stderr.isatty(), leave=False)
 
 
 def _build_graph(source: LoadedSource, layout: ProbeLayout, quant: QuantSpec | None, head: bool) -> GraphBuilder:
