@@ -66,3 +66,20 @@ def test_each_rpc_streams_the_way_the_contract_says(
     module: str, service: str, rpc: str, client_streams: bool, server_streams: bool
 ) -> None:
     assert _method(module, service, rpc) == (client_streams, server_streams)
+
+
+#: The commit that first published confroute.v1: every later change must stay wire- and source-compatible
+#: with it (a breaking change belongs in confroute.v2).
+V1_BASELINE = "ab361330c24321b1965f1368f5650201a1257e77"
+
+
+@pytest.mark.skipif(_buf() is None, reason="buf is not installed (pip install buf-bin)")
+def test_protos_stay_compatible_with_the_published_v1() -> None:
+    if not (ROOT / ".git").exists():
+        pytest.skip("not a git checkout: nothing to compare against")
+    against = f"../.git#ref={V1_BASELINE},subdir=proto"
+    result = subprocess.run(
+        [str(_buf()), "breaking", "--against", against], cwd=ROOT / "proto", capture_output=True, text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
