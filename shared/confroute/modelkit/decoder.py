@@ -123,8 +123,12 @@ def _embed(gb: GraphBuilder, spec: DecoderSpec, w: Weights, ids: str, mask: str,
 
 
 def _quantized_embed(gb: GraphBuilder, spec: DecoderSpec, q: BlockQuantized, ids: str) -> str:
-    """Looks rows up in the same 8-bit table the (tied) output layer multiplies with."""
-    codes = gb.init("embed.q", q.codes)
+    """Looks rows up in an 8-bit table (the tied output layer's codes, stored a second time).
+
+    The copy costs V x H bytes on disk but keeps memory low: the output layer's codes are released after
+    onnxruntime prepacks them, while this table is memory-mapped and only the rows looked up are resident.
+    """
+    codes = gb.init("embed.rows", q.codes.copy())
     rows = gb.op1("Cast", [gb.op1("Gather", [codes, ids])], to=TensorProto.FLOAT)
     zp = gb.op1("Cast", [gb.op1("Gather", [gb.init("embed.zp2d", q.zero_points), ids])], to=TensorProto.FLOAT)
     scales = gb.op1("Gather", [gb.init("embed.scales2d", q.scales), ids])
