@@ -313,3 +313,21 @@ def test_the_generated_config_names_the_bundle_threads_and_instances(bundle: Pat
     assert 'key: "bundle"\n  value: { string_value: "/opt/my \\"odd\\" bundle" }' in config
     assert 'string_value: "3"' in config and 'string_value: "false"' in config
     assert "count: 2" in config and "count: 1" not in config
+
+
+@pytest.mark.real_model
+@pytest.mark.slow
+def test_the_cloud_model_answers_twelve_times_seven_through_triton(backend_python: Path, tmp_path: Path) -> None:
+    from confroute.modelkit.cloud_model import ensure_cloud_bundle
+    from confroute.paths import cache_dir
+
+    bundle = ensure_cloud_bundle(cache_dir(os.environ), lambda _message: None)  # cached after the first build
+    config = TritonServerConfig(write_repository(tmp_path, bundle), backend_python=backend_python,
+                                startup_timeout_s=180.0)
+    request = escalation("What is 12 times 7?", max_tokens=48)
+
+    with TritonServerProcess(config) as process:
+        *deltas, answer = through_backend(process.endpoints.grpc_url, request, stream=True)
+
+    assert "84" in answer.text
+    assert len(deltas) > 3

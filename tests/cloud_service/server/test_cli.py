@@ -17,12 +17,12 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from cloud_service.cli import _construct, main
+from cloud_service.cli import main
 from cloud_service.config import ServiceConfig
 from cloud_service.server.policy_admin import policy_from_args
 from cloud_service.server.runner import serve
 from confroute.contract import RoutingMode
-from confroute.errors import InvalidPolicy, Unavailable
+from confroute.errors import InvalidPolicy
 
 if TYPE_CHECKING:
     from conftest import StoresFactory
@@ -115,11 +115,6 @@ def test_policy_set_refuses_a_bad_threshold_before_touching_the_store(capsys: py
 
     assert code == 2
     assert "thresholds.pre" in capsys.readouterr().err
-
-
-def test_a_store_implementation_that_cannot_be_loaded_is_a_clear_unavailable_error() -> None:
-    with pytest.raises(Unavailable, match=r"cloud_service\.nowhere\.Store"):
-        _construct("cloud_service.nowhere", "Store", "redis://127.0.0.1:6379/0")
 
 
 def test_the_triton_command_prints_its_urls_and_stops_on_sigterm(backend_python: Path) -> None:
