@@ -1,0 +1,1 @@
+"""Helpers of ``bench.cloud_service``: the processes it runs, its load generator, the outcome-log benchmark."""

@@ -1,0 +1,117 @@
+"""Outcome-log throughput into a real redis-server, through ``RedisOutcomeLog``.
+
+- ``store()``: durable writes of batches (the upload path, acked only once stored);
+- ``record()``: the escalation path, a non-blocking enqueue drained by the background flusher.
+
+Records are built before the clock starts (in the service they arrive built from protobuf); encoding
+them for Redis, the round trips and Redis's own work are timed. Each measurement writes to a stream of
+its own and checks with ``XLEN`` that every record landed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta, timezone
+
+import redis
+
+from cloud_service.outcomes.config import OutcomeLogConfig
+from cloud_service.outcomes.redis_log import RedisOutcomeLog
+from confroute.contract.common import ModelRef
+from confroute.contract.enums import AnsweredBy, Decision, RoutingMode
+from confroute.contract.outcome import Latency, OutcomeRecord
+
+T0 = datetime(2026, 1, 5, 9, 30, tzinfo=timezone.utc)
+RECORD_CHUNK = 1000  # record() calls between yields to the event loop, as a busy service would make
+WAIT_S = 60.0
+
+
+@dataclass(frozen=True)
+class Throughput:
+    """Records written and the time they took."""
+
+    records: int
+    elapsed_s: float
+    in_stream: int  # XLEN of the stream afterwards
+
+    @property
+    def per_s(self) -> float:
+        return self.records / self.elapsed_s if self.elapsed_s > 0 else 0.0
+
+
+def sample_records(prefix: str, count: int) -> list[OutcomeRecord]:
+    """``count`` escalation outcomes with distinct query ids, shaped like the service's own records."""
+    base = OutcomeRecord(
+        query_id=f"{prefix}-0",
+        device_id="bench-device",
+        cohort="bench",
+        edge_model=ModelRef("smollm2-135m", "bench"),
+        cloud_model=ModelRef("echo", "1"),
+        mode=RoutingMode.POST,
+        decision=Decision.ESCALATED,
+        answered_by=AnsweredBy.CLOUD,
+        latency=Latency(edge_ms=0.0, total_ms=1.25, cloud_ms=1.25),
+        started_at=T0,
+        finished_at=T0 + timedelta(milliseconds=1),
+        signals={"seq_conf": 0.31, "probe": 0.42},
+        policy_version="p-bench",
+    )
+    return [replace(base, query_id=f"{prefix}-{i}") for i in range(count)]
+
+
+def _config(url: str, name: str) -> OutcomeLogConfig:
+    return OutcomeLogConfig(url=url, key_prefix=f"confroute:{{bench-{name}}}")
+
+
+def _xlen(config: OutcomeLogConfig) -> int:
+    with redis.Redis.from_url(config.url) as client:
+        length: int = client.xlen(config.stream_key)
+        return length
+
+
+async def store_throughput(url: str, records: list[OutcomeRecord], batch: int, name: str = "store") -> Throughput:
+    """``store()`` of consecutive batches of ``batch`` records, one awaited after the other."""
+    config = _config(url, name)
+    log = RedisOutcomeLog(config)
+    try:
+        await log.store(sample_records(f"{name}-warmup", batch))  # connects and loads the script
+        started = time.perf_counter()
+        for i in range(0, len(records), batch):
+            await log.store(records[i : i + batch])
+        elapsed = time.perf_counter() - started
+    finally:
+        await log.close()
+    return Throughput(len(records), elapsed, _xlen(config) - batch)
+
+
+async def record_throughput(url: str, records: list[OutcomeRecord], name: str = "record") -> Throughput:
+    """``record()`` of every record (yielding to the loop every ``RECORD_CHUNK``), until all are written."""
+    config = _config(url, name)
+    async with RedisOutcomeLog(config) as log:
+        await log.store(sample_records(f"{name}-warmup", 10))
+        before = log.stats().written
+        started = time.perf_counter()
+        for i in range(0, len(records), RECORD_CHUNK):
+            for record in records[i : i + RECORD_CHUNK]:
+                log.record(record)
+            await asyncio.sleep(0)
+        while log.stats().written + log.stats().dropped - before < len(records):
+            if time.perf_counter() - started > WAIT_S:
+                raise RuntimeError(f"record(): not all written after {WAIT_S} s: {log.stats()}")
+            await asyncio.sleep(0.001)
+        elapsed = time.perf_counter() - started
+        dropped = log.stats().dropped
+    if dropped:
+        raise RuntimeError(f"record() dropped {dropped} record(s)")
+    return Throughput(len(records), elapsed, _xlen(config) - 10)
+
+
+async def wait_for_stream(url: str, expected: int, timeout_s: float = 10.0) -> int:
+    """The length of the service's outcome stream once it reaches ``expected`` (or after ``timeout_s``)."""
+    config = OutcomeLogConfig(url=url)
+    deadline = time.perf_counter() + timeout_s
+    while (length := _xlen(config)) < expected and time.perf_counter() < deadline:
+        await asyncio.sleep(0.05)
+    return length
