@@ -64,6 +64,7 @@ class Answerer(Protocol):
 
     def answer(self, messages: Sequence[Mapping[str, str]], params: SamplingParams) -> AgentAnswer: ...
 
-    def stream(self, messages: Sequence[Mapping[str, str]], params: SamplingParams) -> Iterator[TextDelta | AgentAnswer]:
+    def stream(self, messages: Sequence[Mapping[str, str]],
+               params: SamplingParams) -> Iterator[TextDelta | AgentAnswer]:
         """Text deltas as they come, then exactly one AgentAnswer (its text is the whole answer)."""
         ...
