@@ -1,73 +1,97 @@
 """``edge-agent``: the device's command line.
 
-    edge-agent ask "What is 12 times 7?"     # streams the answer, then one line of routing metadata
+    edge-agent serve [--cloud HOST:PORT] [--port 8080]   # OpenAI-compatible HTTP API on the device
+    edge-agent ask "What is 12 times 7?" [--cloud ...]   # streams the answer, then one line of routing metadata
+
+Every option also reads ``CONFROUTE_EDGE_<OPTION>`` (e.g. ``CONFROUTE_EDGE_CLOUD``); the device's credential
+is ``CONFROUTE_EDGE_TOKEN`` only (never a flag: it would show in the process list).
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
+import logging
 import os
+import signal
 import sys
+import threading
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 
 from confroute.engine import SamplingParams
 from confroute.errors import ConfrouteError
-from confroute.paths import cache_dir, default_bundle_dir
-from edge_agent.model import EdgeModel, runtime_options, signals
+from edge_agent.answer import AgentAnswer
+from edge_agent.app import running_agent
+from edge_agent.config import AgentConfig, add_arguments, config_from
+
+log = logging.getLogger("edge_agent")
 
 
-@dataclasses.dataclass(frozen=True)
-class AskConfig:
-    """One process, one frozen config: built from flags and ``CONFROUTE_EDGE_*`` variables in main()."""
-
-    question: str
-    bundle: Path
-    device: str
-    threads: int
-    params: SamplingParams
-
-
-def parse_args(argv: Sequence[str], env: Mapping[str, str]) -> AskConfig:
+def parse_args(argv: Sequence[str], env: Mapping[str, str]) -> tuple[str, AgentConfig, argparse.Namespace]:
     parser = argparse.ArgumentParser(prog="edge-agent", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
-    ask = sub.add_parser("ask", help="answer one question locally")
+    serve = sub.add_parser("serve", help="run the agent with its OpenAI-compatible HTTP API")
+    add_arguments(serve, env)
+    ask = sub.add_parser("ask", help="answer one question and print its routing metadata")
     ask.add_argument("question")
-    ask.add_argument("--bundle", type=Path, default=env.get("CONFROUTE_EDGE_BUNDLE"),
-                     help="model bundle folder (default: the SmolLM2 bundle in the cache)")
-    ask.add_argument("--device", default=env.get("CONFROUTE_EDGE_DEVICE", "cpu"), help="cpu, cuda or tensorrt")
-    ask.add_argument("--threads", type=int, default=int(env.get("CONFROUTE_EDGE_THREADS", "2")))
     ask.add_argument("--max-tokens", type=int, default=256)
     ask.add_argument("--temperature", type=float, default=0.0)
     ask.add_argument("--top-p", type=float, default=1.0)
     ask.add_argument("--seed", type=int)
+    add_arguments(ask, env)
     args = parser.parse_args(argv)
-    bundle = args.bundle or default_bundle_dir(cache_dir(env), quantized=False)
+    return args.command, config_from(args, env), args
+
+
+def configure_logging(fmt: str) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    if fmt == "json":
+        handler.setFormatter(logging.Formatter(
+            '{"time": "%(asctime)s", "level": "%(levelname)s", "logger": "%(name)s", "message": %(message)r}'))
+    logging.basicConfig(level=logging.INFO, handlers=[handler])
+
+
+def ask(config: AgentConfig, args: argparse.Namespace) -> None:
     params = SamplingParams(max_new_tokens=args.max_tokens, temperature=args.temperature, top_p=args.top_p,
                             seed=args.seed)
-    return AskConfig(args.question, Path(bundle), args.device, args.threads, params)
+    with running_agent(config) as agent:
+        for event in agent.stream([{"role": "user", "content": args.question}], params):
+            if isinstance(event, AgentAnswer):
+                meta = {**event.routing(), "model": event.model, "tokens": event.completion_tokens,
+                        "finish": event.finish_reason}
+                print("\n" + json.dumps(meta))
+            else:
+                sys.stdout.write(event.text)
+                sys.stdout.flush()
 
 
-def ask(config: AskConfig) -> None:
-    model = EdgeModel(config.bundle, runtime_options(config.device, config.threads))
-    run = model.start([{"role": "user", "content": config.question}], config.params)
-    for event in run:
-        sys.stdout.write(event.text)
-        sys.stdout.flush()
-    result = run.result
-    meta = {"side": "edge", "model": model.model_id, "version": model.version, "signals": signals(result),
-            "tokens": result.completion_tokens, "finish": result.finish_reason,
-            "prefill_ms": round(result.prefill_ms, 1), "decode_tok_s": round(result.decode_tokens_per_s, 1)}
-    print("\n" + json.dumps(meta))
+def serve(config: AgentConfig) -> None:
+    from edge_agent.api import ApiConfig, serve_api
+
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    with running_agent(config) as agent:
+        server = serve_api(agent, ApiConfig(host=config.http_host, port=config.http_port))
+        log.info("edge agent serving on http://%s:%d/v1 (cloud: %s)", config.http_host, server.port,
+                 config.cloud.target if config.cloud else "offline")
+        print(f"http://{config.http_host}:{server.port}/v1", flush=True)
+        try:
+            stop.wait()
+        finally:
+            server.shutdown()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    env = dict(os.environ)
+    command, config, args = parse_args(sys.argv[1:] if argv is None else argv, env)
+    configure_logging(config.log_format)
     try:
-        config = parse_args(sys.argv[1:] if argv is None else argv, dict(os.environ))
-        ask(config)
+        if command == "serve":
+            serve(config)
+        else:
+            ask(config, args)
     except ConfrouteError as exc:
         print(f"edge-agent: error: {exc}", file=sys.stderr)
         return 2

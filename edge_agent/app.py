@@ -1,0 +1,40 @@
+"""Assembles a running agent from its config: model, policy keeper and watcher, outbox and uploader,
+escalation client. A context manager: everything it starts, it stops."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+from confroute.contract import ModelRef
+from edge_agent.cloud import EscalationClient, PolicyKeeper, PolicyWatcher, open_channel
+from edge_agent.cloud.channel import call_metadata
+from edge_agent.config import AgentConfig
+from edge_agent.core import AgentIdentity, EdgeAgent
+from edge_agent.model import EdgeModel, runtime_options
+from edge_agent.outbox import GrpcOutcomeSink, OutcomeQueue, QueueConfig, Uploader
+from edge_agent.routing import PrivacyRules
+
+
+@contextlib.contextmanager
+def running_agent(config: AgentConfig) -> Iterator[EdgeAgent]:
+    config.state_dir.mkdir(parents=True, exist_ok=True)
+    model = EdgeModel(config.bundle, runtime_options(config.device, config.threads))
+    keeper = PolicyKeeper(ModelRef(model.model_id, model.version), config.cohort, config.policy_path)
+    privacy = PrivacyRules.compile(config.privacy_patterns, never_escalate=config.never_escalate)
+    with contextlib.ExitStack() as stack:
+        queue = stack.enter_context(OutcomeQueue(QueueConfig(config.queue_path)))
+        client = uploader = None
+        if config.cloud is not None:
+            client = stack.enter_context(EscalationClient(config.cloud))
+            channel = open_channel(config.cloud)
+            stack.callback(channel.close)
+            sink = GrpcOutcomeSink(channel, deadline_s=config.cloud.deadline_s, metadata=call_metadata(config.cloud))
+            uploader = Uploader(queue, sink)
+            uploader.start()
+            stack.callback(uploader.stop)
+            stack.enter_context(PolicyWatcher(keeper, config.cloud, config.device_id))
+        agent = EdgeAgent(model, keeper, queue, AgentIdentity(config.device_id, config.cohort), escalator=client,
+                          privacy=privacy, on_recorded=uploader.wake if uploader else None)
+        stack.callback(agent.close)
+        yield agent

@@ -1,0 +1,83 @@
+"""The edge agent's one frozen configuration, built in ``main()`` from flags and ``CONFROUTE_EDGE_*``."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import socket
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from confroute.paths import cache_dir, default_bundle_dir
+from edge_agent.cloud import CloudConfig
+
+ENV = "CONFROUTE_EDGE_"
+
+
+@dataclasses.dataclass(frozen=True)
+class AgentConfig:
+    """Everything the agent process needs; ``cloud`` None runs offline (every escalation falls back)."""
+
+    bundle: Path
+    device: str
+    threads: int
+    device_id: str
+    cohort: str
+    state_dir: Path
+    cloud: CloudConfig | None
+    privacy_patterns: tuple[str, ...]
+    never_escalate: bool
+    http_host: str
+    http_port: int
+    log_format: str
+
+    @property
+    def queue_path(self) -> Path:
+        return self.state_dir / "outbox.db"
+
+    @property
+    def policy_path(self) -> Path:
+        return self.state_dir / "policy.json"
+
+
+def add_arguments(parser: argparse.ArgumentParser, env: Mapping[str, str]) -> None:
+    """Flags with ``CONFROUTE_EDGE_<NAME>`` environment defaults (the flag wins)."""
+    def opt(name: str, default: str | None) -> str | None:
+        return env.get(ENV + name.upper().replace("-", "_"), default)
+
+    parser.add_argument("--bundle", type=Path, default=opt("bundle", None), help="model bundle folder")
+    parser.add_argument("--device", default=opt("device", "cpu"), help="cpu, cuda or tensorrt")
+    parser.add_argument("--threads", type=int, default=int(opt("threads", "2") or 2))
+    parser.add_argument("--device-id", default=opt("device-id", socket.gethostname()))
+    parser.add_argument("--cohort", default=opt("cohort", "default"))
+    parser.add_argument("--state-dir", type=Path, default=opt("state-dir", None),
+                        help="outbox and last good policy (default: <cache>/edge)")
+    parser.add_argument("--cloud", default=opt("cloud", None), help="cloud service host:port (omit: offline)")
+    parser.add_argument("--cloud-deadline", type=float, default=float(opt("cloud-deadline", "10") or 10))
+    parser.add_argument("--tls", action="store_true", default=opt("tls", "") in ("1", "true"))
+    parser.add_argument("--root-certs", type=Path, default=opt("root-certs", None))
+    parser.add_argument("--client-cert", type=Path, default=opt("client-cert", None))
+    parser.add_argument("--client-key", type=Path, default=opt("client-key", None))
+    parser.add_argument("--privacy-pattern", action="append", default=None,
+                        help="regular expression; a matching query never leaves the device (repeatable)")
+    parser.add_argument("--never-escalate", action="store_true", default=opt("never-escalate", "") in ("1", "true"))
+    parser.add_argument("--host", default=opt("host", "127.0.0.1"), help="HTTP API address")
+    parser.add_argument("--port", type=int, default=int(opt("port", "8080") or 8080), help="HTTP API port (0: free)")
+    parser.add_argument("--log-format", choices=["text", "json"], default=opt("log-format", "text"))
+
+
+def config_from(args: argparse.Namespace, env: Mapping[str, str]) -> AgentConfig:
+    cache = cache_dir(env)
+    cloud = None
+    if args.cloud:
+        cloud = CloudConfig(target=args.cloud, deadline_s=args.cloud_deadline, tls=args.tls,
+                            root_certs=args.root_certs, client_cert=args.client_cert, client_key=args.client_key,
+                            token=env.get(ENV + "TOKEN", ""))
+    patterns: Sequence[str] = args.privacy_pattern or [p for p in env.get(ENV + "PRIVACY_PATTERNS", "").split("\n")
+                                                       if p]
+    return AgentConfig(
+        bundle=Path(args.bundle) if args.bundle else default_bundle_dir(cache, quantized=False),
+        device=args.device, threads=args.threads, device_id=args.device_id, cohort=args.cohort,
+        state_dir=Path(args.state_dir) if args.state_dir else cache / "edge", cloud=cloud,
+        privacy_patterns=tuple(patterns), never_escalate=args.never_escalate, http_host=args.host,
+        http_port=args.port, log_format=args.log_format)
