@@ -1,0 +1,110 @@
+"""``make demo [ARGS=...]``: builds what is missing (edge and cloud bundles), starts the cloud side, and
+routes a mixed set of questions through an edge agent, with a live table.
+
+    make demo                                   # everything embedded, on loopback ports
+    make demo ARGS="--redis-url redis://host:6379/0 --triton-url 127.0.0.1:8001"
+    make demo ARGS="--questions my.jsonl --max-tokens 128"
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from confroute.bundle.store import MANIFEST_FILE
+from confroute.engine import SamplingParams
+from confroute.errors import ConfrouteError
+from confroute.paths import cache_dir, default_bundle_dir
+from edge_agent.answer import AgentAnswer
+from edge_agent.app import running_agent
+from edge_agent.cloud import CloudConfig
+from edge_agent.config import AgentConfig
+from edge_agent.demo.stack import TRITON_MODEL, StackConfig, cloud_stack
+from edge_agent.demo.table import HEADER, row, summary
+
+QUESTIONS = Path(__file__).with_name("questions.jsonl")
+CLOUD_BUNDLE = "qwen2.5-coder-0.5b-instruct-int8"
+
+
+@dataclasses.dataclass(frozen=True)
+class DemoConfig:
+    cache: Path
+    edge_bundle: Path
+    cloud_bundle: Path
+    questions: Path
+    max_tokens: int
+    redis_url: str | None
+    triton_url: str | None
+    triton_model: str
+    keep_logs: bool
+
+
+def parse_args(argv: Sequence[str], env: Mapping[str, str]) -> DemoConfig:
+    parser = argparse.ArgumentParser(prog="make demo ARGS=...", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--redis-url", help="use this Redis instead of starting an embedded one")
+    parser.add_argument("--triton-url", help="use this Triton (gRPC host:port) instead of starting one")
+    parser.add_argument("--triton-model", default=TRITON_MODEL, help=f"model to call there (default {TRITON_MODEL})")
+    parser.add_argument("--edge-bundle", type=Path, help="edge bundle (default: SmolLM2-135M, built on first run)")
+    parser.add_argument("--cloud-bundle", type=Path, help=f"cloud bundle (default: {CLOUD_BUNDLE})")
+    parser.add_argument("--questions", type=Path, default=QUESTIONS, help="JSONL with 'question' and 'gold'")
+    parser.add_argument("--max-tokens", type=int, default=96)
+    parser.add_argument("--keep-logs", action="store_true", help="keep the services' logs and print where")
+    args = parser.parse_args(argv)
+    cache = cache_dir(env)
+    return DemoConfig(cache, args.edge_bundle or default_bundle_dir(cache, False),
+                      args.cloud_bundle or cache / "bundles" / CLOUD_BUNDLE, args.questions, args.max_tokens,
+                      args.redis_url, args.triton_url, args.triton_model, args.keep_logs)
+
+
+def ensure_bundles(config: DemoConfig) -> None:
+    """Builds the default bundles in child processes (the export tooling never loads into the agent)."""
+    if not (config.edge_bundle / MANIFEST_FILE).is_file():
+        print("[demo] building the edge model SmolLM2-135M-Instruct (first run only, ~1 min)", flush=True)
+        subprocess.run([sys.executable, "-m", "confroute.modelkit.cli"], check=True, stdout=subprocess.DEVNULL)
+    if config.triton_url is None and not (config.cloud_bundle / MANIFEST_FILE).is_file():
+        print("[demo] building the cloud model (first run only: ~500 MB download, a few minutes)", flush=True)
+        subprocess.run([sys.executable, "-m", "confroute.modelkit.cloud_model"], check=True)
+
+
+def run(config: DemoConfig) -> None:
+    ensure_bundles(config)
+    with contextlib.ExitStack() as stack:
+        workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="confroute-demo-")))
+        cloud = stack.enter_context(cloud_stack(StackConfig(
+            config.cache, workdir, config.cloud_bundle, config.redis_url, config.triton_url, config.triton_model)))
+        agent_config = AgentConfig(
+            bundle=config.edge_bundle, device="cpu", threads=2, device_id="demo-device", cohort="demo",
+            state_dir=workdir / "edge", cloud=CloudConfig(target=cloud.cloud_target, deadline_s=120.0),
+            privacy_patterns=(), never_escalate=False, http_host="127.0.0.1", http_port=0, log_format="text")
+        agent = stack.enter_context(running_agent(agent_config))
+        questions = [json.loads(line) for line in config.questions.read_text("utf-8").splitlines() if line.strip()]
+        params = SamplingParams(max_new_tokens=config.max_tokens)
+        print(HEADER, flush=True)
+        answers: list[AgentAnswer] = []
+        for n, question in enumerate(questions, 1):
+            answers.append(agent.answer([{"role": "user", "content": question["question"]}], params))
+            print(row(n, question, answers[-1]), flush=True)
+        print(summary(questions, answers))
+        print("[demo] side! = escalation wanted but the cloud was unavailable; conf/thr = the routing decision")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    config = parse_args(sys.argv[1:] if argv is None else argv, dict(os.environ))
+    try:
+        run(config)
+    except KeyboardInterrupt:
+        print("\n[demo] interrupted: everything started has been stopped")
+        return 130
+    except (ConfrouteError, subprocess.CalledProcessError) as exc:
+        print(f"[demo] error: {exc}", file=sys.stderr)
+        return 2
+    return 0

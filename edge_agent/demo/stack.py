@@ -1,0 +1,101 @@
+"""Starts the cloud side for the demo (Redis-compatible server, tritonserver with the cloud model, the cloud
+service) as child processes, or uses what the user points at; everything started is stopped on exit."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from confroute.errors import Unavailable
+from edge_agent.demo import redis
+from edge_agent.demo.processes import child, free_port, wait_for_port
+
+TRITON_MODEL = "bundle_llm"
+
+
+@dataclasses.dataclass(frozen=True)
+class StackConfig:
+    cache: Path
+    workdir: Path
+    cloud_bundle: Path
+    redis_url: str | None
+    triton_url: str | None
+    triton_model: str
+    startup_timeout_s: float = 600.0
+
+
+@dataclasses.dataclass(frozen=True)
+class Stack:
+    redis_url: str
+    triton_url: str
+    cloud_target: str
+
+
+def _say(message: str) -> None:
+    print(f"[demo] {message}", flush=True)
+
+
+@contextlib.contextmanager
+def cloud_stack(config: StackConfig) -> Iterator[Stack]:
+    with contextlib.ExitStack() as stack:
+        redis_url = config.redis_url or stack.enter_context(_redis(config))
+        triton_url = config.triton_url or stack.enter_context(_triton(config))
+        target = stack.enter_context(_service(config, redis_url, triton_url))
+        yield Stack(redis_url, triton_url, target)
+        _say("shutting the cloud side down")
+
+
+@contextlib.contextmanager
+def _redis(config: StackConfig) -> Iterator[str]:
+    binary = redis.server_binary(config.cache)
+    port = free_port()
+    folder = config.workdir / "redis"
+    folder.mkdir()
+    log = config.workdir / "redis.log"
+    with child("redis", redis.server_command(binary, port, folder), log) as process:
+        wait_for_port("the embedded Redis", process, port, log, 30.0)
+        _say(f"embedded Redis-compatible server ({binary.name}) on 127.0.0.1:{port}")
+        yield f"redis://127.0.0.1:{port}/0"
+
+
+@contextlib.contextmanager
+def _triton(config: StackConfig) -> Iterator[str]:
+    ports = [free_port() for _ in range(3)]
+    log = config.workdir / "triton.log"
+    command = [sys.executable, "-m", "cloud_service.cli", "triton", "--bundle", str(config.cloud_bundle),
+               "--grpc-port", str(ports[0]), "--http-port", str(ports[1]), "--metrics-port", str(ports[2])]
+    _say(f"starting tritonserver with the cloud model {config.cloud_bundle.name} (loading takes a while)")
+    with child("tritonserver", command, log) as process:
+        _wait_for_line(process, log, "grpc ", config.startup_timeout_s)
+        _say(f"tritonserver ready on 127.0.0.1:{ports[0]}")
+        yield f"127.0.0.1:{ports[0]}"
+
+
+@contextlib.contextmanager
+def _service(config: StackConfig, redis_url: str, triton_url: str) -> Iterator[str]:
+    port = free_port()
+    log = config.workdir / "cloud-service.log"
+    command = [sys.executable, "-m", "cloud_service.cli", "serve", "--listen", f"127.0.0.1:{port}",
+               "--triton-url", triton_url, "--triton-model", config.triton_model, "--redis-url", redis_url,
+               "--metrics-listen", "", "--max-deadline-s", "120"]
+    with child("cloud-service", command, log) as process:
+        wait_for_port("the cloud service", process, port, log, 60.0)
+        _say(f"cloud service on 127.0.0.1:{port}")
+        yield f"127.0.0.1:{port}"
+
+
+def _wait_for_line(process: subprocess.Popen[bytes], log: Path, prefix: str, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        text = log.read_text(errors="replace") if log.exists() else ""
+        if any(line.startswith(prefix) for line in text.splitlines()):
+            return
+        if process.poll() is not None:
+            raise Unavailable(f"tritonserver exited with status {process.returncode}; see {log}")
+        time.sleep(0.5)
+    raise Unavailable(f"tritonserver was not ready within {timeout_s:.0f} s; see {log}")
