@@ -1,0 +1,147 @@
+"""A ``POST /v1/chat/completions`` body, checked and mapped onto confroute's types.
+
+Mapping: ``messages`` (role + content; content is a string or an array of ``{"type": "text"}`` parts,
+joined with newlines; the ``developer`` role is read as ``system``), ``model`` (one of the answerer's
+model ids), ``max_completion_tokens`` or else ``max_tokens``, ``temperature``, ``top_p``, ``seed``,
+``stop`` (a string or a list), ``n`` (only 1), ``stream`` and ``stream_options.include_usage``.
+A JSON ``null`` means "not given". Other fields are ignored, as OpenAI's API ignores unknown ones.
+Every problem raises ``InvalidInput`` whose ``field`` is the offending request field (the error's
+``param``), except an unknown model: 404 ``model_not_found``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from confroute.engine import SamplingParams
+from confroute.errors import InvalidInput
+from edge_agent.api.errors import HttpError
+
+_ROLES = {"system": "system", "developer": "system", "user": "user", "assistant": "assistant"}
+
+
+@dataclasses.dataclass(frozen=True)
+class ChatRequest:
+    """What the answerer is asked, and how the answer is to be sent back."""
+
+    model: str
+    messages: tuple[Mapping[str, str], ...]
+    params: SamplingParams
+    stream: bool = False
+    include_usage: bool = False
+
+
+def parse_chat_request(body: bytes, model_ids: Sequence[str]) -> ChatRequest:
+    """Checks ``body`` and maps it; raises ``InvalidInput`` (400) or ``HttpError`` (404 unknown model)."""
+    data = _load_object(body)
+    model = _string(data, "model")
+    if model is None:
+        raise InvalidInput("you must provide a model parameter", field="model")
+    if model not in model_ids:
+        raise HttpError(404, f"The model `{model}` does not exist; this server offers {list(model_ids)}",
+                        param="model", code="model_not_found")
+    n = _integer(data, "n")
+    if n not in (None, 1):
+        raise InvalidInput(f"n must be 1 (one answer per request), got {n}", field="n")
+    stream = _boolean(data, "stream") or False
+    options = data.get("stream_options")
+    if options is not None and not isinstance(options, dict):
+        raise InvalidInput("stream_options must be an object", field="stream_options")
+    include_usage = _boolean(options or {}, "include_usage", "stream_options.include_usage") or False
+    return ChatRequest(model, _messages(data.get("messages")), _params(data), stream, include_usage)
+
+
+def _load_object(body: bytes) -> dict[str, Any]:
+    try:
+        data = json.loads(body)
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        raise InvalidInput(f"the request body is not valid JSON: {exc}") from exc
+    if not isinstance(data, dict):
+        raise InvalidInput(f"the request body must be a JSON object, got {type(data).__name__}")
+    return data
+
+
+def _messages(raw: object) -> tuple[Mapping[str, str], ...]:
+    if raw is None:
+        raise InvalidInput("you must provide messages", field="messages")
+    if not isinstance(raw, list):
+        raise InvalidInput("messages must be an array", field="messages")
+    if not raw:
+        raise InvalidInput("messages must not be empty", field="messages")
+    return tuple(_message(item, f"messages[{i}]") for i, item in enumerate(raw))
+
+
+def _message(item: object, where: str) -> Mapping[str, str]:
+    if not isinstance(item, dict):
+        raise InvalidInput(f"{where} must be an object", field=where)
+    role = item.get("role")
+    if not isinstance(role, str) or role not in _ROLES:
+        raise InvalidInput(f"{where}.role must be one of {sorted(_ROLES)}, got {role!r}", field=f"{where}.role")
+    return {"role": _ROLES[role], "content": _content(item.get("content"), f"{where}.content")}
+
+
+def _content(raw: object, where: str) -> str:
+    if isinstance(raw, str):
+        return raw
+    if not isinstance(raw, list):
+        raise InvalidInput(f"{where} must be a string or an array of text parts", field=where)
+    texts = []
+    for part in raw:
+        if not isinstance(part, dict) or part.get("type") != "text" or not isinstance(part.get("text"), str):
+            raise InvalidInput(f"{where} parts must be {{\"type\": \"text\", \"text\": string}} "
+                               "(this model reads text only)", field=where)
+        texts.append(part["text"])
+    return "\n".join(texts)
+
+
+def _params(data: Mapping[str, Any]) -> SamplingParams:
+    tokens_field = "max_completion_tokens" if data.get("max_completion_tokens") is not None else "max_tokens"
+    max_tokens = _integer(data, tokens_field)
+    if max_tokens is not None and max_tokens < 1:
+        raise InvalidInput(f"{tokens_field} must be >= 1, got {max_tokens}", field=tokens_field)
+    given: dict[str, Any] = {
+        "max_new_tokens": max_tokens, "temperature": _number(data, "temperature"),
+        "top_p": _number(data, "top_p"), "seed": _integer(data, "seed"), "stop": _stop(data.get("stop")),
+    }
+    # SamplingParams checks the ranges; its fields are named as the request's (temperature, top_p, stop).
+    return SamplingParams(**{name: value for name, value in given.items() if value is not None})
+
+
+def _stop(raw: object) -> tuple[str, ...] | None:
+    if raw is None or isinstance(raw, str):
+        return None if raw is None else (raw,)
+    if isinstance(raw, list) and all(isinstance(item, str) for item in raw):
+        return tuple(raw)
+    raise InvalidInput("stop must be a string or an array of strings", field="stop")
+
+
+def _typed(data: Mapping[str, Any], key: str, kinds: tuple[type, ...], what: str, field: str | None) -> Any:
+    value = data.get(key)
+    if value is None:
+        return None
+    if (isinstance(value, bool) and bool not in kinds) or not isinstance(value, kinds):
+        raise InvalidInput(f"{field or key} must be {what}, got {type(value).__name__}", field=field or key)
+    return value
+
+
+def _string(data: Mapping[str, Any], key: str) -> str | None:
+    value: str | None = _typed(data, key, (str,), "a string", None)
+    return value
+
+
+def _integer(data: Mapping[str, Any], key: str) -> int | None:
+    value: int | None = _typed(data, key, (int,), "an integer", None)
+    return value
+
+
+def _number(data: Mapping[str, Any], key: str) -> float | None:
+    value: int | float | None = _typed(data, key, (int, float), "a number", None)
+    return None if value is None else float(value)
+
+
+def _boolean(data: Mapping[str, Any], key: str, field: str | None = None) -> bool | None:
+    value: bool | None = _typed(data, key, (bool,), "a boolean", field)
+    return value

@@ -1,0 +1,99 @@
+"""The JSON objects the API sends, shaped as OpenAI's: completions, stream chunks, models, SSE framing.
+
+Extension (documented): a ``chat.completion`` object, and the stream chunk that carries
+``finish_reason`` (and the usage chunk when ``stream_options.include_usage`` is set), have a
+``"confroute"`` field, :meth:`AgentAnswer.routing`: query id, side that answered, decision,
+confidence, threshold, policy version, escalation-unavailable flag, shadow flag, latency. OpenAI clients
+keep unknown fields (``completion.model_extra["confroute"]`` in the Python client).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from edge_agent.answer import AgentAnswer
+
+#: The server-sent event that ends a successful stream.
+SSE_DONE = b"data: [DONE]\n\n"
+OWNER = "confroute"
+
+
+@dataclasses.dataclass(frozen=True)
+class Reply:
+    """What every object of one completion shares: its id, creation time and the model asked for."""
+
+    completion_id: str
+    created: int
+    model: str
+
+
+def completion(reply: Reply, answer: AgentAnswer) -> dict[str, Any]:
+    """A whole ``chat.completion`` object."""
+    return {
+        "id": reply.completion_id, "object": "chat.completion", "created": reply.created, "model": reply.model,
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": answer.text, "refusal": None},
+                     "logprobs": None, "finish_reason": answer.finish_reason}],
+        "usage": usage(answer), "system_fingerprint": None, "confroute": answer.routing(),
+    }
+
+
+def chunk(reply: Reply, delta: dict[str, Any], *, finish_reason: str | None = None,
+          with_usage: bool = False) -> dict[str, Any]:
+    """A ``chat.completion.chunk`` with one choice; ``with_usage`` adds ``"usage": null`` as OpenAI does."""
+    body: dict[str, Any] = {
+        "id": reply.completion_id, "object": "chat.completion.chunk", "created": reply.created,
+        "model": reply.model, "system_fingerprint": None,
+        "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}],
+    }
+    if with_usage:
+        body["usage"] = None
+    return body
+
+
+def closing_chunks(reply: Reply, answer: AgentAnswer, include_usage: bool) -> list[dict[str, Any]]:
+    """The chunk with ``finish_reason`` and the routing extension, then the usage chunk if asked for."""
+    final = chunk(reply, {}, finish_reason=answer.finish_reason, with_usage=include_usage)
+    final["confroute"] = answer.routing()
+    if not include_usage:
+        return [final]
+    usage_chunk = chunk(reply, {}, with_usage=True)
+    usage_chunk.update(choices=[], usage=usage(answer), confroute=answer.routing())
+    return [final, usage_chunk]
+
+
+def usage(answer: AgentAnswer) -> dict[str, int]:
+    """Token counts as OpenAI reports them."""
+    return {"prompt_tokens": answer.prompt_tokens, "completion_tokens": answer.completion_tokens,
+            "total_tokens": answer.prompt_tokens + answer.completion_tokens}
+
+
+def model_object(model_id: str, created: int) -> dict[str, Any]:
+    """One entry of ``/v1/models``."""
+    return {"id": model_id, "object": "model", "created": created, "owned_by": OWNER}
+
+
+def model_list(model_ids: Sequence[str], created: int) -> dict[str, Any]:
+    """The ``/v1/models`` body."""
+    return {"object": "list", "data": [model_object(model_id, created) for model_id in model_ids]}
+
+
+def routing_headers(answer: AgentAnswer) -> list[tuple[str, str]]:
+    """``X-Confroute-*`` headers of a finished answer (no confidence header when there was no decision)."""
+    headers = [("X-Confroute-Side", answer.side), ("X-Confroute-Policy-Version", answer.policy_version),
+               ("X-Confroute-Query-Id", answer.query_id)]
+    if answer.confidence is not None:
+        headers.append(("X-Confroute-Confidence", f"{answer.confidence:.6g}"))
+    return headers
+
+
+def encode(body: Any) -> bytes:
+    """Compact UTF-8 JSON."""
+    return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+def sse(body: Any) -> bytes:
+    """One server-sent event carrying ``body`` as JSON."""
+    return b"data: " + encode(body) + b"\n\n"

@@ -1,0 +1,64 @@
+"""``/metrics`` counts requests by status, answers by side, their latency, and unavailable escalations."""
+
+from __future__ import annotations
+
+import re
+
+import openai
+
+from edge_agent.api import ApiServer
+from edge_agent.api.metrics import CONTENT_TYPE, ApiMetrics
+from tests.edge_agent.api.fake_answerer import MODEL_IDS, FakeAnswerer
+from tests.edge_agent.api.http_helpers import call
+
+
+def sample(text: str, name: str) -> float:
+    """The value of one sample line (``name`` includes its labels)."""
+    match = re.search(rf"^{re.escape(name)} (\S+)$", text, re.MULTILINE)
+    assert match, f"{name} not in\n{text}"
+    return float(match.group(1))
+
+
+def test_metrics_count_requests_answers_and_unavailable_escalations(server: ApiServer,
+                                                                     client: openai.OpenAI) -> None:
+    for question in ("hello", "a hard one", "offline please"):
+        client.chat.completions.create(model=MODEL_IDS[0], messages=[{"role": "user", "content": question}])
+    with client.chat.completions.create(model=MODEL_IDS[0], messages=[{"role": "user", "content": "hi"}],
+                                        stream=True) as stream:
+        list(stream)
+    call(server, "POST", "/v1/chat/completions", b"{oops")
+    call(server, "GET", "/nowhere")
+
+    status, headers, text = call(server, "GET", "/metrics")
+
+    assert status == 200 and headers["Content-Type"] == CONTENT_TYPE
+    assert sample(text, 'confroute_api_requests_total{route="/v1/chat/completions",status="200"}') == 4
+    assert sample(text, 'confroute_api_requests_total{route="/v1/chat/completions",status="400"}') == 1
+    assert sample(text, 'confroute_api_requests_total{route="other",status="404"}') == 1
+    assert sample(text, 'confroute_api_answers_total{side="edge"}') == 3
+    assert sample(text, 'confroute_api_answers_total{side="cloud"}') == 1
+    assert sample(text, 'confroute_api_answer_seconds_count{side="edge"}') == 3
+    assert sample(text, 'confroute_api_answer_seconds_bucket{side="edge",le="+Inf"}') == 3
+    assert sample(text, "confroute_api_escalation_unavailable_total") == 1
+    assert "# TYPE confroute_api_answer_seconds histogram" in text
+
+
+def test_a_scrape_is_counted_after_it_is_served(server: ApiServer) -> None:
+    call(server, "GET", "/metrics")
+    _, _, text = call(server, "GET", "/metrics")
+    assert sample(text, 'confroute_api_requests_total{route="/metrics",status="200"}') == 1
+
+
+def test_histogram_buckets_are_cumulative() -> None:
+    metrics = ApiMetrics(buckets=(0.1, 1.0))
+    answer = FakeAnswerer()._final("hello")
+    for seconds in (0.05, 0.5, 0.7, 5.0):
+        metrics.answer(answer, seconds)
+
+    text = metrics.render()
+
+    assert sample(text, 'confroute_api_answer_seconds_bucket{side="edge",le="0.1"}') == 1
+    assert sample(text, 'confroute_api_answer_seconds_bucket{side="edge",le="1.0"}') == 3
+    assert sample(text, 'confroute_api_answer_seconds_bucket{side="edge",le="+Inf"}') == 4
+    assert sample(text, 'confroute_api_answer_seconds_sum{side="edge"}') == 6.25
+    assert sample(text, 'confroute_api_answer_seconds_count{side="cloud"}') == 0

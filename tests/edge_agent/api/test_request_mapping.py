@@ -1,0 +1,58 @@
+"""``parse_chat_request``: an OpenAI request body mapped onto confroute's types (no server needed)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from confroute.engine import SamplingParams
+from confroute.errors import InvalidInput
+from edge_agent.api.errors import HttpError
+from edge_agent.api.request import ChatRequest, parse_chat_request
+
+MODELS = ("edge",)
+
+
+def parse(**fields: Any) -> ChatRequest:
+    body = {"model": "edge", "messages": [{"role": "user", "content": "hi"}], **fields}
+    return parse_chat_request(json.dumps(body).encode(), MODELS)
+
+
+def test_defaults_are_the_engines_and_no_stream() -> None:
+    request = parse()
+    assert request == ChatRequest("edge", ({"role": "user", "content": "hi"},), SamplingParams())
+
+
+def test_nulls_mean_not_given_like_on_openai() -> None:
+    assert parse(temperature=None, max_tokens=None, stop=None, n=None, stream_options=None).params == SamplingParams()
+
+
+def test_max_completion_tokens_wins_over_the_deprecated_max_tokens() -> None:
+    assert parse(max_tokens=5, max_completion_tokens=9).params.max_new_tokens == 9
+
+
+def test_stream_usage_is_read_from_stream_options() -> None:
+    request = parse(stream=True, stream_options={"include_usage": True})
+    assert request.stream and request.include_usage
+
+
+def test_unknown_fields_are_ignored() -> None:
+    assert parse(tools=[], response_format={"type": "text"}, user="me", logit_bias={}) == parse()
+
+
+def test_an_integral_temperature_is_a_number() -> None:
+    assert parse(temperature=1).params.temperature == 1.0
+
+
+@pytest.mark.parametrize("fields", [{"n": 3}, {"temperature": float("nan")}, {"messages": []}])
+def test_invalid_requests_raise_invalid_input(fields: dict[str, Any]) -> None:
+    with pytest.raises(InvalidInput):
+        parse(**fields)
+
+
+def test_an_unknown_model_is_an_http_404() -> None:
+    with pytest.raises(HttpError) as caught:
+        parse(model="other")
+    assert (caught.value.status, caught.value.code) == (404, "model_not_found")
