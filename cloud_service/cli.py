@@ -5,6 +5,8 @@
 - ``cloud-service triton``: the bundled ``tritonserver`` on a model repository (default: the echo
   model), printing its URLs, until SIGINT or SIGTERM. The models' environment is
   ``--backend-python`` or ``CONFROUTE_TRITON_PYTHON`` (a venv with nvidia-pytriton and numpy<2).
+  ``--bundle DIR`` serves a confroute bundle as the model ``bundle_llm`` (next to echo) from a
+  repository generated in a temporary folder.
 - ``cloud-service policy set`` / ``policy get``: an operator publishes a routing policy (from a JSON
   file in the protobuf JSON form of ``confroute.v1.Policy``, or from flags) or shows the current one.
 
@@ -18,6 +20,7 @@ import asyncio
 import os
 import signal
 import sys
+import tempfile
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
@@ -26,6 +29,7 @@ from typing import Any
 
 from cloud_service.config import ServiceConfig, add_arguments, config_from
 from cloud_service.inference import TritonServerConfig, TritonServerProcess
+from cloud_service.inference.repository import write_repository
 from cloud_service.ports import OutcomeLog, PolicyStore
 from cloud_service.server import policy_admin
 from cloud_service.server.logs import configure_logging
@@ -33,6 +37,7 @@ from cloud_service.server.runner import serve
 from confroute.errors import ConfrouteError, InvalidInput
 
 DEFAULT_REPOSITORY = Path(__file__).resolve().parent / "model_repository"
+BUNDLE_STARTUP_TIMEOUT_S = 300.0  # loading and verifying a large bundle takes longer than Triton's own start
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -72,14 +77,23 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _triton(args: argparse.Namespace) -> int:
+    if args.bundle is None:
+        return _run_triton(args, Path(args.model_repository), startup_timeout_s=30.0)
+    with tempfile.TemporaryDirectory(prefix="confroute-models-") as scratch:
+        repository = write_repository(Path(scratch), Path(args.bundle), include_echo=True)
+        return _run_triton(args, repository, startup_timeout_s=BUNDLE_STARTUP_TIMEOUT_S)
+
+
+def _run_triton(args: argparse.Namespace, repository: Path, startup_timeout_s: float) -> int:
     python = args.backend_python or os.environ.get("CONFROUTE_TRITON_PYTHON")
     config = TritonServerConfig(
-        model_repository=Path(args.model_repository),
+        model_repository=repository,
         backend_python=Path(python) if python else None,
         host=args.host,
         grpc_port=args.grpc_port,
         http_port=args.http_port,
         metrics_port=args.metrics_port,
+        startup_timeout_s=startup_timeout_s,
     )
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -127,7 +141,9 @@ def _parser() -> argparse.ArgumentParser:
     add_arguments(serve_cmd)
     serve_cmd.set_defaults(run=_serve)
     triton = commands.add_parser("triton", help="run the bundled tritonserver on a model repository")
-    triton.add_argument("--model-repository", default=str(DEFAULT_REPOSITORY))
+    source = triton.add_mutually_exclusive_group()
+    source.add_argument("--model-repository", default=str(DEFAULT_REPOSITORY))
+    source.add_argument("--bundle", default=None, help="serve this confroute bundle as model bundle_llm")
     triton.add_argument("--backend-python", default=None, help="interpreter of the models' environment")
     triton.add_argument("--host", default="127.0.0.1")
     for name, port in (("grpc", 8001), ("http", 8000), ("metrics", 8002)):

@@ -30,4 +30,9 @@ if [ ! -x "$TRITON_VENV/bin/python" ]; then
 fi
 "$TRITON_VENV/bin/python" -m pip install --quiet --upgrade pip
 "$TRITON_VENV/bin/python" -m pip install --quiet "nvidia-pytriton==0.7.0" "numpy<2"
+# The bundle_llm model runs the confroute engine inside the stub: the edge runtime (numpy<2 kept) and
+# confroute itself without its dependencies (its protobuf/grpc pins are for the wire, not the engine).
+echo "[setup] installing the bundle_llm model's runtime in $TRITON_VENV (onnxruntime, tokenizers, jinja2, confroute)"
+"$TRITON_VENV/bin/python" -m pip install --quiet "numpy<2" "onnxruntime>=1.20" "tokenizers>=0.20" "jinja2>=3.1"
+"$TRITON_VENV/bin/python" -m pip install --quiet --no-deps -e .
 echo "[setup] done"

@@ -331,3 +331,21 @@ def test_the_cloud_model_answers_twelve_times_seven_through_triton(backend_pytho
 
     assert "84" in answer.text
     assert len(deltas) > 3
+
+
+def test_a_relative_bundle_path_is_taken_from_the_models_folder(
+        backend_python: Path, bundle: Path, tmp_path: Path, engine: Engine) -> None:
+    model = write_repository(tmp_path, bundle) / MODEL
+    (model / "weights").symlink_to(bundle, target_is_directory=True)
+    config = model / "config.pbtxt"
+    config.write_text(config.read_text().replace(json.dumps(str(bundle.resolve())), '"weights"'))
+    assert str(bundle.resolve()) not in config.read_text()
+
+    with TritonServerProcess(TritonServerConfig(tmp_path, backend_python=backend_python)) as process:
+        client = grpcclient.InferenceServerClient(process.endpoints.grpc_url)
+        try:
+            parts = generate(client, stream=True, sampling_parameters=greedy())
+        finally:
+            client.close()
+
+    assert "".join(parts) == expected(engine, max_new_tokens=12)
