@@ -1,11 +1,15 @@
-"""The cloud model behind Triton, reached with ``tritonclient.grpc.aio`` over Triton's streaming API.
+"""The cloud model behind Triton, reached over Triton's gRPC streaming API with ``tritonclient``'s stubs.
 
 The request speaks the tensor interface of Triton's vLLM backend (and of the bundled echo model):
 ``text_input`` (the chat rendered by :mod:`cloud_service.backends.prompt`), ``stream``,
 ``sampling_parameters`` (JSON: max_tokens, temperature, top_p, seed, stop) and
 ``exclude_input_in_output`` = true; ``text_output`` comes back. Decoupled models accept only the
-streaming gRPC API, so both :meth:`TritonBackend.generate` and :meth:`TritonBackend.stream` open one
-``ModelStreamInfer`` call per request, with the caller's timeout as its gRPC deadline.
+streaming gRPC API. :meth:`TritonBackend.generate` sends its requests over one long-lived stream
+shared by all of them (:mod:`cloud_service.backends.multiplex`: a stream per request would cost more
+CPU than the rest of an escalation). :meth:`TritonBackend.stream` opens one ``ModelStreamInfer`` call
+per request, with the caller's timeout as its gRPC deadline: a token stream is long enough for that
+cost not to matter, and a consumer that leaves early must stop the generation in Triton, which only
+cancelling the call does. Messages are built and read by :mod:`cloud_service.backends.wire`.
 
 What the interface does not report is estimated, and documented here:
 
@@ -17,16 +21,18 @@ What the interface does not report is estimated, and documented here:
   the closest a client can see), ``compute_ms`` from then to the last response, ``total_ms`` the call.
 
 The model must flag its last data response final (``triton_final_response``), as the vLLM backend
-and the echo model do; a stream that simply ends is taken as finished too.
+and the echo model do; for :meth:`TritonBackend.stream`, a call that simply ends is taken as finished too.
 
-This module is the one boundary for tritonclient and grpc errors, translated by gRPC status code:
-UNAVAILABLE -> :class:`Unavailable`, DEADLINE_EXCEEDED -> :class:`DeadlineExceeded`,
-RESOURCE_EXHAUSTED -> :class:`Overloaded`, anything else (and errors a model reports inside the
-stream, which carry no code) -> :class:`RuntimeFailure`.
+This module (with :mod:`~cloud_service.backends.multiplex` for the shared stream) is the one boundary
+for grpc errors, translated by gRPC status code: UNAVAILABLE -> :class:`Unavailable`,
+DEADLINE_EXCEEDED -> :class:`DeadlineExceeded`, RESOURCE_EXHAUSTED -> :class:`Overloaded`, anything
+else (and errors a model reports inside the stream, which carry no code) -> :class:`RuntimeFailure`.
+A shared stream that breaks, whatever its status, fails its requests with :class:`Unavailable`.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import time
@@ -35,16 +41,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import grpc
-import numpy as np
-import tritonclient.grpc.aio as triton_aio
-from tritonclient.grpc import InferInput
-from tritonclient.utils import InferenceServerException
+from tritonclient.grpc import MAX_GRPC_MESSAGE_SIZE, service_pb2, service_pb2_grpc
 
+from cloud_service.backends.multiplex import MultiplexedStream
 from cloud_service.backends.prompt import PromptFormat, render_prompt
+from cloud_service.backends.wire import STREAM_METHOD, TextCodec, decode_stream_response, is_final, text_of
+from cloud_service.outcomes.backoff import Backoff
 from confroute.contract.answer import EscalationResponse, StreamEvent, Timings, TokenDelta, Usage
 from confroute.contract.common import ModelRef
 from confroute.contract.enums import FinishReason
-from confroute.contract.escalation import EscalationRequest
+from confroute.contract.escalation import EscalationRequest, GenerationParams
 from confroute.errors import ConfrouteError, DeadlineExceeded, Overloaded, RuntimeFailure, Unavailable
 
 _CHARS_PER_TOKEN = 4
@@ -57,13 +63,19 @@ _ERRORS: dict[grpc.StatusCode, type[ConfrouteError]] = {
 
 @dataclass(frozen=True)
 class TritonBackendConfig:
-    """Where the model is served and how prompts are rendered for it."""
+    """Where the model is served and how prompts are rendered for it.
+
+    After the shared stream to Triton breaks, it is reopened no sooner than a jittered delay that starts
+    at ``reconnect_base_s`` and doubles, up to ``reconnect_cap_s``, while Triton stays unreachable.
+    """
 
     url: str  # host:port of Triton's gRPC endpoint
     model: str
     model_version: str = ""  # empty: the version Triton's version policy serves
     prompt_format: PromptFormat = "chatml"
     ready_timeout_s: float = 1.0
+    reconnect_base_s: float = 0.05
+    reconnect_cap_s: float = 1.0
 
 
 @dataclass
@@ -71,18 +83,24 @@ class _Exchange:
     """What one request to Triton produced, gathered while its responses arrive."""
 
     prompt: str
+    codec: TextCodec
     started: float = field(default_factory=time.perf_counter)
     first: float | None = None
     parts: list[str] = field(default_factory=list)
     steps: int = 0
     model: ModelRef | None = None
+    last_text: str = ""  # the text of the latest response
 
-    def add(self, text: str, model: ModelRef) -> None:
-        self.first = self.first if self.first is not None else time.perf_counter()
-        self.model = model
-        if text:
-            self.parts.append(text)
+    def add(self, response: Any) -> bool:
+        """Takes one ``ModelInferResponse``; True if it was the last."""
+        if self.first is None:
+            self.first = time.perf_counter()
+        self.model = self.codec.model_of(response)
+        self.last_text = text_of(response)
+        if self.last_text:
+            self.parts.append(self.last_text)
             self.steps += 1
+        return is_final(response)
 
 
 class TritonBackend:
@@ -91,14 +109,26 @@ class TritonBackend:
     Build it with :meth:`create` inside the running event loop; :meth:`close` releases the channel.
     """
 
-    def __init__(self, config: TritonBackendConfig, client: Any) -> None:
+    def __init__(self, config: TritonBackendConfig, channel: grpc.aio.Channel) -> None:
         self._config = config
-        self._client = client
+        self._channel = channel
+        self._stub = service_pb2_grpc.GRPCInferenceServiceStub(channel)  # type: ignore[no-untyped-call]
+        # Requests go out already serialized (see wire), so no request serializer.
+        self._open_call = channel.stream_stream(STREAM_METHOD, response_deserializer=decode_stream_response)
+        self._codec = TextCodec(config.model, config.model_version)
+        backoff = Backoff(config.reconnect_base_s, config.reconnect_cap_s)
+        self._shared = MultiplexedStream(self._open_call, url=config.url, model=config.model, backoff=backoff)
 
     @classmethod
     async def create(cls, config: TritonBackendConfig) -> TritonBackend:
         """Opens the channel (lazily connected: Triton need not be up yet)."""
-        return cls(config, triton_aio.InferenceServerClient(config.url))
+        options = [
+            ("grpc.max_send_message_length", MAX_GRPC_MESSAGE_SIZE),
+            ("grpc.max_receive_message_length", MAX_GRPC_MESSAGE_SIZE),
+            # gRPC's own reconnection backoff grows to 120 s; a restarted Triton should be found sooner.
+            ("grpc.max_reconnect_backoff_ms", int(config.reconnect_cap_s * 1000)),
+        ]
+        return cls(config, grpc.aio.insecure_channel(config.url, options=options))
 
     @property
     def config(self) -> TritonBackendConfig:
@@ -107,58 +137,48 @@ class TritonBackend:
 
     async def ready(self) -> bool:
         """Whether Triton answers and the model is loaded; never raises."""
+        request = service_pb2.ModelReadyRequest(name=self._config.model, version=self._config.model_version)
         try:
-            ready: bool = await self._client.is_model_ready(
-                self._config.model, self._config.model_version, client_timeout=self._config.ready_timeout_s
-            )
-        except (InferenceServerException, grpc.RpcError):
+            reply = await self._stub.ModelReady(request, timeout=self._config.ready_timeout_s)
+        except grpc.RpcError:
             return False
-        return ready
+        return bool(reply.ready)
 
     async def generate(self, request: EscalationRequest, timeout_s: float) -> EscalationResponse:
-        """The whole answer in one Triton response."""
-        exchange = _Exchange(render_prompt(request.messages, self._config.prompt_format))
-        async for text, model in self._responses(request, exchange.prompt, stream=False, timeout_s=timeout_s):
-            exchange.add(text, model)
+        """The whole answer in one Triton response, over the shared stream."""
+        if timeout_s <= 0:
+            raise DeadlineExceeded("no time left for the cloud model before the deadline")
+        exchange = _Exchange(render_prompt(request.messages, self._config.prompt_format), self._codec)
+        message = self._codec.encode(exchange.prompt, stream=False, sampling_parameters=_parameters(request.params))
+        await self._shared.infer(message, exchange, timeout_s)
         return self._final(request, exchange, streamed=False)
 
     async def stream(self, request: EscalationRequest, timeout_s: float) -> AsyncIterator[StreamEvent]:
         """A TokenDelta per non-empty Triton response, then the final EscalationResponse."""
-        exchange = _Exchange(render_prompt(request.messages, self._config.prompt_format))
-        async for text, model in self._responses(request, exchange.prompt, stream=True, timeout_s=timeout_s):
-            exchange.add(text, model)
-            if text:
-                yield TokenDelta(text)
-        yield self._final(request, exchange, streamed=True)
-
-    async def close(self) -> None:
-        """Closes the channel; calls in flight fail."""
-        await self._client.close()
-
-    async def _responses(
-        self, request: EscalationRequest, prompt: str, *, stream: bool, timeout_s: float
-    ) -> AsyncIterator[tuple[str, ModelRef]]:
-        """Each response's text and the model that sent it, until the final one; errors translated."""
         if timeout_s <= 0:
             raise DeadlineExceeded("no time left for the cloud model before the deadline")
-        inputs = _inputs(request, prompt, stream)
-
-        async def requests() -> AsyncIterator[dict[str, Any]]:
-            # One request, then half-close: Triton still sends every response of a request in flight.
-            yield {"model_name": self._config.model, "model_version": self._config.model_version, "inputs": inputs}
-
-        calls = self._client.stream_infer(requests(), stream_timeout=timeout_s)
+        exchange = _Exchange(render_prompt(request.messages, self._config.prompt_format), self._codec)
+        message = self._codec.encode(exchange.prompt, stream=True, sampling_parameters=_parameters(request.params))
+        call = self._open_call(iter((message,)), timeout=timeout_s)
         try:
-            async for result, error in calls:
-                if error is not None:
-                    raise RuntimeFailure(f"model {self._config.model} failed: {error.message()}") from error
-                yield _text(result), _model_ref(result)
-                if result.get_response().parameters["triton_final_response"].bool_param:
-                    return
+            while (reply := await call.read()) is not grpc.aio.EOF:
+                if reply.error_message:
+                    raise RuntimeFailure(f"model {self._config.model} failed: {reply.error_message}")
+                last = _add(exchange, reply.infer_response, self._config.model)
+                if exchange.last_text:
+                    yield TokenDelta(exchange.last_text)
+                if last:
+                    break
         except grpc.RpcError as exc:
             raise _translate(exc, self._config.url) from exc
         finally:
-            calls.cancel()  # a consumer that stops early must not leave the call running in Triton
+            call.cancel()  # a consumer that stops early must not leave the call running in Triton
+        yield self._final(request, exchange, streamed=True)
+
+    async def close(self) -> None:
+        """Ends the shared stream and closes the channel; calls in flight fail."""
+        await self._shared.close()
+        await self._channel.close()
 
     def _final(self, request: EscalationRequest, exchange: _Exchange, *, streamed: bool) -> EscalationResponse:
         end = time.perf_counter()
@@ -187,7 +207,12 @@ def approximate_tokens(text: str) -> int:
 
 def sampling_parameters(request: EscalationRequest) -> str:
     """The vLLM backend's ``sampling_parameters`` JSON for the request's generation parameters."""
-    params = request.params
+    return _parameters(request.params).decode()
+
+
+@functools.lru_cache(maxsize=1024)
+def _parameters(params: GenerationParams) -> bytes:
+    # Devices send a handful of distinct parameter sets: encode each once.
     values: dict[str, Any] = {
         "max_tokens": params.max_tokens,
         "temperature": params.temperature,
@@ -197,34 +222,14 @@ def sampling_parameters(request: EscalationRequest) -> str:
         values["seed"] = params.seed
     if params.stop:
         values["stop"] = list(params.stop)
-    return json.dumps(values)
+    return json.dumps(values).encode()
 
 
-def _inputs(request: EscalationRequest, prompt: str, stream: bool) -> list[InferInput]:
-    return [
-        _tensor("text_input", np.array([prompt.encode("utf-8")], dtype=np.object_), "BYTES"),
-        _tensor("stream", np.array([stream]), "BOOL"),
-        _tensor("sampling_parameters", np.array([sampling_parameters(request).encode()], dtype=np.object_), "BYTES"),
-        _tensor("exclude_input_in_output", np.array([True]), "BOOL"),
-    ]
-
-
-def _tensor(name: str, value: np.ndarray[Any, Any], datatype: str) -> InferInput:
-    tensor = InferInput(name, list(value.shape), datatype)
-    tensor.set_data_from_numpy(value)
-    return tensor
-
-
-def _text(result: Any) -> str:
-    output = result.as_numpy("text_output")
-    if output is None:
-        return ""
-    return "".join(item.decode("utf-8") if isinstance(item, bytes) else str(item) for item in output.reshape(-1))
-
-
-def _model_ref(result: Any) -> ModelRef:
-    response = result.get_response()
-    return ModelRef(response.model_name, response.model_version or "unknown")
+def _add(exchange: _Exchange, response: Any, model: str) -> bool:
+    try:
+        return exchange.add(response)
+    except ValueError as exc:  # UnicodeDecodeError is one
+        raise RuntimeFailure(f"model {model} sent a response that cannot be read: {exc}") from exc
 
 
 def _translate(exc: grpc.RpcError, url: str) -> ConfrouteError:

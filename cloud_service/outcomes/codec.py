@@ -4,6 +4,10 @@ One field per attribute keeps the log readable with ``XRANGE`` and lets readers 
 need; signals are one compact JSON object. Optional values that are absent (no cloud model, no cloud
 latency, texts not retained) have no field at all. Timestamps are ISO 8601 in UTC, floats their
 shortest exact ``repr``. ``v`` is the layout's version, for readers of old entries.
+
+This runs once per record on the write path, so it is written for speed: JSON by rapidjson (the same
+text as the standard library's compact encoder, but for the case of ``\\u`` escapes' hex digits),
+enum values read from ``_value_`` (``Enum.value`` is a Python-level descriptor).
 """
 
 from __future__ import annotations
@@ -11,14 +15,24 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from datetime import datetime, timezone
+from typing import Any
+
+import rapidjson
 
 from confroute.contract.common import ModelRef
 from confroute.contract.enums import AnsweredBy, Decision, Label, LabelSource, RoutingMode
 from confroute.contract.outcome import Latency, OutcomeRecord
 
 LAYOUT_VERSION = "1"
-# Compact JSON, ASCII only (non-ASCII as \u escapes, which Redis's Lua cjson decodes too).
-to_json = json.JSONEncoder(separators=(",", ":")).encode
+_to_json_slowly = json.JSONEncoder(separators=(",", ":")).encode
+
+
+def to_json(value: Any) -> str:
+    """Compact JSON, ASCII only (non-ASCII as ``\\u`` escapes, which Redis's Lua cjson decodes too)."""
+    try:
+        return rapidjson.dumps(value)
+    except UnicodeEncodeError:  # a lone surrogate, which only the standard library escapes
+        return _to_json_slowly(value)
 
 
 def encode(record: OutcomeRecord, *, retain_text: bool) -> dict[str, str]:
@@ -38,15 +52,15 @@ def encode_pairs(record: OutcomeRecord, *, retain_text: bool) -> list[str]:
         "cohort", record.cohort,
         "edge_model", record.edge_model.id,
         "edge_version", record.edge_model.version,
-        "mode", record.mode.value,
-        "decision", record.decision.value,
-        "answered_by", record.answered_by.value,
+        "mode", record.mode._value_,
+        "decision", record.decision._value_,
+        "answered_by", record.answered_by._value_,
         "shadow", "1" if record.shadow else "0",
         "propensity", repr(record.propensity),
         "edge_ms", repr(latency.edge_ms),
         "total_ms", repr(latency.total_ms),
-        "label", record.label.value,
-        "label_source", record.label_source.value,
+        "label", record.label._value_,
+        "label_source", record.label_source._value_,
         "policy", record.policy_version,
         "started_at", _utc(record.started_at).isoformat(),
         "finished_at", _utc(record.finished_at).isoformat(),

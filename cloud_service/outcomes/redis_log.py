@@ -1,7 +1,9 @@
 """The outcome log on Redis: ``record()`` off the request path, ``store()`` before an acknowledgement.
 
 ``record()`` appends to a bounded in-memory buffer and returns at once. A background flusher, started by
-``start()``, writes the buffer in batches: as soon as a batch is full, else every ``flush_interval_s``.
+``start()``, writes the buffer in batches: as soon as a batch is full, else ``flush_interval_s`` after the
+first record of a batch arrived (so a burst is written together). The flusher sleeps on an event that
+``record()`` sets: an idle log costs no CPU.
 While Redis is unreachable the flusher keeps its batch and retries with bounded jittered backoff; the
 buffer meanwhile fills up to ``buffer_size`` and then drops its OLDEST records: newer outcomes reflect the
 policy and model now in use, so they are worth more to recalibration. Drops are counted in ``stats()``
@@ -47,7 +49,8 @@ class RedisOutcomeLog:
         self._buffer: deque[OutcomeRecord] = deque()
         self._batch: list[OutcomeRecord] = []
         self._counters = Counters()
-        self._due = asyncio.Event()
+        self._waiting = asyncio.Event()  # the buffer holds records (or the log is closing)
+        self._flush_now = asyncio.Event()  # a batch is full, the linger ran out, or the log is closing
         self._flusher: asyncio.Task[None] | None = None
         self._closing = False
         self._last_drop_warning = -DROP_WARNING_INTERVAL_S
@@ -84,8 +87,9 @@ class RedisOutcomeLog:
             self._buffer.popleft()
             self._drop(1, "the buffer is full")
         self._buffer.append(record)
+        self._waiting.set()
         if len(self._buffer) >= self._config.batch_size:
-            self._due.set()
+            self._flush_now.set()
 
     async def store(self, records: Sequence[OutcomeRecord]) -> StoreResult:
         """Writes the records before returning; raises ``Unavailable`` (``Overloaded`` when Redis is out
@@ -103,7 +107,8 @@ class RedisOutcomeLog:
         if self._closing:
             return
         self._closing = True
-        self._due.set()
+        self._waiting.set()
+        self._flush_now.set()
         if self._flusher is None and self._buffer:
             self._flusher = asyncio.create_task(self._flush_loop(), name="outcome-log-flusher")
         try:
@@ -127,12 +132,23 @@ class RedisOutcomeLog:
 
     async def _flush_loop(self) -> None:
         while True:
-            self._due.clear()
+            if not self._buffer and not self._closing:
+                self._waiting.clear()
+                await self._waiting.wait()
+            if len(self._buffer) < self._config.batch_size and not self._closing:
+                await self._linger()
             await self._drain()
             if self._closing:
                 return
-            with suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._due.wait(), self._config.flush_interval_s)
+
+    async def _linger(self) -> None:
+        """Waits ``flush_interval_s`` for more records, or less if a batch fills up meanwhile."""
+        self._flush_now.clear()
+        timer = asyncio.get_running_loop().call_later(self._config.flush_interval_s, self._flush_now.set)
+        try:
+            await self._flush_now.wait()
+        finally:
+            timer.cancel()
 
     async def _drain(self) -> None:
         while self._buffer:
