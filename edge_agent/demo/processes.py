@@ -51,14 +51,14 @@ def wait_for_port(name: str, process: subprocess.Popen[bytes], port: int, log: P
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise Unavailable(f"{name} exited with status {process.returncode}; see {log}:\n{_tail(log)}")
+            raise Unavailable(f"{name} exited with status {process.returncode}:\n{tail(log)}")
         with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.5):
             return
         time.sleep(0.2)
-    raise Unavailable(f"{name} did not listen on port {port} within {timeout_s:.0f} s; see {log}")
+    raise Unavailable(f"{name} did not listen on port {port} within {timeout_s:.0f} s:\n{tail(log)}")
 
 
-def _tail(log: Path, lines: int = 15) -> str:
+def tail(log: Path, lines: int = 15) -> str:
     try:
         return "\n".join(log.read_text(errors="replace").splitlines()[-lines:])
     except OSError:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import os
 import subprocess
 import sys
 import time
@@ -13,7 +14,7 @@ from pathlib import Path
 
 from confroute.errors import Unavailable
 from edge_agent.demo import redis
-from edge_agent.demo.processes import child, free_port, wait_for_port
+from edge_agent.demo.processes import child, free_port, tail, wait_for_port
 
 TRITON_MODEL = "bundle_llm"
 
@@ -70,7 +71,7 @@ def _triton(config: StackConfig) -> Iterator[str]:
     command = [sys.executable, "-m", "cloud_service.cli", "triton", "--bundle", str(config.cloud_bundle),
                "--grpc-port", str(ports[0]), "--http-port", str(ports[1]), "--metrics-port", str(ports[2])]
     _say(f"starting tritonserver with the cloud model {config.cloud_bundle.name} (loading takes a while)")
-    with child("tritonserver", command, log) as process:
+    with child("tritonserver", command, log, env=_triton_env()) as process:
         _wait_for_line(process, log, "grpc ", config.startup_timeout_s)
         _say(f"tritonserver ready on 127.0.0.1:{ports[0]}")
         yield f"127.0.0.1:{ports[0]}"
@@ -89,6 +90,14 @@ def _service(config: StackConfig, redis_url: str, triton_url: str) -> Iterator[s
         yield f"127.0.0.1:{port}"
 
 
+def _triton_env() -> dict[str, str]:
+    """The models' environment (numpy<2, see scripts/setup.sh): as configured, else the repo's .venv-triton."""
+    if os.environ.get("CONFROUTE_TRITON_PYTHON"):
+        return {}
+    beside = Path(sys.prefix).parent / ".venv-triton" / "bin" / "python"
+    return {"CONFROUTE_TRITON_PYTHON": str(beside)} if beside.exists() else {}
+
+
 def _wait_for_line(process: subprocess.Popen[bytes], log: Path, prefix: str, timeout_s: float) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -96,6 +105,6 @@ def _wait_for_line(process: subprocess.Popen[bytes], log: Path, prefix: str, tim
         if any(line.startswith(prefix) for line in text.splitlines()):
             return
         if process.poll() is not None:
-            raise Unavailable(f"tritonserver exited with status {process.returncode}; see {log}")
+            raise Unavailable(f"tritonserver exited with status {process.returncode}:\n{tail(log)}")
         time.sleep(0.5)
     raise Unavailable(f"tritonserver was not ready within {timeout_s:.0f} s; see {log}")
