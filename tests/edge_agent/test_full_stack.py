@@ -1,0 +1,86 @@
+"""The whole loop on loopback: an edge agent escalating through the real cloud service, tritonserver
+(serving a tiny bundle) and an embedded Redis-compatible server, with its outcomes uploaded into Redis."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import random
+import shutil
+from collections.abc import Iterator
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+
+from confroute.contract import ModelRef, RoutingMode, Thresholds
+from confroute.engine import SamplingParams
+from confroute.modelkit.export import ExportOptions, export_bundle
+from confroute.modelkit.tiny import tiny_source
+from confroute.paths import cache_dir
+from edge_agent.cloud import CloudConfig, EscalationClient, PolicyKeeper
+from edge_agent.core import AgentIdentity, EdgeAgent
+from edge_agent.demo.stack import TRITON_MODEL, Stack, StackConfig, cloud_stack
+from edge_agent.model import EdgeModel
+from edge_agent.outbox import GrpcOutcomeSink, OutcomeQueue, QueueConfig, Uploader
+from edge_agent.routing import default_policy
+
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(
+    not os.environ.get("CONFROUTE_TRITON_PYTHON"), reason="set CONFROUTE_TRITON_PYTHON (make test does)")]
+QUESTION = [{"role": "user", "content": "what is two plus two"}]
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Stack, Path]]:
+    root = tmp_path_factory.mktemp("stack")
+    cloud_bundle = root / "cloud-bundle"
+    export_bundle(tiny_source("qwen2", seed=1), cloud_bundle, ExportOptions(), lambda _m: None)
+    work = root / "work"
+    work.mkdir()
+    with cloud_stack(StackConfig(cache_dir(os.environ), work, cloud_bundle, None, None, TRITON_MODEL,
+                                 startup_timeout_s=120.0)) as running:
+        yield running, root
+    shutil.rmtree(root, ignore_errors=True)
+
+
+def _policy(model: EdgeModel, post: float) -> object:
+    base = default_policy(ModelRef(model.model_id, model.version), "it")
+    return dataclasses.replace(base, policy_version=f"it-{post}", mode=RoutingMode.POST, shadow_rate=0.0,
+                               thresholds=Thresholds(pre=0.5, post=post, hybrid_low=0.2, hybrid_high=0.8),
+                               issued_at=datetime.now(timezone.utc))
+
+
+def _stream_length(url: str) -> int:
+    import redis
+
+    client = redis.Redis.from_url(url)
+    try:
+        return int(client.xlen("confroute:{outcomes}:stream"))
+    finally:
+        client.close()
+
+
+def test_escalations_go_through_triton_and_every_outcome_lands_in_redis(
+        stack: tuple[Stack, Path], tiny_bundle: Path, tmp_path: Path) -> None:
+    running, _ = stack
+    model = EdgeModel(tiny_bundle)
+    keeper = PolicyKeeper(ModelRef(model.model_id, model.version), "it")
+    config = CloudConfig(target=running.cloud_target, deadline_s=60.0)
+    before = _stream_length(running.redis_url)
+    with OutcomeQueue(QueueConfig(tmp_path / "outbox.db")) as queue, EscalationClient(config) as client:
+        agent = EdgeAgent(model, keeper, queue, AgentIdentity("it-device", "it"), escalator=client,
+                          rng=random.Random(1))
+        params = SamplingParams(max_new_tokens=4)
+        sides = []
+        for post in (1.0, 0.0, 1.0):
+            assert keeper.offer(_policy(model, post)).applied  # type: ignore[arg-type]
+            sides.append(agent.answer(QUESTION, params).side)
+        agent.close()
+        assert sides == ["cloud", "edge", "cloud"]
+        import grpc
+
+        with grpc.insecure_channel(running.cloud_target) as channel:
+            report = Uploader(queue, GrpcOutcomeSink(channel)).run_once()
+        assert queue.stats().queued == 0, report
+    # the device's three outcomes, plus the service's own record of each escalation
+    assert _stream_length(running.redis_url) - before >= 3
