@@ -189,7 +189,7 @@ def _paired_ratio(speed: dict[str, dict[str, Any]], ours_key: str, theirs_key: s
     """Median over rounds of ours/theirs within the same round (rounds interleave the backends, so a
     round's load hits both alike; the ratio of medians would mix different rounds)."""
     pairs = zip(speed[ours_key]["decode_tok_s_all"], speed[theirs_key]["decode_tok_s_all"], strict=True)
-    ratios = sorted(a / b for a, b in pairs)
+    ratios: list[float] = sorted(float(a) / float(b) for a, b in pairs)
     return round(ratios[len(ratios) // 2], 3)
 
 

@@ -55,6 +55,7 @@ class EscalationServicer(escalation_pb2_grpc.EscalationServiceServicer):  # type
         self._limit = limit
         self._metrics = metrics
         self._settings = settings
+        self._queued = metrics.outcome_writes.labels("escalation", "queued")
 
     async def Escalate(  # noqa: N802 -- the name is the RPC's
         self, request: escalation_pb2.EscalateRequest, context: grpc.aio.ServicerContext
@@ -108,7 +109,7 @@ class EscalationServicer(escalation_pb2_grpc.EscalationServiceServicer):  # type
     ) -> None:
         record = outcome_record(request, answer, started_at, finished_at, retain_text=self._settings.retain_text)
         self._log.record(record)
-        self._metrics.outcome_writes.labels("escalation", "queued").inc()
+        self._queued.inc()
         self._metrics.triton_latency.observe(answer.timings.total_ms / 1e3)
         logger.info(
             "escalation %s cohort=%s mode=%s shadow=%s tokens=%d+%d finish=%s cloud_ms=%.1f",
