@@ -36,7 +36,8 @@ class StoreResult:
 
 
 class OutcomeLog(Protocol):
-    """The outcome log (a Redis Stream). Idempotent by ``query_id``."""
+    """The outcome log (a Redis Stream). Idempotent by ``query_id`` per origin: the service's own record
+    of an escalation (``record``) and the device's record of the same query (``store``) are two entries."""
 
     def record(self, record: OutcomeRecord) -> None:
         """Enqueues for a batched write off the request path; never blocks, never raises on outages

@@ -53,6 +53,8 @@ class OutcomeLogConfig:
         """The stream holding one entry per outcome."""
         return f"{self.key_prefix}:stream"
 
-    def seen_key(self, query_id: str) -> str:
-        """The key whose existence marks ``query_id`` as already logged (its value: the entry id)."""
-        return f"{self.key_prefix}:seen:{query_id}"
+    def seen_key(self, query_id: str, origin: str = "device") -> str:
+        """The key whose existence marks ``query_id`` as already logged by ``origin`` (its value: the entry
+        id). The service's record of an escalation and the device's record of the same query are two
+        entries, each idempotent on its own."""
+        return f"{self.key_prefix}:seen:{origin}:{query_id}"

@@ -163,7 +163,7 @@ class RedisOutcomeLog:
         backoff = Backoff(self._config.retry_base_s, self._config.retry_cap_s)
         while True:
             try:
-                result = await self._writer.write(self._batch)
+                result = await self._writer.write(self._batch, origin="service")
             except (Unavailable, Overloaded) as exc:
                 self._counters.write_errors += 1
                 await self._wait_to_retry(backoff, exc)

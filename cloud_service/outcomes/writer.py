@@ -58,9 +58,14 @@ class OutcomeWriter:
         self._client = client
         self._config = config
 
-    async def write(self, records: Sequence[OutcomeRecord]) -> StoreResult:
-        """Appends the records not logged before; returns which ids were new and which were not."""
-        calls = [self._call(records[i : i + RECORDS_PER_CALL]) for i in range(0, len(records), RECORDS_PER_CALL)]
+    async def write(self, records: Sequence[OutcomeRecord], origin: str = "device") -> StoreResult:
+        """Appends the records ``origin`` has not logged before; returns which ids were new and which were not.
+
+        ``origin`` is ``device`` for uploaded outcomes and ``service`` for the service's own record of an
+        escalation; it is stored in the entry's ``origin`` field.
+        """
+        calls = [self._call(records[i : i + RECORDS_PER_CALL], origin)
+                 for i in range(0, len(records), RECORDS_PER_CALL)]
         if not calls:
             return StoreResult(stored=(), duplicates=())
         with translated("appending outcome records"):
@@ -69,10 +74,11 @@ class OutcomeWriter:
         duplicates = tuple(record.query_id for record, flag in zip(records, flags, strict=True) if flag != _APPENDED)
         return StoreResult(stored=stored, duplicates=duplicates)
 
-    def _call(self, records: Sequence[OutcomeRecord]) -> _Call:
+    def _call(self, records: Sequence[OutcomeRecord], origin: str) -> _Call:
         config = self._config
-        keys = [config.stream_key, *(config.seen_key(record.query_id) for record in records)]
-        fields = [codec.encode_pairs(record, retain_text=config.retain_text) for record in records]
+        keys = [config.stream_key, *(config.seen_key(record.query_id, origin) for record in records)]
+        fields = [[*codec.encode_pairs(record, retain_text=config.retain_text), "origin", origin]
+                  for record in records]
         return keys, [config.dedupe_ttl_s, config.maxlen, codec.to_json(fields)]
 
     async def _run(self, calls: list[_Call]) -> bytes:

@@ -61,6 +61,7 @@ def test_a_stored_record_appears_in_the_stream_with_its_fields(redis_server: Red
         "started_at": "2026-01-05T09:30:00+00:00",
         "finished_at": "2026-01-05T09:30:00.380000+00:00",
         "signals": '{"seq_conf":0.42,"probe":0.37}',
+        "origin": "device",
     }
     assert logged(config) == [outcome("q-1", prompt_text=None, answer_text=None)]
 
@@ -150,6 +151,7 @@ def test_the_stream_and_its_dedupe_keys_share_one_cluster_slot() -> None:
     config = OutcomeLogConfig(url="redis://127.0.0.1:6379/0", key_prefix="tenant-a:{outcomes}")
 
     assert key_slot(config.stream_key.encode()) == key_slot(config.seen_key("q-1").encode())
+    assert key_slot(config.stream_key.encode()) == key_slot(config.seen_key("q-1", "service").encode())
     assert key_slot(config.stream_key.encode()) == key_slot(b"{outcomes}")
 
 
