@@ -61,7 +61,7 @@ class EdgeAgent:
         self._on_recorded = on_recorded
         self._lock = threading.Lock()
         self._shadows = ThreadPoolExecutor(max_workers=1, thread_name_prefix="shadow")
-        self._shadow_slots = threading.BoundedSemaphore(4)
+        self._shadow_slots = threading.BoundedSemaphore(32)
         self.shadows_dropped = 0
 
     @property
@@ -152,8 +152,8 @@ class EdgeAgent:
         if not streamed and gen.text:
             yield TextDelta(gen.text, "edge")
         named = {**({} if gen.tbg is None else {"probe_tbg": gen.tbg}), **signals(gen)}
-        if decision.shadow:
-            self._send_shadow(query, named, gen.text, decision.propensity)
+        if decision.shadow and not self._send_shadow(query, named, gen.text, decision.propensity):
+            decision = dataclasses.replace(decision, shadow=False)  # never record a shadow that was not sent
         return self._finish(query, decision, named, gen.text, "edge", started, None, gen=gen)
 
     def _finish(self, query: QueryContext, decision: Decision, named: Mapping[str, float], text: str, side: str,
@@ -175,15 +175,19 @@ class EdgeAgent:
                  "-" if cloud_ms is None else f"{cloud_ms:.0f}", total_ms)
         return _answer(query, decision, recorded, text, side, gen, final, total_ms, unavailable, self._model.model_id)
 
-    def _send_shadow(self, query: QueryContext, named: Mapping[str, float], draft: str, propensity: float) -> None:
-        """Fire and forget: the user has the local answer; the cloud's lands in its log for recalibration."""
+    def _send_shadow(self, query: QueryContext, named: Mapping[str, float], draft: str, propensity: float) -> bool:
+        """Fire and forget: the user has the local answer; the cloud's lands in its log for recalibration.
+
+        Returns False when it could not be sent (no cloud, vetoed, or too many shadows already waiting:
+        counted in ``shadows_dropped``)."""
         if self._escalator is None or self._privacy.vetoed(query.messages, draft):
-            return
+            return False
         if not self._shadow_slots.acquire(blocking=False):
             self.shadows_dropped += 1
-            return
+            return False
         request = escalation_request(query, named, draft, shadow=True, propensity=propensity)
         self._shadows.submit(self._shadow_call, request)
+        return True
 
     def _shadow_call(self, request: EscalationRequest) -> None:
         assert self._escalator is not None

@@ -115,4 +115,7 @@ def test_shadow_sampling_sends_about_the_policy_share_of_confident_answers(make_
     records = [r for r in queued(agent) if r.shadow]
     assert len(records) == shadows and all(r.propensity == pytest.approx(0.3) for r in records)
     agent.close()  # waits for the shadow calls
+    deadline = time.monotonic() + 5.0  # the service records an escalation just after answering it
+    while len([r for r in real_cloud.log.recorded if r.shadow]) < shadows and time.monotonic() < deadline:
+        time.sleep(0.05)
     assert len([r for r in real_cloud.log.recorded if r.shadow]) == shadows
