@@ -83,7 +83,7 @@ class EdgeAgent:
             yield answer
 
     def close(self) -> None:
-        self._shadows.shutdown(wait=True, cancel_futures=True)
+        self._shadows.shutdown(wait=True)  # the shadows already promised are sent (each within its deadline)
 
     def _context(self, messages: Sequence[Mapping[str, str]], params: SamplingParams) -> QueryContext:
         model = self._policies.edge_model
