@@ -119,3 +119,13 @@ def test_shadow_sampling_sends_about_the_policy_share_of_confident_answers(make_
     while len([r for r in real_cloud.log.recorded if r.shadow]) < shadows and time.monotonic() < deadline:
         time.sleep(0.05)
     assert len([r for r in real_cloud.log.recorded if r.shadow]) == shadows
+
+
+def test_an_erroring_cloud_gives_the_local_answer(make_agent: MakeAgent) -> None:
+    import grpc
+
+    from tests.edge_agent.cloud.scripted import fails
+
+    with serving(ScriptedCloud(fails(grpc.StatusCode.INTERNAL))) as port:
+        answer = make_agent(Mode.POST, post=1.0, cloud=f"127.0.0.1:{port}").answer(QUESTION, SHORT)
+    assert answer.side == "edge" and answer.escalation_unavailable
