@@ -15,7 +15,7 @@ from confroute.bundle.store import load_bundle
 from confroute.engine.chat import ChatTemplate
 from confroute.engine.params import SamplingParams
 from confroute.engine.result import FinishReason, Generation, TokenEvent
-from confroute.engine.sampling import log_softmax, sample_token
+from confroute.engine.sampling import sample_token
 from confroute.engine.session import OnnxDecoder, RuntimeOptions, StepOutput
 from confroute.engine.stops import StopMatcher
 from confroute.errors import InvalidInput, PromptTooLong
@@ -153,4 +153,4 @@ class GenerationRun:
         )
 
 
-__all__ = ["Engine", "GenerationRun", "log_softmax"]
+__all__ = ["Engine", "GenerationRun"]
