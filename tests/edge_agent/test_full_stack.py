@@ -7,6 +7,7 @@ import dataclasses
 import os
 import random
 import shutil
+import time
 from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
@@ -82,5 +83,9 @@ def test_escalations_go_through_triton_and_every_outcome_lands_in_redis(
         with grpc.insecure_channel(running.cloud_target) as channel:
             report = Uploader(queue, GrpcOutcomeSink(channel)).run_once()
         assert queue.stats().queued == 0, report
-    # the device's three outcomes, plus the service's own record of each of the two escalations
+    # the device's three outcomes, plus the service's own record of each of the two escalations (written
+    # in the background: its log flushes a few tens of milliseconds after answering)
+    deadline = time.monotonic() + 10.0
+    while _stream_length(running.redis_url) - before < 5 and time.monotonic() < deadline:
+        time.sleep(0.1)
     assert _stream_length(running.redis_url) - before == 5
