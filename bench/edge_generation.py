@@ -113,7 +113,7 @@ def head_overhead(paths: dict[str, Path], prompt: list[int], steps: int, rounds:
         times["head"].append(ours.plain_step_ms(paths["fp32"], prompt, steps, head=True))
         times["plain"].append(ours.plain_step_ms(paths["nohead"], prompt, steps, head=False))
         times["graph"].append(ours.plain_step_ms(paths["nohead"], prompt, steps, head=False, pick=False))
-    # The minimum over rounds: the step's intrinsic cost, the least disturbed by other load on the machine.
+    # The fastest step over all rounds: the step's intrinsic cost, the least disturbed by other load.
     med = {k: min(v) for k, v in times.items()}
     return {"step_ms_with_head": med["head"], "step_ms_without_head": med["plain"],
             "step_ms_graph_without_head": med["graph"],

@@ -47,7 +47,9 @@ def next_token_logprobs(engine: Engine, prompt_ids: Sequence[int], continuation:
 
 def plain_step_ms(bundle: Path, prompt_ids: Sequence[int], steps: int, head: bool, threads: int = 2,
                   pick: bool = True) -> float:
-    """Median decode step time of a raw onnxruntime loop (shared KV buffers, as the engine runs).
+    """Fastest decode step of a raw onnxruntime loop (shared KV buffers, as the engine runs): the step's
+    own cost with the least interference from other load (medians on a shared 2-core machine drift by
+    more than the differences measured here).
 
     ``head=True`` fetches the fused head (greedy reads ``next_token``); ``head=False`` runs a graph exported
     without head and probes and fetches the logits; with ``pick`` it takes the argmax in numpy, as a plain
@@ -61,7 +63,7 @@ def plain_step_ms(bundle: Path, prompt_ids: Sequence[int], steps: int, head: boo
     so = ort.SessionOptions()
     so.intra_op_num_threads = threads
     session = ort.InferenceSession(str(bundle / "model.onnx"), so, providers=["CPUExecutionProvider"])
-    return float(np.median(_step_times(session, manifest, prompt_ids, steps, head, pick)) * 1000.0)
+    return float(np.min(_step_times(session, manifest, prompt_ids, steps, head, pick)) * 1000.0)
 
 
 def _step_times(session: Any, manifest: Any, prompt_ids: Sequence[int], steps: int, head: bool,
