@@ -197,7 +197,8 @@ def _paired_ratio(speed: dict[str, dict[str, Any]], ours_key: str, theirs_key: s
 
 def _best_ratio(speed: dict[str, dict[str, Any]], ours_key: str, theirs_key: str) -> float:
     """Fastest round against fastest round: each backend at its least disturbed."""
-    return round(max(speed[ours_key]["decode_tok_s_all"]) / max(speed[theirs_key]["decode_tok_s_all"]), 3)
+    ours, theirs = max(speed[ours_key]["decode_tok_s_all"]), max(speed[theirs_key]["decode_tok_s_all"])
+    return round(float(ours) / float(theirs), 3)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
