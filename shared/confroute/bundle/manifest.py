@@ -58,6 +58,7 @@ class QuantSpec:
     bits: int = 8
     block_size: int = 32
     accuracy_level: int = 4
+    symmetric: bool = False
 
 
 @dataclasses.dataclass(frozen=True)

@@ -25,6 +25,7 @@ class QuantConfig:
     bits: int = 8
     block_size: int = 32
     accuracy_level: int = 0
+    symmetric: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,7 +49,7 @@ class _Linear:
         """Quantizes once per weight (the tied embedding is read by two nodes)."""
         assert self.quant is not None
         if name not in self._quantized:
-            self._quantized[name] = quantize_rows(rows, self.quant.block_size)
+            self._quantized[name] = quantize_rows(rows, self.quant.block_size, self.quant.symmetric)
         return self._quantized[name]
 
     def __call__(self, x: str, w: Weights, name: str) -> str:
@@ -67,10 +68,10 @@ class _Linear:
         assert self.quant is not None
         q = self.quantized(name, rows)
         gb = self.gb
+        zero_points = [] if self.quant.symmetric else [gb.init(f"{name}.zp", q.zero_points.reshape(-1))]
         return gb.op(
             "MatMulNBits",
-            [x, gb.init(f"{name}.q", q.codes), gb.init(f"{name}.scales", q.scales.reshape(-1)),
-             gb.init(f"{name}.zp", q.zero_points.reshape(-1))],
+            [x, gb.init(f"{name}.q", q.codes), gb.init(f"{name}.scales", q.scales.reshape(-1)), *zero_points],
             domain=MS_DOMAIN, K=rows.shape[1], N=rows.shape[0], bits=self.quant.bits,
             block_size=self.quant.block_size, accuracy_level=self.quant.accuracy_level,
             outputs=[output or gb.fresh("matmulnbits")],

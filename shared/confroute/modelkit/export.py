@@ -90,7 +90,7 @@ def _byte_bar(total: int, label: str) -> Any:
 
 def _build_graph(source: LoadedSource, layout: ProbeLayout, quant: QuantSpec | None, head: bool) -> GraphBuilder:
     gb = GraphBuilder()
-    qconfig = QuantConfig(quant.bits, quant.block_size, quant.accuracy_level) if quant else None
+    qconfig = QuantConfig(quant.bits, quant.block_size, quant.accuracy_level, quant.symmetric) if quant else None
     dec = build_decoder(gb, source.spec, source.weights, qconfig)
     if head:
         add_head(gb, dec, "vocab")

@@ -35,8 +35,12 @@ class BlockQuantized:
         return values.reshape(values.shape[0], -1)[:, : self.in_features]
 
 
-def quantize_rows(rows: np.ndarray, block_size: int = 32) -> BlockQuantized:
-    """Quantizes a [N, K] matrix (one row per output feature) block-wise along K."""
+def quantize_rows(rows: np.ndarray, block_size: int = 32, symmetric: bool = False) -> BlockQuantized:
+    """Quantizes a [N, K] matrix (one row per output feature) block-wise along K.
+
+    ``symmetric``: zero point fixed at 128 (MatMulNBits' default when no zero points are given), scale
+    max|w| / 127; otherwise each block gets its own zero point and the full [min, max] range.
+    """
     if block_size < 16 or block_size & (block_size - 1):
         raise ValueError(f"block_size must be a power of two >= 16, got {block_size}")
     n, k = rows.shape
@@ -44,6 +48,8 @@ def quantize_rows(rows: np.ndarray, block_size: int = 32) -> BlockQuantized:
     padded = np.zeros((n, n_blocks * block_size), dtype=np.float32)
     padded[:, :k] = rows
     blocks = padded.reshape(n, n_blocks, block_size)
+    if symmetric:
+        return _symmetric(blocks, k)
     lo = np.minimum(blocks.min(axis=2), 0.0)
     hi = np.maximum(blocks.max(axis=2), 0.0)
     scales = ((hi - lo) / 255.0).astype(np.float32)
@@ -51,3 +57,10 @@ def quantize_rows(rows: np.ndarray, block_size: int = 32) -> BlockQuantized:
     zero_points = np.clip(np.rint(-lo / scales), 0, 255).astype(np.uint8)
     codes = np.rint(blocks / scales[..., None]) + zero_points[..., None]
     return BlockQuantized(np.clip(codes, 0, 255).astype(np.uint8), scales, zero_points, k)
+
+
+def _symmetric(blocks: np.ndarray, k: int) -> BlockQuantized:
+    scales = (np.abs(blocks).max(axis=2) / 127.0).astype(np.float32)
+    scales[scales == 0] = 1.0
+    codes = np.clip(np.rint(blocks / scales[..., None]) + 128, 0, 255).astype(np.uint8)
+    return BlockQuantized(codes, scales, np.full(scales.shape, 128, dtype=np.uint8), k)
