@@ -78,7 +78,11 @@ def ensure_bundles(config: DemoConfig) -> None:
 def run(config: DemoConfig) -> None:
     ensure_bundles(config)
     with contextlib.ExitStack() as stack:
-        workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="confroute-demo-")))
+        if config.keep_logs:
+            workdir = Path(tempfile.mkdtemp(prefix="confroute-demo-"))
+            stack.callback(print, f"[demo] the services' logs are in {workdir}")
+        else:
+            workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="confroute-demo-")))
         cloud = stack.enter_context(cloud_stack(StackConfig(
             config.cache, workdir, config.cloud_bundle, config.redis_url, config.triton_url, config.triton_model)))
         agent_config = AgentConfig(
