@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from confroute.engine import Engine, SamplingParams
+from confroute.engine.sampling import log_softmax
 
 PROMPTS = (
     "What is the capital of France?",
@@ -40,7 +41,7 @@ def compare_bundles(reference: Path, candidate: Path, new_tokens: int = 32, veri
         ids = ref.encode_chat([{"role": "user", "content": prompt}])
         text = list(ref.generate(ids, SamplingParams(max_new_tokens=new_tokens, ignore_eos=True)).token_ids)
         for a, b in zip(_logits(ref, ids, text), _logits(cand, ids, text), strict=True):
-            la, lb = _log_softmax(a), _log_softmax(b)
+            la, lb = log_softmax(a), log_softmax(b)
             kls.append(float((np.exp(la) * (la - lb)).sum()))
             agree.append(bool(a.argmax() == b.argmax()))
             diffs.append(float(np.abs(a - b).max()))
@@ -53,8 +54,3 @@ def _logits(engine: Engine, prompt: list[int], continuation: list[int]) -> list[
     steps = [engine.decoder.forward(cache, np.asarray([chunk]), logits=True).logits for chunk in chunks]
     return [s.astype(np.float64) for s in steps if s is not None]
 
-
-def _log_softmax(z: np.ndarray) -> np.ndarray:
-    shifted = z - z.max()
-    out: np.ndarray = shifted - np.log(np.exp(shifted).sum())
-    return out

@@ -28,6 +28,7 @@ from cloud_service.server.runner import RunningService, start_service
 from confroute.contract import OutcomeRecord, Policy
 from confroute.errors import Unavailable
 from confroute.v1 import escalation_pb2_grpc, fleet_pb2_grpc, outcomes_pb2_grpc
+from tests.cloud_service.memory_stores import MemoryPolicyStore
 
 T = TypeVar("T")
 ROOT = Path(__file__).resolve().parents[3]
@@ -62,32 +63,6 @@ class MemoryOutcomeLog:
 
     async def close(self) -> None:
         """Nothing to flush."""
-
-
-class MemoryPolicyStore:
-    """A PolicyStore in a dict; watchers wake on one asyncio.Event per publication."""
-
-    def __init__(self) -> None:
-        self.policies: dict[tuple[str, str], Policy] = {}
-        self._published = asyncio.Event()
-
-    async def current(self, edge_model_version: str, cohort: str) -> Policy | None:
-        return self.policies.get((edge_model_version, cohort))
-
-    async def publish(self, policy: Policy) -> None:
-        self.policies[(policy.edge_model.version, policy.cohort)] = policy
-        published, self._published = self._published, asyncio.Event()
-        published.set()
-
-    async def watch(self, edge_model_version: str, cohort: str, known_version: str) -> AsyncIterator[Policy]:
-        last = known_version
-        while True:
-            published = self._published
-            policy = self.policies.get((edge_model_version, cohort))
-            if policy is not None and policy.policy_version != last:
-                last = policy.policy_version
-                yield policy
-            await published.wait()
 
 
 class LoopThread:

@@ -17,6 +17,7 @@ from cloud_service.ports import StoreResult
 from cloud_service.server.app import CloudServer, Dependencies, build_server
 from confroute.contract import EscalationRequest, EscalationResponse, OutcomeRecord, Policy, TokenDelta
 from confroute.contract.answer import StreamEvent
+from tests.cloud_service.memory_stores import MemoryPolicyStore
 from tests.edge_agent.cloud.samples import answer
 
 T = TypeVar("T")
@@ -51,32 +52,6 @@ class MemoryOutcomeLog:
 
     async def close(self) -> None:
         """Nothing to flush."""
-
-
-class MemoryPolicyStore:
-    """Policies in a dict; watchers wake on one asyncio.Event per publication."""
-
-    def __init__(self) -> None:
-        self.policies: dict[tuple[str, str], Policy] = {}
-        self._published = asyncio.Event()
-
-    async def current(self, edge_model_version: str, cohort: str) -> Policy | None:
-        return self.policies.get((edge_model_version, cohort))
-
-    async def publish(self, policy: Policy) -> None:
-        self.policies[(policy.edge_model.version, policy.cohort)] = policy
-        published, self._published = self._published, asyncio.Event()
-        published.set()
-
-    async def watch(self, edge_model_version: str, cohort: str, known_version: str) -> AsyncIterator[Policy]:
-        last = known_version
-        while True:
-            published = self._published
-            policy = self.policies.get((edge_model_version, cohort))
-            if policy is not None and policy.policy_version != last:
-                last = policy.policy_version
-                yield policy
-            await published.wait()
 
 
 class RealCloud:
