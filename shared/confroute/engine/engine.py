@@ -16,9 +16,9 @@ from confroute.engine.chat import ChatTemplate
 from confroute.engine.params import SamplingParams
 from confroute.engine.result import FinishReason, Generation, TokenEvent
 from confroute.engine.sampling import sample_token
-from confroute.engine.session import OnnxDecoder, RuntimeOptions, StepOutput
+from confroute.engine.session import KvCache, OnnxDecoder, RuntimeOptions, StepOutput
 from confroute.engine.stops import StopMatcher
-from confroute.errors import InvalidInput, PromptTooLong
+from confroute.errors import InvalidInput, PromptTooLong, RuntimeFailure
 
 
 class Engine:
@@ -47,8 +47,39 @@ class Engine:
 
     def start(self, prompt_ids: Sequence[int], params: SamplingParams, *,
               features: bool = False) -> GenerationRun:
-        """Prefills the prompt now (the TBG probe is then known); iterate the run to decode."""
-        return GenerationRun(self, self._fit(list(prompt_ids), params), params, features)
+        """Prefills the prompt now (the TBG probe is then known); iterate the run to decode.
+
+        ``features=True`` also keeps the probe features of the prefill (``run.tbg_features``) and of the
+        step the SLT probe is read at (``run.slt_features``), for probe training.
+        """
+        return self.resume(self.prefill(prompt_ids, params, features=features), params, features=features)
+
+    def prefill(self, prompt_ids: Sequence[int], params: SamplingParams, *, features: bool = False) -> Prefix:
+        """Runs the prompt once into a KV cache that :meth:`resume` can decode from many times.
+
+        ``params`` sizes the cache (prompt + ``max_new_tokens``) and decides whether the logits are kept
+        (any sampling run needs them); runs resumed from the prefix must not ask for more new tokens.
+        """
+        ids = self._fit(list(prompt_ids), params)
+        cache = self.decoder.new_cache(len(ids) + params.max_new_tokens)
+        started = time.perf_counter()
+        step = self.decoder.forward(cache, np.asarray([ids], dtype=np.int64), logits=not params.greedy,
+                                    features=features)
+        return Prefix(cache, step, len(ids), params.max_new_tokens, (time.perf_counter() - started) * 1000.0)
+
+    def resume(self, prefix: Prefix, params: SamplingParams, *, features: bool = False) -> GenerationRun:
+        """A new run decoding after ``prefix``'s prompt, reusing its KV cache (no second prefill).
+
+        Runs resumed from one prefix share its cache: decode them one after another. Starting a new run
+        invalidates the previous one (iterating it then raises ``RuntimeFailure``).
+        """
+        if params.max_new_tokens > prefix.max_new_tokens:
+            raise InvalidInput(f"the prefix has room for {prefix.max_new_tokens} new tokens, "
+                               f"{params.max_new_tokens} were asked for", field="max_new_tokens")
+        if not params.greedy and prefix.step.logits is None:
+            raise InvalidInput("sampling needs a prefix prefilled with sampling parameters (it keeps the logits)",
+                               field="temperature")
+        return GenerationRun(self, prefix, params, features)
 
     def generate(self, prompt_ids: Sequence[int], params: SamplingParams) -> Generation:
         run = self.start(prompt_ids, params)
@@ -75,19 +106,38 @@ class Engine:
         return float(step.probe[probe.outputs.index(output)]) if probe.is_trained(output) else None
 
 
-class GenerationRun:
-    """One generation: prefilled on construction, decoded as it is iterated (yields TokenEvents)."""
+class Prefix:
+    """A prompt run once through the graph: its KV cache and the prefill's outputs (see :meth:`Engine.prefill`)."""
 
-    def __init__(self, engine: Engine, prompt_ids: list[int], params: SamplingParams, features: bool) -> None:
+    def __init__(self, cache: KvCache, step: StepOutput, prompt_tokens: int, max_new_tokens: int,
+                 prefill_ms: float) -> None:
+        self.cache = cache
+        self.step = step
+        self.prompt_tokens = prompt_tokens
+        self.max_new_tokens = max_new_tokens
+        self.prefill_ms = prefill_ms
+        self.owner: object | None = None
+
+
+class GenerationRun:
+    """One generation after a prefilled prompt, decoded as it is iterated (yields TokenEvents).
+
+    With ``features`` every decode step binds the probe features too (one copy of ``feature_dim``
+    floats per step): the SLT step is only known once the run has ended.
+    """
+
+    def __init__(self, engine: Engine, prefix: Prefix, params: SamplingParams, features: bool) -> None:
         self._engine = engine
         self._params = params
+        self._features = features
         self._rng = np.random.default_rng(params.seed)
-        self.prompt_tokens = len(prompt_ids)
-        self._cache = engine.decoder.new_cache(len(prompt_ids) + params.max_new_tokens)
-        started = time.perf_counter()
-        self.prefill = engine.decoder.forward(self._cache, np.asarray([prompt_ids], dtype=np.int64),
-                                              logits=not params.greedy, features=features)
-        self.prefill_ms = (time.perf_counter() - started) * 1000.0
+        self._prefix = prefix
+        prefix.owner = self
+        prefix.cache.length = prefix.prompt_tokens  # a resumed run overwrites the previous run's positions
+        self._cache = prefix.cache
+        self.prompt_tokens = prefix.prompt_tokens
+        self.prefill = prefix.step
+        self.prefill_ms = prefix.prefill_ms
         self.tbg = engine.probe_score(self.prefill, "tbg")
         self._last = self.prefill
         self._tokens: list[int] = []
@@ -116,8 +166,10 @@ class GenerationRun:
                 if stops.stopped or len(self._tokens) >= self._params.max_new_tokens:
                     self._finish = "stop" if stops.stopped else "length"
                     break
+                if self._prefix.owner is not self:
+                    raise RuntimeFailure("another run was resumed from this run's prefix; decode them in turn")
                 step = self._engine.decoder.forward(self._cache, np.asarray([[token]], dtype=np.int64),
-                                                    logits=not self._params.greedy)
+                                                    logits=not self._params.greedy, features=self._features)
                 self._last = step
         finally:
             self._decode_ms = (time.perf_counter() - started) * 1000.0
@@ -139,6 +191,16 @@ class GenerationRun:
         return TokenEvent(token_id=token, text=text, logprob=logprob, entropy=step.entropy, max_prob=step.max_prob)
 
     @property
+    def tbg_features(self) -> np.ndarray | None:
+        """Probe features after prefill (what the TBG probe reads), if the run was started with features."""
+        return self.prefill.features
+
+    @property
+    def slt_features(self) -> np.ndarray | None:
+        """Probe features of the step the SLT probe is read at, once decoding has ended (else None)."""
+        return self._last.features if self._finish is not None and self._features else None
+
+    @property
     def result(self) -> Generation:
         """The finished generation (decodes whatever is left if the run was not fully iterated)."""
         if self._finish is None:
@@ -153,4 +215,4 @@ class GenerationRun:
         )
 
 
-__all__ = ["Engine", "GenerationRun"]
+__all__ = ["Engine", "GenerationRun", "Prefix"]
