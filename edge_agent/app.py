@@ -7,7 +7,7 @@ import contextlib
 from collections.abc import Iterator
 
 from confroute.contract import ModelRef
-from edge_agent.cloud import EscalationClient, PolicyKeeper, PolicyWatcher, open_channel
+from edge_agent.cloud import EscalationClient, PolicyKeeper, PolicyWatcher, open_channel, signature_check
 from edge_agent.cloud.channel import call_metadata
 from edge_agent.config import AgentConfig
 from edge_agent.core import AgentIdentity, EdgeAgent
@@ -20,7 +20,8 @@ from edge_agent.routing import PrivacyRules
 def running_agent(config: AgentConfig) -> Iterator[EdgeAgent]:
     config.state_dir.mkdir(parents=True, exist_ok=True)
     model = EdgeModel(config.bundle, runtime_options(config.device, config.threads))
-    keeper = PolicyKeeper(ModelRef(model.model_id, model.version), config.cohort, config.policy_path)
+    keeper = PolicyKeeper(ModelRef(model.model_id, model.version), config.cohort, config.policy_path,
+                          verify_signature=signature_check(config.policy_keys))
     privacy = PrivacyRules.compile(config.privacy_patterns, never_escalate=config.never_escalate)
     with contextlib.ExitStack() as stack:
         queue = stack.enter_context(OutcomeQueue(QueueConfig(config.queue_path)))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import socket
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -30,6 +31,9 @@ class AgentConfig:
     http_host: str
     http_port: int
     log_format: str
+    # Public keys (``*.pub`` files or folders of them) that policies must be signed by; empty: unsigned
+    # policies are accepted (development only; the agent logs a warning).
+    policy_keys: tuple[Path, ...] = ()
 
     @property
     def queue_path(self) -> Path:
@@ -64,6 +68,9 @@ def add_arguments(parser: argparse.ArgumentParser, env: Mapping[str, str]) -> No
     parser.add_argument("--host", default=opt("host", "127.0.0.1"), help="HTTP API address")
     parser.add_argument("--port", type=int, default=int(opt("port", "8080") or 8080), help="HTTP API port (0: free)")
     parser.add_argument("--log-format", choices=["text", "json"], default=opt("log-format", "text"))
+    parser.add_argument("--policy-key", type=Path, action="append", default=None,
+                        help="trusted policy signing key (*.pub) or folder of them (repeatable; env "
+                             f"{ENV}POLICY_KEYS, separated by '{os.pathsep}'); omit: accept unsigned policies")
 
 
 def config_from(args: argparse.Namespace, env: Mapping[str, str]) -> AgentConfig:
@@ -80,4 +87,6 @@ def config_from(args: argparse.Namespace, env: Mapping[str, str]) -> AgentConfig
         device=args.device, threads=args.threads, device_id=args.device_id, cohort=args.cohort,
         state_dir=Path(args.state_dir) if args.state_dir else cache / "edge", cloud=cloud,
         privacy_patterns=tuple(patterns), never_escalate=args.never_escalate, http_host=args.host,
-        http_port=args.port, log_format=args.log_format)
+        http_port=args.port, log_format=args.log_format,
+        policy_keys=tuple(args.policy_key or [Path(p) for p in env.get(ENV + "POLICY_KEYS", "").split(os.pathsep)
+                                              if p]))

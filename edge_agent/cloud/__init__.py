@@ -9,7 +9,7 @@ from edge_agent.cloud.breaker import BreakerSettings, BreakerState, CircuitBreak
 from edge_agent.cloud.channel import call_metadata, open_channel
 from edge_agent.cloud.client import EscalationClient
 from edge_agent.cloud.config import CloudConfig
-from edge_agent.cloud.policy import PolicyKeeper, SignatureCheck, Verdict, accept_unsigned
+from edge_agent.cloud.policy import PolicyKeeper, SignatureCheck, Verdict, accept_unsigned, signature_check
 from edge_agent.cloud.watcher import PolicyWatcher
 
 __all__ = [
@@ -26,4 +26,5 @@ __all__ = [
     "accept_unsigned",
     "call_metadata",
     "open_channel",
+    "signature_check",
 ]

@@ -5,7 +5,9 @@
 atomically). A received policy is applied only if it passes, in order:
 
 1. the wire checks of ``Policy.from_pb`` (thresholds in [0, 1] and not NaN, a known mode, valid knots...);
-2. the signature hook ``verify_signature`` (:func:`accept_unsigned` until signed policies land);
+2. the signature hook ``verify_signature``: :func:`signature_check` builds it from the trusted public keys
+   (``confroute.signing.PolicyVerifier``: a trusted key id, an Ed25519 signature over the canonical bytes);
+   with no keys configured it is :func:`accept_unsigned` (development only, logged as a warning);
 3. scope: the edge model (id and build) of this device's bundle, and its cohort;
 4. freshness. Version strings are opaque labels (``v7``, ``20250101T120000Z``), not ordered; policies
    are ordered by ``issued_at``, set by the cloud when it issues one. A policy must be issued strictly
@@ -15,20 +17,23 @@ atomically). A received policy is applied only if it passes, in order:
 
 A rejected policy is logged with its reason and the last good one stays. An applied policy is saved
 (:mod:`edge_agent.cloud.policy_file`) and loaded at the next start, so a device restarted offline routes
-as it did. :class:`edge_agent.cloud.watcher.PolicyWatcher` follows ``WatchPolicy`` in a thread and offers
-each policy it receives to the keeper.
+as it did and an older policy replayed after the restart is still stale; the saved policy passes the
+same signature and scope checks when loaded (a key no longer trusted: back to the built-in default).
+:class:`edge_agent.cloud.watcher.PolicyWatcher` follows ``WatchPolicy`` in a thread and offers each policy
+it receives to the keeper.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from confroute.contract import ModelRef, Policy
 from confroute.errors import InvalidInput, InvalidPolicy
+from confroute.signing import PolicyVerifier, load_trusted_keys
 from confroute.v1 import fleet_pb2
 from edge_agent.cloud.policy_file import load_policy, save_policy
 from edge_agent.routing import default_policy
@@ -39,11 +44,18 @@ SignatureCheck = Callable[[Policy], None]  # raises InvalidPolicy when the signa
 
 
 def accept_unsigned(policy: Policy) -> None:
-    """The signature hook until signed policies land (calibration issue): every policy passes.
+    """The signature hook of a device with no trusted keys: every policy passes (development only)."""
 
-    Replace it with a check that raises ``InvalidPolicy`` for a missing, unknown-key or bad signature
-    over ``policy.signing_payload()``.
-    """
+
+def signature_check(trusted_key_paths: Sequence[Path]) -> SignatureCheck:
+    """A ``PolicyVerifier`` over the public keys in ``trusted_key_paths`` (files or folders of ``*.pub``);
+    none given: :func:`accept_unsigned`, with a warning. Unreadable or empty key sets are InvalidInput."""
+    if not trusted_key_paths:
+        logger.warning("no trusted policy keys configured: unsigned policies will be applied")
+        return accept_unsigned
+    verifier = PolicyVerifier(load_trusted_keys(trusted_key_paths))
+    logger.info("policies must be signed by one of %s", ", ".join(verifier.key_ids))
+    return verifier
 
 
 @dataclass(frozen=True)

@@ -83,7 +83,9 @@ class Policy:
     """A routing policy for one (edge model build, cohort), versioned and optionally signed.
 
     ``shadow_rate`` in [0, 1] is the fraction of otherwise-local queries also sent to the cloud
-    as shadow requests. Verifying ``signature`` is the fleet client's job; see ``signing_payload``.
+    as shadow requests. ``signature`` is an Ed25519 signature by the key ``key_id`` over the canonical
+    bytes of :func:`confroute.signing.canonical_policy_bytes` (signed with ``confroute.signing.sign_policy``
+    in the cloud, checked by ``confroute.signing.PolicyVerifier`` on the device).
     """
 
     policy_version: str
@@ -127,7 +129,8 @@ class Policy:
         )
 
     def signing_payload(self) -> bytes:
-        """The bytes a signature covers: this policy, deterministically serialized, unsigned."""
+        """This policy, unsigned, deterministically serialized by protobuf. Signatures do not use it (protobuf
+        bytes are not canonical across implementations): they cover ``confroute.signing.canonical_policy_bytes``."""
         unsigned = replace(self, signature=b"", key_id="").to_pb()
         payload: bytes = unsigned.SerializeToString(deterministic=True)
         return payload

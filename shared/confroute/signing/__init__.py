@@ -1,0 +1,30 @@
+"""Signed routing policies: canonical bytes, Ed25519 keys with derived key ids, signing and verifying.
+
+* :mod:`.canonical` - the bytes a signature covers, independent of protobuf serialisation.
+* :mod:`.keys` - key pairs on disk (PEM), key ids, the set of keys a device trusts.
+* :mod:`.policy_signature` - ``sign_policy`` in the cloud, ``PolicyVerifier`` on the device.
+"""
+
+from confroute.signing.canonical import CANONICAL_PREFIX, canonical_policy_bytes
+from confroute.signing.keys import (
+    SigningKey,
+    TrustedKeys,
+    generate_key_pair,
+    key_id_of,
+    load_signing_key,
+    load_trusted_keys,
+)
+from confroute.signing.policy_signature import PolicyVerifier, sign_policy
+
+__all__ = [
+    "CANONICAL_PREFIX",
+    "PolicyVerifier",
+    "SigningKey",
+    "TrustedKeys",
+    "canonical_policy_bytes",
+    "generate_key_pair",
+    "key_id_of",
+    "load_signing_key",
+    "load_trusted_keys",
+    "sign_policy",
+]
