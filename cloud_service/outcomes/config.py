@@ -1,8 +1,26 @@
-"""The outcome log's settings, and the Redis keys they imply."""
+"""The outcome log's settings, and the Redis keys they imply.
+
+Key layout (Redis Cluster ready). Each (edge model version, cohort) is a *partition* whose keys share one
+hash tag, so the Lua scripts that touch a stream and its statistics never cross slots:
+
+    <prefix>:{<version>|<cohort>}:stream               the outcome entries (XADD; consumer groups read it)
+    <prefix>:{<version>|<cohort>}:seen:<origin>:<qid>  dedupe marker, value: the entry id (TTL)
+    <prefix>:{<version>|<cohort>}:stats:<mode>         score histograms of that routing mode (one hash)
+    <prefix>:{<version>|<cohort>}:labelled:<qid>       late-label marker: the label moved once (TTL)
+    <prefix>:{<version>|<cohort>}:labels               late labels written back (judge, gold)
+    <prefix>:{<version>|<cohort>}:recalibrations       provenance of each recalibration (published or refused)
+    <prefix>:partitions                                a set of the partition tags (its own slot)
+
+``<version>`` and ``<cohort>`` are percent-escaped, so neither can close the tag; the policy store uses
+the same tag for its policy stream, so a cohort's outcomes and policies live on one node. A prefix that
+holds its own hash tag (``confroute:{outcomes}``) puts every partition in that one slot, with one
+stream for all of them: the single-node layout of earlier versions, kept for tests and benchmarks.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from urllib.parse import quote, unquote
 
 from cloud_service.outcomes.redis_client import check_url, hash_tag
 
@@ -11,10 +29,12 @@ from cloud_service.outcomes.redis_client import check_url, hash_tag
 class OutcomeLogConfig:
     """Where and how outcome records are logged.
 
-    ``key_prefix`` must hold a Redis Cluster hash tag (``{...}``) so the stream and its dedupe keys share
-    a slot. The stream keeps about ``maxlen`` entries (``XADD MAXLEN ~``: Redis trims whole nodes, so a
-    few hundred more may stay). A query id is recognised as a duplicate for ``dedupe_ttl_s`` after its
-    first write. ``record()`` holds at most ``buffer_size`` records waiting for Redis (plus the batch
+    ``key_prefix`` either holds no braces (each partition gets its own hash tag, see the module
+    docstring) or one Redis Cluster hash tag (``{...}``: everything in one slot). ``statistics`` keeps
+    the score histograms up to date in the same script that appends an entry. The stream keeps about
+    ``maxlen`` entries (``XADD MAXLEN ~``: Redis trims whole nodes, so a few hundred more may stay).
+    A query id is recognised as a duplicate for ``dedupe_ttl_s`` after its first write.
+    ``record()`` holds at most ``buffer_size`` records waiting for Redis (plus the batch
     being written) and drops the oldest beyond that, counting them. A record waits at most
     ``flush_interval_s`` for others to share its write (each write is a round trip and ~0.1 ms of CPU,
     so at hundreds of escalations a second a longer wait saves more than it delays). Prompt and answer
@@ -22,7 +42,7 @@ class OutcomeLogConfig:
     """
 
     url: str
-    key_prefix: str = "confroute:{outcomes}"
+    key_prefix: str = "confroute:outcomes"
     maxlen: int = 10_000_000
     dedupe_ttl_s: int = 7 * 24 * 3600
     buffer_size: int = 100_000
@@ -34,11 +54,13 @@ class OutcomeLogConfig:
     retry_base_s: float = 0.05
     retry_cap_s: float = 2.0
     retain_text: bool = False
+    statistics: bool = True
 
     def __post_init__(self) -> None:
         check_url(self.url, "outcome log url")
-        if not hash_tag(self.key_prefix):
-            raise ValueError(f"key_prefix must contain a hash tag such as {{outcomes}}, got {self.key_prefix!r}")
+        braces = "{" in self.key_prefix or "}" in self.key_prefix
+        if braces and not hash_tag(self.key_prefix):
+            raise ValueError(f"key_prefix must hold one hash tag such as {{outcomes}}, or none: {self.key_prefix!r}")
         for name in ("maxlen", "dedupe_ttl_s", "buffer_size", "batch_size"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
@@ -49,12 +71,64 @@ class OutcomeLogConfig:
             raise ValueError("retry_base_s and retry_cap_s must satisfy 0 < retry_base_s <= retry_cap_s")
 
     @property
+    def single_slot(self) -> bool:
+        """True when the prefix holds its own hash tag: one stream, one slot for every partition."""
+        return bool(hash_tag(self.key_prefix))
+
+    @property
     def stream_key(self) -> str:
-        """The stream holding one entry per outcome."""
+        """The one stream of a prefix with its own hash tag (see :meth:`partition`)."""
+        if not self.single_slot:
+            raise ValueError("key_prefix has no hash tag: each partition has its own stream (see partition())")
         return f"{self.key_prefix}:stream"
 
-    def seen_key(self, query_id: str, origin: str = "device") -> str:
+    def partition(self, edge_model_version: str, cohort: str) -> PartitionKeys:
+        """The keys of one (edge model version, cohort)."""
+        tag = f"{quote(edge_model_version, safe='')}|{quote(cohort, safe='')}"
+        if self.single_slot:
+            return PartitionKeys(f"{self.key_prefix}:stream", f"{self.key_prefix}:{tag}", tag)
+        base = f"{self.key_prefix}:{{{tag}}}"
+        return PartitionKeys(f"{base}:stream", base, tag)
+
+    def partition_of_tag(self, tag: str) -> PartitionKeys:
+        """The keys of a partition named by its tag (a member of :attr:`partitions_key`)."""
+        version, _, cohort = tag.partition("|")
+        return self.partition(unquote(version), unquote(cohort))
+
+    @property
+    def partitions_key(self) -> str:
+        """A set holding the tag of every partition that was ever written."""
+        return f"{self.key_prefix}:partitions"
+
+    def seen_key(self, query_id: str, origin: str = "device", edge_model_version: str = "", cohort: str = "") -> str:
         """The key whose existence marks ``query_id`` as already logged by ``origin`` (its value: the entry
         id). The service's record of an escalation and the device's record of the same query are two
         entries, each idempotent on its own."""
-        return f"{self.key_prefix}:seen:{origin}:{query_id}"
+        return self.partition(edge_model_version, cohort).seen(query_id, origin)
+
+
+@dataclass(frozen=True)
+class PartitionKeys:
+    """The Redis keys of one (edge model version, cohort); all share one hash slot."""
+
+    stream: str
+    base: str
+    tag: str
+
+    def seen(self, query_id: str, origin: str) -> str:
+        return f"{self.base}:seen:{origin}:{query_id}"
+
+    def stats(self, mode: str) -> str:
+        """The histogram hash of one routing mode (see ``cloud_service.outcomes.statistics``)."""
+        return f"{self.base}:stats:{mode}"
+
+    def labelled(self, query_id: str) -> str:
+        return f"{self.base}:labelled:{query_id}"
+
+    @property
+    def labels(self) -> str:
+        return f"{self.base}:labels"
+
+    @property
+    def recalibrations(self) -> str:
+        return f"{self.base}:recalibrations"

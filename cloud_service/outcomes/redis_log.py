@@ -67,7 +67,7 @@ class RedisOutcomeLog:
         """Starts the background flusher (records passed to ``record()`` before are kept)."""
         if self._flusher is None and not self._closing:
             self._flusher = asyncio.create_task(self._flush_loop(), name="outcome-log-flusher")
-            logger.info("outcome log writing to %s at %s", self._config.stream_key, redacted(self._config.url))
+            logger.info("outcome log writing under %s at %s", self._config.key_prefix, redacted(self._config.url))
 
     async def __aenter__(self) -> RedisOutcomeLog:
         await self.start()

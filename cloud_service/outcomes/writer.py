@@ -12,33 +12,40 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
+from itertools import groupby
 
 from redis.asyncio import Redis
 from redis.exceptions import NoScriptError
 
-from cloud_service.outcomes import codec
-from cloud_service.outcomes.config import OutcomeLogConfig
+from cloud_service.outcomes import codec, statistics
+from cloud_service.outcomes.config import OutcomeLogConfig, PartitionKeys
 from cloud_service.outcomes.redis_client import translated
 from cloud_service.ports import StoreResult
 from confroute.contract.outcome import OutcomeRecord
 
-# KEYS[1]: the stream; KEYS[1 + i]: the dedupe key of record i.
+# KEYS[1]: the stream; KEYS[3i-1], KEYS[3i], KEYS[3i+1]: record i's dedupe key, statistics hash and
+# late-label marker (all in the stream's hash slot).
 # ARGV[1]: dedupe TTL (s); ARGV[2]: approximate MAXLEN; ARGV[3]: a JSON array holding, for each
-# record, its fields as an array [field, value, field, value, ...]. One argument for all the records,
-# not one per record or field: redis-py spends microseconds packing each argument, and one JSON text
-# is encoded (rapidjson) and decoded (Lua's bundled cjson) in C.
+# record, its fields as an array [field, value, field, value, ...]; ARGV[4]: a JSON array holding, for
+# each record, its statistics fold (see ``statistics.FOLD_FUNCTION``) or false. One argument for all the
+# records, not one per record or field: redis-py spends microseconds packing each argument, and one
+# JSON text is encoded (rapidjson) and decoded (Lua's bundled cjson) in C.
 # Returns a string of one character per record: "1" appended, "0" already logged.
-APPEND_ONCE = """
+APPEND_ONCE = statistics.FOLD_FUNCTION + """
 local ttl, maxlen = ARGV[1], ARGV[2]
 local records = cjson.decode(ARGV[3])
+local folds = cjson.decode(ARGV[4])
 local added = {}
-for i = 2, #KEYS do
-  if redis.call('EXISTS', KEYS[i]) == 0 then
-    local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', maxlen, '*', unpack(records[i - 1]))
-    redis.call('SET', KEYS[i], id, 'EX', ttl)
-    added[i - 1] = '1'
+for i = 1, #records do
+  local seen = KEYS[3 * i - 1]
+  if redis.call('EXISTS', seen) == 0 then
+    local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', maxlen, '*', unpack(records[i]))
+    redis.call('SET', seen, id, 'EX', ttl)
+    local spec = folds[i]
+    if spec then fold(KEYS[3 * i], spec, redis.call('GET', KEYS[3 * i + 1])) end
+    added[i] = '1'
   else
-    added[i - 1] = '0'
+    added[i] = '0'
   end
 end
 return table.concat(added)
@@ -48,6 +55,7 @@ _SHA = hashlib.sha1(APPEND_ONCE.encode()).hexdigest()
 RECORDS_PER_CALL = 100
 
 _Call = tuple[list[str], list[str | int]]
+_SKIP_FOLD = False  # JSON false: no statistics for this record
 _APPENDED = ord("1")
 
 
@@ -64,37 +72,65 @@ class OutcomeWriter:
         ``origin`` is ``device`` for uploaded outcomes and ``service`` for the service's own record of an
         escalation; it is stored in the entry's ``origin`` field.
         """
-        calls = [self._call(records[i : i + RECORDS_PER_CALL], origin)
-                 for i in range(0, len(records), RECORDS_PER_CALL)]
-        if not calls:
+        if not records:
             return StoreResult(stored=(), duplicates=())
+        order, calls, tags = self._calls(records, origin)
         with translated("appending outcome records"):
-            flags = await self._run(calls)
+            by_order = await self._run(calls, tags)
+        flags = bytearray(len(records))
+        for position, flag in zip(order, by_order, strict=True):
+            flags[position] = flag
         stored = tuple(record.query_id for record, flag in zip(records, flags, strict=True) if flag == _APPENDED)
         duplicates = tuple(record.query_id for record, flag in zip(records, flags, strict=True) if flag != _APPENDED)
         return StoreResult(stored=stored, duplicates=duplicates)
 
-    def _call(self, records: Sequence[OutcomeRecord], origin: str) -> _Call:
-        config = self._config
-        keys = [config.stream_key, *(config.seen_key(record.query_id, origin) for record in records)]
-        fields = [[*codec.encode_pairs(record, retain_text=config.retain_text), "origin", origin]
-                  for record in records]
-        return keys, [config.dedupe_ttl_s, config.maxlen, codec.to_json(fields)]
+    def _calls(self, records: Sequence[OutcomeRecord], origin: str) -> tuple[list[int], list[_Call], set[str]]:
+        """Script calls of at most ``RECORDS_PER_CALL`` records of one partition each, the position of each
+        of their records in ``records``, and the tags of the partitions written."""
+        def partition_of(position: int) -> tuple[str, str]:
+            record = records[position]
+            return record.edge_model.version, record.cohort
 
-    async def _run(self, calls: list[_Call]) -> bytes:
+        order = sorted(range(len(records)), key=partition_of)
+        calls: list[_Call] = []
+        tags: set[str] = set()
+        for (version, cohort), group in groupby(order, key=partition_of):
+            keys = self._config.partition(version, cohort)
+            tags.add(keys.tag)
+            positions = list(group)
+            for i in range(0, len(positions), RECORDS_PER_CALL):
+                calls.append(self._call(keys, [records[p] for p in positions[i : i + RECORDS_PER_CALL]], origin))
+        return order, calls, tags
+
+    def _call(self, keys: PartitionKeys, records: Sequence[OutcomeRecord], origin: str) -> _Call:
+        config = self._config
+        fold = config.statistics and origin == "device"
+        script_keys = [keys.stream]
+        fields: list[list[str]] = []
+        folds: list[object] = []
+        for record in records:
+            script_keys += (keys.seen(record.query_id, origin), keys.stats(record.mode._value_),
+                            keys.labelled(record.query_id))
+            pairs = [*codec.encode_pairs(record, retain_text=config.retain_text), "origin", origin]
+            if fold:
+                pairs += (statistics.FOLDED_FIELD, "1")
+            fields.append(pairs)
+            folds.append(statistics.record_fold(record).to_lua() if fold else _SKIP_FOLD)
+        return script_keys, [config.dedupe_ttl_s, config.maxlen, codec.to_json(fields), codec.to_json(folds)]
+
+    async def _run(self, calls: list[_Call], tags: set[str]) -> bytes:
         try:
-            return await self._evalsha(calls)
+            return await self._evalsha(calls, tags)
         except NoScriptError:  # a restarted (or another) server: nothing ran, so running again is safe
             await self._client.script_load(APPEND_ONCE)
-            return await self._evalsha(calls)
+            return await self._evalsha(calls, tags)
 
-    async def _evalsha(self, calls: list[_Call]) -> bytes:
-        """The flags of every record of ``calls``, in order."""
-        if len(calls) == 1:  # the common case of small batches: a pipeline would only add overhead
-            keys, args = calls[0]
-            return bytes(await self._client.evalsha(_SHA, len(keys), *keys, *args))
+    async def _evalsha(self, calls: list[_Call], tags: set[str]) -> bytes:
+        """The flags of every record of ``calls``, in order; the partitions' tags are registered too
+        (a set in its own slot, so a separate command: registering twice is harmless)."""
         pipe = self._client.pipeline(transaction=False)
         for keys, args in calls:
             pipe.evalsha(_SHA, len(keys), *keys, *args)
+        pipe.sadd(self._config.partitions_key, *sorted(tags))
         replies: list[bytes] = await pipe.execute()
-        return b"".join(replies)
+        return b"".join(replies[:-1])

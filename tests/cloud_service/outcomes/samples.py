@@ -50,27 +50,43 @@ def outcomes(count: int, prefix: str = "q", start: int = 0) -> list[OutcomeRecor
     return [outcome(f"{prefix}-{i}") for i in range(start, start + count)]
 
 
-def stream_fields(config: OutcomeLogConfig) -> list[dict[str, str]]:
-    """Every entry of the outcome stream, as text fields, oldest first."""
+def stream_keys(config: OutcomeLogConfig) -> list[str]:
+    """Every outcome stream under the config's prefix."""
+    if config.single_slot:
+        return [config.stream_key]
     with redis.Redis.from_url(config.url, decode_responses=True) as client:
-        return [fields for _, fields in client.xrange(config.stream_key)]
+        tags = sorted(client.smembers(config.partitions_key))
+    return [config.partition_of_tag(tag).stream for tag in tags]
+
+
+def _entries(config: OutcomeLogConfig, decode: bool) -> list[tuple[Any, Any]]:
+    """Every entry of every outcome stream, oldest first."""
+    with redis.Redis.from_url(config.url, decode_responses=decode) as client:
+        entries = [entry for key in stream_keys(config) for entry in client.xrange(key)]
+    def order(entry: tuple[Any, Any]) -> tuple[int, ...]:
+        ident = entry[0] if isinstance(entry[0], str) else entry[0].decode()
+        return tuple(int(part) for part in ident.split("-"))
+    return sorted(entries, key=order)
+
+
+def stream_fields(config: OutcomeLogConfig) -> list[dict[str, str]]:
+    """Every entry of the outcome streams, as text fields, oldest first."""
+    return [fields for _, fields in _entries(config, decode=True)]
 
 
 def logged(config: OutcomeLogConfig) -> list[OutcomeRecord]:
-    """Every record in the outcome stream, oldest first."""
-    with redis.Redis.from_url(config.url) as client:
-        return [codec.decode(fields) for _, fields in client.xrange(config.stream_key)]
+    """Every record in the outcome streams, oldest first."""
+    return [codec.decode(fields) for _, fields in _entries(config, decode=False)]
 
 
 def logged_ids(config: OutcomeLogConfig) -> list[str]:
-    """The query ids in the outcome stream, oldest first, repeats included."""
+    """The query ids in the outcome streams, oldest first, repeats included."""
     return [fields["qid"] for fields in stream_fields(config)]
 
 
 def stream_length(config: OutcomeLogConfig) -> int:
     with redis.Redis.from_url(config.url) as client:
-        length: int = client.xlen(config.stream_key)
-        return length
+        return sum(int(client.xlen(key)) for key in stream_keys(config))
 
 
 async def eventually(condition: Callable[[], bool], timeout_s: float = 10.0, what: str = "condition") -> None:

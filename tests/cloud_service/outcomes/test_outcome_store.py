@@ -62,6 +62,7 @@ def test_a_stored_record_appears_in_the_stream_with_its_fields(redis_server: Red
         "finished_at": "2026-01-05T09:30:00.380000+00:00",
         "signals": '{"seq_conf":0.42,"probe":0.37}',
         "origin": "device",
+        "st": "1",  # its statistics were kept in the same script
     }
     assert logged(config) == [outcome("q-1", prompt_text=None, answer_text=None)]
 
@@ -215,6 +216,21 @@ def test_an_invalid_url_message_hides_the_password() -> None:
     assert "user:***@127.0.0.1:6379" in str(caught.value)
 
 
-def test_a_key_prefix_without_a_hash_tag_is_refused() -> None:
+def test_a_key_prefix_with_a_broken_hash_tag_is_refused() -> None:
     with pytest.raises(ValueError, match="hash tag"):
-        OutcomeLogConfig(url="redis://127.0.0.1:6379/0", key_prefix="confroute:outcomes")
+        OutcomeLogConfig(url="redis://127.0.0.1:6379/0", key_prefix="confroute:{outcomes")
+
+
+def test_each_partition_keeps_its_stream_and_keys_in_one_slot_of_its_own() -> None:
+    config = OutcomeLogConfig(url="redis://127.0.0.1:6379/0")
+    beta, gamma = config.partition("2026.01", "beta"), config.partition("2026.01", "gamma")
+    slots = {key_slot(key.encode()) for key in (beta.stream, beta.seen("q-1", "device"), beta.stats("post"),
+                                                 beta.labelled("q-1"), beta.labels, beta.recalibrations)}
+    assert slots == {key_slot(b"2026.01|beta")}
+    assert key_slot(gamma.stream.encode()) != key_slot(beta.stream.encode())
+    assert config.partition_of_tag(beta.tag) == beta
+
+
+def test_a_cohort_cannot_break_out_of_its_hash_tag() -> None:
+    config = OutcomeLogConfig(url="redis://127.0.0.1:6379/0")
+    assert config.partition("1", "a}b{c").stream == "confroute:outcomes:{1|a%7Db%7Bc}:stream"

@@ -1,0 +1,119 @@
+"""Sufficient statistics of the outcome log: score histograms per partition and routing mode, by label.
+
+Recalibration needs, per (edge model version, cohort), the distribution of the routing scores and, for
+the labelled records, how often the edge was right at each score. Both fit in fixed histograms, kept up
+to date by the same Lua script that appends an entry (``cloud_service.outcomes.writer``), so a
+recalibration reads a few thousand hash fields instead of re-reading millions of stream entries.
+
+One hash per partition and routing mode (``<prefix>:{<version>|<cohort>}:stats:<mode>``, see
+``cloud_service.outcomes.config``) holds, for each score ``sig`` (``post``: the raw sequence confidence
+the policy's calibration map is fitted on; ``pre``: the TBG probe), with ``BINS`` bins of equal width
+over [0, 1] (bin ``b`` holds scores in [b/BINS, (b+1)/BINS), a score of 1 the last bin):
+
+    n:<sig>:<b>          records (every device record, unweighted: the traffic's score distribution)
+    w:<sig>:<lab>:<b>    sum of inverse propensities 1/p of the records labelled ``lab``
+    N:<lab> W:<lab> W2:<lab>   per label: records, sum of 1/p, sum of 1/p^2 (effective sample size)
+
+``lab`` is ``c`` (edge answer correct), ``w`` (wrong) or ``u`` (unlabelled). A label that arrives later
+(judge, gold answer) moves the record's weight from ``u`` to its label once per query id (the marker
+``labelled:<qid>`` makes it idempotent; see ``cloud_service.outcomes.labels``). Only the device's own
+record of a query is counted: the service's record of an escalation (origin ``service``) is the same
+query seen from the cloud.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from confroute.contract.enums import Label
+from confroute.contract.outcome import OutcomeRecord
+
+BINS = 1000
+SIGNALS = ("post", "pre")
+LABEL_CODES = {Label.CORRECT: "c", Label.INCORRECT: "w", Label.UNKNOWN: "u"}
+CODE_LABELS = {code: label for label, code in LABEL_CODES.items()}
+FOLDED_FIELD = "st"  # present (value "1") on entries whose statistics were kept at ingest
+
+PROBE_TBG = "probe_tbg"
+PROBE_SLT = "probe_slt"
+LOGPROB_MEAN = "logprob_mean"
+
+# Lua: fold one record into the hash KEYS[k]. ``spec`` = {label, weight, sig, bin, sig, bin, ...};
+# ``late``: a label written before the record arrived (``labelled:<qid>``), which wins over ``u``.
+FOLD_FUNCTION = """
+local function fold(stats, spec, late)
+  local label, w = spec[1], tonumber(spec[2])
+  if label == 'u' and late then label = late end
+  for j = 3, #spec, 2 do
+    redis.call('HINCRBYFLOAT', stats, 'n:' .. spec[j] .. ':' .. spec[j + 1], 1)
+    redis.call('HINCRBYFLOAT', stats, 'w:' .. spec[j] .. ':' .. label .. ':' .. spec[j + 1], w)
+  end
+  redis.call('HINCRBYFLOAT', stats, 'N:' .. label, 1)
+  redis.call('HINCRBYFLOAT', stats, 'W:' .. label, w)
+  redis.call('HINCRBYFLOAT', stats, 'W2:' .. label, w * w)
+end
+"""
+
+
+@dataclass(frozen=True)
+class FoldSpec:
+    """What one record adds to its partition's histograms: its label, weight 1/p and score bins."""
+
+    label: str
+    weight: float
+    bins: tuple[tuple[str, int], ...]
+
+    def to_lua(self) -> list[str | float | int]:
+        """The ``spec`` array of ``FOLD_FUNCTION``."""
+        flat: list[str | float | int] = [self.label, self.weight]
+        for signal, index in self.bins:
+            flat += [signal, index]
+        return flat
+
+
+def score_bin(score: float) -> int:
+    """The bin of a score in [0, 1] (clipped; a score of 1 goes to the last bin)."""
+    return min(BINS - 1, max(0, int(score * BINS)))
+
+
+def scores(signals: Mapping[str, float]) -> dict[str, float]:
+    """The routing scores a record's signals give, each in [0, 1]; non-finite signals are left out.
+
+    ``post`` is the edge agent's raw post-generation score (``edge_agent.routing.raw_post_score``):
+    exp(logprob_mean), averaged with the SLT probe when present. ``pre`` is the TBG probe.
+    """
+    found: dict[str, float] = {}
+    logprob = _finite(signals.get(LOGPROB_MEAN))
+    if logprob is not None:
+        sequence = _clip(math.exp(min(logprob, 0.0)))
+        slt = _finite(signals.get(PROBE_SLT))
+        found["post"] = sequence if slt is None else (sequence + _clip(slt)) / 2.0
+    tbg = _finite(signals.get(PROBE_TBG))
+    if tbg is not None:
+        found["pre"] = _clip(tbg)
+    return found
+
+
+def fold_spec(signals: Mapping[str, float], label: Label, propensity: float) -> FoldSpec:
+    """The fold of one record from its signals, label and logged propensity in (0, 1]."""
+    weight = 1.0 / propensity if 0.0 < propensity <= 1.0 else 1.0
+    bins = tuple((name, score_bin(value)) for name, value in scores(signals).items())
+    return FoldSpec(LABEL_CODES[label], weight, bins)
+
+
+def record_fold(record: OutcomeRecord) -> FoldSpec:
+    """:func:`fold_spec` of a record."""
+    return fold_spec(record.signals, record.label, record.propensity)
+
+
+def _finite(value: float | None) -> float | None:
+    if value is None:
+        return None
+    number = float(value)
+    return number if math.isfinite(number) else None
+
+
+def _clip(value: float) -> float:
+    return min(1.0, max(0.0, value))
