@@ -5,11 +5,22 @@
 * :mod:`.thresholds` - escalation thresholds for a target rate, a quality-cost trade-off or a risk bound.
 * :mod:`.isotonic` - a monotone score -> P(correct) map fitted by pool-adjacent-violators.
 * :mod:`.ipw` - inverse-propensity weights for the biased labels that escalation produces.
+* :mod:`.histograms` - the same thresholds and isotonic fit from binned sufficient statistics.
 
 Convention: a confidence score is higher when the edge answer is more likely right, and a query is
 escalated when its confidence is below the threshold. Bad input raises ``confroute.errors.InvalidInput``.
 """
 
+from confroute.calibration.histograms import (
+    Estimates,
+    ScoreHistogram,
+    calibrated_bins,
+    fit_histogram_isotonic,
+    histogram_estimates,
+    histogram_threshold_for_rate,
+    histogram_threshold_for_risk,
+    histogram_threshold_for_tradeoff,
+)
 from confroute.calibration.ipw import (
     WeightedLabels,
     effective_sample_size,
@@ -39,15 +50,23 @@ from confroute.calibration.thresholds import (
 )
 
 __all__ = [
+    "Estimates",
     "IsotonicMap",
     "ReliabilityDiagram",
     "RoutingCurve",
+    "ScoreHistogram",
     "WeightedLabels",
     "aurac",
     "auroc",
+    "calibrated_bins",
     "ece",
     "effective_sample_size",
+    "fit_histogram_isotonic",
     "fit_isotonic",
+    "histogram_estimates",
+    "histogram_threshold_for_rate",
+    "histogram_threshold_for_risk",
+    "histogram_threshold_for_tradeoff",
     "inverse_propensity_weights",
     "label_propensity",
     "oracle_router_curve",

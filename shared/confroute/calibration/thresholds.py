@@ -93,6 +93,7 @@ def threshold_for_risk(
     alpha: float,
     delta: float,
     weights: npt.ArrayLike | None = None,
+    effective_size: float | None = None,
 ) -> float:
     """Smallest threshold (fewest escalations) whose risk is certified to be at most ``alpha``.
 
@@ -111,6 +112,8 @@ def threshold_for_risk(
     <= delta. With ``weights`` (inverse propensities of labelled records, see ``confroute.calibration.ipw``)
     it is Hoeffding's bound on the self-normalised weighted risk with the Kish effective sample size:
     exact for weights fixed independently of the outcomes, approximate for estimated propensities.
+    When each weight aggregates several records (histogram bins: see ``confroute.calibration.histograms``)
+    their own spread is hidden, so the caller passes the records' ``effective_size`` instead.
     """
     c = finite_1d(conf, "conf")
     wrong = ~binary(edge_correct, "edge_correct")
@@ -120,14 +123,28 @@ def threshold_for_risk(
     w = None if weights is None else nonnegative_weights(weights, "weights")
     if w is not None:
         same_length(conf=c, weights=w)
+    size = _effective_size(w, effective_size)
     cuts = _cuts(c)
-    certified = _certified(cuts, wrong, level, confidence, w)
+    certified = _certified(cuts, wrong, level, confidence, w, size)
     certified[-1] = True  # escalating everything leaves no risk at all
     failed = np.flatnonzero(~certified)
     return float(cuts.thresholds[failed[-1] + 1 if failed.size else 0])
 
 
-def _certified(cuts: _Cuts, wrong: BoolArray, alpha: float, delta: float, w: FloatArray | None) -> BoolArray:
+def _effective_size(w: FloatArray | None, given: float | None) -> float:
+    """The Kish size of ``w``, or ``given`` (which must be a positive number) when set."""
+    if given is None:
+        return 0.0 if w is None else effective_sample_size(w)
+    size = float(given)
+    if w is None or not math.isfinite(size) or size <= 0.0:
+        message = f"effective_size must be a positive number, given with weights; got {given!r}"
+        raise InvalidInput(message, field="effective_size")
+    return size
+
+
+def _certified(
+    cuts: _Cuts, wrong: BoolArray, alpha: float, delta: float, w: FloatArray | None, size: float
+) -> BoolArray:
     """Per cut: does the level-(1 - delta) upper bound on the risk stay at or below alpha?"""
     if w is None:
         losses = _losses_not_escalated(wrong.astype(np.float64), cuts)
@@ -135,7 +152,7 @@ def _certified(cuts: _Cuts, wrong: BoolArray, alpha: float, delta: float, w: Flo
         passed: BoolArray = tail <= delta
         return passed
     risk = _losses_not_escalated(w * wrong, cuts) / w.sum()
-    slack = math.sqrt(math.log(1.0 / delta) / (2.0 * effective_sample_size(w)))
+    slack = math.sqrt(math.log(1.0 / delta) / (2.0 * size))
     bounded: BoolArray = risk + slack <= alpha
     return bounded
 
