@@ -18,7 +18,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 
-from confroute.engine import Engine, SamplingParams
+from confroute.engine import Engine, Prefix, SamplingParams
 from confroute.engine.result import FinishReason
 from confroute.errors import InvalidInput
 
@@ -37,15 +37,27 @@ def sample_answers(engine: Engine, prompt_ids: Sequence[int], n: int, *, tempera
                    top_p: float = 1.0, max_new_tokens: int = 64, seed: int | None = 0,
                    stop: tuple[str, ...] = ()) -> list[Sample]:
     """``n`` sampled answers to ``prompt_ids`` from one shared prefill (see the module docstring)."""
-    if n < 1:
-        raise InvalidInput(f"n must be >= 1, got {n}", field="n")
+    params = sampling_params(temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens, seed=seed,
+                             stop=stop)
+    return sample_from(engine, engine.prefill(prompt_ids, params), n, params)
+
+
+def sampling_params(*, temperature: float = 1.0, top_p: float = 1.0, max_new_tokens: int = 64,
+                    seed: int | None = 0, stop: tuple[str, ...] = ()) -> SamplingParams:
+    """The parameters of sample 0 (sample ``i`` adds ``i`` to the seed); rejects greedy decoding."""
     if temperature <= 0:
         raise InvalidInput(f"sampling needs temperature > 0, got {temperature}", field="temperature")
-    base = SamplingParams(max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, seed=seed, stop=stop)
-    prefix = engine.prefill(prompt_ids, base)
+    return SamplingParams(max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, seed=seed, stop=stop)
+
+
+def sample_from(engine: Engine, prefix: Prefix, n: int, base: SamplingParams) -> list[Sample]:
+    """``n`` samples decoded from an existing ``prefix`` (prefilled with sampling parameters), seeds
+    ``base.seed + i``. Lets a caller share one prefill between a greedy answer and the samples."""
+    if n < 1:
+        raise InvalidInput(f"n must be >= 1, got {n}", field="n")
     samples = []
     for i in range(n):
-        params = dataclasses.replace(base, seed=None if seed is None else seed + i)
+        params = dataclasses.replace(base, seed=None if base.seed is None else base.seed + i)
         gen = engine.resume(prefix, params).result
         samples.append(Sample(gen.text, gen.completion_tokens, float(gen.logprobs.sum()), gen.finish_reason))
     return samples
