@@ -55,12 +55,15 @@ class OutcomeLog(Protocol):
 
 
 class PolicyStore(Protocol):
-    """Versioned policies per (edge model version, cohort)."""
+    """Versioned policies per (edge model version, cohort); with a canary running, each device has its own
+    assigned version (``device_id`` empty: the control's)."""
 
-    async def current(self, edge_model_version: str, cohort: str) -> Policy | None: ...
+    async def current(self, edge_model_version: str, cohort: str, device_id: str = "") -> Policy | None: ...
 
     async def publish(self, policy: Policy) -> None: ...
 
-    def watch(self, edge_model_version: str, cohort: str, known_version: str) -> AsyncIterator[Policy]:
-        """Yields the current policy if newer than ``known_version``, then every later one."""
+    def watch(
+        self, edge_model_version: str, cohort: str, known_version: str, device_id: str = ""
+    ) -> AsyncIterator[Policy]:
+        """Yields the device's policy if it is not ``known_version``, then every later change of it."""
         ...

@@ -12,15 +12,16 @@ from cloud_service.outcomes.redis_client import check_url
 class PolicyStoreConfig:
     """Where policies live and how watchers wait for new ones.
 
-    Each (edge model version, cohort) has its own stream of published policies, about ``history``
-    long, whose last entry is the current policy. ``key_prefix`` must not contain ``{`` or ``}``: the
+    Each (edge model version, cohort) has its own rollout history stream, about ``history`` entries
+    long, whose last entry is the current rollout state, and a hash of its stored versions.
+    ``key_prefix`` must not contain ``{`` or ``}``: the
     key's hash tag is its (edge model version, cohort). A watcher blocks up to ``watch_block_s`` per
     read (less than ``command_timeout_s``) and retries a lost Redis with jittered backoff.
     """
 
     url: str
     key_prefix: str = "confroute:policy"
-    history: int = 100
+    history: int = 1000
     watch_block_s: float = 1.0
     connect_timeout_s: float = 1.0
     command_timeout_s: float = 5.0
@@ -43,5 +44,12 @@ class PolicyStoreConfig:
     def stream_key(self, edge_model_version: str, cohort: str) -> str:
         """The stream of policies published for one (edge model version, cohort); escaped so that no
         version or cohort can break out of the hash tag."""
+        return f"{self._tagged(edge_model_version, cohort)}:policies"
+
+    def versions_key(self, edge_model_version: str, cohort: str) -> str:
+        """The hash of every stored version of one (edge model version, cohort), in the stream's slot."""
+        return f"{self._tagged(edge_model_version, cohort)}:versions"
+
+    def _tagged(self, edge_model_version: str, cohort: str) -> str:
         tag = f"{quote(edge_model_version, safe='')}|{quote(cohort, safe='')}"
-        return f"{self.key_prefix}:{{{tag}}}:policies"
+        return f"{self.key_prefix}:{{{tag}}}"

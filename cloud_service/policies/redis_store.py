@@ -1,132 +1,261 @@
-"""Versioned routing policies in Redis, one stream per (edge model version, cohort).
+"""Versioned routing policies and their rollout in Redis, per (edge model version, cohort).
 
-Each published policy is one stream entry (``version``, ``policy``: the serialized protobuf); the last
-entry is the current policy, and the stream keeps about ``history`` earlier ones. Publishing is a Lua
-script, so it is atomic: republishing the current version with the same content changes nothing, and
-reusing it with other content is refused. Watchers block on ``XREAD`` after the last entry they saw, so
-an update reaches them at once and none is missed while they are connected; after losing Redis they
-reconnect with jittered backoff and start again from the current policy (a restarted server without
-persistence may have lost the stream).
+Keys, all sharing the hash tag ``{<edge model version>|<cohort>}`` so that a Redis Cluster keeps one
+cohort's keys in one slot (and the Lua scripts may touch them together):
 
-"Newer than ``known_version``" means "published later": a watcher yields the current policy whenever
-its version differs from the one the device holds, which also rolls devices back when an operator
-republishes an older version.
+- ``<prefix>:{tag}:versions`` - hash: version -> the ``confroute.v1.Policy`` bytes (signed when the store
+  has a signing key). A version's content never changes once stored.
+- ``<prefix>:{tag}:policies`` - stream: the rollout history, one entry per transition, holding the
+  :class:`~cloud_service.policies.state.RolloutState` after it plus ``action``, ``reason`` and ``at_us``
+  (about ``history`` entries are kept). The last entry is the current state.
+
+Every transition is one Lua script that appends the new state only if the last entry is still the one
+the transition was computed from (compare-and-set) and stores its new versions in the same step, so
+concurrent operators, workers and back-pressure controllers never lose each other's changes (a
+conflict is retried). Watchers of this process share one follower per key (:mod:`.hub`), which blocks on
+``XREAD`` after the last entry seen, loads the versions the new state names, and wakes every watcher
+with one ``asyncio.Event``; after losing Redis it reconnects with jittered backoff and starts again from
+the current state. The transitions themselves are in :mod:`.operations`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncGenerator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable
+from dataclasses import replace
+from datetime import datetime, timedelta, timezone
 
 from google.protobuf.message import DecodeError
 
 from cloud_service.outcomes.backoff import Backoff
 from cloud_service.outcomes.redis_client import connect, read_entries, stream_entries, translated
+from cloud_service.policies import operations
 from cloud_service.policies.config import PolicyStoreConfig
+from cloud_service.policies.hub import PolicyHub
+from cloud_service.policies.state import (
+    NO_ENTRY,
+    HistoryEntry,
+    Rollout,
+    RolloutState,
+    TransitionConflict,
+    entry_from_fields,
+    state_to_fields,
+)
 from confroute.contract.policy import Policy
 from confroute.errors import InvalidPolicy, Unavailable
+from confroute.signing import SigningKey, sign_policy
+from confroute.signing.canonical import microseconds_since_epoch
 from confroute.v1 import fleet_pb2
 
 logger = logging.getLogger(__name__)
 
-# KEYS[1]: the policy stream. ARGV: version, serialized policy, history length.
-# Returns 1 when appended, 0 when that version is current with the same bytes, -1 when with other bytes.
-PUBLISH = """
+# KEYS: history stream, versions hash. ARGV: expected last entry id, history length, number of new
+# versions n, n (version, bytes) pairs, then the new entry's field/value pairs.
+# Returns 1 when appended, -2 when the last entry moved on (retry), -1 when a version exists with other bytes.
+TRANSITION = """
 local last = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)[1]
-if last then
-  local fields = last[2]
-  if fields[2] == ARGV[1] then
-    if fields[4] == ARGV[2] then return 0 end
-    return -1
-  end
+local last_id = '0-0'
+if last then last_id = last[1] end
+if last_id ~= ARGV[1] then return -2 end
+local n = tonumber(ARGV[3])
+for i = 0, n - 1 do
+  local old = redis.call('HGET', KEYS[2], ARGV[4 + 2 * i])
+  if old and old ~= ARGV[5 + 2 * i] then return -1 end
 end
-redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[3], '*', 'version', ARGV[1], 'policy', ARGV[2])
+for i = 0, n - 1 do redis.call('HSET', KEYS[2], ARGV[4 + 2 * i], ARGV[5 + 2 * i]) end
+local entry = {}
+for i = 4 + 2 * n, #ARGV do entry[#entry + 1] = ARGV[i] end
+redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[2], '*', unpack(entry))
 return 1
 """
-_START = b"0-0"
+_MICROSECOND = timedelta(microseconds=1)
 
-_Entry = tuple[bytes, Policy]
+
+def utc_now() -> datetime:
+    return datetime.now(timezone.utc)
 
 
 class RedisPolicyStore:
-    """A :class:`cloud_service.ports.PolicyStore` on Redis Streams."""
+    """A :class:`cloud_service.ports.PolicyStore` with canary rollout, history and signing."""
 
-    def __init__(self, config: PolicyStoreConfig) -> None:
+    def __init__(
+        self,
+        config: PolicyStoreConfig,
+        *,
+        signer: SigningKey | None = None,
+        clock: Callable[[], datetime] = utc_now,
+    ) -> None:
         self._config = config
+        self._signer = signer
+        self._clock = clock
         self._client = connect(
             config.url, connect_timeout_s=config.connect_timeout_s, command_timeout_s=config.command_timeout_s
         )
-        self._publish = self._client.register_script(PUBLISH)
+        self._transition = self._client.register_script(TRANSITION)
+        self._hub: PolicyHub[Rollout] = PolicyHub(self._follow)
 
     @property
     def config(self) -> PolicyStoreConfig:
         return self._config
 
-    async def current(self, edge_model_version: str, cohort: str) -> Policy | None:
-        """The policy published last for this edge model version and cohort, if any."""
-        _, policy = await self._latest(self._config.stream_key(edge_model_version, cohort))
-        return policy
+    @property
+    def watchers(self) -> int:
+        """Watch calls this process serves now."""
+        return self._hub.watchers
 
-    async def publish(self, policy: Policy) -> None:
-        """Makes ``policy`` current for its edge model version and cohort and wakes the watchers."""
-        key = self._config.stream_key(policy.edge_model.version, policy.cohort)
-        payload = policy.to_pb().SerializeToString(deterministic=True)
-        with translated("publishing a policy"):
-            outcome = await self._publish(keys=[key], args=[policy.policy_version, payload, self._config.history])
-        if outcome == -1:
-            raise InvalidPolicy(
-                f"policy version {policy.policy_version!r} is already current for edge model "
-                f"{policy.edge_model.version!r}, cohort {policy.cohort!r}, with other content; "
-                "publish changes under a new version",
-                field="policy_version",
-            )
+    # -- reading ---------------------------------------------------------------------------------
 
-    async def watch(self, edge_model_version: str, cohort: str, known_version: str) -> AsyncGenerator[Policy, None]:
-        """Yields the current policy if its version is not ``known_version``, then every later one.
+    async def current(self, edge_model_version: str, cohort: str, device_id: str = "") -> Policy | None:
+        """The policy this device runs (the control's when ``device_id`` is empty), if any was published."""
+        rollout = await self.rollout(edge_model_version, cohort)
+        return rollout.policy_for(device_id)
+
+    async def rollout(self, edge_model_version: str, cohort: str) -> Rollout:
+        """The current state and the policies it names."""
+        return await self._rollout(self._config.stream_key(edge_model_version, cohort))
+
+    async def version(self, edge_model_version: str, cohort: str, version: str) -> Policy | None:
+        """A stored version, current or not."""
+        key = self._config.stream_key(edge_model_version, cohort)
+        return (await self._load(key, [version])).get(version)
+
+    async def history(self, edge_model_version: str, cohort: str, count: int = 20) -> list[HistoryEntry]:
+        """The last ``count`` transitions, newest first."""
+        key = self._config.stream_key(edge_model_version, cohort)
+        with translated("reading the policy history"):
+            reply = await self._client.xrevrange(key, count=count)
+        return [entry_from_fields(entry_id, fields) for entry_id, fields in stream_entries(reply)]
+
+    def watch(
+        self, edge_model_version: str, cohort: str, known_version: str, device_id: str = ""
+    ) -> AsyncIterator[Policy]:
+        """Yields the device's policy if its version is not ``known_version``, then each later change of it.
 
         Never ends by itself; Redis outages are waited out (the caller cancels or closes the iterator).
         """
+        return self._watch(self._config.stream_key(edge_model_version, cohort), known_version, device_id)
+
+    # -- writing (see operations for what each transition does) --------------------------------------
+
+    async def publish(self, policy: Policy) -> None:
+        """Makes ``policy`` the control for every device of its key (ending any canary); see
+        :func:`cloud_service.policies.operations.publish`."""
+        await operations.publish(self, policy)
+
+    def issue(self, policy: Policy, state: RolloutState) -> Policy:
+        """``policy`` as the cloud issues it: ``issued_at`` now, but strictly after every version issued for
+        its key, and signed when the store has a signing key."""
+        now = self._clock()
+        floor = datetime(1970, 1, 1, tzinfo=timezone.utc) + (state.issued_us + 1) * _MICROSECOND
+        stamped = replace(policy, issued_at=max(now, floor), signature=b"", key_id="")
+        return sign_policy(stamped, self._signer) if self._signer is not None else stamped
+
+    async def commit(
+        self,
+        edge_model_version: str,
+        cohort: str,
+        base: Rollout,
+        state: RolloutState,
+        new_policies: Iterable[Policy],
+        action: str,
+        reason: str,
+    ) -> None:
+        """Appends ``state`` if ``base`` is still current, storing ``new_policies``; raises
+        :class:`TransitionConflict` when it is not, InvalidPolicy when a version exists with other content."""
         key = self._config.stream_key(edge_model_version, cohort)
+        pairs: list[str | bytes] = []
+        issued = state.issued_us
+        for policy in new_policies:
+            pairs += [policy.policy_version, policy.to_pb().SerializeToString(deterministic=True)]
+            issued = max(issued, microseconds_since_epoch(policy.issued_at))
+        state = replace(state, seq=base.state.seq + 1, issued_us=issued)
+        entry = state_to_fields(state, action, reason, microseconds_since_epoch(self._clock()))
+        args = [base.entry_id, self._config.history, len(pairs) // 2, *pairs]
+        args += [item for pair in entry.items() for item in pair]
+        with translated("publishing a policy"):
+            outcome = await self._transition(keys=[key, _versions_of(key)], args=args)
+        if outcome == -2:
+            raise TransitionConflict(key)
+        if outcome == -1:
+            raise InvalidPolicy(
+                f"a version in {[p for p in pairs[::2]]} is already stored for edge model {edge_model_version!r}, "
+                f"cohort {cohort!r}, with other content; publish changes under a new version",
+                field="policy_version",
+            )
+        logger.info("policy rollout %s %s: %s (%s)", key, action, state, reason)
+
+    async def close(self) -> None:
+        """Stops the followers and closes the connections; cancel or close the watchers first."""
+        await self._hub.close()
+        await self._client.aclose()
+
+    # -- internals -------------------------------------------------------------------------------
+
+    async def _watch(self, key: str, known_version: str, device_id: str) -> AsyncGenerator[Policy, None]:
+        async with self._hub.subscribe(key) as feed:
+            while True:
+                rollout, changed = feed.view, feed.changed
+                policy = rollout.policy_for(device_id) if rollout is not None else None
+                if policy is not None and policy.policy_version != known_version:
+                    known_version = policy.policy_version
+                    yield policy
+                await changed.wait()
+
+    async def _rollout(self, key: str) -> Rollout:
+        with translated("reading the current policy"):
+            reply = await self._client.xrevrange(key, count=1)
+        entries = stream_entries(reply)
+        if not entries:
+            return Rollout(NO_ENTRY, RolloutState(), {})
+        entry = entry_from_fields(*entries[0])
+        return Rollout(entry.entry_id, entry.state, await self._load(key, entry.state.versions))
+
+    async def _load(self, key: str, versions: Iterable[str], cache: dict[str, Policy] | None = None
+                    ) -> dict[str, Policy]:
+        versions = tuple(versions)
+        wanted = [v for v in versions if cache is None or v not in cache]
+        found = {} if cache is None else {v: cache[v] for v in versions if v in cache}
+        if wanted:
+            with translated("reading policy versions"):
+                bodies = await self._client.hmget(_versions_of(key), wanted)
+            found.update({v: _decode(body) for v, body in zip(wanted, bodies, strict=True) if isinstance(body, bytes)})
+        return found
+
+    async def _follow(self, key: str) -> AsyncIterator[Rollout]:
+        """Each new rollout of ``key``, starting with the current one (if any); never ends by itself."""
         backoff = Backoff(self._config.retry_base_s, self._config.retry_cap_s)
-        after: bytes | None = None  # None: (re)start from the current policy
+        after: str | None = None  # None: (re)start from the current state
+        cache: dict[str, Policy] = {}
         while True:
             try:
-                entries = await self._next_entries(key, after)
+                if after is None:
+                    rollout = await self._rollout(key)
+                    after = rollout.entry_id
+                    if rollout.entry_id != NO_ENTRY:
+                        cache = dict(rollout.policies)
+                        yield rollout
+                    continue
+                after, rollouts = await self._next(key, after, cache)
             except Unavailable as exc:
                 after = None
                 await self._wait_to_retry(backoff, exc)
                 continue
             backoff.reset()
-            if not entries and after is None:
-                after = _START  # nothing published yet: wait for the first entry
-            for entry_id, policy in entries:
-                after = entry_id
-                if policy.policy_version != known_version:
-                    known_version = policy.policy_version
-                    yield policy
+            for rollout in rollouts:
+                cache = dict(rollout.policies)
+                yield rollout
 
-    async def close(self) -> None:
-        """Closes the connections; cancel or close the watchers first."""
-        await self._client.aclose()
-
-    async def _next_entries(self, key: str, after: bytes | None) -> list[_Entry]:
-        if after is None:
-            entry_id, policy = await self._latest(key)
-            return [(entry_id, policy)] if policy is not None else []
+    async def _next(self, key: str, after: str, cache: dict[str, Policy]) -> tuple[str, list[Rollout]]:
         block_ms = int(self._config.watch_block_s * 1000)
         with translated("waiting for policy updates"):
             reply = await self._client.xread({key: after}, count=16, block=block_ms)
-        return [(entry_id, _decode(fields)) for entry_id, fields in read_entries(reply)]
-
-    async def _latest(self, key: str) -> tuple[bytes, Policy | None]:
-        with translated("reading the current policy"):
-            reply = await self._client.xrevrange(key, count=1)
-        entries = stream_entries(reply)
+        entries = [entry_from_fields(entry_id, fields) for entry_id, fields in read_entries(reply)]
         if not entries:
-            return _START, None
-        entry_id, fields = entries[0]
-        return entry_id, _decode(fields)
+            return after, []
+        last = entries[-1]  # intermediate states are history; watchers only need the newest
+        policies = await self._load(key, last.state.versions, cache)
+        return last.entry_id, [Rollout(last.entry_id, last.state, policies)]
 
     async def _wait_to_retry(self, backoff: Backoff, exc: Unavailable) -> None:
         delay = backoff.next_delay()
@@ -135,9 +264,14 @@ class RedisPolicyStore:
         await asyncio.sleep(delay)
 
 
-def _decode(fields: Mapping[bytes, bytes]) -> Policy:
+def _versions_of(stream_key: str) -> str:
+    """The versions hash beside a history stream (see ``PolicyStoreConfig.versions_key``)."""
+    return stream_key.removesuffix(":policies") + ":versions"
+
+
+def _decode(body: bytes) -> Policy:
     try:
-        message = fleet_pb2.Policy.FromString(fields[b"policy"])
-    except (KeyError, DecodeError) as exc:
+        message = fleet_pb2.Policy.FromString(body)
+    except DecodeError as exc:
         raise InvalidPolicy(f"a stored policy cannot be decoded: {exc!r}") from exc
     return Policy.from_pb(message)

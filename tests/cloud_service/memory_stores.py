@@ -15,7 +15,7 @@ class MemoryPolicyStore:
         self.policies: dict[tuple[str, str], Policy] = {}
         self._published = asyncio.Event()
 
-    async def current(self, edge_model_version: str, cohort: str) -> Policy | None:
+    async def current(self, edge_model_version: str, cohort: str, device_id: str = "") -> Policy | None:
         return self.policies.get((edge_model_version, cohort))
 
     async def publish(self, policy: Policy) -> None:
@@ -23,7 +23,9 @@ class MemoryPolicyStore:
         published, self._published = self._published, asyncio.Event()
         published.set()
 
-    async def watch(self, edge_model_version: str, cohort: str, known_version: str) -> AsyncIterator[Policy]:
+    async def watch(
+        self, edge_model_version: str, cohort: str, known_version: str, device_id: str = ""
+    ) -> AsyncIterator[Policy]:
         last = known_version
         while True:
             published = self._published
