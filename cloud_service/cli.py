@@ -9,6 +9,10 @@
   repository generated in a temporary folder.
 - ``cloud-service policy set`` / ``policy get``: an operator publishes a routing policy (from a JSON
   file in the protobuf JSON form of ``confroute.v1.Policy``, or from flags) or shows the current one.
+  Published policies are signed with ``--policy-signing-key`` / ``CONFROUTE_CLOUD_POLICY_SIGNING_KEY``.
+- ``cloud-service policy keygen STEM``: writes an Ed25519 key pair for signing policies.
+- ``cloud-service policy promote|rollback|pin|unpin|history``: the canary rollout of one (edge model
+  version, cohort), by hand (see ``cloud_service.policies.operations``).
 
 Exit status: 0 on success, 1 when a dependency failed or nothing was found, 2 for bad input.
 """
@@ -35,6 +39,7 @@ from cloud_service.server import policy_admin
 from cloud_service.server.logs import configure_logging
 from cloud_service.server.runner import serve
 from confroute.errors import ConfrouteError, InvalidInput
+from confroute.signing import load_signing_key
 
 DEFAULT_REPOSITORY = Path(__file__).resolve().parent / "model_repository"
 BUNDLE_STARTUP_TIMEOUT_S = 300.0  # loading and verifying a large bundle takes longer than Triton's own start
@@ -60,7 +65,8 @@ async def open_redis_stores(config: ServiceConfig) -> AsyncIterator[tuple[Outcom
     from cloud_service.policies.redis_store import RedisPolicyStore
 
     outcome_log = RedisOutcomeLog(OutcomeLogConfig(url=config.redis_url, retain_text=config.retain_text))
-    policy_store = RedisPolicyStore(PolicyStoreConfig(url=config.redis_url))
+    signer = load_signing_key(Path(config.policy_signing_key)) if config.policy_signing_key else None
+    policy_store = RedisPolicyStore(PolicyStoreConfig(url=config.redis_url), signer=signer)
     await outcome_log.start()
     try:
         yield outcome_log, policy_store
@@ -114,8 +120,13 @@ def _run_triton(args: argparse.Namespace, repository: Path, startup_timeout_s: f
 
 def _policy_set(args: argparse.Namespace) -> int:
     policy = policy_admin.policy_from_args(args)
-    asyncio.run(_with_store(config_from(args, os.environ), lambda store: store.publish(policy)))
-    print(policy_admin.to_json(policy))
+
+    async def publish(store: PolicyStore) -> Any:
+        await store.publish(policy)
+        return await store.current(policy.edge_model.version, policy.cohort)  # as issued: stamped, signed
+
+    issued = asyncio.run(_with_store(config_from(args, os.environ), publish))
+    print(policy_admin.to_json(issued))
     return 0
 
 
@@ -132,6 +143,11 @@ def _policy_get(args: argparse.Namespace) -> int:
 async def _with_store(config: ServiceConfig, action: Callable[[PolicyStore], Awaitable[Any]]) -> Any:
     async with open_redis_stores(config) as (_, store):
         return await action(store)
+
+
+def _with_rollout_store(args: argparse.Namespace, action: Callable[[Any], Awaitable[int]]) -> int:
+    code: int = asyncio.run(_with_store(config_from(args, os.environ), action))
+    return code
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -165,6 +181,8 @@ def _add_policy_commands(commands: Any) -> None:
     get_cmd.add_argument("--edge-model-version", required=True)
     get_cmd.add_argument("--cohort", default="")
     get_cmd.set_defaults(run=_policy_get)
+    set_cmd.add_argument("--policy-signing-key", default=None, help="env CONFROUTE_CLOUD_POLICY_SIGNING_KEY")
+    policy_admin.add_rollout_commands(actions, _with_rollout_store)
 
 
 if __name__ == "__main__":

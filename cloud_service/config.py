@@ -41,6 +41,7 @@ class ServiceConfig:
     grace_s: float = 5.0  # how long calls in flight may finish at shutdown
     max_pending_requests: int = 20_000  # calls not yet accepted before gRPC cancels them (Watch bursts)
     readiness_interval_s: float = 2.0  # how often the health status follows the backend
+    policy_signing_key: str = ""  # Ed25519 private key (PEM) that signs published policies; empty: unsigned
 
     def __post_init__(self) -> None:
         split_address(self.listen, "listen")

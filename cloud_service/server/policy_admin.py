@@ -1,4 +1,5 @@
-"""Building the policy an operator publishes with ``cloud-service policy set``.
+"""The operator's policy commands: building the policy published with ``cloud-service policy set``, and
+``policy keygen|promote|rollback|pin|unpin|history`` (see :func:`add_rollout_commands`).
 
 Either ``--file`` holds the protobuf JSON form of ``confroute.v1.Policy`` (field names as in
 ``fleet.proto``, e.g. ``{"policyVersion": "v7", "edgeModel": {"id": ..., "version": ...}, "mode":
@@ -10,15 +11,24 @@ checks a device applies; a missing ``issued_at`` or ``policy_version`` is filled
 from __future__ import annotations
 
 import argparse
+import functools
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from google.protobuf import json_format
 
+from cloud_service.policies import operations
+from cloud_service.policies.state import HistoryEntry
 from confroute.contract.common import timestamp_to_pb
 from confroute.contract.policy import Policy
 from confroute.errors import InvalidPolicy
+from confroute.signing import generate_key_pair
 from confroute.v1 import common_pb2, fleet_pb2
+
+if TYPE_CHECKING:
+    from cloud_service.policies.redis_store import RedisPolicyStore
 
 MODES = ("pre", "post", "hybrid")
 
@@ -73,3 +83,72 @@ def _from_flags(args: argparse.Namespace) -> fleet_pb2.Policy:
         ),
         shadow_rate=args.shadow_rate,
     )
+
+
+# -- rollout commands: keygen, promote, rollback, pin, unpin, history -----------------------------------
+
+StoreAction = Callable[["RedisPolicyStore"], Awaitable[int]]
+WithStore = Callable[[argparse.Namespace, StoreAction], int]
+
+
+def add_rollout_commands(actions: Any, with_store: WithStore) -> None:
+    """``policy keygen|promote|rollback|pin|unpin|history``; ``with_store`` opens the configured store."""
+    keygen = actions.add_parser("keygen", help="write an Ed25519 key pair: STEM.key (private) and STEM.pub")
+    keygen.add_argument("stem", type=Path, help="e.g. /secrets/policy-2026a")
+    keygen.set_defaults(run=_keygen)
+    for name, text in (
+        ("promote", "make the running canary the control for every device"),
+        ("rollback", "end the canary, or go back to the previous control"),
+        ("pin", "run one version on every device and refuse candidates until unpinned"),
+        ("unpin", "accept candidates again"),
+        ("history", "print the rollout history, newest first"),
+    ):
+        command = actions.add_parser(name, help=text)
+        command.add_argument("--redis-url", default=None, help="env CONFROUTE_CLOUD_REDIS_URL")
+        command.add_argument("--edge-model-version", required=True)
+        command.add_argument("--cohort", default="")
+        if name == "pin":
+            command.add_argument("--version", required=True, help="a stored policy version")
+        if name == "history":
+            command.add_argument("--count", type=int, default=20)
+        else:
+            command.add_argument("--reason", default="operator", help="recorded in the history")
+            command.add_argument("--policy-signing-key", default=None, help="env CONFROUTE_CLOUD_POLICY_SIGNING_KEY")
+        command.set_defaults(run=functools.partial(_rollout, with_store=with_store, action=name))
+
+
+def _keygen(args: argparse.Namespace) -> int:
+    key = generate_key_pair(args.stem)
+    print(f"key id  {key.key_id}\nprivate {args.stem}.key (set CONFROUTE_CLOUD_POLICY_SIGNING_KEY)\n"
+          f"public  {args.stem}.pub (give to devices: --policy-key)")
+    return 0
+
+
+def _rollout(args: argparse.Namespace, *, with_store: WithStore, action: str) -> int:
+    mv, cohort = args.edge_model_version, args.cohort
+
+    async def act(store: RedisPolicyStore) -> int:
+        if action == "history":
+            for entry in await store.history(mv, cohort, args.count):
+                print(format_history(entry))
+            return 0
+        if action == "promote":
+            print(await operations.promote(store, mv, cohort, args.reason))
+        elif action == "rollback":
+            print(await operations.rollback(store, mv, cohort, args.reason))
+        elif action == "pin":
+            print(await operations.pin(store, mv, cohort, args.version, args.reason))
+        else:
+            await operations.unpin(store, mv, cohort, args.reason)
+        return 0
+
+    return with_store(args, act)
+
+
+def format_history(entry: HistoryEntry) -> str:
+    """One line per transition: when, action, what devices run, and why."""
+    state = entry.state
+    when = datetime.fromtimestamp(entry.at_us / 1e6, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    canary = f" canary={state.canary}@{state.share:.0%}" if state.canary else ""
+    extras = (" pinned" if state.pinned else "") + (f" shift={state.shift:g} base={state.base}" if state.base else "")
+    return f"{when} {entry.action:<12} control={state.control}{canary}{extras}  # {entry.reason}"
