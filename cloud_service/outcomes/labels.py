@@ -46,13 +46,14 @@ end
 if not folded then return 2 end
 local spec = cjson.decode(ARGV[5])
 local stats, label, w = KEYS[4], ARGV[2], tonumber(spec[2])
-for j = 3, #spec, 2 do
-  redis.call('HINCRBYFLOAT', stats, 'w:' .. spec[j] .. ':u:' .. spec[j + 1], -w)
-  redis.call('HINCRBYFLOAT', stats, 'w:' .. spec[j] .. ':' .. label .. ':' .. spec[j + 1], w)
-end
-for name, amount in pairs({N = 1, W = w, W2 = w * w}) do
-  redis.call('HINCRBYFLOAT', stats, name .. ':u', -amount)
-  redis.call('HINCRBYFLOAT', stats, name .. ':' .. label, amount)
+for j = 4, #spec, 2 do
+  local sig = spec[j]
+  redis.call('HINCRBYFLOAT', stats, 'w:' .. sig .. ':u:' .. spec[j + 1], -w)
+  redis.call('HINCRBYFLOAT', stats, 'w:' .. sig .. ':' .. label .. ':' .. spec[j + 1], w)
+  for name, amount in pairs({N = 1, W = w, W2 = w * w}) do
+    redis.call('HINCRBYFLOAT', stats, name .. ':' .. sig .. ':u', -amount)
+    redis.call('HINCRBYFLOAT', stats, name .. ':' .. sig .. ':' .. label, amount)
+  end
 end
 return 1
 """

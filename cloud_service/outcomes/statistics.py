@@ -12,7 +12,8 @@ over [0, 1] (bin ``b`` holds scores in [b/BINS, (b+1)/BINS), a score of 1 the la
 
     n:<sig>:<b>          records (every device record, unweighted: the traffic's score distribution)
     w:<sig>:<lab>:<b>    sum of inverse propensities 1/p of the records labelled ``lab``
-    N:<lab> W:<lab> W2:<lab>   per label: records, sum of 1/p, sum of 1/p^2 (effective sample size)
+    N:<sig>:<lab> W:<sig>:<lab> W2:<sig>:<lab>   records, sum of 1/p, sum of 1/p^2 (effective sample size)
+    model                the edge model's id (the partition names its version)
 
 ``lab`` is ``c`` (edge answer correct), ``w`` (wrong) or ``u`` (unlabelled). A label that arrives later
 (judge, gold answer) moves the record's weight from ``u`` to its label once per query id (the marker
@@ -40,34 +41,37 @@ PROBE_TBG = "probe_tbg"
 PROBE_SLT = "probe_slt"
 LOGPROB_MEAN = "logprob_mean"
 
-# Lua: fold one record into the hash KEYS[k]. ``spec`` = {label, weight, sig, bin, sig, bin, ...};
+# Lua: fold one record into the hash ``stats``. ``spec`` = {label, weight, model, sig, bin, sig, bin, ...};
 # ``late``: a label written before the record arrived (``labelled:<qid>``), which wins over ``u``.
 FOLD_FUNCTION = """
 local function fold(stats, spec, late)
   local label, w = spec[1], tonumber(spec[2])
   if label == 'u' and late then label = late end
-  for j = 3, #spec, 2 do
-    redis.call('HINCRBYFLOAT', stats, 'n:' .. spec[j] .. ':' .. spec[j + 1], 1)
-    redis.call('HINCRBYFLOAT', stats, 'w:' .. spec[j] .. ':' .. label .. ':' .. spec[j + 1], w)
+  redis.call('HSETNX', stats, 'model', spec[3])
+  for j = 4, #spec, 2 do
+    local sig = spec[j]
+    redis.call('HINCRBYFLOAT', stats, 'n:' .. sig .. ':' .. spec[j + 1], 1)
+    redis.call('HINCRBYFLOAT', stats, 'w:' .. sig .. ':' .. label .. ':' .. spec[j + 1], w)
+    redis.call('HINCRBYFLOAT', stats, 'N:' .. sig .. ':' .. label, 1)
+    redis.call('HINCRBYFLOAT', stats, 'W:' .. sig .. ':' .. label, w)
+    redis.call('HINCRBYFLOAT', stats, 'W2:' .. sig .. ':' .. label, w * w)
   end
-  redis.call('HINCRBYFLOAT', stats, 'N:' .. label, 1)
-  redis.call('HINCRBYFLOAT', stats, 'W:' .. label, w)
-  redis.call('HINCRBYFLOAT', stats, 'W2:' .. label, w * w)
 end
 """
 
 
 @dataclass(frozen=True)
 class FoldSpec:
-    """What one record adds to its partition's histograms: its label, weight 1/p and score bins."""
+    """What one record adds to its partition's histograms: its label, weight 1/p, model id and score bins."""
 
     label: str
     weight: float
+    model: str
     bins: tuple[tuple[str, int], ...]
 
     def to_lua(self) -> list[str | float | int]:
         """The ``spec`` array of ``FOLD_FUNCTION``."""
-        flat: list[str | float | int] = [self.label, self.weight]
+        flat: list[str | float | int] = [self.label, self.weight, self.model]
         for signal, index in self.bins:
             flat += [signal, index]
         return flat
@@ -96,16 +100,16 @@ def scores(signals: Mapping[str, float]) -> dict[str, float]:
     return found
 
 
-def fold_spec(signals: Mapping[str, float], label: Label, propensity: float) -> FoldSpec:
-    """The fold of one record from its signals, label and logged propensity in (0, 1]."""
+def fold_spec(signals: Mapping[str, float], label: Label, propensity: float, model: str) -> FoldSpec:
+    """The fold of one record from its signals, label, logged propensity in (0, 1] and edge model id."""
     weight = 1.0 / propensity if 0.0 < propensity <= 1.0 else 1.0
     bins = tuple((name, score_bin(value)) for name, value in scores(signals).items())
-    return FoldSpec(LABEL_CODES[label], weight, bins)
+    return FoldSpec(LABEL_CODES[label], weight, model, bins)
 
 
 def record_fold(record: OutcomeRecord) -> FoldSpec:
     """:func:`fold_spec` of a record."""
-    return fold_spec(record.signals, record.label, record.propensity)
+    return fold_spec(record.signals, record.label, record.propensity, record.edge_model.id)
 
 
 def _finite(value: float | None) -> float | None:

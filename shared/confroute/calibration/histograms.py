@@ -102,13 +102,28 @@ class ScoreHistogram:
 
 
 def fit_histogram_isotonic(histogram: ScoreHistogram) -> IsotonicMap:
-    """Non-decreasing P(edge correct | raw score) fitted on the labelled bins' centres, weighted by 1/p."""
+    """P(edge correct | raw score) fitted on the labelled bins' centres, weighted by 1/p: centred isotonic
+    regression (Oron & Flournoy, 2017), one knot at the middle of each pool-adjacent-violators block.
+
+    Plain isotonic regression is a step function: every score of a block gets the same confidence, so
+    a threshold can only escalate whole blocks and a target rate is missed by up to a block's share.
+    Joining the blocks' middles keeps the map monotone (strictly increasing between the outer knots)
+    and the blocks' means, and lets thresholds cut anywhere.
+    """
     labelled = histogram.correct + histogram.wrong
     keep = labelled > 0.0
     if not keep.any():
         raise InvalidInput("no labelled outcomes to fit P(correct) on", field="correct")
     share = histogram.correct[keep] / labelled[keep]
-    return fit_isotonic(histogram.centres[keep], np.clip(share, 0.0, 1.0), labelled[keep])
+    return centred(fit_isotonic(histogram.centres[keep], np.clip(share, 0.0, 1.0), labelled[keep]))
+
+
+def centred(steps: IsotonicMap) -> IsotonicMap:
+    """The map through the middle of each flat block of ``steps`` (one knot per distinct value)."""
+    x, y = np.asarray(steps.x), np.asarray(steps.y)
+    starts = np.concatenate(([0], np.flatnonzero(np.diff(y) > 0.0) + 1))
+    ends = np.append(starts[1:] - 1, y.size - 1)
+    return IsotonicMap(tuple(((x[starts] + x[ends]) / 2.0).tolist()), tuple(y[starts].tolist()))
 
 
 def calibrated_bins(histogram: ScoreHistogram, calibration: IsotonicMap) -> FloatArray:

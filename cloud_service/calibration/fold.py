@@ -1,0 +1,171 @@
+"""Folding the outcome streams into the statistics through a consumer group, each entry exactly once.
+
+Several workers share a stream as consumers of one group (``XREADGROUP``). An entry is acknowledged in
+the same Lua script that folds it, and folded only if that ``XACK`` removed it from the group's
+pending list: whoever acknowledges first folds, so an entry is never folded twice, and an entry read
+by a worker that died before its script ran stays pending until a worker takes it over (its own
+pending entries after a restart, ``XAUTOCLAIM`` for another consumer's idle ones). Entries whose
+statistics were kept at ingest (field ``st``) and the service's records are acknowledged without a fold.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, cast
+
+from redis.asyncio import Redis
+from redis.exceptions import NoScriptError, ResponseError
+
+from cloud_service.calibration.config import RecalibrationConfig
+from cloud_service.outcomes import codec, statistics
+from cloud_service.outcomes.config import OutcomeLogConfig
+from cloud_service.outcomes.labels import folded_marker
+from cloud_service.outcomes.redis_client import StreamEntry, read_entries, translated
+from confroute.contract.outcome import OutcomeRecord
+
+# KEYS[1]: the stream; KEYS[3i-1], KEYS[3i], KEYS[3i+1]: entry i's statistics hash, late-label marker and
+# fold marker. ARGV[1]: the group; ARGV[2]: the markers' TTL; ARGV[3]: JSON [[entry id, fold or false], ...].
+# Returns {acknowledged, folded}.
+FOLD_AND_ACK = statistics.FOLD_FUNCTION + """
+local group, ttl = ARGV[1], ARGV[2]
+local items = cjson.decode(ARGV[3])
+local acked, folded = 0, 0
+for i = 1, #items do
+  local id, spec = items[i][1], items[i][2]
+  if redis.call('XACK', KEYS[1], group, id) == 1 then
+    acked = acked + 1
+    if spec then
+      fold(KEYS[3 * i - 1], spec, redis.call('GET', KEYS[3 * i]))
+      redis.call('SET', KEYS[3 * i + 1], id, 'EX', ttl)
+      folded = folded + 1
+    end
+  end
+end
+return {acked, folded}
+"""
+_SHA = hashlib.sha1(FOLD_AND_ACK.encode()).hexdigest()
+_NEW = ">"
+_OWN_PENDING = "0"
+
+
+@dataclass
+class FoldCounts:
+    """Entries read, acknowledged by this worker, and folded by it (the rest: done at ingest)."""
+
+    read: int = 0
+    acknowledged: int = 0
+    folded: int = 0
+
+    def add(self, other: FoldCounts) -> None:
+        self.read += other.read
+        self.acknowledged += other.acknowledged
+        self.folded += other.folded
+
+
+class StreamFolder:
+    """One consumer of the recalibration group on every outcome stream it is given."""
+
+    def __init__(self, client: Redis, log_config: OutcomeLogConfig, config: RecalibrationConfig) -> None:
+        self._client = client
+        self._log = log_config
+        self._config = config
+
+    async def fold_all(self, stream: str) -> FoldCounts:
+        """Folds this consumer's pending entries, then others' idle ones, then every new one."""
+        await self._ensure_group(stream)
+        counts = FoldCounts()
+        for source in (self._own_pending, self._claimed, self._new):
+            while True:
+                entries, more = await source(stream)
+                if entries:
+                    counts.add(await self._fold_batch(stream, entries))
+                if not more:
+                    break
+        return counts
+
+    async def _own_pending(self, stream: str) -> tuple[list[StreamEntry], bool]:
+        entries = await self._read(stream, _OWN_PENDING)
+        return entries, False  # one pass: what is still pending after it failed again waits for a claim
+
+    async def _new(self, stream: str) -> tuple[list[StreamEntry], bool]:
+        entries = await self._read(stream, _NEW)
+        return entries, len(entries) == self._config.batch_size
+
+    async def _claimed(self, stream: str) -> tuple[list[StreamEntry], bool]:
+        idle_ms = int(self._config.claim_idle_s * 1000)
+        with translated("claiming idle outcome entries"):
+            reply = await self._client.xautoclaim(
+                stream, self._config.group, self._config.consumer, idle_ms, "0-0", count=self._config.batch_size
+            )
+        entries = [(ident, fields or {}) for ident, fields in cast("list[tuple[bytes, Any]]", reply[1])]
+        return entries, len(entries) == self._config.batch_size
+
+    async def _read(self, stream: str, after: str) -> list[StreamEntry]:
+        with translated("reading the outcome stream"):
+            reply = await self._client.xreadgroup(
+                self._config.group, self._config.consumer, {stream: after}, count=self._config.batch_size
+            )
+        return read_entries(reply)
+
+    async def _fold_batch(self, stream: str, entries: Sequence[StreamEntry]) -> FoldCounts:
+        """Folds and acknowledges ``entries`` in one script (atomic: a crash leaves them all pending)."""
+        keys = [stream]
+        items: list[list[object]] = []
+        for ident, fields in entries:
+            record = _record(fields)
+            spec = statistics.record_fold(record).to_lua() if record is not None and _needs_fold(fields) else False
+            keys += _entry_keys(self._log, record, stream)
+            items.append([ident.decode() if isinstance(ident, bytes) else ident, spec])
+        args: list[str | int] = [self._config.group, self._log.dedupe_ttl_s, codec.to_json(items)]
+        with translated("folding outcome entries"):
+            try:
+                acked, folded = await self._client.evalsha(_SHA, len(keys), *keys, *args)
+            except NoScriptError:
+                await self._client.script_load(FOLD_AND_ACK)
+                acked, folded = await self._client.evalsha(_SHA, len(keys), *keys, *args)
+        return FoldCounts(read=len(entries), acknowledged=int(acked), folded=int(folded))
+
+    async def _ensure_group(self, stream: str) -> None:
+        """Creates the group at the start of the stream (MKSTREAM) unless it exists; another worker
+        creating it at the same moment is fine."""
+        with translated("creating the recalibration consumer group"):
+            if await self._has_group(stream):
+                return
+            try:
+                await self._client.xgroup_create(stream, self._config.group, id="0", mkstream=True)
+            except ResponseError:
+                if not await self._has_group(stream):
+                    raise
+
+    async def _has_group(self, stream: str) -> bool:
+        if not await self._client.exists(stream):
+            return False
+        groups = await self._client.xinfo_groups(stream)
+        return any(_text(group.get("name", b"")) == self._config.group for group in groups)
+
+
+def _needs_fold(fields: Mapping[bytes, bytes]) -> bool:
+    return fields.get(b"origin", b"device") == b"device" and statistics.FOLDED_FIELD.encode() not in fields
+
+
+def _record(fields: Mapping[bytes, bytes]) -> OutcomeRecord | None:
+    """The entry's record, or None for an entry that is gone (trimmed) or not an outcome."""
+    try:
+        return codec.decode(fields) if fields else None
+    except (KeyError, ValueError):
+        return None
+
+
+def _entry_keys(config: OutcomeLogConfig, record: OutcomeRecord | None, stream: str) -> list[str]:
+    if record is None:  # acknowledged without a fold: the keys only hold the positions (in the stream's slot)
+        return [stream, stream, stream]
+    keys = config.partition(record.edge_model.version, record.cohort)
+    return [keys.stats(record.mode._value_), keys.labelled(record.query_id), folded_marker(config, record)]
+
+
+def _text(value: object) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+

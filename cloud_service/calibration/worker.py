@@ -1,0 +1,151 @@
+"""The recalibration worker: fold new outcomes, then publish a new policy per (edge model version, cohort).
+
+``run_once()`` folds every outcome stream through the consumer group (``cloud_service.calibration.fold``)
+and then recalibrates each partition from its statistics (``policy_maker``): a few thousand hash fields,
+whatever the log's length. A new policy is published through the policy store; a refusal (too few
+labels, too small an effective sample size, labels of one class) leaves the current policy in place and
+is logged with its reason. Either way one provenance entry is appended to the partition's
+``recalibrations`` stream: the data window (first and last entry of the outcome stream), the sample
+sizes and, for a published policy, the escalation rate and risk estimated before and after.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from datetime import datetime, timezone
+from typing import Protocol
+
+from redis.asyncio import Redis
+from redis.typing import EncodableT, FieldT
+
+from cloud_service.calibration.config import RecalibrationConfig
+from cloud_service.calibration.fold import FoldCounts, StreamFolder
+from cloud_service.calibration.policy_maker import Recalibration, recalibrate
+from cloud_service.calibration.statistics_reader import read_statistics
+from cloud_service.outcomes import codec
+from cloud_service.outcomes.config import OutcomeLogConfig, PartitionKeys
+from cloud_service.outcomes.redis_client import stream_entries, translated
+from cloud_service.policies.operations import Published, RolloutStore, publish_candidate
+from confroute.contract.policy import Policy
+from confroute.errors import Unavailable
+
+logger = logging.getLogger(__name__)
+
+PROVENANCE_HISTORY = 1000
+
+
+class PolicyTarget(RolloutStore, Protocol):
+    """Where recalibrated policies go: the policy store (``RedisPolicyStore``)."""
+
+    async def current(self, edge_model_version: str, cohort: str, device_id: str = "") -> Policy | None: ...
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class RecalibrationWorker:
+    """Folds and recalibrates every partition of one outcome log into one policy store."""
+
+    def __init__(
+        self,
+        client: Redis,
+        log_config: OutcomeLogConfig,
+        store: PolicyTarget,
+        config: RecalibrationConfig,
+        clock: Callable[[], datetime] = _now,
+    ) -> None:
+        self._client = client
+        self._log = log_config
+        self._store = store
+        self._config = config
+        self._clock = clock
+        self._folder = StreamFolder(client, log_config, config)
+
+    async def run_once(self) -> list[Recalibration]:
+        """Folds what is new, then recalibrates every partition."""
+        await self.fold()
+        return await self.recalibrate()
+
+    async def run_forever(self, interval_s: float) -> None:
+        """``run_once()`` every ``interval_s``; a Redis outage is logged and waited out."""
+        while True:
+            try:
+                await self.run_once()
+            except Unavailable as exc:
+                logger.warning("recalibration skipped, Redis unavailable: %s", exc)
+            await asyncio.sleep(interval_s)
+
+    async def fold(self) -> FoldCounts:
+        """Folds every outcome stream's new and abandoned entries."""
+        counts = FoldCounts()
+        for stream in sorted({keys.stream for keys in await self.partitions()}):
+            counts.add(await self._folder.fold_all(stream))
+        logger.info("folded %d outcome entries (%d read, %d acknowledged here)", counts.folded, counts.read,
+                    counts.acknowledged)
+        return counts
+
+    async def recalibrate(self) -> list[Recalibration]:
+        """One recalibration per partition, from the statistics alone."""
+        return [await self.recalibrate_partition(keys) for keys in await self.partitions()]
+
+    async def partitions(self) -> list[PartitionKeys]:
+        with translated("listing outcome partitions"):
+            tags = await self._client.smembers(self._log.partitions_key)
+        return [self._log.partition_of_tag(_text(tag)) for tag in sorted(tags)]
+
+    async def recalibrate_partition(self, keys: PartitionKeys) -> Recalibration:
+        version, cohort = _version_and_cohort(self._log, keys)
+        stats = await read_statistics(self._client, keys)
+        current = await self._store.current(version, cohort)
+        result = recalibrate(stats, current, self._config, edge_model_version=version, cohort=cohort,
+                             now=self._clock())
+        result.provenance["window"] = await self._window(keys)
+        if result.policy is None:
+            logger.warning("no new policy for edge model %s, cohort %r: %s; the current one (%s) stays",
+                           version, cohort, result.reason, current.policy_version if current else "none")
+        else:
+            published = await publish(self._store, result.policy, self._config.canary_share)
+            result.provenance["rollout"] = {"role": published.role, "reason": published.reason}
+            logger.info("published policy %s (%s) for edge model %s, cohort %r: %s", published.version,
+                        published.role, version, cohort, result.provenance)
+        await self._record(keys, result)
+        return result
+
+    async def _window(self, keys: PartitionKeys) -> dict[str, str]:
+        """The ids (milliseconds-sequence) of the oldest and newest entry the statistics may include."""
+        with translated("reading the outcome stream's window"):
+            first = stream_entries(await self._client.xrange(keys.stream, count=1))
+            last = stream_entries(await self._client.xrevrange(keys.stream, count=1))
+        return {"first": _text(first[0][0]) if first else "", "last": _text(last[0][0]) if last else ""}
+
+    async def _record(self, keys: PartitionKeys, result: Recalibration) -> None:
+        fields: dict[FieldT, EncodableT] = {
+            "at": self._clock().isoformat(),
+            "status": "published" if result.policy else "refused",
+            "version": result.policy.policy_version if result.policy else "",
+            "reason": result.reason,
+            "provenance": codec.to_json(result.provenance),
+        }
+        with translated("recording a recalibration"):
+            await self._client.xadd(keys.recalibrations, fields, maxlen=PROVENANCE_HISTORY, approximate=True)
+
+
+async def publish(store: PolicyTarget, policy: Policy, canary_share: float) -> Published:
+    """The one place a recalibrated policy leaves the worker: a canary candidate for ``canary_share`` of
+    the cohort's devices (the control at once when there is none yet, or the share is 0 or 1), which the
+    rollout then promotes or rolls back (``cloud_service.policies.operations``)."""
+    return await publish_candidate(store, policy, canary_share=canary_share)
+
+
+def _version_and_cohort(config: OutcomeLogConfig, keys: PartitionKeys) -> tuple[str, str]:
+    from urllib.parse import unquote
+
+    version, _, cohort = keys.tag.partition("|")
+    return unquote(version), unquote(cohort)
+
+
+def _text(value: object) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
