@@ -10,6 +10,8 @@
 - ``cloud-service policy set`` / ``policy get``: an operator publishes a routing policy (from a JSON
   file in the protobuf JSON form of ``confroute.v1.Policy``, or from flags) or shows the current one.
   Published policies are signed with ``--policy-signing-key`` / ``CONFROUTE_CLOUD_POLICY_SIGNING_KEY``.
+- ``cloud-service backpressure``: lowers the fleet's thresholds within a band while Triton is overloaded
+  (see ``cloud_service.policies.backpressure``), restoring them when load falls.
 - ``cloud-service policy keygen STEM``: writes an Ed25519 key pair for signing policies.
 - ``cloud-service policy promote|rollback|pin|unpin|history``: the canary rollout of one (edge model
   version, cohort), by hand (see ``cloud_service.policies.operations``).
@@ -34,6 +36,7 @@ from typing import Any
 from cloud_service.config import ServiceConfig, add_arguments, config_from
 from cloud_service.inference import TritonServerConfig, TritonServerProcess
 from cloud_service.inference.repository import write_repository
+from cloud_service.policies import backpressure_command
 from cloud_service.ports import OutcomeLog, PolicyStore
 from cloud_service.server import policy_admin
 from cloud_service.server.logs import configure_logging
@@ -145,6 +148,18 @@ async def _with_store(config: ServiceConfig, action: Callable[[PolicyStore], Awa
         return await action(store)
 
 
+def _backpressure(args: argparse.Namespace) -> int:
+    config = config_from(args, os.environ)
+    configure_logging(config.log_format, config.log_level)
+
+
+    async def control(store: Any) -> int:  # the Redis store: it has the rollout operations
+        return await backpressure_command.run_controller(args, store)
+
+    code: int = asyncio.run(_with_store(config, control))
+    return code
+
+
 def _with_rollout_store(args: argparse.Namespace, action: Callable[[Any], Awaitable[int]]) -> int:
     code: int = asyncio.run(_with_store(config_from(args, os.environ), action))
     return code
@@ -166,6 +181,9 @@ def _parser() -> argparse.ArgumentParser:
         triton.add_argument(f"--{name}-port", type=int, default=port, help=f"default {port}; 0 picks a free one")
     triton.set_defaults(run=_triton)
     _add_policy_commands(commands)
+    backpressure = commands.add_parser("backpressure", help="raise the bar for escalating while Triton is overloaded")
+    backpressure_command.add_arguments(backpressure)
+    backpressure.set_defaults(run=_backpressure)
     return parser
 
 

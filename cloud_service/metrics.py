@@ -13,6 +13,11 @@ Nothing is registered at import: :func:`create_metrics` builds a fresh ``Collect
 - ``confroute_outcomes_buffered`` / ``confroute_outcomes_dropped``: read at scrape time from the
   outcome log's ``stats`` (an attribute or a method returning an object with ``buffered`` and
   ``dropped``); NaN when the log has none.
+- ``confroute_escalations_inflight``: escalations being answered now (read at scrape time).
+- ``confroute_policy_watchers``: WatchPolicy calls this process serves now (read at scrape time).
+- ``confroute_policy_threshold_shift{edge_model_version,cohort}``: how far back-pressure has lowered the
+  thresholds (0: not active), and ``confroute_policy_backpressure_adjustments_total{...,direction}``
+  (``raise``: fewer escalations, ``restore``) counts each published adjustment.
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ class ServiceMetrics:
         self.registry = registry
         self._cohorts: set[str] = set()
         self._max_cohorts = max_cohorts
+        self._shifts: dict[tuple[str, str], float] = {}
         self.escalations = Counter(
             "confroute_escalations", "Escalations answered, by status", ["cohort", "mode", "status"], registry=registry
         )
@@ -53,6 +59,22 @@ class ServiceMetrics:
         )
         self.outcomes_buffered = Gauge("confroute_outcomes_buffered", "Outcome records buffered", registry=registry)
         self.outcomes_dropped = Gauge("confroute_outcomes_dropped", "Outcome records dropped", registry=registry)
+        self.escalations_inflight = Gauge(
+            "confroute_escalations_inflight", "Escalations being answered now", registry=registry
+        )
+        self.policy_watchers = Gauge("confroute_policy_watchers", "WatchPolicy calls served now", registry=registry)
+        self.threshold_shift = Gauge(
+            "confroute_policy_threshold_shift",
+            "Back-pressure: how far every threshold is lowered (0: not active)",
+            ["edge_model_version", "cohort"],
+            registry=registry,
+        )
+        self.backpressure_adjustments = Counter(
+            "confroute_policy_backpressure_adjustments",
+            "Back-pressure adjustments published, by direction",
+            ["edge_model_version", "cohort", "direction"],
+            registry=registry,
+        )
 
     def observe_escalation(self, cohort: str, mode: str, status: str) -> None:
         """Counts one escalation; see the module docstring for how cohorts are bounded."""
@@ -62,6 +84,22 @@ class ServiceMetrics:
         """Feeds the buffered/dropped gauges from ``outcome_log``'s stats at scrape time."""
         self.outcomes_buffered.set_function(_stat_reader(outcome_log, "buffered"))
         self.outcomes_dropped.set_function(_stat_reader(outcome_log, "dropped"))
+
+    def watch_inflight(self, in_use: Callable[[], float]) -> None:
+        """Feeds ``confroute_escalations_inflight`` from ``in_use`` at scrape time."""
+        self.escalations_inflight.set_function(in_use)
+
+    def watch_policy_watchers(self, count: Callable[[], float]) -> None:
+        """Feeds ``confroute_policy_watchers`` from ``count`` at scrape time."""
+        self.policy_watchers.set_function(count)
+
+    def observe_threshold_shift(self, edge_model_version: str, cohort: str, shift: float, _reason: str = "") -> None:
+        """Records a published back-pressure adjustment (an ``OnAdjust`` callback)."""
+        labels = (edge_model_version, self._cohort_label(cohort))
+        direction = "raise" if shift > self._shifts.get(labels, 0.0) else "restore"
+        self._shifts[labels] = shift
+        self.threshold_shift.labels(*labels).set(shift)
+        self.backpressure_adjustments.labels(*labels, direction).inc()
 
     def _cohort_label(self, cohort: str) -> str:
         if cohort in self._cohorts:

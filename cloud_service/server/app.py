@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -116,6 +117,8 @@ def build_server(config: ServiceConfig, deps: Dependencies) -> CloudServer:
     server = grpc.aio.server(interceptors=[ErrorInterceptor()], options=server_options(config))
     settings = EscalationSettings(max_deadline_s=config.max_deadline_s, retain_text=config.retain_text)
     limit = InflightLimit(config.max_inflight)
+    deps.metrics.watch_inflight(lambda: limit.in_use)
+    deps.metrics.watch_policy_watchers(lambda: float(getattr(deps.policy_store, "watchers", math.nan)))
     escalation = EscalationServicer(deps.backend, deps.outcome_log, limit, deps.metrics, settings)
     # The generated *_pb2_grpc modules are untyped.
     escalation_pb2_grpc.add_EscalationServiceServicer_to_server(escalation, server)  # type: ignore[no-untyped-call]

@@ -1,0 +1,74 @@
+"""``cloud-service backpressure``: the back-pressure controller as its own small process.
+
+Run one per deployment (next to the services, not in each replica, so that replicas do not fight over
+the shift). It reads Triton's ``/metrics`` and each service replica's ``/metrics``, and publishes shifted
+thresholds for the given (edge model version, cohort) keys; its own ``/metrics`` shows the shift.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import logging
+import signal
+
+from cloud_service.config import split_address
+from cloud_service.metrics import create_metrics, serve_metrics
+from cloud_service.policies.backpressure import BackpressureController, BackpressureSettings
+from cloud_service.policies.load_metrics import PrometheusLoadSource
+from cloud_service.policies.operations import RolloutStore
+from confroute.errors import InvalidInput
+
+logger = logging.getLogger(__name__)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The controller's flags (the store's come from the service's config: --redis-url, signing key)."""
+    parser.add_argument("--redis-url", default=None, help="env CONFROUTE_CLOUD_REDIS_URL")
+    parser.add_argument("--policy-signing-key", default=None, help="env CONFROUTE_CLOUD_POLICY_SIGNING_KEY")
+    parser.add_argument("--triton-metrics-url", required=True, help="e.g. http://triton:8002/metrics")
+    parser.add_argument("--service-metrics-url", action="append", default=[], help="each replica's /metrics")
+    parser.add_argument("--model", default="", help="only this Triton model's metrics (default: all)")
+    parser.add_argument("--key", action="append", required=True, metavar="EDGE_MODEL_VERSION/COHORT")
+    parser.add_argument("--listen-metrics", default="127.0.0.1:9465", help="this process's /metrics")
+    for spec in dataclasses.fields(BackpressureSettings):
+        parser.add_argument("--" + spec.name.replace("_", "-"), type=float, default=spec.default)
+
+
+def settings_from(args: argparse.Namespace) -> BackpressureSettings:
+    values = {spec.name: getattr(args, spec.name) for spec in dataclasses.fields(BackpressureSettings)}
+    try:
+        return BackpressureSettings(**values)
+    except ValueError as exc:
+        raise InvalidInput(str(exc), field="backpressure") from exc
+
+
+def parse_keys(raw: list[str]) -> list[tuple[str, str]]:
+    keys = []
+    for item in raw:
+        version, sep, cohort = item.partition("/")
+        if not sep or not version:
+            raise InvalidInput(f"--key must be EDGE_MODEL_VERSION/COHORT, got {item!r}", field="key")
+        keys.append((version, cohort))
+    return keys
+
+
+async def run_controller(args: argparse.Namespace, store: RolloutStore) -> int:
+    """Runs until SIGINT or SIGTERM."""
+    metrics = create_metrics()
+    host, port = split_address(args.listen_metrics, "listen_metrics")
+    endpoint = serve_metrics(metrics, host, port)
+    source = PrometheusLoadSource(args.triton_metrics_url, args.service_metrics_url, args.model)
+    controller = BackpressureController(store, parse_keys(args.key), source, settings_from(args),
+                                        on_adjust=metrics.observe_threshold_shift)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    logger.info("back-pressure controller for %s, metrics on port %d", args.key, endpoint.port)
+    try:
+        await controller.run(stop)
+    finally:
+        endpoint.close()
+    return 0
