@@ -5,7 +5,11 @@ The watch asks for the version the keeper holds, so the cloud sends the current 
 differs. Each watch call has a deadline (``watch_period_s``) and is then renewed at once, so a silently
 dead connection cannot hold the device forever. After a failure the watcher reconnects with the jittered
 ``reconnect`` backoff: a fleet that lost the cloud together comes back spread out, ramping up from short
-waits to at most ``reconnect.cap_s``; the ramp starts over once a watch delivers a policy.
+waits to at most ``reconnect.cap_s``; the ramp starts over once a watch delivers a policy. A watch that
+had been serving (delivered a policy, or stayed open a second) and then broke (the cloud restarting under the whole fleet) starts the ramp two
+steps up (by default a uniform wait in [0, 4 s)), so tens of thousands of devices do not all come back
+within the first second. The cloud serves a burst anyway (its pending-call limits are raised), but a
+spread-out reconnect keeps the fan-out latency of the first policy after an outage low.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from __future__ import annotations
 import logging
 import random
 import threading
+import time
 from types import TracebackType
 from typing import Any
 
@@ -28,6 +33,8 @@ from edge_agent.cloud.status import status_code
 logger = logging.getLogger(__name__)
 
 _RENEWED = grpc.StatusCode.DEADLINE_EXCEEDED  # the watch period ended: not a failure
+_BROKEN_SPREAD = 2  # a broken stream's first reconnect waits up to reconnect.base_s * multiplier ** 2
+_SERVING_S = 1.0  # a watch open this long (or that delivered a policy) was serving, not failing to connect
 
 
 class PolicyWatcher:
@@ -85,6 +92,7 @@ class PolicyWatcher:
     def _run(self) -> None:
         failures = 0
         while not self._stopping.is_set():
+            started = time.monotonic()
             try:
                 delivered, code = self._watch_once()
             except Exception:  # a bug must not end the device's policy updates for good
@@ -94,7 +102,11 @@ class PolicyWatcher:
                 return
             if delivered or code is _RENEWED:
                 failures = 0
-            delay = self._config.reconnect.delay(failures, self._rng.random())
+            # A watch that was serving and then broke most likely broke for the whole fleet at once (a cloud
+            # restart): the first reconnect is spread over a wider window than a failed first connect.
+            served = delivered or time.monotonic() - started >= _SERVING_S
+            spread = _BROKEN_SPREAD if served and code is not _RENEWED else 0
+            delay = self._config.reconnect.delay(failures + spread, self._rng.random())
             if code is not _RENEWED:
                 failures += 1
                 log = logger.warning if failures == 1 else logger.debug  # one warning per outage
