@@ -6,10 +6,11 @@ differs. Each watch call has a deadline (``watch_period_s``) and is then renewed
 dead connection cannot hold the device forever. After a failure the watcher reconnects with the jittered
 ``reconnect`` backoff: a fleet that lost the cloud together comes back spread out, ramping up from short
 waits to at most ``reconnect.cap_s``; the ramp starts over once a watch delivers a policy. A watch that
-had been serving (delivered a policy, or stayed open a second) and then broke (the cloud restarting under the whole fleet) starts the ramp two
-steps up (by default a uniform wait in [0, 4 s)), so tens of thousands of devices do not all come back
-within the first second. The cloud serves a burst anyway (its pending-call limits are raised), but a
-spread-out reconnect keeps the fan-out latency of the first policy after an outage low.
+had been serving (delivered a policy, or stayed open a second) and then broke (the cloud restarting
+under the whole fleet) starts the ramp two steps up (by default a uniform wait in [0, 4 s)), so tens of
+thousands of devices do not all come back within the first second. The cloud serves a burst anyway (its
+pending-call limits are raised), but a spread-out reconnect keeps the fan-out latency of the first
+policy after an outage low.
 """
 
 from __future__ import annotations
