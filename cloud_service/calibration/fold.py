@@ -13,16 +13,16 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, cast
 
 from redis.asyncio import Redis
-from redis.exceptions import NoScriptError, ResponseError
+from redis.exceptions import NoScriptError
 
 from cloud_service.calibration.config import RecalibrationConfig
 from cloud_service.outcomes import codec, statistics
 from cloud_service.outcomes.config import OutcomeLogConfig
+from cloud_service.outcomes.consumer import GroupConsumer, GroupSettings
 from cloud_service.outcomes.labels import folded_marker
-from cloud_service.outcomes.redis_client import StreamEntry, read_entries, translated
+from cloud_service.outcomes.redis_client import StreamEntry, translated
 from confroute.contract.outcome import OutcomeRecord
 
 # KEYS[1]: the stream; KEYS[3i-1], KEYS[3i], KEYS[3i+1]: entry i's statistics hash, late-label marker and
@@ -46,8 +46,6 @@ end
 return {acked, folded}
 """
 _SHA = hashlib.sha1(FOLD_AND_ACK.encode()).hexdigest()
-_NEW = ">"
-_OWN_PENDING = "0"
 
 
 @dataclass
@@ -71,43 +69,15 @@ class StreamFolder:
         self._client = client
         self._log = log_config
         self._config = config
+        settings = GroupSettings(config.group, config.consumer, config.batch_size, config.claim_idle_s)
+        self._consumer = GroupConsumer(client, settings)
 
     async def fold_all(self, stream: str) -> FoldCounts:
         """Folds this consumer's pending entries, then others' idle ones, then every new one."""
-        await self._ensure_group(stream)
         counts = FoldCounts()
-        for source in (self._own_pending, self._claimed, self._new):
-            while True:
-                entries, more = await source(stream)
-                if entries:
-                    counts.add(await self._fold_batch(stream, entries))
-                if not more:
-                    break
+        async for entries in self._consumer.batches(stream):
+            counts.add(await self._fold_batch(stream, entries))
         return counts
-
-    async def _own_pending(self, stream: str) -> tuple[list[StreamEntry], bool]:
-        entries = await self._read(stream, _OWN_PENDING)
-        return entries, False  # one pass: what is still pending after it failed again waits for a claim
-
-    async def _new(self, stream: str) -> tuple[list[StreamEntry], bool]:
-        entries = await self._read(stream, _NEW)
-        return entries, len(entries) == self._config.batch_size
-
-    async def _claimed(self, stream: str) -> tuple[list[StreamEntry], bool]:
-        idle_ms = int(self._config.claim_idle_s * 1000)
-        with translated("claiming idle outcome entries"):
-            reply = await self._client.xautoclaim(
-                stream, self._config.group, self._config.consumer, idle_ms, "0-0", count=self._config.batch_size
-            )
-        entries = [(ident, fields or {}) for ident, fields in cast("list[tuple[bytes, Any]]", reply[1])]
-        return entries, len(entries) == self._config.batch_size
-
-    async def _read(self, stream: str, after: str) -> list[StreamEntry]:
-        with translated("reading the outcome stream"):
-            reply = await self._client.xreadgroup(
-                self._config.group, self._config.consumer, {stream: after}, count=self._config.batch_size
-            )
-        return read_entries(reply)
 
     async def _fold_batch(self, stream: str, entries: Sequence[StreamEntry]) -> FoldCounts:
         """Folds and acknowledges ``entries`` in one script (atomic: a crash leaves them all pending)."""
@@ -127,24 +97,6 @@ class StreamFolder:
                 acked, folded = await self._client.evalsha(_SHA, len(keys), *keys, *args)
         return FoldCounts(read=len(entries), acknowledged=int(acked), folded=int(folded))
 
-    async def _ensure_group(self, stream: str) -> None:
-        """Creates the group at the start of the stream (MKSTREAM) unless it exists; another worker
-        creating it at the same moment is fine."""
-        with translated("creating the recalibration consumer group"):
-            if await self._has_group(stream):
-                return
-            try:
-                await self._client.xgroup_create(stream, self._config.group, id="0", mkstream=True)
-            except ResponseError:
-                if not await self._has_group(stream):
-                    raise
-
-    async def _has_group(self, stream: str) -> bool:
-        if not await self._client.exists(stream):
-            return False
-        groups = await self._client.xinfo_groups(stream)
-        return any(_text(group.get("name", b"")) == self._config.group for group in groups)
-
 
 def _needs_fold(fields: Mapping[bytes, bytes]) -> bool:
     return fields.get(b"origin", b"device") == b"device" and statistics.FOLDED_FIELD.encode() not in fields
@@ -163,9 +115,3 @@ def _entry_keys(config: OutcomeLogConfig, record: OutcomeRecord | None, stream: 
         return [stream, stream, stream]
     keys = config.partition(record.edge_model.version, record.cohort)
     return [keys.stats(record.mode._value_), keys.labelled(record.query_id), folded_marker(config, record)]
-
-
-def _text(value: object) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
-
-
