@@ -1,0 +1,203 @@
+"""Fleet benchmark: policy fan-out to many watching devices, and recalibration over 1M outcomes (hook).
+
+Fan-out, at each fleet size, on loopback: a redis-server, the fleet server as its own process (the
+production ``build_server`` and FleetServicer on the Redis policy store, ``bench.fleetbench.server``)
+and watcher processes (``bench.fleetbench.watchers``), each holding thousands of ``WatchPolicy`` streams
+over a few channels, all opened at once as a fleet does after an outage. Measured:
+
+- ``connected``: streams that received the current policy after the burst (every one should);
+- server memory per watcher: the server's RSS growth over the burst divided by the connected streams;
+- fan-out: a new version is published to Redis; the time until 99 % of the streams have it (wall clock
+  across processes on one machine), and the time until the last one has it.
+
+Every process shares this machine's cores, so the numbers include the clients' own scheduling delays.
+Recalibration: ``bench.fleetbench.recalibrate.measure_recalibration(n_outcomes) -> seconds`` when that
+module exists (written with the recalibration worker), else null.
+
+    python -m bench.fleet [--quick] [--json PATH] [--sizes 10000,40000]
+
+JSON keys: ``fanout_p99_s_<k>``, ``fanout_max_s_<k>``, ``connected_<k>``, ``kb_per_watcher_<k>`` for each
+size (k = thousands), ``kb_per_watcher`` (at the largest size), ``recalibrate_1m_s``. Targets: p99 <=
+0.5 s at 10k and <= 2 s at 40k, every watcher connected, <= 30 KB per watcher, recalibration <= 1 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib
+import json
+import math
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import IO, Any
+
+import psutil
+
+from bench.cloudbench.processes import RedisProcess
+from cloud_service.policies import PolicyStoreConfig, RedisPolicyStore
+from confroute.contract import ModelRef, Policy, RoutingMode, Thresholds
+
+ROOT = Path(__file__).resolve().parents[1]
+EDGE_MODEL = ModelRef("bench-edge", "bench-1")  # as bench.fleetbench.watchers asks for
+PER_PROCESS = 10_000
+CHANNELS_PER_PROCESS = 25
+TARGETS = {10: 0.5, 40: 2.0}
+KB_TARGET = 30.0
+
+
+@dataclass(frozen=True)
+class FanOut:
+    watchers: int
+    connected: int
+    kb_per_watcher: float
+    p99_s: float | None
+    max_s: float | None
+    received: int
+    errors: dict[str, int]
+
+
+def policy(version: str, cohort: str, pre: float) -> Policy:
+    return Policy(version, EDGE_MODEL, cohort, RoutingMode.PRE, Thresholds(pre, 0.6, 0.3, 0.8),
+                  issued_at=datetime.now(timezone.utc))
+
+
+async def publish(redis_url: str, p: Policy) -> None:
+    store = RedisPolicyStore(PolicyStoreConfig(url=redis_url))
+    try:
+        await store.publish(p)
+    finally:
+        await store.close()
+
+
+def start_server(redis_url: str) -> tuple[subprocess.Popen[str], int]:
+    process = subprocess.Popen([sys.executable, "-m", "bench.fleetbench.server", "--redis-url", redis_url],
+                               cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    assert process.stdout is not None
+    line = process.stdout.readline()
+    if not line.startswith("port "):
+        process.kill()
+        raise RuntimeError(f"the fleet server did not start: {line!r}")
+    return process, int(line.split()[1])
+
+
+def start_watchers(port: int, count: int, cohort: str, initial: str, new: str) -> list[subprocess.Popen[str]]:
+    processes = []
+    for index, start in enumerate(range(0, count, PER_PROCESS)):
+        n = min(PER_PROCESS, count - start)
+        argv = [sys.executable, "-m", "bench.fleetbench.watchers", "--target", f"127.0.0.1:{port}",
+                "--count", str(n), "--channels", str(CHANNELS_PER_PROCESS), "--prefix", f"d{index}",
+                "--cohort", cohort, "--initial", initial, "--new", new]
+        processes.append(subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, text=True))
+    return processes
+
+
+def read_json(stream: IO[str] | None) -> dict[str, Any]:
+    assert stream is not None
+    line = stream.readline()
+    if not line:
+        raise RuntimeError("a watcher process ended early")
+    value: dict[str, Any] = json.loads(line)
+    return value
+
+
+def rss(pid: int) -> int:
+    return int(psutil.Process(pid).memory_info().rss)
+
+
+def measure_fanout(redis_url: str, watchers: int) -> FanOut:
+    cohort = f"bench-{watchers}"
+    asyncio.run(publish(redis_url, policy("v1", cohort, 0.5)))
+    server, port = start_server(redis_url)
+    clients: list[subprocess.Popen[str]] = []
+    try:
+        time.sleep(0.5)
+        before = rss(server.pid)
+        clients = start_watchers(port, watchers, cohort, "v1", "v2")
+        connected_reports = [read_json(c.stdout) for c in clients]
+        connected = sum(r["connected"] for r in connected_reports)
+        time.sleep(1.0)  # let the server settle before reading its memory
+        after = rss(server.pid)
+        published_at = time.time()
+        asyncio.run(publish(redis_url, policy("v2", cohort, 0.4)))
+        reports = [read_json(c.stdout) for c in clients]
+    finally:
+        for client in clients:
+            client.wait(timeout=60)
+        server.terminate()
+        server.wait(timeout=30)
+    delays = sorted(t - published_at for r in reports for t in r["received"])
+    errors: dict[str, int] = {}
+    for report in (*connected_reports, *reports):
+        for code, n in report["errors"].items():
+            errors[code] = max(errors.get(code, 0), n)
+    return FanOut(watchers, connected, (after - before) / max(connected, 1) / 1024, _quantile(delays, watchers, 0.99),
+                  _quantile(delays, watchers, 1.0), len(delays), errors)
+
+
+def _quantile(delays: Sequence[float], population: int, q: float) -> float | None:
+    """The time by which a share q of *all* watchers had the update (None if fewer ever did)."""
+    needed = math.ceil(q * population)
+    return delays[needed - 1] if 0 < needed <= len(delays) else None
+
+
+def measure_recalibration(n_outcomes: int) -> float | None:
+    """``bench.fleetbench.recalibrate.measure_recalibration`` when it exists (recalibration worker)."""
+    try:
+        module = importlib.import_module("bench.fleetbench.recalibrate")
+    except ModuleNotFoundError:
+        return None
+    seconds: float = module.measure_recalibration(n_outcomes)
+    return seconds
+
+
+def report(results: list[FanOut], recalibrate_s: float | None) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for r in results:
+        k = f"{r.watchers // 1000}k"
+        out |= {f"fanout_p99_s_{k}": r.p99_s, f"fanout_max_s_{k}": r.max_s, f"connected_{k}": r.connected,
+                f"kb_per_watcher_{k}": round(r.kb_per_watcher, 2), f"errors_{k}": r.errors}
+    out["kb_per_watcher"] = round(results[-1].kb_per_watcher, 2) if results else None
+    out["recalibrate_1m_s"] = recalibrate_s
+    return out
+
+
+def print_table(results: list[FanOut], recalibrate_s: float | None) -> None:
+    print(f"{'watchers':>9} {'connected':>10} {'KB/watcher':>11} {'p99 s':>7} {'max s':>7} {'target p99':>11}")
+    for r in results:
+        target = TARGETS.get(r.watchers // 1000)
+        p99 = "-" if r.p99_s is None else f"{r.p99_s:.3f}"
+        last = "-" if r.max_s is None else f"{r.max_s:.3f}"
+        print(f"{r.watchers:>9} {r.connected:>10} {r.kb_per_watcher:>11.1f} {p99:>7} {last:>7} "
+              f"{'' if target is None else f'<= {target:g} s':>11}" + (f"  errors {r.errors}" if r.errors else ""))
+    print(f"recalibration over 1M outcomes: {'n/a (no hook)' if recalibrate_s is None else f'{recalibrate_s:.3f} s'}"
+          f"; targets: <= {KB_TARGET:g} KB per watcher, <= 1 s recalibration")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.fleet", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="2,000 and 5,000 watchers")
+    parser.add_argument("--sizes", default=None, help="comma-separated watcher counts (default 10000,40000)")
+    parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--skip-recalibration", action="store_true")
+    args = parser.parse_args(argv)
+    sizes = [int(s) for s in args.sizes.split(",")] if args.sizes else ([2_000, 5_000] if args.quick
+                                                                        else [10_000, 40_000])
+    results = []
+    with RedisProcess() as redis:
+        for size in sizes:
+            results.append(measure_fanout(redis.url, size))
+    recalibrate_s = None if args.skip_recalibration else measure_recalibration(1_000_000)
+    print_table(results, recalibrate_s)
+    if args.json is not None:
+        args.json.write_text(json.dumps(report(results, recalibrate_s), indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
