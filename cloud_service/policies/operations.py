@@ -13,7 +13,9 @@ The function the recalibration worker calls::
 ``policy`` is the unsigned candidate (its ``issued_at``, ``signature`` and ``key_id`` are replaced when
 issued); ``canary_share`` in [0, 1] is the share of the cohort's devices that run it first (0 or 1, or
 no control yet: it becomes the control at once). The result says what happened (``role``: "control",
-"canary", "unchanged" or "refused" while an operator pin holds, with the reason).
+"canary", "unchanged" or "refused" while an operator pin holds, with the reason). Later, with the
+labelled outcomes of both arms, ``await judge_canary(store, version, cohort, canary_arm, control_arm)``
+promotes the canary or rolls it back (or waits) by :func:`confroute.calibration.canary.decide_canary`.
 """
 
 from __future__ import annotations
@@ -32,12 +34,14 @@ from cloud_service.policies.state import (
     derived_version,
     shifted,
 )
+from confroute.calibration.canary import ArmQuality, CanaryDecision, CanaryRule, CanaryVerdict, decide_canary
 from confroute.contract.policy import Policy
 from confroute.errors import InvalidPolicy, Unavailable
 
 MAX_ATTEMPTS = 8
 Role = Literal["control", "canary", "unchanged", "refused"]
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+DEFAULT_CANARY_RULE = CanaryRule()
 
 
 class RolloutStore(Protocol):
@@ -274,3 +278,16 @@ async def _previous_control(store: RolloutStore, edge_model_version: str, cohort
                 return found
     raise InvalidPolicy(f"no earlier control to roll back to for {edge_model_version}/{cohort}", field="history")
 
+
+
+async def judge_canary(store: RolloutStore, edge_model_version: str, cohort: str, canary: ArmQuality,
+                       control: ArmQuality, rule: CanaryRule = DEFAULT_CANARY_RULE) -> CanaryDecision:
+    """Decides the running canary from its arms' labelled outcomes (:func:`decide_canary`) and applies the
+    verdict: promote, roll back, or nothing (wait). Outcomes carry the ``policy_version`` they were routed
+    with, so the caller splits them into the canary's (``rollout.state.canary``) and the control's."""
+    decision = decide_canary(canary, control, rule)
+    if decision.verdict is CanaryVerdict.PROMOTE:
+        await promote(store, edge_model_version, cohort, reason=f"automatic: {decision.reason}")
+    elif decision.verdict is CanaryVerdict.ROLLBACK:
+        await rollback(store, edge_model_version, cohort, reason=f"automatic: {decision.reason}")
+    return decision

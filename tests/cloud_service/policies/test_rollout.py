@@ -258,3 +258,32 @@ def test_bad_shares_and_shifts_are_refused(redis_server: RedisServer) -> None:
             await store.close()
 
     run(scenario())
+
+
+@pytest.mark.parametrize(
+    "canary_good,verdict,runs",
+    [(3200, "promote", "v2"), (2400, "rollback", "v1+rollback.3")],
+)
+def test_a_canary_is_judged_by_labelled_outcomes(
+    redis_server: RedisServer, canary_good: int, verdict: str, runs: str
+) -> None:
+    from cloud_service.policies.operations import judge_canary
+    from confroute.calibration.canary import ArmQuality
+
+    async def scenario() -> tuple[str, str, str]:
+        store = store_for(redis_server)
+        try:
+            await publish_candidate(store, candidate("v1"), canary_share=0.5)
+            await publish_candidate(store, candidate("v2", pre=0.3), canary_share=0.5)
+            decision = await judge_canary(store, EDGE.version, "beta", ArmQuality.from_counts(canary_good, 4000),
+                                          ArmQuality.from_counts(3200, 4000))
+            current = await store.current(EDGE.version, "beta", DEVICES[0])
+            history = await store.history(EDGE.version, "beta", 1)
+            assert current is not None
+            return decision.verdict.value, current.policy_version, history[0].reason
+        finally:
+            await store.close()
+
+    got_verdict, got_runs, reason = run(scenario())
+    assert (got_verdict, got_runs) == (verdict, runs)
+    assert reason.startswith("automatic: canary")
