@@ -43,6 +43,7 @@ for i = 1, #items do
     end
   end
 end
+flush()
 return {acked, folded}
 """
 _SHA = hashlib.sha1(FOLD_AND_ACK.encode()).hexdigest()

@@ -41,20 +41,38 @@ PROBE_TBG = "probe_tbg"
 PROBE_SLT = "probe_slt"
 LOGPROB_MEAN = "logprob_mean"
 
-# Lua: fold one record into the hash ``stats``. ``spec`` = {label, weight, model, sig, bin, sig, bin, ...};
-# ``late``: a label written before the record arrived (``labelled:<qid>``), which wins over ``u``.
+# Lua: ``fold`` one record into the hash ``stats``; ``spec`` = {label, weight, model, sig, bin, sig, bin, ...};
+# ``late``: a label written before the record arrived (``labelled:<qid>``), which wins over ``u``. Folds
+# add up in a table and ``flush()`` (once, at the end of the script) writes each field once: a call's
+# records share most of their fields (the totals), so this saves most of the HINCRBYFLOAT calls.
 FOLD_FUNCTION = """
+local pending = {}
+local function add(stats, name, amount)
+  local fields = pending[stats]
+  if not fields then
+    fields = {}
+    pending[stats] = fields
+  end
+  fields[name] = (fields[name] or 0) + amount
+end
 local function fold(stats, spec, late)
   local label, w = spec[1], tonumber(spec[2])
   if label == 'u' and late then label = late end
-  redis.call('HSETNX', stats, 'model', spec[3])
+  if not pending[stats] then redis.call('HSETNX', stats, 'model', spec[3]) end
   for j = 4, #spec, 2 do
-    local sig = spec[j]
-    redis.call('HINCRBYFLOAT', stats, 'n:' .. sig .. ':' .. spec[j + 1], 1)
-    redis.call('HINCRBYFLOAT', stats, 'w:' .. sig .. ':' .. label .. ':' .. spec[j + 1], w)
-    redis.call('HINCRBYFLOAT', stats, 'N:' .. sig .. ':' .. label, 1)
-    redis.call('HINCRBYFLOAT', stats, 'W:' .. sig .. ':' .. label, w)
-    redis.call('HINCRBYFLOAT', stats, 'W2:' .. sig .. ':' .. label, w * w)
+    local sig, bin = spec[j], spec[j + 1]
+    add(stats, 'n:' .. sig .. ':' .. bin, 1)
+    add(stats, 'w:' .. sig .. ':' .. label .. ':' .. bin, w)
+    add(stats, 'N:' .. sig .. ':' .. label, 1)
+    add(stats, 'W:' .. sig .. ':' .. label, w)
+    add(stats, 'W2:' .. sig .. ':' .. label, w * w)
+  end
+end
+local function flush()
+  for stats, fields in pairs(pending) do
+    for name, amount in pairs(fields) do
+      if amount ~= 0 then redis.call('HINCRBYFLOAT', stats, name, amount) end
+    end
   end
 end
 """

@@ -48,6 +48,7 @@ for i = 1, #records do
     added[i] = '0'
   end
 end
+flush()
 return table.concat(added)
 """
 _SHA = hashlib.sha1(APPEND_ONCE.encode()).hexdigest()
