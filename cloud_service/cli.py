@@ -15,6 +15,10 @@
 - ``cloud-service policy keygen STEM``: writes an Ed25519 key pair for signing policies.
 - ``cloud-service policy promote|rollback|pin|unpin|history``: the canary rollout of one (edge model
   version, cohort), by hand (see ``cloud_service.policies.operations``).
+- ``cloud-service recalibrate [--once | --interval S]``: folds new outcomes into the statistics and
+  publishes a recalibrated policy per (edge model version, cohort) (see ``cloud_service.calibration``).
+- ``cloud-service judge [--once | --interval S]``: labels shadowed outcomes with the cloud model as an
+  LLM judge (see ``cloud_service.judge``).
 
 Exit status: 0 on success, 1 when a dependency failed or nothing was found, 2 for bad input.
 """
@@ -181,6 +185,7 @@ def _parser() -> argparse.ArgumentParser:
         triton.add_argument(f"--{name}-port", type=int, default=port, help=f"default {port}; 0 picks a free one")
     triton.set_defaults(run=_triton)
     _add_policy_commands(commands)
+    _add_calibration_commands(commands)
     backpressure = commands.add_parser("backpressure", help="raise the bar for escalating while Triton is overloaded")
     backpressure_command.add_arguments(backpressure)
     backpressure.set_defaults(run=_backpressure)
@@ -201,6 +206,18 @@ def _add_policy_commands(commands: Any) -> None:
     get_cmd.set_defaults(run=_policy_get)
     set_cmd.add_argument("--policy-signing-key", default=None, help="env CONFROUTE_CLOUD_POLICY_SIGNING_KEY")
     policy_admin.add_rollout_commands(actions, _with_rollout_store)
+
+
+def _add_calibration_commands(commands: Any) -> None:
+    from cloud_service.calibration import command as recalibrate_command
+    from cloud_service.judge import command as judge_command
+
+    recalibrate = commands.add_parser("recalibrate", help="recalibrate policies from the logged outcomes")
+    recalibrate_command.add_arguments(recalibrate)
+    recalibrate.set_defaults(run=recalibrate_command.run)
+    judge = commands.add_parser("judge", help="label shadowed outcomes with the cloud model as judge")
+    judge_command.add_arguments(judge)
+    judge.set_defaults(run=judge_command.run)
 
 
 if __name__ == "__main__":
