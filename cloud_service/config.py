@@ -39,7 +39,9 @@ class ServiceConfig:
     log_level: str = "INFO"
     metrics_listen: str = "127.0.0.1:9464"  # empty: no /metrics endpoint
     grace_s: float = 5.0  # how long calls in flight may finish at shutdown
-    max_pending_requests: int = 20_000  # calls not yet accepted before gRPC cancels them (Watch bursts)
+    # Calls not yet accepted before gRPC cancels them: a fleet reconnecting at once (Watch bursts) needs
+    # room for all of it; 20,000 cancelled ~6,000 of a 40,000-call burst in bench.fleet.
+    max_pending_requests: int = 100_000
     readiness_interval_s: float = 2.0  # how often the health status follows the backend
     policy_signing_key: str = ""  # Ed25519 private key (PEM) that signs published policies; empty: unsigned
 
