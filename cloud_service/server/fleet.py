@@ -3,12 +3,11 @@
 Policies are keyed by the edge model's *build* (``edge_model.version``) and the cohort, as the
 policy store keys them; while a canary runs, each device gets the version assigned to it (by its
 ``device_id``), and Watch pushes the canary only to the canary's devices. A change reaches thousands
-of watchers at once, so each policy's response message is built once and shared (a small cache).
+of watchers at once, so each policy's Watch response is built once and shared (a small cache).
 """
 
 from __future__ import annotations
 
-import functools
 from collections.abc import AsyncIterator
 from typing import NoReturn
 
@@ -25,6 +24,7 @@ class FleetServicer(fleet_pb2_grpc.FleetServiceServicer):  # type: ignore[misc]
 
     def __init__(self, store: PolicyStore) -> None:
         self._store = store
+        self._responses = _ResponseCache()
 
     async def GetPolicy(  # noqa: N802 -- the name is the RPC's
         self, request: fleet_pb2.GetPolicyRequest, context: grpc.aio.ServicerContext
@@ -34,7 +34,7 @@ class FleetServicer(fleet_pb2_grpc.FleetServiceServicer):  # type: ignore[misc]
         policy = await self._store.current(wanted.edge_model.version, wanted.cohort, wanted.device_id)
         if policy is None:
             await _not_found(context, wanted)
-        return fleet_pb2.GetPolicyResponse(policy=_policy_pb(policy))
+        return fleet_pb2.GetPolicyResponse(policy=policy.to_pb())
 
     async def WatchPolicy(  # noqa: N802
         self, request: fleet_pb2.WatchPolicyRequest, context: grpc.aio.ServicerContext
@@ -46,18 +46,30 @@ class FleetServicer(fleet_pb2_grpc.FleetServiceServicer):  # type: ignore[misc]
         )
         async with closing(watch) as policies:
             async for policy in policies:
-                yield _watch_response(policy)
+                yield self._responses.get(policy)
 
 
-@functools.lru_cache(maxsize=256)
-def _policy_pb(policy: Policy) -> fleet_pb2.Policy:
-    """One message per policy, shared by every response that carries it (never mutated)."""
-    return policy.to_pb()
+class _ResponseCache:
+    """One response message per policy object, shared by every watcher it goes to (never mutated).
 
+    The store hands the same ``Policy`` object to all watchers of a change, so the cache is keyed by
+    identity (hashing a policy costs more than the lookup should); each entry holds its policy, so an
+    id cannot be reused while cached.
+    """
 
-@functools.lru_cache(maxsize=256)
-def _watch_response(policy: Policy) -> fleet_pb2.WatchPolicyResponse:
-    return fleet_pb2.WatchPolicyResponse(policy=_policy_pb(policy))
+    def __init__(self, size: int = 256) -> None:
+        self._size = size
+        self._entries: dict[int, tuple[Policy, fleet_pb2.WatchPolicyResponse]] = {}
+
+    def get(self, policy: Policy) -> fleet_pb2.WatchPolicyResponse:
+        entry = self._entries.get(id(policy))
+        if entry is not None and entry[0] is policy:
+            return entry[1]
+        response = fleet_pb2.WatchPolicyResponse(policy=policy.to_pb())
+        if len(self._entries) >= self._size:
+            self._entries.clear()
+        self._entries[id(policy)] = (policy, response)
+        return response
 
 
 async def _not_found(context: grpc.aio.ServicerContext, wanted: PolicyRequest) -> NoReturn:
