@@ -131,7 +131,9 @@ class OutcomeWriter:
         (a set in its own slot, so a separate command: registering twice is harmless)."""
         pipe = self._client.pipeline(transaction=False)
         for keys, args in calls:
-            pipe.evalsha(_SHA, len(keys), *keys, *args)
+            # execute_command rather than evalsha(): redis-py's cluster pipeline refuses the latter by name,
+            # though each call touches one slot (one partition) and routes like any keyed command.
+            pipe.execute_command("EVALSHA", _SHA, len(keys), *keys, *args)
         pipe.sadd(self._config.partitions_key, *sorted(tags))
         replies: list[bytes] = await pipe.execute()
         return b"".join(replies[:-1])
