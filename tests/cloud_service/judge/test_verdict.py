@@ -72,3 +72,13 @@ def test_the_budget_never_runs_more_calls_than_allowed_at_once() -> None:
         return budget.peak_in_flight
 
     assert asyncio.run(scenario()) == 2
+
+
+def test_the_judged_share_is_a_stable_choice_of_queries() -> None:
+    from cloud_service.judge.worker import in_share
+
+    chosen = [in_share(f"q-{i}", 0.25) for i in range(4000)]
+
+    assert sum(chosen) / len(chosen) == pytest.approx(0.25, abs=0.03)
+    assert chosen == [in_share(f"q-{i}", 0.25) for i in range(4000)]  # every worker picks the same ones
+    assert not any(in_share(f"q-{i}", 0.0) for i in range(100))
