@@ -45,6 +45,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--consumer", default=None, help="consumer name in the group (default host-pid)")
     parser.add_argument("--batch-size", type=int, default=_DEFAULTS.batch_size)
     parser.add_argument("--claim-idle-s", type=float, default=_DEFAULTS.claim_idle_s)
+    parser.add_argument("--skip-fold", action="store_true",
+                        help="recalibrate from the statistics kept at ingest without reading the streams first")
 
 
 def recalibration_config(args: argparse.Namespace) -> RecalibrationConfig:
@@ -67,11 +69,11 @@ def run(args: argparse.Namespace) -> int:
     service = config_from(args, os.environ)
     configure_logging(service.log_format, service.log_level)
     config = recalibration_config(args)
-    asyncio.run(_run(service, config, args.interval))
+    asyncio.run(_run(service, config, args.interval, fold=not args.skip_fold))
     return 0
 
 
-async def _run(service: ServiceConfig, config: RecalibrationConfig, interval_s: float | None) -> None:
+async def _run(service: ServiceConfig, config: RecalibrationConfig, interval_s: float | None, *, fold: bool) -> None:
     client = connect(service.redis_url, connect_timeout_s=1.0, command_timeout_s=30.0)
     signer = load_signing_key(Path(service.policy_signing_key)) if service.policy_signing_key else None
     store = RedisPolicyStore(PolicyStoreConfig(url=service.redis_url), signer=signer)
@@ -79,7 +81,8 @@ async def _run(service: ServiceConfig, config: RecalibrationConfig, interval_s: 
     try:
         if interval_s is not None:
             await worker.run_forever(interval_s)
-        for result in await worker.run_once():
+        results = await worker.run_once() if fold else await worker.recalibrate()
+        for result in results:
             summary = {"status": "published" if result.policy else "refused", "reason": result.reason,
                        **result.provenance}
             if result.policy is not None:
