@@ -20,7 +20,7 @@ from confroute.calibration.metrics import auroc
 from confroute.errors import InvalidInput
 from confroute.probes.logistic import LogisticModel, fit_logistic
 
-DEFAULT_L2 = (10.0, 1.0, 0.1, 0.01, 0.001)
+DEFAULT_L2 = (100.0, 10.0, 1.0, 0.1, 0.01, 0.001)
 
 
 @dataclasses.dataclass(frozen=True)
