@@ -32,12 +32,15 @@ FOLD_AND_ACK = statistics.FOLD_FUNCTION + """
 local group, ttl = ARGV[1], ARGV[2]
 local items = cjson.decode(ARGV[3])
 local acked, folded = 0, 0
+local markers = {}
+for i = 1, #items do markers[i] = KEYS[3 * i] end
+local late = redis.call('MGET', unpack(markers))
 for i = 1, #items do
   local id, spec = items[i][1], items[i][2]
   if redis.call('XACK', KEYS[1], group, id) == 1 then
     acked = acked + 1
     if spec then
-      fold(KEYS[3 * i - 1], spec, redis.call('GET', KEYS[3 * i]))
+      fold(KEYS[3 * i - 1], spec, late[i])
       redis.call('SET', KEYS[3 * i + 1], id, 'EX', ttl)
       folded = folded + 1
     end

@@ -1,7 +1,7 @@
 """Reads a partition's score histograms (see ``cloud_service.outcomes.statistics``) into numpy form.
 
-The hashes of the three routing modes are pooled: the scores mean the same whatever mode the record
-was routed in, and one policy serves the partition.
+The histograms of the three routing modes are pooled: the scores mean the same whatever mode the record
+was routed in, and one policy serves the partition. One pipelined round trip of ~30 ``GET``s.
 """
 
 from __future__ import annotations
@@ -10,74 +10,77 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
+import numpy.typing as npt
 from redis.asyncio import Redis
 
 from cloud_service.outcomes.config import PartitionKeys
 from cloud_service.outcomes.redis_client import translated
-from cloud_service.outcomes.statistics import BINS, SIGNALS
+from cloud_service.outcomes.statistics import BINS, LABELS, SIGNALS, WEIGHT_SCALE
 from confroute.calibration import ScoreHistogram
 from confroute.contract.enums import RoutingMode
 
-_ARRAYS = {"n": 0, "c": 1, "w": 2}
+IntArray = npt.NDArray[np.int64]
+_PARTS = ("n", "w:c", "w:w", "w:u", "t")
+TOTALS = 9  # N, W, W2 for each of c, w, u
 
 
 @dataclass(frozen=True, eq=False)
 class PartitionStatistics:
-    """One histogram per score that has any records, the edge model's id, and the records counted."""
+    """One histogram per score that has any records, the label totals per score (``totals[sig]``: rows
+    N, W, W2 (weights in units of 1/p), columns c, w, u), the edge model's id, and the records counted."""
 
     histograms: Mapping[str, ScoreHistogram] = field(default_factory=dict)
+    totals: Mapping[str, npt.NDArray[np.float64]] = field(default_factory=dict)
     model_id: str = ""
     records: int = 0
 
 
 async def read_statistics(client: Redis, keys: PartitionKeys) -> PartitionStatistics:
-    """The pooled histograms of ``keys``' partition (three ``HGETALL``, one round trip)."""
+    """The pooled statistics of ``keys``' partition."""
+    names = [(mode.value, signal, part) for mode in RoutingMode for signal in SIGNALS for part in _PARTS]
     pipe = client.pipeline(transaction=False)
-    for mode in RoutingMode:
-        pipe.hgetall(keys.stats(mode.value))
+    for mode, signal, part in names:
+        pipe.get(f"{keys.stats(mode)}:{signal}:{part}")
+    for routing in RoutingMode:
+        pipe.hget(f"{keys.stats(routing.value)}:meta", "model")
     with translated("reading outcome statistics"):
-        hashes: list[dict[bytes, bytes]] = await pipe.execute()
-    return pool(hashes)
+        replies: list[bytes | None] = await pipe.execute()
+    arrays: dict[tuple[str, str], IntArray] = {}
+    for (_, signal, part), raw in zip(names, replies, strict=False):
+        size = TOTALS if part == "t" else BINS
+        arrays[signal, part] = arrays.get((signal, part), np.zeros(size, dtype=np.int64)) + _ints(raw, size)
+    models = [raw.decode() for raw in replies[len(names):] if raw]
+    return pool(arrays, models[0] if models else "")
 
 
-def pool(hashes: list[dict[bytes, bytes]]) -> PartitionStatistics:
-    """The statistics of several hashes (as ``HGETALL`` returns them) added together."""
-    bins = {signal: np.zeros((3, BINS)) for signal in SIGNALS}
-    totals: dict[str, np.ndarray] = {signal: np.zeros(3) for signal in SIGNALS}  # N, W, W2 of labelled
-    model = ""
-    for fields in hashes:
-        for raw_name, raw_value in fields.items():
-            name = raw_name.decode()
-            if name == "model":
-                model = raw_value.decode()
-                continue
-            _add(name, float(raw_value), bins, totals)
-    histograms = {
-        signal: _histogram(bins[signal], totals[signal]) for signal in SIGNALS if bins[signal][0].sum() > 0
-    }
+def pool(arrays: Mapping[tuple[str, str], IntArray], model: str) -> PartitionStatistics:
+    """Histograms and totals from the integer arrays (weights in millionths)."""
+    histograms: dict[str, ScoreHistogram] = {}
+    totals: dict[str, npt.NDArray[np.float64]] = {}
+    for signal in SIGNALS:
+        counts = arrays[signal, "n"].astype(np.float64)
+        table = arrays[signal, "t"].reshape(3, len(LABELS)).astype(np.float64)
+        table[1:] /= WEIGHT_SCALE
+        totals[signal] = table
+        if counts.sum() <= 0:
+            continue
+        histograms[signal] = ScoreHistogram(
+            counts=counts,
+            correct=arrays[signal, "w:c"] / WEIGHT_SCALE,
+            wrong=arrays[signal, "w:w"] / WEIGHT_SCALE,
+            labelled_count=float(table[0, :2].sum()),
+            labelled_weight=float(table[1, :2].sum()),
+            labelled_weight_sq=float(table[2, :2].sum()),
+        )
     records = max((round(float(h.counts.sum())) for h in histograms.values()), default=0)
-    return PartitionStatistics(histograms, model, records)
+    return PartitionStatistics(histograms, totals, model, records)
 
 
-def _add(name: str, value: float, bins: dict[str, np.ndarray], totals: dict[str, np.ndarray]) -> None:
-    parts = name.split(":")
-    kind, signal = parts[0], parts[1] if len(parts) > 1 else ""
-    if signal not in bins:
-        return
-    if kind == "n" and len(parts) == 3:
-        bins[signal][0, int(parts[2])] += value
-    elif kind == "w" and len(parts) == 4 and parts[2] in ("c", "w"):
-        bins[signal][_ARRAYS[parts[2]], int(parts[3])] += value
-    elif kind in ("N", "W", "W2") and len(parts) == 3 and parts[2] in ("c", "w"):
-        totals[signal][("N", "W", "W2").index(kind)] += value
-
-
-def _histogram(arrays: np.ndarray, totals: np.ndarray) -> ScoreHistogram:
-    return ScoreHistogram(
-        counts=arrays[0],
-        correct=arrays[1],
-        wrong=arrays[2],
-        labelled_count=float(totals[0]),
-        labelled_weight=float(totals[1]),
-        labelled_weight_sq=float(totals[2]),
-    )
+def _ints(raw: bytes | None, size: int) -> IntArray:
+    """A BITFIELD string of i64 big-endian values, zero-padded to ``size``."""
+    values = np.zeros(size, dtype=np.int64)
+    if raw:
+        usable = min(len(raw), size * 8) // 8 * 8
+        stored = np.frombuffer(raw[:usable], dtype=">i8")
+        values[: stored.size] = stored
+    return values

@@ -29,7 +29,7 @@ from confroute.contract.outcome import OutcomeRecord
 # [4] its statistics hash, [5] its worker-fold marker, [6] the outcome stream. ARGV: [1] TTL (s),
 # [2] label code, [3] label source, [4] query id, [5] the record's fold as folded (label u).
 # Returns 1 moved, 2 waiting for the record's fold, 0 labelled before.
-LABEL_ONCE = """
+LABEL_ONCE = statistics.FOLD_FUNCTION + """
 if not redis.call('SET', KEYS[1], ARGV[2], 'NX', 'EX', ARGV[1]) then return 0 end
 redis.call('XADD', KEYS[2], '*', 'qid', ARGV[4], 'label', ARGV[2], 'source', ARGV[3])
 local id = redis.call('GET', KEYS[3])
@@ -45,16 +45,9 @@ if not folded then
 end
 if not folded then return 2 end
 local spec = cjson.decode(ARGV[5])
-local stats, label, w = KEYS[4], ARGV[2], tonumber(spec[2])
-for j = 4, #spec, 2 do
-  local sig = spec[j]
-  redis.call('HINCRBYFLOAT', stats, 'w:' .. sig .. ':u:' .. spec[j + 1], -w)
-  redis.call('HINCRBYFLOAT', stats, 'w:' .. sig .. ':' .. label .. ':' .. spec[j + 1], w)
-  for name, amount in pairs({N = 1, W = w, W2 = w * w}) do
-    redis.call('HINCRBYFLOAT', stats, name .. ':' .. sig .. ':u', -amount)
-    redis.call('HINCRBYFLOAT', stats, name .. ':' .. sig .. ':' .. label, amount)
-  end
-end
+bump_record(KEYS[4], spec, 'u', -1, false)
+bump_record(KEYS[4], spec, ARGV[2], 1, false)
+flush()
 return 1
 """
 _SHA = hashlib.sha1(LABEL_ONCE.encode()).hexdigest()

@@ -3,23 +3,31 @@
 Recalibration needs, per (edge model version, cohort), the distribution of the routing scores and, for
 the labelled records, how often the edge was right at each score. Both fit in fixed histograms, kept up
 to date by the same Lua script that appends an entry (``cloud_service.outcomes.writer``), so a
-recalibration reads a few thousand hash fields instead of re-reading millions of stream entries.
+recalibration reads a few dozen small strings instead of re-reading millions of stream entries.
 
-One hash per partition and routing mode (``<prefix>:{<version>|<cohort>}:stats:<mode>``, see
-``cloud_service.outcomes.config``) holds, for each score ``sig`` (``post``: the raw sequence confidence
-the policy's calibration map is fitted on; ``pre``: the TBG probe), with ``BINS`` bins of equal width
-over [0, 1] (bin ``b`` holds scores in [b/BINS, (b+1)/BINS), a score of 1 the last bin):
+For each partition, routing mode and score ``sig`` (``post``: the raw sequence confidence the policy's
+calibration map is fitted on; ``pre``: the TBG probe), with ``BINS`` bins of equal width over [0, 1]
+(bin ``b`` holds scores in [b/BINS, (b+1)/BINS), a score of 1 the last bin), under the stats prefix
+``<prefix>:{<version>|<cohort>}:stats:<mode>`` (see ``cloud_service.outcomes.config``):
 
-    n:<sig>:<b>          records (every device record, unweighted: the traffic's score distribution)
-    w:<sig>:<lab>:<b>    sum of inverse propensities 1/p of the records labelled ``lab``
-    N:<sig>:<lab> W:<sig>:<lab> W2:<sig>:<lab>   records, sum of 1/p, sum of 1/p^2 (effective sample size)
-    model                the edge model's id (the partition names its version)
+    <stats>:<sig>:n          records per bin (every device record, unweighted: the traffic's scores)
+    <stats>:<sig>:w:<lab>    per bin, the sum of inverse propensities 1/p of the records labelled ``lab``
+    <stats>:<sig>:t          totals per label: records, sum of 1/p, sum of 1/p^2 (the effective sample size)
+    <stats>:meta             a hash: ``model``, the edge model's id (the partition names its version)
+
+Each histogram is one string of signed 64-bit big-endian integers (``BITFIELD ... INCRBY i64 #<b>``):
+one command updates every bin a batch touches (a field per bin cost one command each, which made the
+statistics the larger part of the append script), and a reader turns each into a numpy array without
+parsing thousands of fields. Weights are integers in millionths (``WEIGHT_SCALE``), so moving a label's
+weight is exact and never leaves rounding residue. Totals are laid out as ``[N_c, N_w, N_u, W_c, W_w,
+W_u, W2_c, W2_w, W2_u]``.
 
 ``lab`` is ``c`` (edge answer correct), ``w`` (wrong) or ``u`` (unlabelled). A label that arrives later
 (judge, gold answer) moves the record's weight from ``u`` to its label once per query id (the marker
 ``labelled:<qid>`` makes it idempotent; see ``cloud_service.outcomes.labels``). Only the device's own
 record of a query is counted: the service's record of an escalation (origin ``service``) is the same
-query seen from the cloud.
+query seen from the cloud. The scripts derive these keys from the stats prefix they are given: all
+share its hash tag, hence its slot.
 """
 
 from __future__ import annotations
@@ -33,6 +41,8 @@ from confroute.contract.outcome import OutcomeRecord
 
 BINS = 1000
 SIGNALS = ("post", "pre")
+LABELS = ("c", "w", "u")
+WEIGHT_SCALE = 1_000_000  # weights are stored as integers in millionths
 LABEL_CODES = {Label.CORRECT: "c", Label.INCORRECT: "w", Label.UNKNOWN: "u"}
 CODE_LABELS = {code: label for label, code in LABEL_CODES.items()}
 FOLDED_FIELD = "st"  # present (value "1") on entries whose statistics were kept at ingest
@@ -41,38 +51,75 @@ PROBE_TBG = "probe_tbg"
 PROBE_SLT = "probe_slt"
 LOGPROB_MEAN = "logprob_mean"
 
-# Lua: ``fold`` one record into the hash ``stats``; ``spec`` = {label, weight, model, sig, bin, sig, bin, ...};
-# ``late``: a label written before the record arrived (``labelled:<qid>``), which wins over ``u``. Folds
-# add up in a table and ``flush()`` (once, at the end of the script) writes each field once: a call's
-# records share most of their fields (the totals), so this saves most of the HINCRBYFLOAT calls.
+# Lua: ``fold`` one record under the stats prefix ``stats``; ``spec`` = {label, weight, weight^2 (both
+# integers in millionths), model, sig, bin, sig, bin, ...}; ``late``: a label written before the record
+# arrived (``labelled:<qid>``), which wins over ``u``. Folds add up in a table; ``flush()`` (once, at the
+# end of the script) sends one BITFIELD per histogram touched. ``bump`` is shared with the label mover.
 FOLD_FUNCTION = """
 local pending = {}
-local function add(stats, name, amount)
-  local fields = pending[stats]
-  if not fields then
-    fields = {}
-    pending[stats] = fields
+local seen_meta = {}
+local label_index = {c = 0, w = 1, u = 2}
+local function bump(key, offset, amount)
+  local bins = pending[key]
+  if not bins then
+    bins = {}
+    pending[key] = bins
   end
-  fields[name] = (fields[name] or 0) + amount
+  bins[offset] = (bins[offset] or 0) + amount
+end
+local key_cache = {}
+local function keys_of(stats, sig)
+  local by_sig = key_cache[stats]
+  if not by_sig then
+    by_sig = {}
+    key_cache[stats] = by_sig
+  end
+  local keys = by_sig[sig]
+  if not keys then
+    local prefix = stats .. ':' .. sig
+    keys = {n = prefix .. ':n', t = prefix .. ':t',
+            c = prefix .. ':w:c', w = prefix .. ':w:w', u = prefix .. ':w:u'}
+    by_sig[sig] = keys
+  end
+  return keys
+end
+local function bump_record(stats, spec, label, sign, count)
+  local w, w2, at = sign * tonumber(spec[2]), sign * tonumber(spec[3]), label_index[label]
+  for j = 5, #spec, 2 do
+    local keys, bin = keys_of(stats, spec[j]), spec[j + 1]
+    if count then bump(keys.n, bin, 1) end
+    bump(keys[label], bin, w)
+    bump(keys.t, at, sign)
+    bump(keys.t, 3 + at, w)
+    bump(keys.t, 6 + at, w2)
+  end
 end
 local function fold(stats, spec, late)
-  local label, w = spec[1], tonumber(spec[2])
+  local label = spec[1]
   if label == 'u' and late then label = late end
-  if not pending[stats] then redis.call('HSETNX', stats, 'model', spec[3]) end
-  for j = 4, #spec, 2 do
-    local sig, bin = spec[j], spec[j + 1]
-    add(stats, 'n:' .. sig .. ':' .. bin, 1)
-    add(stats, 'w:' .. sig .. ':' .. label .. ':' .. bin, w)
-    add(stats, 'N:' .. sig .. ':' .. label, 1)
-    add(stats, 'W:' .. sig .. ':' .. label, w)
-    add(stats, 'W2:' .. sig .. ':' .. label, w * w)
+  if not seen_meta[stats] then
+    redis.call('HSETNX', stats .. ':meta', 'model', spec[4])
+    seen_meta[stats] = true
   end
+  bump_record(stats, spec, label, 1, true)
 end
 local function flush()
-  for stats, fields in pairs(pending) do
-    for name, amount in pairs(fields) do
-      if amount ~= 0 then redis.call('HINCRBYFLOAT', stats, name, amount) end
+  for key, bins in pairs(pending) do
+    local args, ops = {}, 0
+    for offset, amount in pairs(bins) do
+      if amount ~= 0 then
+        args[#args + 1] = 'INCRBY'
+        args[#args + 1] = 'i64'
+        args[#args + 1] = '#' .. offset
+        args[#args + 1] = string.format('%d', amount)
+        ops = ops + 1
+        if ops == 1000 then
+          redis.call('BITFIELD', key, unpack(args))
+          args, ops = {}, 0
+        end
+      end
     end
+    if ops > 0 then redis.call('BITFIELD', key, unpack(args)) end
   end
 end
 """
@@ -80,16 +127,18 @@ end
 
 @dataclass(frozen=True)
 class FoldSpec:
-    """What one record adds to its partition's histograms: its label, weight 1/p, model id and score bins."""
+    """What one record adds to its partition's histograms: its label, weight 1/p and 1/p^2 (integers in
+    millionths), model id and score bins."""
 
     label: str
-    weight: float
+    weight: int
+    weight_sq: int
     model: str
     bins: tuple[tuple[str, int], ...]
 
     def to_lua(self) -> list[str | float | int]:
         """The ``spec`` array of ``FOLD_FUNCTION``."""
-        flat: list[str | float | int] = [self.label, self.weight, self.model]
+        flat: list[str | float | int] = [self.label, self.weight, self.weight_sq, self.model]
         for signal, index in self.bins:
             flat += [signal, index]
         return flat
@@ -122,7 +171,8 @@ def fold_spec(signals: Mapping[str, float], label: Label, propensity: float, mod
     """The fold of one record from its signals, label, logged propensity in (0, 1] and edge model id."""
     weight = 1.0 / propensity if 0.0 < propensity <= 1.0 else 1.0
     bins = tuple((name, score_bin(value)) for name, value in scores(signals).items())
-    return FoldSpec(LABEL_CODES[label], weight, model, bins)
+    return FoldSpec(LABEL_CODES[label], round(weight * WEIGHT_SCALE), round(weight * weight * WEIGHT_SCALE), model,
+                    bins)
 
 
 def record_fold(record: OutcomeRecord) -> FoldSpec:

@@ -36,13 +36,16 @@ local ttl, maxlen = ARGV[1], ARGV[2]
 local records = cjson.decode(ARGV[3])
 local folds = cjson.decode(ARGV[4])
 local added = {}
+local markers = {}
+for i = 1, #records do markers[i] = KEYS[3 * i + 1] end
+local late = redis.call('MGET', unpack(markers))
 for i = 1, #records do
   local seen = KEYS[3 * i - 1]
   if redis.call('EXISTS', seen) == 0 then
     local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', maxlen, '*', unpack(records[i]))
     redis.call('SET', seen, id, 'EX', ttl)
     local spec = folds[i]
-    if spec then fold(KEYS[3 * i], spec, redis.call('GET', KEYS[3 * i + 1])) end
+    if spec then fold(KEYS[3 * i], spec, late[i]) end
     added[i] = '1'
   else
     added[i] = '0'

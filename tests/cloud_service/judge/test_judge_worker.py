@@ -10,6 +10,7 @@ import pytest
 import redis
 
 from cloud_service.backends.triton import TritonBackend, TritonBackendConfig
+from cloud_service.calibration.statistics_reader import PartitionStatistics, read_statistics
 from cloud_service.inference import TritonServerProcess
 from cloud_service.judge import Judge, JudgeConfig, JudgeWorker
 from cloud_service.outcomes.config import OutcomeLogConfig
@@ -49,10 +50,21 @@ async def judge_pass(server: RedisServer, triton_url: str, model: str) -> Counte
         await client.aclose()
 
 
-def stats_and_labels(server: RedisServer) -> tuple[dict[str, str], list[dict[str, str]]]:
+def stats_and_labels(server: RedisServer) -> tuple[dict[str, float], list[dict[str, str]]]:
+    """Records (N) and weights (W) per label of the post-score statistics, and the labels stream."""
     keys = OutcomeLogConfig(url=server.url).partition(EDGE.version, "beta")
+
+    async def read() -> PartitionStatistics:
+        client = connect(server.url, connect_timeout_s=1.0, command_timeout_s=5.0)
+        try:
+            return await read_statistics(client, keys)
+        finally:
+            await client.aclose()
+
+    table = asyncio.run(read()).totals["post"]
+    stats = {f"{row}:{label}": float(table[i, j]) for i, row in enumerate(("N", "W"))
+             for j, label in enumerate(("c", "w", "u"))}
     with redis.Redis.from_url(server.url, decode_responses=True) as client:
-        stats = client.hgetall(keys.stats("post"))
         return stats, [fields for _, fields in client.xrange(keys.labels)]
 
 
@@ -62,8 +74,8 @@ def test_a_judged_shadow_query_is_labelled_once(judge_triton: TritonServerProces
     assert outcomes["labelled"] == 1
     stats, labels = stats_and_labels(redis_server)
     assert [(entry["qid"], entry["label"], entry["source"]) for entry in labels] == [("q-1", "c", "cloud_judge")]
-    assert float(stats["N:post:c"]) == 1.0 and float(stats["N:post:u"]) == 0.0
-    assert float(stats["W:post:c"]) == pytest.approx(5.0)  # 1 / propensity 0.2
+    assert stats["N:c"] == 1.0 and stats["N:u"] == 0.0
+    assert stats["W:c"] == pytest.approx(5.0) and stats["W:u"] == 0.0  # 1 / propensity 0.2, moved exactly
 
 
 def test_an_unparseable_verdict_leaves_the_query_unlabelled(
@@ -75,7 +87,7 @@ def test_an_unparseable_verdict_leaves_the_query_unlabelled(
     assert outcomes["unlabelled"] == 1 and outcomes["labelled"] == 0
     stats, labels = stats_and_labels(redis_server)
     assert labels == []
-    assert float(stats["N:post:u"]) == 1.0 and "N:post:c" not in stats
+    assert stats["N:u"] == 1.0 and stats["N:c"] == 0.0
 
 
 def test_an_unreachable_judge_leaves_the_query_unlabelled(redis_server: RedisServer) -> None:

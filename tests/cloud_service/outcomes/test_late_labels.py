@@ -7,10 +7,10 @@ from collections.abc import Coroutine
 from typing import Any, TypeVar
 
 import pytest
-import redis
 
 from cloud_service.calibration import RecalibrationConfig
 from cloud_service.calibration.fold import StreamFolder
+from cloud_service.calibration.statistics_reader import PartitionStatistics, read_statistics
 from cloud_service.outcomes.config import OutcomeLogConfig
 from cloud_service.outcomes.labels import LabelOutcome, LabelWriter, LateLabel
 from cloud_service.outcomes.redis_client import connect
@@ -28,9 +28,16 @@ def run(scenario: Coroutine[Any, Any, T]) -> T:
 
 
 def totals(server: RedisServer, log: OutcomeLogConfig) -> dict[str, float]:
-    with redis.Redis.from_url(server.url, decode_responses=True) as client:
-        stats = client.hgetall(log.partition(EDGE.version, COHORT).stats("post"))
-    return {label: float(stats.get(f"N:post:{label}", 0.0)) for label in ("u", "c", "w")}
+    """Records per label in the post-score statistics."""
+    async def read() -> PartitionStatistics:
+        client = connect(server.url, connect_timeout_s=1.0, command_timeout_s=5.0)
+        try:
+            return await read_statistics(client, log.partition(EDGE.version, COHORT))
+        finally:
+            await client.aclose()
+
+    counts = run(read()).totals["post"][0]
+    return {label: float(counts[i]) for i, label in enumerate(("c", "w", "u"))}
 
 
 async def scenario(log: OutcomeLogConfig, label_first: bool, fold_by_worker: bool = False) -> list[LabelOutcome]:
