@@ -5,8 +5,9 @@ hash tag, so the Lua scripts that touch a stream and its statistics never cross 
 
     <prefix>:{<version>|<cohort>}:stream               the outcome entries (XADD; consumer groups read it)
     <prefix>:{<version>|<cohort>}:seen:<origin>:<qid>  dedupe marker, value: the entry id (TTL)
-    <prefix>:{<version>|<cohort>}:stats:<mode>         score histograms of that routing mode (one hash)
+    <prefix>:{<version>|<cohort>}:stats:<mode>:...     score histograms of that routing mode (see statistics)
     <prefix>:{<version>|<cohort>}:labelled:<qid>       late-label marker: the label moved once (TTL)
+    <prefix>:{<version>|<cohort>}:folded:<qid>         set by the worker's fold of an entry not folded at ingest
     <prefix>:{<version>|<cohort>}:labels               late labels written back (judge, gold)
     <prefix>:{<version>|<cohort>}:recalibrations       provenance of each recalibration (published or refused)
     <prefix>:partitions                                a set of the partition tags (its own slot)
@@ -119,7 +120,7 @@ class PartitionKeys:
         return f"{self.base}:seen:{origin}:{query_id}"
 
     def stats(self, mode: str) -> str:
-        """The histogram hash of one routing mode (see ``cloud_service.outcomes.statistics``)."""
+        """The prefix of one routing mode's histograms (see ``cloud_service.outcomes.statistics``)."""
         return f"{self.base}:stats:{mode}"
 
     def labelled(self, query_id: str) -> str:
