@@ -10,7 +10,8 @@ over a few channels, all opened at once as a fleet does after an outage. Measure
 - the server's CPU time per delivered update (from its kernel counters), which other load on the machine
   does not change the way it changes wall-clock delays;
 - fan-out: a new version is published to Redis; the time until 99 % of the streams have it (wall clock
-  across processes on one machine), and the time until the last one has it.
+  across processes on one machine), and the time until the last one has it; repeated for a few rounds
+  (the median is reported, each round's p99 too, since other load on the machine moves single rounds).
 
 Every process shares this machine's cores, so the numbers include the clients' own scheduling delays.
 Recalibration: ``bench.fleetbench.recalibrate.measure_recalibration(n_outcomes) -> seconds`` when that
@@ -59,9 +60,9 @@ class FanOut:
     watchers: int
     connected: int
     kb_per_watcher: float
-    p99_s: float | None
-    max_s: float | None
-    received: int
+    p99_s: float | None  # median over the rounds
+    max_s: float | None  # median over the rounds
+    p99_rounds: tuple[float | None, ...]
     errors: dict[str, int]
     server_cpu_us: float  # server CPU time per delivered update, from publish to the last delivery
 
@@ -80,8 +81,8 @@ async def publish(redis_url: str, p: Policy) -> None:
 
 
 def start_server(redis_url: str) -> tuple[subprocess.Popen[str], int]:
-    process = subprocess.Popen([sys.executable, "-m", "bench.fleetbench.server", "--redis-url", redis_url],
-                               cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    argv = [sys.executable, "-m", "bench.fleetbench.server", "--redis-url", redis_url]
+    process = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, text=True)
     assert process.stdout is not None
     line = process.stdout.readline()
     if not line.startswith("port "):
@@ -114,36 +115,50 @@ def rss(pid: int) -> int:
     return int(psutil.Process(pid).memory_info().rss)
 
 
-def measure_fanout(redis_url: str, watchers: int) -> FanOut:
+def measure_fanout(redis_url: str, watchers: int, rounds: int) -> FanOut:
     cohort = f"bench-{watchers}"
+    versions = [f"v{i + 2}" for i in range(rounds)]
     asyncio.run(publish(redis_url, policy("v1", cohort, 0.5)))
     server, port = start_server(redis_url)
     clients: list[subprocess.Popen[str]] = []
     try:
         time.sleep(0.5)
         before = rss(server.pid)
-        clients = start_watchers(port, watchers, cohort, "v1", "v2")
-        connected_reports = [read_json(c.stdout) for c in clients]
-        connected = sum(r["connected"] for r in connected_reports)
+        clients = start_watchers(port, watchers, cohort, "v1", ",".join(versions))
+        reports = [read_json(c.stdout) for c in clients]
+        connected = sum(r["connected"] for r in reports)
         time.sleep(1.0)  # let the server settle before reading its memory
         after = rss(server.pid)
         cpu_before = cpu_seconds(server.pid)
-        published_at = time.time()
-        asyncio.run(publish(redis_url, policy("v2", cohort, 0.4)))
-        reports = [read_json(c.stdout) for c in clients]
+        delays = []
+        for index, version in enumerate(versions):
+            time.sleep(0.5)  # a quiet moment between rounds
+            published_at = time.time()
+            asyncio.run(publish(redis_url, policy(version, cohort, 0.45 - index * 0.01)))
+            round_reports = [read_json(c.stdout) for c in clients]
+            reports += round_reports
+            delays.append(sorted(t - published_at for r in round_reports for t in r["received"]))
         cpu_used = cpu_seconds(server.pid) - cpu_before
     finally:
         for client in clients:
             client.wait(timeout=60)
         server.terminate()
         server.wait(timeout=30)
-    delays = sorted(t - published_at for r in reports for t in r["received"])
     errors: dict[str, int] = {}
-    for report in (*connected_reports, *reports):
+    for report in reports:
         for code, n in report["errors"].items():
             errors[code] = max(errors.get(code, 0), n)
-    return FanOut(watchers, connected, (after - before) / max(connected, 1) / 1024, _quantile(delays, watchers, 0.99),
-                  _quantile(delays, watchers, 1.0), len(delays), errors, cpu_used / max(len(delays), 1) * 1e6)
+    p99s = tuple(_quantile(d, watchers, 0.99) for d in delays)
+    maxes = tuple(_quantile(d, watchers, 1.0) for d in delays)
+    delivered = sum(len(d) for d in delays)
+    return FanOut(watchers, connected, (after - before) / max(connected, 1) / 1024, _median(p99s), _median(maxes),
+                  p99s, errors, cpu_used / max(delivered, 1) * 1e6)
+
+
+def _median(values: Sequence[float | None]) -> float | None:
+    """The median, counting a round that never completed (None) as the slowest."""
+    ordered = sorted(values, key=lambda v: math.inf if v is None else v)
+    return ordered[len(ordered) // 2] if ordered else None
 
 
 def _quantile(delays: Sequence[float], population: int, q: float) -> float | None:
@@ -168,6 +183,7 @@ def report(results: list[FanOut], recalibrate_s: float | None) -> dict[str, Any]
         k = f"{r.watchers // 1000}k"
         out |= {f"fanout_p99_s_{k}": r.p99_s, f"fanout_max_s_{k}": r.max_s, f"connected_{k}": r.connected,
                 f"kb_per_watcher_{k}": round(r.kb_per_watcher, 2), f"errors_{k}": r.errors,
+                f"fanout_p99_rounds_s_{k}": r.p99_rounds,
                 f"server_cpu_us_per_update_{k}": round(r.server_cpu_us, 1)}
     out["kb_per_watcher"] = round(results[-1].kb_per_watcher, 2) if results else None
     out["recalibrate_1m_s"] = recalibrate_s
@@ -194,13 +210,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--sizes", default=None, help="comma-separated watcher counts (default 10000,40000)")
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--skip-recalibration", action="store_true")
+    parser.add_argument("--rounds", type=int, default=None, help="updates published per size (default 3, quick 2)")
     args = parser.parse_args(argv)
     sizes = [int(s) for s in args.sizes.split(",")] if args.sizes else ([2_000, 5_000] if args.quick
                                                                         else [10_000, 40_000])
     results = []
     with RedisProcess() as redis:
         for size in sizes:
-            results.append(measure_fanout(redis.url, size))
+            results.append(measure_fanout(redis.url, size, args.rounds or (2 if args.quick else 3)))
             print(f"{size} watchers done (load average {os.getloadavg()[0]:.1f})", file=sys.stderr, flush=True)
     recalibrate_s = None if args.skip_recalibration else measure_recalibration(1_000_000)
     print_table(results, recalibrate_s)

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import os
 import signal
 import sys
@@ -85,6 +86,8 @@ async def open_redis_stores(config: ServiceConfig) -> AsyncIterator[tuple[Outcom
 def _serve(args: argparse.Namespace) -> int:
     config = config_from(args, os.environ)
     configure_logging(config.log_format, config.log_level)
+    if config.gc_threshold:
+        gc.set_threshold(config.gc_threshold)
     asyncio.run(serve(config, open_redis_stores))
     return 0
 

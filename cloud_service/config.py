@@ -44,6 +44,10 @@ class ServiceConfig:
     max_pending_requests: int = 100_000
     readiness_interval_s: float = 2.0  # how often the health status follows the backend
     policy_signing_key: str = ""  # Ed25519 private key (PEM) that signs published policies; empty: unsigned
+    # Allocations between young-generation garbage collections (gc.set_threshold; 0: Python's 700). With tens
+    # of thousands of Watch streams alive, the default collects so often during a policy fan-out that it
+    # doubles the server's CPU per delivered update (bench.fleet: ~50 -> ~26 us at 8,000 watchers).
+    gc_threshold: int = 100_000
 
     def __post_init__(self) -> None:
         split_address(self.listen, "listen")
@@ -55,6 +59,7 @@ class ServiceConfig:
         _require(bool(self.triton_url and self.triton_model), "triton_url", "set, with triton_model")
         _require(self.max_inflight >= 1, "max_inflight", ">= 1")
         _require(self.max_pending_requests >= 1, "max_pending_requests", ">= 1")
+        _require(self.gc_threshold >= 0, "gc_threshold", ">= 0")
         for name in ("max_deadline_s", "grace_s", "readiness_interval_s"):
             value = getattr(self, name)
             _require(math.isfinite(value) and value > 0, name, "a positive number of seconds")

@@ -3,13 +3,15 @@ interceptor and FleetServicer) on the Redis policy store; escalations and upload
 
     python -m bench.fleetbench.server --redis-url URL [--max-pending N]
 
-Prints ``port <n>`` once serving, then serves until SIGTERM.
+Prints ``port <n>`` once serving, then serves until SIGTERM. The garbage collector is tuned as in
+``cloud-service serve`` (``ServiceConfig.gc_threshold``).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import signal
 from collections.abc import AsyncIterator, Sequence
 
@@ -70,7 +72,11 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--redis-url", required=True)
     parser.add_argument("--max-pending", type=int, default=ServiceConfig.max_pending_requests)
+    parser.add_argument("--gc-threshold", type=int, default=ServiceConfig.gc_threshold,
+                        help="as cloud-service serve: gc.set_threshold(N) (0: Python's default)")
     args = parser.parse_args()
+    if args.gc_threshold:
+        gc.set_threshold(args.gc_threshold)
     asyncio.run(serve(args.redis_url, args.max_pending))
 
 

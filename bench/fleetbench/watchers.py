@@ -1,12 +1,12 @@
 """Simulated devices: many WatchPolicy streams over a few channels from one process, opened in a burst.
 
     python -m bench.fleetbench.watchers --target HOST:PORT --count N --channels C --prefix P
-        --initial V1 --new V2 --connect-timeout S --update-timeout S
+        --initial V1 --new V2,V3,... --connect-timeout S --update-timeout S
 
 Protocol on stdout (one JSON object per line):
-``{"connected": n}`` once every stream got ``V1`` (or the connect timeout passed), then
-``{"received": [t, ...]}`` with the wall-clock time (``time.time()``) at which each stream got ``V2``
-(streams that did not within the update timeout are missing), then exit.
+``{"connected": n}`` once every stream got ``V1`` (or the connect timeout passed), then for each new
+version in order ``{"received": [t, ...]}`` with the wall-clock time (``time.time()``) at which each
+stream got it (streams that did not within the update timeout are missing), then exit.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import json
 import time
 
@@ -25,12 +26,12 @@ EDGE_MODEL = common_pb2.ModelRef(id="bench-edge", version="bench-1")
 
 
 class Fleet:
-    def __init__(self, count: int, initial: str, new: str) -> None:
-        self.initial, self.new = initial, new
+    def __init__(self, count: int, initial: str, new: list[str]) -> None:
+        self.initial = initial
         self.connected = 0
         self.all_connected = asyncio.Event()
-        self.received: list[float] = []
-        self.all_received = asyncio.Event()
+        self.received: dict[str, list[float]] = {version: [] for version in new}
+        self.all_received = {version: asyncio.Event() for version in new}
         self.count = count
         self.codes: dict[str, int] = {}
 
@@ -39,10 +40,11 @@ class Fleet:
             self.connected += 1
             if self.connected == self.count:
                 self.all_connected.set()
-        elif version == self.new:
-            self.received.append(time.time())
-            if len(self.received) == self.count:
-                self.all_received.set()
+        elif version in self.received:
+            times = self.received[version]
+            times.append(time.time())
+            if len(times) == self.count:
+                self.all_received[version].set()
 
 
 async def watch(stub: fleet_pb2_grpc.FleetServiceStub, device_id: str, cohort: str, fleet: Fleet) -> None:
@@ -58,15 +60,16 @@ async def run(args: argparse.Namespace) -> None:
     options = [("grpc.use_local_subchannel_pool", 1)]  # one TCP connection per channel
     channels = [grpc.aio.insecure_channel(args.target, options=options) for _ in range(args.channels)]
     stubs = [fleet_pb2_grpc.FleetServiceStub(channel) for channel in channels]  # type: ignore[no-untyped-call]
-    fleet = Fleet(args.count, args.initial, args.new)
+    fleet = Fleet(args.count, args.initial, args.new.split(","))
     tasks = [asyncio.create_task(watch(stubs[i % len(stubs)], f"{args.prefix}-{i}", args.cohort, fleet))
              for i in range(args.count)]
     with contextlib.suppress(asyncio.TimeoutError):
         await asyncio.wait_for(fleet.all_connected.wait(), args.connect_timeout)
     print(json.dumps({"connected": fleet.connected, "errors": fleet.codes}), flush=True)
-    with contextlib.suppress(asyncio.TimeoutError):
-        await asyncio.wait_for(fleet.all_received.wait(), args.update_timeout)
-    print(json.dumps({"received": fleet.received, "errors": fleet.codes}), flush=True)
+    for version, received in fleet.all_received.items():
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(received.wait(), args.update_timeout)
+        print(json.dumps({"received": fleet.received[version], "errors": fleet.codes}), flush=True)
     for task in tasks:
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
@@ -82,9 +85,12 @@ def main() -> None:
     parser.add_argument("--prefix", required=True)
     parser.add_argument("--cohort", default="bench")
     parser.add_argument("--initial", required=True)
-    parser.add_argument("--new", required=True)
+    parser.add_argument("--new", required=True, help="comma-separated versions, published in this order")
     parser.add_argument("--connect-timeout", type=float, default=120.0)
     parser.add_argument("--update-timeout", type=float, default=60.0)
+    # A real device holds one stream; thousands in one process make the young-generation collector run
+    # through the fan-out, a cost of the simulation, not of the fleet.
+    gc.set_threshold(100_000)
     asyncio.run(run(parser.parse_args()))
 
 
