@@ -1,0 +1,1 @@
+"""Parts of ``bench.uncertainty``: the live edge model's confidence signals against its real errors."""
