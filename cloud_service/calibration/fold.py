@@ -88,8 +88,8 @@ class StreamFolder:
         keys = [stream]
         items: list[list[object]] = []
         for ident, fields in entries:
-            record = _record(fields)
-            spec = statistics.record_fold(record).to_lua() if record is not None and _needs_fold(fields) else False
+            record = _record(fields) if _needs_fold(fields) else None  # decoding is most of the cost: only if needed
+            spec = statistics.record_fold(record).to_lua() if record is not None else False
             keys += _entry_keys(self._log, record, stream)
             items.append([ident.decode() if isinstance(ident, bytes) else ident, spec])
         args: list[str | int] = [self._config.group, self._log.dedupe_ttl_s, codec.to_json(items)]
