@@ -6,6 +6,7 @@
 * :mod:`.sampling` - N samples from one prefill of an :class:`~confroute.engine.Engine`.
 * :mod:`.semantic_entropy` - clustering by semantic equivalence, discrete and likelihood-weighted SE,
   the dSE preference labels of arXiv 2502.11021 and the SEP best-split threshold.
+* :mod:`.judge` - a model (e.g. the local cloud model) as the equivalence judge of the clustering.
 
-Only :mod:`.sampling` needs the engine (onnxruntime); the rest is pure numpy.
+Only :mod:`.sampling` and :mod:`.judge` need the engine (onnxruntime); the rest is pure numpy.
 """
