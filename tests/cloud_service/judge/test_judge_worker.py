@@ -16,7 +16,7 @@ from cloud_service.judge import Judge, JudgeConfig, JudgeWorker
 from cloud_service.outcomes.config import OutcomeLogConfig
 from cloud_service.outcomes.redis_client import connect
 from cloud_service.outcomes.writer import OutcomeWriter
-from confroute.contract.enums import AnsweredBy, Decision
+from confroute.contract.enums import AnsweredBy, Decision, Label
 from confroute.contract.outcome import OutcomeRecord
 from tests.cloud_service.calibration.traffic import EDGE, routed
 from tests.cloud_service.redis_server import RedisServer
@@ -97,3 +97,43 @@ def test_an_unreachable_judge_leaves_the_query_unlabelled(redis_server: RedisSer
 
     assert outcomes["unlabelled"] == 1
     assert stats_and_labels(redis_server)[1] == []
+
+
+async def judge_then_recalibrate(server: RedisServer, triton_url: str) -> tuple[Counter[str], str, int]:
+    """Gold labels on escalations, judge labels on shadow queries, then one recalibration that needs more
+    labels than the gold ones alone."""
+    from cloud_service.calibration import RecalibrationConfig, RecalibrationWorker
+    from cloud_service.policies import PolicyStoreConfig, RedisPolicyStore
+
+    log = OutcomeLogConfig(url=server.url, retain_text=True)
+    client = connect(server.url, connect_timeout_s=1.0, command_timeout_s=10.0)
+    backend = await TritonBackend.create(TritonBackendConfig(url=triton_url, model="verdict"))
+    store = RedisPolicyStore(PolicyStoreConfig(url=server.url))
+    try:
+        writer = OutcomeWriter(client, log)
+        escalations = routed(400, threshold=0.5, shadow_rate=0.0)  # escalated below 0.5, with gold labels
+        gold = sum(record.label is not Label.UNKNOWN for record in escalations)
+        await writer.write(escalations)
+        pairs = [shadowed(f"s-{i}") for i in range(60)]
+        await writer.write([device for device, _ in pairs])
+        await writer.write([service for _, service in pairs], origin="service")
+        config = JudgeConfig(max_in_flight=8, calls_per_second=1000.0)
+        outcomes = await JudgeWorker(client, log, Judge(backend, config), config).run_once()
+        recalibration = RecalibrationConfig(target="rate", target_rate=0.3, min_labelled=gold + 30,
+                                            min_effective_size=50)
+        [result] = await RecalibrationWorker(client, log, store, recalibration).run_once()
+        return outcomes, result.reason, gold
+    finally:
+        await store.close()
+        await backend.close()
+        await client.aclose()
+
+
+def test_judge_labels_feed_the_next_recalibration(judge_triton: TritonServerProcess, redis_server: RedisServer) -> None:
+    outcomes, refusal, gold = asyncio.run(judge_then_recalibrate(redis_server, judge_triton.endpoints.grpc_url))
+
+    assert outcomes["labelled"] == 60
+    assert refusal == ""  # published: the gold labels alone were 30 short of the minimum
+    stats, labels = stats_and_labels(redis_server)
+    assert len(labels) == 60
+    assert stats["N:c"] + stats["N:w"] == gold + 60
