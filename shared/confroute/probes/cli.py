@@ -18,13 +18,15 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 
 from confroute.bundle.store import load_bundle, sha256_file
 from confroute.errors import ConfrouteError
+from confroute.paths import cache_dir
 from confroute.probes.data import read_examples, write_examples
 from confroute.probes.labels import LABEL_KINDS
 from confroute.probes.train import ProbeOutput, TrainConfig, train_probes, write_report
@@ -44,10 +46,12 @@ class ProbeCliConfig:
     seed: int = 0
     threads: int = 2
     dry_run: bool = False
+    embed_text: bool = False
+    cache: Path | None = None
     train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
 
 
-def parse_args(argv: Sequence[str]) -> ProbeCliConfig:
+def parse_args(argv: Sequence[str], env: Mapping[str, str]) -> ProbeCliConfig:
     parser = argparse.ArgumentParser(prog="confroute-probe", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -66,6 +70,9 @@ def parse_args(argv: Sequence[str]) -> ProbeCliConfig:
     train.add_argument("--top-p", type=float, default=1.0)
     train.add_argument("--se-variant", choices=["discrete", "likelihood"], default="discrete")
     train.add_argument("--tau", type=float, default=0.0, help="dSE threshold: weak wins when dSE > tau")
+    train.add_argument("--embed-text", action="store_true",
+                       help="cluster free-text samples by all-MiniLM-L6-v2 embeddings (default: normalised text)")
+    train.add_argument("--similarity", type=float, default=0.9, help="cosine similarity that joins a cluster")
     train.add_argument("--threads", type=int, default=2, help="onnxruntime intra-op threads")
     train.add_argument("--dry-run", action="store_true", help="report, but do not write the bundle")
     show = commands.add_parser("show", help="print the probes' provenance from the manifest")
@@ -83,9 +90,11 @@ def parse_args(argv: Sequence[str]) -> ProbeCliConfig:
         parser.error("--label dse needs --strong-bundle (the model the edge model is compared with)")
     config = TrainConfig(label=args.label, outputs=OUTPUTS[args.output], val_frac=args.val_frac, seed=args.seed,
                          folds=args.folds, max_new_tokens=args.max_new_tokens, samples=args.samples,
-                         temperature=args.temperature, top_p=args.top_p, se_variant=args.se_variant, tau=args.tau)
+                         temperature=args.temperature, top_p=args.top_p, se_variant=args.se_variant, tau=args.tau,
+                         similarity=args.similarity)
     return ProbeCliConfig("train", bundle=args.bundle, data=args.data, strong_bundle=args.strong_bundle,
-                          seed=args.seed, threads=args.threads, dry_run=args.dry_run, train=config)
+                          seed=args.seed, threads=args.threads, dry_run=args.dry_run, embed_text=args.embed_text,
+                          cache=cache_dir(env), train=config)
 
 
 def run_train(config: ProbeCliConfig) -> None:
@@ -96,7 +105,12 @@ def run_train(config: ProbeCliConfig) -> None:
     options = RuntimeOptions(intra_op_threads=config.threads)
     engine = Engine(config.bundle, options)
     strong = Engine(config.strong_bundle, options) if config.strong_bundle else None
-    report = train_probes(engine, examples, config.train, strong=strong, say=_say)
+    embedder = None
+    if config.embed_text and config.cache is not None:
+        from confroute.embeddings.minilm import load_minilm
+
+        embedder = load_minilm(config.cache, _say)
+    report = train_probes(engine, examples, config.train, strong=strong, embedder=embedder, say=_say)
     _say(f"collected in {report.collect_seconds:.1f} s ({report.generated_tokens} greedy tokens)")
     if config.dry_run:
         _say("dry run: the bundle is unchanged")
@@ -127,7 +141,7 @@ def _say(message: str) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    config = parse_args(sys.argv[1:] if argv is None else argv)
+    config = parse_args(sys.argv[1:] if argv is None else argv, dict(os.environ))
     try:
         {"train": run_train, "show": run_show, "ladder": run_ladder}[config.command](config)
     except ConfrouteError as exc:

@@ -53,13 +53,14 @@ def correctness_labels(examples: Sequence[Example], answers: Sequence[str]) -> L
 
 
 def semantic_entropies(examples: Sequence[Example], samples: Sequence[Sequence[Sample]], variant: SeVariant,
-                       embedder: Embedder | None = None) -> npt.NDArray[np.float64]:
+                       embedder: Embedder | None = None, similarity: float = 0.9) -> npt.NDArray[np.float64]:
     """SE per example from its sampled answers (free text clustered by ``embedder`` when given)."""
     out = np.empty(len(examples))
     for i, (example, drawn) in enumerate(zip(examples, samples, strict=True)):
         if not drawn:
             raise InvalidInput("semantic entropy needs sampled answers (samples >= 2)", field="samples")
-        ids = cluster_answers([s.text for s in drawn], example.kind, example.options, embedder=embedder)
+        ids = cluster_answers([s.text for s in drawn], example.kind, example.options, embedder=embedder,
+                              threshold=similarity)
         out[i] = discrete_se(ids) if variant == "discrete" else likelihood_se(
             ids, [s.logprob_sum for s in drawn], [s.token_count for s in drawn])
     return out

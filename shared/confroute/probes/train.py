@@ -55,6 +55,7 @@ class TrainConfig:
     top_p: float = 1.0
     se_variant: SeVariant = "discrete"
     tau: float = 0.0
+    similarity: float = 0.9  # cosine similarity joining free-text answers (with an embedder)
 
     def collect_options(self) -> CollectOptions:
         n = 0 if self.label == "correct" else self.samples
@@ -72,6 +73,7 @@ class TrainReport:
     collect_seconds: float
     generated_tokens: int
     strong_model: str | None
+    embedder: str | None = None
 
 
 def train_probes(engine: Engine, examples: Sequence[Example], config: TrainConfig, *,
@@ -97,8 +99,9 @@ def train_probes(engine: Engine, examples: Sequence[Example], config: TrainConfi
              f"validation AUROC {fit.val_auroc:.3f} ({fit.n_train} train / {fit.n_val} validation)")
         fits[output] = fit
     strong_model = None if strong is None else f"{strong.manifest.model_id}@{strong.manifest.version}"
+    embedder_name = None if embedder is None else str(getattr(embedder, "model_id", type(embedder).__name__))
     return TrainReport(config, fits, labels, len(examples), collected.seconds, collected.generated_tokens,
-                       strong_model)
+                       strong_model, embedder_name)
 
 
 def write_report(bundle: str | os.PathLike[str], report: TrainReport, *, data_source: Mapping[str, Any],
@@ -115,7 +118,9 @@ def provenance(report: TrainReport, fit: ProbeFit, data_source: Mapping[str, Any
     generation: dict[str, Any] = {"decoding": "greedy", "max_new_tokens": c.max_new_tokens}
     if c.label != "correct":
         generation |= {"samples": c.samples, "temperature": c.temperature, "top_p": c.top_p,
-                       "se_variant": c.se_variant, "seed": c.seed}
+                       "se_variant": c.se_variant, "seed": c.seed,
+                       "clustering": "normalised final answer" if report.embedder is None
+                       else f"free text by {report.embedder} embeddings, cosine >= {c.similarity}"}
     return {
         "label": c.label, **report.labels.detail,
         "data": {**data_source, "examples": report.examples, "train": fit.n_train, "validation": fit.n_val,
@@ -140,14 +145,15 @@ def _labels(config: TrainConfig, examples: Sequence[Example], collected: Collect
             embedder: Embedder | None, tell: Say) -> LabelSet:
     if config.label == "correct":
         return correctness_labels(examples, collected.answers)
-    weak_se = semantic_entropies(examples, collected.samples, config.se_variant, embedder)
+    weak_se = semantic_entropies(examples, collected.samples, config.se_variant, embedder, config.similarity)
     if config.label == "se":
         return se_labels(weak_se)
     assert strong is not None
     tell(f"sampling the strong model ({strong.manifest.model_id}) over {len(examples)} examples")
     strong_samples = collect_samples(strong, examples, config.collect_options(),
                                      _every(tell, len(examples), "strong"))
-    return dse_labels(semantic_entropies(examples, strong_samples, config.se_variant, embedder), weak_se, config.tau)
+    strong_se = semantic_entropies(examples, strong_samples, config.se_variant, embedder, config.similarity)
+    return dse_labels(strong_se, weak_se, config.tau)
 
 
 def _every(tell: Say, total: int, name: str) -> Callable[[int, int], None]:

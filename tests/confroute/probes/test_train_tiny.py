@@ -67,3 +67,24 @@ def test_correct_labels_need_gold_answers(probe_bundle: Path, tmp_path: Path) ->
     (tmp_path / "nogold.jsonl").write_text('{"question": "q"}\n{"question": "r"}\n', encoding="utf-8")
     with pytest.raises(InvalidInput, match="gold answer"):
         train_probes(Engine(probe_bundle), read_examples(tmp_path / "nogold.jsonl"), FAST)
+
+
+class ParityEmbedder:
+    """A fake embedder: texts of even length point one way, odd lengths the other."""
+
+    model_id = "parity"
+    dim = 2
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        return np.array([[1.0, 0.0] if len(t) % 2 == 0 else [0.0, 1.0] for t in texts], dtype=np.float32)
+
+
+def test_free_text_samples_can_be_clustered_by_an_embedder(probe_bundle: Path, half_right_data: Path) -> None:
+    config = TrainConfig(label="se", samples=4, max_new_tokens=3, temperature=1.0, outputs=("slt",),
+                         l2_grid=(1.0,), folds=2)
+    report = train_probes(Engine(probe_bundle), read_examples(half_right_data), config, embedder=ParityEmbedder())
+    assert report.embedder == "parity" and 0 < report.labels.labels.mean() < 1
+    write_report(probe_bundle, report, data_source={"file": "d"}, trained_at="T")
+    generation = Engine(probe_bundle).manifest.probe.trained["slt"]["generation"]
+    assert generation["clustering"] == "free text by parity embeddings, cosine >= 0.9"
+    assert generation["samples"] == 4
