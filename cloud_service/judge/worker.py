@@ -29,6 +29,7 @@ from cloud_service.outcomes.labels import LabelOutcome, LabelWriter, LateLabel
 from cloud_service.outcomes.redis_client import StreamEntry, stream_entries, translated
 from confroute.contract.enums import AnsweredBy, Label, LabelSource
 from confroute.contract.outcome import OutcomeRecord
+from confroute.errors import Unavailable
 
 logger = logging.getLogger(__name__)
 
@@ -65,8 +66,12 @@ class JudgeWorker:
         return outcomes
 
     async def run_forever(self, interval_s: float) -> None:
+        """``run_once()`` every ``interval_s``; a Redis outage is logged and waited out."""
         while True:
-            await self.run_once()
+            try:
+                await self.run_once()
+            except Unavailable as exc:
+                logger.warning("judge pass skipped, Redis unavailable: %s", exc)
             await asyncio.sleep(interval_s)
 
     async def _judge_batch(self, stream: str, entries: Sequence[StreamEntry]) -> list[str]:
