@@ -71,7 +71,8 @@ class Engine:
         """A new run decoding after ``prefix``'s prompt, reusing its KV cache (no second prefill).
 
         Runs resumed from one prefix share its cache: decode them one after another. Starting a new run
-        invalidates the previous one (iterating it then raises ``RuntimeFailure``).
+        invalidates the previous one (iterating it then raises ``RuntimeFailure``). Every resumed run
+        reports the shared prefill's ``prefill_ms``: count it once when adding up costs.
         """
         if params.max_new_tokens > prefix.max_new_tokens:
             raise InvalidInput(f"the prefix has room for {prefix.max_new_tokens} new tokens, "
