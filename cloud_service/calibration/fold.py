@@ -25,23 +25,24 @@ from cloud_service.outcomes.labels import folded_marker
 from cloud_service.outcomes.redis_client import StreamEntry, translated
 from confroute.contract.outcome import OutcomeRecord
 
-# KEYS[1]: the stream; KEYS[3i-1], KEYS[3i], KEYS[3i+1]: entry i's statistics hash, late-label marker and
-# fold marker. ARGV[1]: the group; ARGV[2]: the markers' TTL; ARGV[3]: JSON [[entry id, fold or false], ...].
+# KEYS[1]: the stream; KEYS[4i-2], KEYS[4i-1], KEYS[4i], KEYS[4i+1]: entry i's statistics prefix, late-label
+# marker, fold marker and policy-version totals. ARGV[1]: the group; ARGV[2]: the markers' TTL;
+# ARGV[3]: JSON [[entry id, fold or false], ...].
 # Returns {acknowledged, folded}.
 FOLD_AND_ACK = statistics.FOLD_FUNCTION + """
 local group, ttl = ARGV[1], ARGV[2]
 local items = cjson.decode(ARGV[3])
 local acked, folded = 0, 0
 local markers = {}
-for i = 1, #items do markers[i] = KEYS[3 * i] end
+for i = 1, #items do markers[i] = KEYS[4 * i - 1] end
 local late = redis.call('MGET', unpack(markers))
 for i = 1, #items do
   local id, spec = items[i][1], items[i][2]
   if redis.call('XACK', KEYS[1], group, id) == 1 then
     acked = acked + 1
     if spec then
-      fold(KEYS[3 * i - 1], spec, late[i])
-      redis.call('SET', KEYS[3 * i + 1], id, 'EX', ttl)
+      fold(KEYS[4 * i - 2], KEYS[4 * i + 1], spec, late[i])
+      redis.call('SET', KEYS[4 * i], id, 'EX', ttl)
       folded = folded + 1
     end
   end
@@ -116,6 +117,7 @@ def _record(fields: Mapping[bytes, bytes]) -> OutcomeRecord | None:
 
 def _entry_keys(config: OutcomeLogConfig, record: OutcomeRecord | None, stream: str) -> list[str]:
     if record is None:  # acknowledged without a fold: the keys only hold the positions (in the stream's slot)
-        return [stream, stream, stream]
+        return [stream, stream, stream, stream]
     keys = config.partition(record.edge_model.version, record.cohort)
-    return [keys.stats(record.mode._value_), keys.labelled(record.query_id), folded_marker(config, record)]
+    return [keys.stats(record.mode._value_), keys.labelled(record.query_id), folded_marker(config, record),
+            keys.arm(record.policy_version)]

@@ -17,6 +17,7 @@ from cloud_service.outcomes.config import PartitionKeys
 from cloud_service.outcomes.redis_client import translated
 from cloud_service.outcomes.statistics import BINS, LABELS, SIGNALS, WEIGHT_SCALE
 from confroute.calibration import ScoreHistogram
+from confroute.calibration.canary import ArmQuality
 from confroute.contract.enums import RoutingMode
 
 IntArray = npt.NDArray[np.int64]
@@ -84,3 +85,21 @@ def _ints(raw: bytes | None, size: int) -> IntArray:
         stored = np.frombuffer(raw[:usable], dtype=">i8")
         values[: stored.size] = stored
     return values
+
+
+async def read_arm(client: Redis, keys: PartitionKeys, policy_version: str) -> ArmQuality:
+    """The labelled quality of the records ``policy_version`` routed: weighted share of correct edge
+    answers among the labelled ones (the cloud answered the others: counted as good only via their own
+    labels) and its Kish effective sample size (0 without labels)."""
+    with translated("reading a policy version's outcome totals"):
+        raw = await client.get(keys.arm(policy_version))
+    return arm_quality(_ints(raw if isinstance(raw, bytes) else None, TOTALS))
+
+
+def arm_quality(totals: IntArray) -> ArmQuality:
+    """:func:`read_arm` from the 9 integer totals ``[N_c, N_w, N_u, W_c, W_w, W_u, W2_c, W2_w, W2_u]``."""
+    weight = float(totals[3] + totals[4]) / WEIGHT_SCALE
+    weight_sq = float(totals[6] + totals[7]) / WEIGHT_SCALE
+    if weight <= 0.0 or weight_sq <= 0.0:
+        return ArmQuality(0.0, 0.0)
+    return ArmQuality(min(1.0, float(totals[3]) / WEIGHT_SCALE / weight), weight * weight / weight_sq)

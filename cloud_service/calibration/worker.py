@@ -23,11 +23,12 @@ from redis.typing import EncodableT, FieldT
 from cloud_service.calibration.config import RecalibrationConfig
 from cloud_service.calibration.fold import FoldCounts, StreamFolder
 from cloud_service.calibration.policy_maker import Recalibration, recalibrate
-from cloud_service.calibration.statistics_reader import read_statistics
+from cloud_service.calibration.statistics_reader import read_arm, read_statistics
 from cloud_service.outcomes import codec
 from cloud_service.outcomes.config import OutcomeLogConfig, PartitionKeys
 from cloud_service.outcomes.redis_client import stream_entries, translated
-from cloud_service.policies.operations import Published, RolloutStore, publish_candidate
+from cloud_service.policies.operations import Published, RolloutStore, judge_canary, publish_candidate
+from confroute.calibration.canary import CanaryDecision, CanaryVerdict
 from confroute.contract.policy import Policy
 from confroute.errors import Unavailable
 
@@ -96,13 +97,36 @@ class RecalibrationWorker:
             tags = await self._client.smembers(self._log.partitions_key)
         return [self._log.partition_of_tag(_text(tag)) for tag in sorted(tags)]
 
+    async def evaluate_canary(self, keys: PartitionKeys) -> CanaryDecision | None:
+        """Promotes or rolls back the partition's running canary from the labelled outcomes each arm routed
+        (``judge_canary``), or says to wait; None when no canary runs."""
+        version, cohort = _version_and_cohort(self._log, keys)
+        state = (await self._store.rollout(version, cohort)).state
+        if not state.canary:
+            return None
+        canary = await read_arm(self._client, keys, state.canary)
+        control = await read_arm(self._client, keys, state.control)
+        decision = await judge_canary(self._store, version, cohort, canary, control)
+        logger.info("canary %s vs control %s for edge model %s, cohort %r: %s (%s)", state.canary, state.control,
+                    version, cohort, decision.verdict.value, decision.reason)
+        return decision
+
     async def recalibrate_partition(self, keys: PartitionKeys) -> Recalibration:
+        """Judges a running canary first; while it is undecided no new candidate is published."""
+        decision = await self.evaluate_canary(keys)
+        if decision is not None and decision.verdict is CanaryVerdict.WAIT:
+            result = Recalibration(None, f"a canary is still being evaluated: {decision.reason}",
+                                   {"canary": {"verdict": decision.verdict.value, "reason": decision.reason}})
+            await self._record(keys, result)
+            return result
         version, cohort = _version_and_cohort(self._log, keys)
         stats = await read_statistics(self._client, keys)
         current = await self._store.current(version, cohort)
         result = recalibrate(stats, current, self._config, edge_model_version=version, cohort=cohort,
                              now=self._clock())
         result.provenance["window"] = await self._window(keys)
+        if decision is not None:
+            result.provenance["canary"] = {"verdict": decision.verdict.value, "reason": decision.reason}
         if result.policy is None:
             logger.warning("no new policy for edge model %s, cohort %r: %s; the current one (%s) stays",
                            version, cohort, result.reason, current.policy_version if current else "none")

@@ -8,6 +8,7 @@ hash tag, so the Lua scripts that touch a stream and its statistics never cross 
     <prefix>:{<version>|<cohort>}:stats:<mode>:...     score histograms of that routing mode (see statistics)
     <prefix>:{<version>|<cohort>}:labelled:<qid>       late-label marker: the label moved once (TTL)
     <prefix>:{<version>|<cohort>}:folded:<qid>         set by the worker's fold of an entry not folded at ingest
+    <prefix>:{<version>|<cohort>}:arm:<policy>         label totals of the records one policy version routed
     <prefix>:{<version>|<cohort>}:labels               late labels written back (judge, gold)
     <prefix>:{<version>|<cohort>}:recalibrations       provenance of each recalibration (published or refused)
     <prefix>:partitions                                a set of the partition tags (its own slot)
@@ -125,6 +126,10 @@ class PartitionKeys:
 
     def labelled(self, query_id: str) -> str:
         return f"{self.base}:labelled:{query_id}"
+
+    def arm(self, policy_version: str) -> str:
+        """The label totals of the records routed by ``policy_version`` (see ``statistics``)."""
+        return f"{self.base}:arm:{quote(policy_version, safe='')}"
 
     @property
     def labels(self) -> str:

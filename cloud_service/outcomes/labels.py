@@ -26,7 +26,8 @@ from confroute.contract.enums import Label, LabelSource
 from confroute.contract.outcome import OutcomeRecord
 
 # KEYS: [1] labelled marker, [2] labels stream, [3] the device record's dedupe key (value: its entry id),
-# [4] its statistics hash, [5] its worker-fold marker, [6] the outcome stream. ARGV: [1] TTL (s),
+# [4] its statistics prefix, [5] its worker-fold marker, [6] the outcome stream, [7] its policy version's
+# totals. ARGV: [1] TTL (s),
 # [2] label code, [3] label source, [4] query id, [5] the record's fold as folded (label u).
 # Returns 1 moved, 2 waiting for the record's fold, 0 labelled before.
 LABEL_ONCE = statistics.FOLD_FUNCTION + """
@@ -45,8 +46,8 @@ if not folded then
 end
 if not folded then return 2 end
 local spec = cjson.decode(ARGV[5])
-bump_record(KEYS[4], spec, 'u', -1, false)
-bump_record(KEYS[4], spec, ARGV[2], 1, false)
+bump_record(KEYS[4], KEYS[7], spec, 'u', -1, false)
+bump_record(KEYS[4], KEYS[7], spec, ARGV[2], 1, false)
 flush()
 return 1
 """
@@ -97,7 +98,8 @@ class LabelWriter:
         keys = self._config.partition(record.edge_model.version, record.cohort)
         spec = statistics.record_fold(record).to_lua()
         script_keys = [keys.labelled(record.query_id), keys.labels, keys.seen(record.query_id, "device"),
-                       keys.stats(record.mode._value_), folded_marker(self._config, record), keys.stream]
+                       keys.stats(record.mode._value_), folded_marker(self._config, record), keys.stream,
+                       keys.arm(record.policy_version)]
         args: list[str | int] = [self._config.dedupe_ttl_s, statistics.LABEL_CODES[label.label], label.source._value_,
                 record.query_id, codec.to_json(spec)]
         with translated("writing a late label"):

@@ -14,6 +14,8 @@ calibration map is fitted on; ``pre``: the TBG probe), with ``BINS`` bins of equ
     <stats>:<sig>:w:<lab>    per bin, the sum of inverse propensities 1/p of the records labelled ``lab``
     <stats>:<sig>:t          totals per label: records, sum of 1/p, sum of 1/p^2 (the effective sample size)
     <stats>:meta             a hash: ``model``, the edge model's id (the partition names its version)
+    <base>:arm:<policy>      totals per label of the records routed by one policy version (all modes and
+                             scores together): what a canary is judged on against its control
 
 Each histogram is one string of signed 64-bit big-endian integers (``BITFIELD ... INCRBY i64 #<b>``):
 one command updates every bin a batch touches (a field per bin cost one command each, which made the
@@ -51,7 +53,8 @@ PROBE_TBG = "probe_tbg"
 PROBE_SLT = "probe_slt"
 LOGPROB_MEAN = "logprob_mean"
 
-# Lua: ``fold`` one record under the stats prefix ``stats``; ``spec`` = {label, weight, weight^2 (both
+# Lua: ``fold`` one record under the stats prefix ``stats`` and into the totals ``arm`` of the policy version
+# it was routed with; ``spec`` = {label, weight, weight^2 (both
 # integers in millionths), model, sig, bin, sig, bin, ...}; ``late``: a label written before the record
 # arrived (``labelled:<qid>``), which wins over ``u``. Folds add up in a table; ``flush()`` (once, at the
 # end of the script) sends one BITFIELD per histogram touched. ``bump`` is shared with the label mover.
@@ -83,25 +86,29 @@ local function keys_of(stats, sig)
   end
   return keys
 end
-local function bump_record(stats, spec, label, sign, count)
+local function bump_totals(key, at, sign, w, w2)
+  bump(key, at, sign)
+  bump(key, 3 + at, w)
+  bump(key, 6 + at, w2)
+end
+local function bump_record(stats, arm, spec, label, sign, count)
   local w, w2, at = sign * tonumber(spec[2]), sign * tonumber(spec[3]), label_index[label]
   for j = 5, #spec, 2 do
     local keys, bin = keys_of(stats, spec[j]), spec[j + 1]
     if count then bump(keys.n, bin, 1) end
     bump(keys[label], bin, w)
-    bump(keys.t, at, sign)
-    bump(keys.t, 3 + at, w)
-    bump(keys.t, 6 + at, w2)
+    bump_totals(keys.t, at, sign, w, w2)
   end
+  bump_totals(arm, at, sign, w, w2)
 end
-local function fold(stats, spec, late)
+local function fold(stats, arm, spec, late)
   local label = spec[1]
   if label == 'u' and late then label = late end
   if not seen_meta[stats] then
     redis.call('HSETNX', stats .. ':meta', 'model', spec[4])
     seen_meta[stats] = true
   end
-  bump_record(stats, spec, label, 1, true)
+  bump_record(stats, arm, spec, label, 1, true)
 end
 local function flush()
   for key, bins in pairs(pending) do

@@ -23,8 +23,8 @@ from cloud_service.outcomes.redis_client import translated
 from cloud_service.ports import StoreResult
 from confroute.contract.outcome import OutcomeRecord
 
-# KEYS[1]: the stream; KEYS[3i-1], KEYS[3i], KEYS[3i+1]: record i's dedupe key, statistics hash and
-# late-label marker (all in the stream's hash slot).
+# KEYS[1]: the stream; KEYS[4i-2], KEYS[4i-1], KEYS[4i], KEYS[4i+1]: record i's dedupe key, statistics
+# prefix, late-label marker and policy-version totals (all in the stream's hash slot).
 # ARGV[1]: dedupe TTL (s); ARGV[2]: approximate MAXLEN; ARGV[3]: a JSON array holding, for each
 # record, its fields as an array [field, value, field, value, ...]; ARGV[4]: a JSON array holding, for
 # each record, its statistics fold (see ``statistics.FOLD_FUNCTION``) or false. One argument for all the
@@ -37,15 +37,15 @@ local records = cjson.decode(ARGV[3])
 local folds = cjson.decode(ARGV[4])
 local added = {}
 local markers = {}
-for i = 1, #records do markers[i] = KEYS[3 * i + 1] end
+for i = 1, #records do markers[i] = KEYS[4 * i] end
 local late = redis.call('MGET', unpack(markers))
 for i = 1, #records do
-  local seen = KEYS[3 * i - 1]
+  local seen = KEYS[4 * i - 2]
   if redis.call('EXISTS', seen) == 0 then
     local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', maxlen, '*', unpack(records[i]))
     redis.call('SET', seen, id, 'EX', ttl)
     local spec = folds[i]
-    if spec then fold(KEYS[3 * i], spec, late[i]) end
+    if spec then fold(KEYS[4 * i - 1], KEYS[4 * i + 1], spec, late[i]) end
     added[i] = '1'
   else
     added[i] = '0'
@@ -114,7 +114,7 @@ class OutcomeWriter:
         folds: list[object] = []
         for record in records:
             script_keys += (keys.seen(record.query_id, origin), keys.stats(record.mode._value_),
-                            keys.labelled(record.query_id))
+                            keys.labelled(record.query_id), keys.arm(record.policy_version))
             pairs = [*codec.encode_pairs(record, retain_text=config.retain_text), "origin", origin]
             if fold:
                 pairs += (statistics.FOLDED_FIELD, "1")
