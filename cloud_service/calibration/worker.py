@@ -1,12 +1,14 @@
 """The recalibration worker: fold new outcomes, then publish a new policy per (edge model version, cohort).
 
 ``run_once()`` folds every outcome stream through the consumer group (``cloud_service.calibration.fold``)
-and then recalibrates each partition from its statistics (``policy_maker``): a few thousand hash fields,
-whatever the log's length. A new policy is published through the policy store; a refusal (too few
-labels, too small an effective sample size, labels of one class) leaves the current policy in place and
-is logged with its reason. Either way one provenance entry is appended to the partition's
-``recalibrations`` stream: the data window (first and last entry of the outcome stream), the sample
-sizes and, for a published policy, the escalation rate and risk estimated before and after.
+and then, per partition: judges a running canary from the labelled outcomes each arm routed (promote,
+roll back, or wait: no new candidate while one is undecided), and recalibrates from the statistics
+(``policy_maker``): a few dozen small strings, whatever the log's length. A new policy goes to the policy
+store as a canary candidate; a refusal (too few labels, too small an effective sample size, labels of one
+class) leaves the current policy in place and is logged with its reason. Either way one provenance entry
+is appended to the partition's ``recalibrations`` stream: the data window (first and last entry of the
+outcome stream), the sample sizes, the canary verdict and, for a published policy, the escalation rate
+and risk estimated before and after.
 """
 
 from __future__ import annotations
