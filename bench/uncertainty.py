@@ -27,9 +27,11 @@ from typing import Any
 
 import numpy as np
 
+from bench.readme_block import replace_block
 from bench.uncert.collect import CloudRecord, EdgeRecord, collect_cloud, collect_edge
 from bench.uncert.evaluate import score_cascade, score_signal
 from bench.uncert.items import Item, load_items, split
+from bench.uncert.markdown import render
 from bench.uncert.plot import plot_cascades
 from bench.uncert.signals import (
     HEAD_SIGNALS,
@@ -64,6 +66,8 @@ class Config:
     seed: int
     json_path: Path | None
     png_dir: Path | None
+    readme: bool
+    command: str
 
 
 def parse_args(argv: Sequence[str] | None) -> Config:
@@ -71,6 +75,8 @@ def parse_args(argv: Sequence[str] | None) -> Config:
     parser.add_argument("--quick", action="store_true", help="a small run (a few minutes)")
     parser.add_argument("--json", type=Path, help="write the numbers here")
     parser.add_argument("--png-dir", type=Path, help="write the cascade curves here (PNG)")
+    parser.add_argument("--readme", action="store_true",
+                        help="regenerate README.md's routing-quality block (curves into docs/img/)")
     parser.add_argument("--data", type=Path, help="the shared data folder (default ../shared/data)")
     parser.add_argument("--edge-bundle", type=Path, help="default: SmolLM2-135M 8-bit, built on first use")
     parser.add_argument("--cloud-bundle", type=Path, help="default: the local cloud model, built on first use")
@@ -87,7 +93,8 @@ def parse_args(argv: Sequence[str] | None) -> Config:
         data_dir=data, edge_bundle=args.edge_bundle or default_bundle_dir(cache, quantized=True), cloud_bundle=cloud,
         n_ladder=args.n_ladder or (72 if args.quick else 240), n_mc=args.n_mc or (18 if args.quick else 60),
         test_frac=0.5, max_new_tokens=args.max_new_tokens, temperature=1.0, seed=args.seed,
-        json_path=args.json, png_dir=args.png_dir)
+        json_path=args.json, png_dir=args.png_dir or (REPO / "docs" / "img" if args.readme else None),
+        readme=args.readme, command="python -m bench.uncertainty" + (" --quick" if args.quick else ""))
 
 
 def ensure_bundles(config: Config) -> None:
@@ -289,9 +296,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     config = parse_args(argv)
     report = run(config)
     print_table(report)
+    pngs: list[Path] = []
     if config.png_dir is not None and report["datasets"]:
-        for path in plot_cascades(report, config.png_dir):
-            _say(f"wrote {path}")
+        pngs = plot_cascades(report, config.png_dir)
+        _say(f"wrote {', '.join(str(p) for p in pngs)}")
+    if config.readme:
+        shown = [p.relative_to(REPO).as_posix() for p in pngs if p.is_relative_to(REPO)]
+        replace_block(REPO / "README.md", "bench.uncertainty", render(report, shown, config.command))
+        _say("regenerated the bench.uncertainty block of README.md")
     if config.json_path is not None:
         config.json_path.parent.mkdir(parents=True, exist_ok=True)
         config.json_path.write_text(json.dumps(report, indent=1, default=float))
