@@ -1,0 +1,42 @@
+"""Which routers run on which dataset, and the feature matrices they read."""
+
+from __future__ import annotations
+
+import numpy as np
+import numpy.typing as npt
+
+from bench.replay.data import ReplayData
+from bench.replay.evaluate import RouterSpec
+from bench.replay.features import length_features, one_hot, standardise
+from bench.replay.post import answer_features
+from bench.replay.routers import fit_group_prior, fit_knn, fit_matrix_factorisation, fit_mlp, fit_ridge
+
+FloatArray = npt.NDArray[np.float64]
+
+
+def feature_sets(data: ReplayData, prompt_emb: FloatArray) -> dict[str, FloatArray]:
+    """Label-free features (standardising over all rows leaks no outcome). The post-generation set reads
+    checks of the weak answer, not its embedding (embedding 1,300 long answers costs more than it adds)."""
+    meta = standardise(length_features(data.prompts))
+    groups = one_hot(data.group, len(data.group_names))
+    sets = {"emb": prompt_emb, "group": groups, "emb+meta": np.hstack([prompt_emb, meta, groups])}
+    if data.weak_answer is not None:
+        checks = standardise(answer_features(data.weak_answer))
+        sets["post"] = np.hstack([prompt_emb, meta, checks])
+        sets["post-checks"] = np.hstack([checks, meta])
+    return sets
+
+
+def router_specs(data: ReplayData, seed: int) -> list[RouterSpec]:
+    specs = [
+        RouterSpec("knn", "emb", lambda x, y: fit_knn(x, y)),
+        RouterSpec("mlp", "emb", lambda x, y: fit_mlp(x, y, seed=seed)),
+        RouterSpec("mf (RouteLLM)", "emb", lambda x, y: fit_matrix_factorisation(x, y, seed=seed)),
+        RouterSpec("ridge emb+len+group", "emb+meta", fit_ridge),
+    ]
+    if len(data.group_names) > 1:
+        specs.append(RouterSpec("group prior", "group", fit_group_prior))
+    if data.weak_answer is not None:
+        specs.append(RouterSpec("ridge answer-checks", "post-checks", fit_ridge, post=True))
+        specs.append(RouterSpec("ridge answer-checks+prompt", "post", fit_ridge, post=True))
+    return specs

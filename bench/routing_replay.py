@@ -1,0 +1,123 @@
+"""Benchmark A: query routers trained on RouteLLM's published per-query outcomes (Mixtral-8x7B -> GPT-4 on
+MT-Bench, GSM8K, MMLU), cross-fitted so that no query is scored by a router that saw it, against random and
+the oracle, with RouteLLM's APGR / CPT conventions (confroute.calibration.routing_curves).
+
+    python -m bench.routing_replay [--quick] [--json PATH] [--png-dir DIR] [--data DIR]
+
+Data: ``--data``, else ``$CONFROUTE_DATA_DIR``, else ``<repo>/../shared/data`` (MANIFEST.md there).
+Embeddings (all-MiniLM-L6-v2, numpy) are cached under the confroute cache, so reruns are fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from bench.replay.data import LOADERS, ReplayData, shuffled
+from bench.replay.embed import embed_chunked
+from bench.replay.evaluate import evaluate_router, reference_results
+from bench.replay.report import DatasetReport, document, plot, table
+from bench.replay.suite import feature_sets, router_specs
+from confroute.embeddings.cache import CachedEmbedder
+from confroute.embeddings.minilm import load_minilm
+from confroute.paths import cache_dir
+
+#: Tokens kept per text for the embedding; MMLU keeps the question's head (its cost dominates the run).
+EMBED_TOKENS = {"mt_bench": 256, "gsm8k": 256, "mmlu": 64}
+
+
+@dataclass(frozen=True)
+class Config:
+    data_dir: Path
+    cache: Path
+    datasets: tuple[str, ...]
+    folds: int
+    seeds: int
+    mmlu_rows: int | None
+    json_path: Path | None
+    png_dir: Path | None
+    quick: bool
+
+
+def _log(message: str) -> None:
+    print(f"[routing_replay] {message}", file=sys.stderr, flush=True)
+
+
+def default_data_dir(env: Mapping[str, str]) -> Path:
+    if explicit := env.get("CONFROUTE_DATA_DIR"):
+        return Path(explicit).expanduser()
+    return Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+def parse_config(argv: Sequence[str] | None, env: Mapping[str, str]) -> Config:
+    p = argparse.ArgumentParser(prog="python -m bench.routing_replay", description=__doc__.splitlines()[0])
+    p.add_argument("--quick", action="store_true", help="2 fold seeds, MMLU subsampled to 2000 rows")
+    p.add_argument("--json", type=Path, default=None, help="write the results here")
+    p.add_argument("--png-dir", type=Path, default=None, help="write one quality-vs-escalation PNG per dataset")
+    p.add_argument("--data", type=Path, default=None,
+                   help="data folder (default: $CONFROUTE_DATA_DIR, else ../shared/data next to the repo)")
+    p.add_argument("--datasets", default="mt_bench,gsm8k,mmlu")
+    p.add_argument("--folds", type=int, default=10)
+    p.add_argument("--seeds", type=int, default=None, help="fold seeds to average over (default 5, quick 2)")
+    p.add_argument("--mmlu-rows", type=int, default=None, help="MMLU subsample (default all, quick 2000)")
+    a = p.parse_args(argv)
+    names = tuple(n.strip() for n in a.datasets.split(",") if n.strip())
+    unknown = [n for n in names if n not in LOADERS]
+    if unknown:
+        p.error(f"unknown datasets {unknown}; choose from {sorted(LOADERS)}")
+    return Config(data_dir=a.data or default_data_dir(env), cache=cache_dir(env), datasets=names, folds=a.folds,
+                  seeds=a.seeds or (2 if a.quick else 5), mmlu_rows=a.mmlu_rows or (2000 if a.quick else None),
+                  json_path=a.json, png_dir=a.png_dir, quick=a.quick)
+
+
+def load(name: str, config: Config) -> ReplayData:
+    data = LOADERS[name](config.data_dir)
+    if name == "mmlu":
+        data = shuffled(data)
+        if config.mmlu_rows is not None:
+            data = data.subset(np.arange(min(config.mmlu_rows, len(data)), dtype=np.int64))
+    return data
+
+
+def run_dataset(name: str, config: Config) -> DatasetReport:
+    data = load(name, config)
+    embedder = CachedEmbedder(load_minilm(config.cache, _log, max_tokens=EMBED_TOKENS[name]),
+                              config.cache / "embeddings")
+    started = time.perf_counter()
+    prompt_emb = embed_chunked(embedder, data.prompts, _log)
+    sets = feature_sets(data, prompt_emb)
+    _log(f"{name}: {len(data)} queries embedded in {time.perf_counter() - started:.1f}s")
+    results = reference_results(data.weak, data.strong)
+    for spec in router_specs(data, seed=0):
+        started = time.perf_counter()
+        results.append(evaluate_router(spec, sets[spec.features], data.weak, data.strong, config.folds,
+                                       tuple(range(config.seeds))))
+        _log(f"{name}: {spec.name} cross-fitted in {time.perf_counter() - started:.1f}s")
+    return DatasetReport(data, results, config.folds, config.seeds, EMBED_TOKENS[name])
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    config = parse_config(argv, os.environ)
+    reports = [run_dataset(name, config) for name in config.datasets]
+    print(table(reports))
+    if config.png_dir is not None:
+        for rep in reports:
+            plot(rep, config.png_dir / f"routing_replay_{rep.data.name}.png")
+    if config.json_path is not None:
+        settings = {k: str(v) if isinstance(v, Path) else v for k, v in dataclasses.asdict(config).items()}
+        config.json_path.parent.mkdir(parents=True, exist_ok=True)
+        config.json_path.write_text(json.dumps(document(reports, settings), indent=2), encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
