@@ -51,12 +51,16 @@ def _policy(model: EdgeModel, post: float) -> object:
                                issued_at=datetime.now(timezone.utc))
 
 
-def _stream_length(url: str) -> int:
+def _stream_length(url: str, model: EdgeModel) -> int:
+    """Entries in the outcome stream of this device's (edge model build, cohort), keyed as the log keys it."""
     import redis
 
+    from cloud_service.outcomes.config import OutcomeLogConfig
+
+    stream = OutcomeLogConfig(url=url).partition(model.version, "it").stream
     client = redis.Redis.from_url(url)
     try:
-        return int(client.xlen("confroute:{outcomes}:stream"))
+        return int(client.xlen(stream))
     finally:
         client.close()
 
@@ -67,7 +71,7 @@ def test_escalations_go_through_triton_and_every_outcome_lands_in_redis(
     model = EdgeModel(tiny_bundle)
     keeper = PolicyKeeper(ModelRef(model.model_id, model.version), "it")
     config = CloudConfig(target=running.cloud_target, deadline_s=60.0)
-    before = _stream_length(running.redis_url)
+    before = _stream_length(running.redis_url, model)
     with OutcomeQueue(QueueConfig(tmp_path / "outbox.db")) as queue, EscalationClient(config) as client:
         agent = EdgeAgent(model, keeper, queue, AgentIdentity("it-device", "it"), escalator=client,
                           rng=random.Random(1))
@@ -86,6 +90,6 @@ def test_escalations_go_through_triton_and_every_outcome_lands_in_redis(
     # the device's three outcomes, plus the service's own record of each of the two escalations (written
     # in the background: its log flushes a few tens of milliseconds after answering)
     deadline = time.monotonic() + 10.0
-    while _stream_length(running.redis_url) - before < 5 and time.monotonic() < deadline:
+    while _stream_length(running.redis_url, model) - before < 5 and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert _stream_length(running.redis_url) - before == 5
+    assert _stream_length(running.redis_url, model) - before == 5
