@@ -65,9 +65,9 @@ def _config(url: str, name: str) -> OutcomeLogConfig:
     return OutcomeLogConfig(url=url, key_prefix=f"confroute:{{bench-{name}}}")
 
 
-def _xlen(config: OutcomeLogConfig) -> int:
+def _xlen(config: OutcomeLogConfig, stream: str | None = None) -> int:
     with redis.Redis.from_url(config.url) as client:
-        length: int = client.xlen(config.stream_key)
+        length: int = client.xlen(stream or config.stream_key)
         return length
 
 
@@ -111,7 +111,9 @@ async def record_throughput(url: str, records: list[OutcomeRecord], name: str = 
 async def wait_for_stream(url: str, expected: int, timeout_s: float = 10.0) -> int:
     """The length of the service's outcome stream once it reaches ``expected`` (or after ``timeout_s``)."""
     config = OutcomeLogConfig(url=url)
+    # the load generator's requests all come from edge model version "bench", cohort "bench" (load.py)
+    stream = config.partition("bench", "bench").stream
     deadline = time.perf_counter() + timeout_s
-    while (length := _xlen(config)) < expected and time.perf_counter() < deadline:
+    while (length := _xlen(config, stream)) < expected and time.perf_counter() < deadline:
         await asyncio.sleep(0.05)
     return length
