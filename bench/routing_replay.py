@@ -19,18 +19,15 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
-
-from bench.replay.data import LOADERS, ReplayData, shuffled
-from bench.replay.embed import embed_chunked
-from bench.replay.evaluate import evaluate_router, reference_results
-from bench.replay.report import DatasetReport, document, plot, table
-from bench.replay.suite import feature_sets, router_specs
-from confroute.embeddings.cache import CachedEmbedder
-from confroute.embeddings.minilm import load_minilm
 from confroute.paths import cache_dir
 
+if TYPE_CHECKING:
+    from bench.replay.data import ReplayData
+    from bench.replay.report import DatasetReport
+
+DATASETS = ("mt_bench", "gsm8k", "mmlu")
 #: Tokens kept per text for the embedding; MMLU keeps the question's head (its cost dominates the run).
 EMBED_TOKENS = {"mt_bench": 256, "gsm8k": 256, "mmlu": 64}
 
@@ -60,26 +57,31 @@ def default_data_dir(env: Mapping[str, str]) -> Path:
 
 def parse_config(argv: Sequence[str] | None, env: Mapping[str, str]) -> Config:
     p = argparse.ArgumentParser(prog="python -m bench.routing_replay", description=__doc__.splitlines()[0])
-    p.add_argument("--quick", action="store_true", help="2 fold seeds, MMLU subsampled to 2000 rows")
+    p.add_argument("--quick", action="store_true", help="5 folds, 1 fold seed, MMLU subsampled to 2000 rows")
     p.add_argument("--json", type=Path, default=None, help="write the results here")
     p.add_argument("--png-dir", type=Path, default=None, help="write one quality-vs-escalation PNG per dataset")
     p.add_argument("--data", type=Path, default=None,
                    help="data folder (default: $CONFROUTE_DATA_DIR, else ../shared/data next to the repo)")
     p.add_argument("--datasets", default="mt_bench,gsm8k,mmlu")
-    p.add_argument("--folds", type=int, default=10)
-    p.add_argument("--seeds", type=int, default=None, help="fold seeds to average over (default 5, quick 2)")
+    p.add_argument("--folds", type=int, default=None, help="cross-fitting folds (default 10, quick 5)")
+    p.add_argument("--seeds", type=int, default=None, help="fold seeds to average over (default 3, quick 1)")
     p.add_argument("--mmlu-rows", type=int, default=None, help="MMLU subsample (default all, quick 2000)")
     a = p.parse_args(argv)
     names = tuple(n.strip() for n in a.datasets.split(",") if n.strip())
-    unknown = [n for n in names if n not in LOADERS]
+    unknown = [n for n in names if n not in DATASETS]
     if unknown:
-        p.error(f"unknown datasets {unknown}; choose from {sorted(LOADERS)}")
-    return Config(data_dir=a.data or default_data_dir(env), cache=cache_dir(env), datasets=names, folds=a.folds,
-                  seeds=a.seeds or (2 if a.quick else 5), mmlu_rows=a.mmlu_rows or (2000 if a.quick else None),
-                  json_path=a.json, png_dir=a.png_dir, quick=a.quick)
+        p.error(f"unknown datasets {unknown}; choose from {list(DATASETS)}")
+    return Config(data_dir=a.data or default_data_dir(env), cache=cache_dir(env), datasets=names,
+                  folds=a.folds or (5 if a.quick else 10), seeds=a.seeds or (1 if a.quick else 3),
+                  mmlu_rows=a.mmlu_rows or (2000 if a.quick else None), json_path=a.json, png_dir=a.png_dir,
+                  quick=a.quick)
 
 
 def load(name: str, config: Config) -> ReplayData:
+    import numpy as np
+
+    from bench.replay.data import LOADERS, shuffled
+
     data = LOADERS[name](config.data_dir)
     if name == "mmlu":
         data = shuffled(data)
@@ -89,6 +91,13 @@ def load(name: str, config: Config) -> ReplayData:
 
 
 def run_dataset(name: str, config: Config) -> DatasetReport:
+    from bench.replay.embed import embed_chunked
+    from bench.replay.evaluate import evaluate_router, reference_results
+    from bench.replay.report import DatasetReport
+    from bench.replay.suite import feature_sets, router_specs
+    from confroute.embeddings.cache import CachedEmbedder
+    from confroute.embeddings.minilm import load_minilm
+
     data = load(name, config)
     embedder = CachedEmbedder(load_minilm(config.cache, _log, max_tokens=EMBED_TOKENS[name]),
                               config.cache / "embeddings")
@@ -97,7 +106,7 @@ def run_dataset(name: str, config: Config) -> DatasetReport:
     sets = feature_sets(data, prompt_emb)
     _log(f"{name}: {len(data)} queries embedded in {time.perf_counter() - started:.1f}s")
     results = reference_results(data.weak, data.strong)
-    for spec in router_specs(data, seed=0):
+    for spec in router_specs(data, seed=0, emb_dim=prompt_emb.shape[1]):
         started = time.perf_counter()
         results.append(evaluate_router(spec, sets[spec.features], data.weak, data.strong, config.folds,
                                        tuple(range(config.seeds))))
@@ -107,6 +116,12 @@ def run_dataset(name: str, config: Config) -> DatasetReport:
 
 def main(argv: Sequence[str] | None = None) -> int:
     config = parse_config(argv, os.environ)
+    # Before numpy loads: OpenBLAS's worker threads spin, and on a small shared CPU they make the many small
+    # matrix products of the routers (and the encoder) several times slower than one thread.
+    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(var, "1")
+    from bench.replay.report import document, plot, table
+
     reports = [run_dataset(name, config) for name in config.datasets]
     print(table(reports))
     if config.png_dir is not None:

@@ -53,14 +53,14 @@ class DatasetReport:
 
 
 def table(reports: Sequence[DatasetReport]) -> str:
-    lines = [f"{'dataset':10} {'router':22} {'APGR':>7} {'CPT50':>8} {'CPT80':>8}  (mean over fold seeds; sd)"]
+    lines = [f"{'dataset':10} {'router':34} {'APGR':>7} {'CPT50':>8} {'CPT80':>8}  (mean over fold seeds; sd)"]
     for rep in reports:
         d = rep.data
         lines.append(f"-- {d.name}: n={len(d)} (dropped {d.dropped} contaminated), weak {d.weak.mean():.3f}, "
                      f"strong {d.strong.mean():.3f}, {rep.folds}-fold cross-fit x {rep.seeds} seeds")
         for r in rep.results:
             label = f"POST {r.name}" if r.post else r.name
-            lines.append(f"{d.name:10} {label:22} {r.apgr:7.3f} {r.cpt50:8.2%} {r.cpt80:8.2%}"
+            lines.append(f"{d.name:10} {label:34} {r.apgr:7.3f} {r.cpt50:8.2%} {r.cpt80:8.2%}"
                          f"  (sd {r.apgr_sd:.3f}; {r.cpt50_sd:.2%})")
         best = rep.best_pre()
         verdict = "below" if best.cpt50 < rep.best_published_cpt50() else "NOT below"

@@ -51,6 +51,13 @@ def fit_ridge(x: FloatArray, y: FloatArray, grid: tuple[float, ...] = RIDGE_GRID
     return lambda q: (q - mean_x) @ coef + mean_y
 
 
+def fit_ridge_knn(x: FloatArray, y: FloatArray, emb_dim: int) -> Scorer:
+    """Mean of a ridge on all columns and a kNN on the first ``emb_dim`` (the unit sentence embedding):
+    both predict the gain in the same units, and their errors are only partly shared."""
+    ridge, knn = fit_ridge(x, y), fit_knn(x[:, :emb_dim], y)
+    return lambda q: 0.5 * (ridge(q) + knn(q[:, :emb_dim]))
+
+
 def fit_group_prior(groups: FloatArray, y: FloatArray, strength: float = 10.0) -> Scorer:
     """Per-group mean target shrunk towards the overall mean (``groups`` is a one-hot matrix)."""
     counts = groups.sum(axis=0)
@@ -84,7 +91,7 @@ def _batches(n: int, size: int, steps: int, rng: np.random.Generator) -> list[np
     return out[:steps]
 
 
-def fit_mlp(x: FloatArray, y: FloatArray, hidden: int = 64, steps: int = 1500, decay: float = 1e-3,
+def fit_mlp(x: FloatArray, y: FloatArray, hidden: int = 64, steps: int = 600, decay: float = 1e-3,
             seed: int = 0) -> Scorer:
     """One ReLU hidden layer regressing the target (MSE, Adam, L2 weight decay)."""
     rng = np.random.default_rng(seed)
@@ -101,7 +108,7 @@ def fit_mlp(x: FloatArray, y: FloatArray, hidden: int = 64, steps: int = 1500, d
     return lambda q: np.maximum(((q - mu) / sd) @ w1 + b1, 0.0) @ w2 + b2[0]
 
 
-def fit_matrix_factorisation(x: FloatArray, y: FloatArray, dim: int = 128, steps: int = 1500,
+def fit_matrix_factorisation(x: FloatArray, y: FloatArray, dim: int = 128, steps: int = 600,
                              decay: float = 1e-4, seed: int = 0) -> Scorer:
     """RouteLLM's MF router for one model pair: delta(m, q) = w . (normalise(P_m) * (W^T q)), and
     P(strong beats weak | q) = sigmoid(delta(strong, q) - delta(weak, q)), fitted by binary cross-entropy

@@ -9,7 +9,14 @@ from bench.replay.data import ReplayData
 from bench.replay.evaluate import RouterSpec
 from bench.replay.features import length_features, one_hot, standardise
 from bench.replay.post import answer_features
-from bench.replay.routers import fit_group_prior, fit_knn, fit_matrix_factorisation, fit_mlp, fit_ridge
+from bench.replay.routers import (
+    fit_group_prior,
+    fit_knn,
+    fit_matrix_factorisation,
+    fit_mlp,
+    fit_ridge,
+    fit_ridge_knn,
+)
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -27,12 +34,14 @@ def feature_sets(data: ReplayData, prompt_emb: FloatArray) -> dict[str, FloatArr
     return sets
 
 
-def router_specs(data: ReplayData, seed: int) -> list[RouterSpec]:
+def router_specs(data: ReplayData, seed: int, emb_dim: int) -> list[RouterSpec]:
+    """Pre-generation routers (all read only the query), then POST routers where the weak answer is known."""
     specs = [
         RouterSpec("knn", "emb", lambda x, y: fit_knn(x, y)),
         RouterSpec("mlp", "emb", lambda x, y: fit_mlp(x, y, seed=seed)),
         RouterSpec("mf (RouteLLM)", "emb", lambda x, y: fit_matrix_factorisation(x, y, seed=seed)),
         RouterSpec("ridge emb+len+group", "emb+meta", fit_ridge),
+        RouterSpec("ridge+knn ensemble", "emb+meta", lambda x, y: fit_ridge_knn(x, y, emb_dim)),
     ]
     if len(data.group_names) > 1:
         specs.append(RouterSpec("group prior", "group", fit_group_prior))

@@ -99,4 +99,4 @@ def test_data_folder_comes_from_flag_then_env_then_next_to_the_repo(tmp_path: Pa
     assert parse_config([], {"CONFROUTE_DATA_DIR": str(tmp_path)}).data_dir == tmp_path
     assert default_data_dir({}).parts[-2:] == ("shared", "data")
     quick = parse_config(["--quick"], {})
-    assert quick.mmlu_rows == 2000 and quick.seeds == 2
+    assert quick.mmlu_rows == 2000 and quick.seeds == 1 and quick.folds == 5

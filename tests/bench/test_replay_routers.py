@@ -8,7 +8,15 @@ import pytest
 
 from bench.replay.crossfit import cross_fit, fold_ids
 from bench.replay.evaluate import RouterSpec, evaluate_router, out_of_fold_scores
-from bench.replay.routers import Scorer, fit_group_prior, fit_knn, fit_matrix_factorisation, fit_mlp, fit_ridge
+from bench.replay.routers import (
+    Scorer,
+    fit_group_prior,
+    fit_knn,
+    fit_matrix_factorisation,
+    fit_mlp,
+    fit_ridge,
+    fit_ridge_knn,
+)
 from confroute.calibration import auroc
 from confroute.errors import InvalidInput
 
@@ -106,3 +114,13 @@ def test_group_prior_is_the_shrunk_group_mean() -> None:
     y = np.array([1.0] * 10 + [0.0] * 10)
     score = fit_group_prior(groups, y, strength=10.0)(np.eye(2))
     np.testing.assert_allclose(score, [(10 + 5) / 20, (0 + 5) / 20])
+
+
+def test_the_ensemble_averages_ridge_and_knn_on_the_embedding_columns() -> None:
+    x, weak, strong = _synthetic()
+    extra = np.random.default_rng(1).normal(size=(len(x), 2))
+    features = np.hstack([x, extra])
+    y = strong - weak
+    q = features[:20]
+    expected = 0.5 * (fit_ridge(features, y)(q) + fit_knn(x, y)(x[:20]))
+    np.testing.assert_allclose(fit_ridge_knn(features, y, emb_dim=x.shape[1])(q), expected)
