@@ -30,8 +30,8 @@ def _reference(folder: Path, texts: Sequence[str], max_tokens: int) -> npt.NDArr
     torch = pytest.importorskip("torch")
     from transformers import BertModel, PreTrainedTokenizerFast
 
-    tok = PreTrainedTokenizerFast(tokenizer_file=str(folder / "tokenizer.json"), pad_token="[PAD]")
-    model = BertModel.from_pretrained(str(folder)).eval()
+    tok = PreTrainedTokenizerFast(tokenizer_file=str(folder / "tokenizer.json"), pad_token="[PAD]")  # type: ignore[no-untyped-call]
+    model = BertModel.from_pretrained(str(folder)).eval()  # type: ignore[no-untyped-call]
     enc = tok(list(texts), padding=True, truncation=True, max_length=max_tokens, return_tensors="pt",
               return_token_type_ids=False)
     with torch.no_grad():
@@ -45,7 +45,7 @@ def _reference(folder: Path, texts: Sequence[str], max_tokens: int) -> npt.NDArr
 def tiny_bert(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A random 2-layer BERT saved as safetensors, with a WordPiece tokenizer.json (no download)."""
     torch = pytest.importorskip("torch")
-    from tokenizers.implementations import BertWordPieceTokenizer
+    from tokenizers.implementations import BertWordPieceTokenizer  # type: ignore[attr-defined]
     from transformers import BertConfig, BertModel
 
     folder = tmp_path_factory.mktemp("tiny-bert")
