@@ -182,24 +182,38 @@ def judge(fleet: Fleet) -> dict[str, object]:
     return canary
 
 
-def test_a_canary_as_good_as_its_control_is_promoted_to_every_device(fleet: Fleet) -> None:
-    control, canary, canary_device, control_device = start_canary(fleet)
+def canary_run(fleet: Fleet, control: Policy, canary: Policy, canary_device: Device, control_device: Device
+               ) -> tuple[list[AgentAnswer], list[AgentAnswer]]:
+    """Each device answers ``CANARY_RUN`` questions under its arm's version; their outcomes are in Redis."""
     canary_answers = fleet.ask(canary_device, "canary-run", CANARY_RUN)
     control_answers = fleet.ask(control_device, "canary-run", CANARY_RUN)
     assert {a.policy_version for a in canary_answers} == {canary.policy_version}
     assert {a.policy_version for a in control_answers} == {control.policy_version}
+    fleet.device_records(canary_answers + control_answers)
+    return canary_answers, control_answers
+
+
+def last_action(fleet: Fleet) -> tuple[str, str]:
+    [entry] = fleet.run(fleet.store.history(fleet.servers.edge_model.version, fleet.cohort, count=1))
+    return entry.action, entry.reason
+
+
+def test_a_canary_at_least_as_good_as_its_control_is_promoted_to_every_device(fleet: Fleet) -> None:
+    control, canary, canary_device, control_device = start_canary(fleet)
+    canary_answers, control_answers = canary_run(fleet, control, canary, canary_device, control_device)
     fleet.label(fleet.device_records(canary_answers + control_answers), lambda _record: True)
 
     verdict = judge(fleet)
 
     assert verdict["verdict"] == "promote", verdict
     fleet.wait_until_running(canary.policy_version)
+    action, reason = last_action(fleet)
+    assert action == "promote" and reason.startswith("automatic")
 
 
 def test_a_worse_canary_is_rolled_back_and_its_device_returns_to_the_control_content(fleet: Fleet) -> None:
     control, canary, canary_device, control_device = start_canary(fleet)
-    canary_answers = fleet.ask(canary_device, "canary-run", CANARY_RUN)
-    control_answers = fleet.ask(control_device, "canary-run", CANARY_RUN)
+    canary_answers, control_answers = canary_run(fleet, control, canary, canary_device, control_device)
     worse = {a.query_id for a in canary_answers[::2]}  # the edge was wrong on half of the canary's answers
     fleet.label(fleet.device_records(canary_answers + control_answers), lambda record: record.query_id not in worse)
 
@@ -209,6 +223,8 @@ def test_a_worse_canary_is_rolled_back_and_its_device_returns_to_the_control_con
     fleet.wait_until(lambda: _runs_content_of(canary_device, control, newer_than=canary), "the rollback")
     fleet.wait_until(lambda: _runs_content_of(control_device, control, newer_than=canary), "the rollback")
     assert canary_device.policy == control_device.policy
+    action, reason = last_action(fleet)
+    assert action == "rollback" and reason.startswith("automatic")
 
 
 def _runs_content_of(device: Device, original: Policy, newer_than: Policy) -> bool:
@@ -227,12 +243,14 @@ def _content(policy: Policy) -> Policy:
 # -- policies the devices must refuse ---------------------------------------------------------------------
 
 
-def _refused(caplog: pytest.LogCaptureFixture, version: str, times: int) -> bool:
-    """Whether ``version`` was rejected ``times`` times (the keeper logs each rejection with its reason)."""
-    return sum(f"policy {version} rejected" in record.getMessage() for record in caplog.records) == times
+def _refused(caplog: pytest.LogCaptureFixture, version: str, times: int, because: str = "") -> bool:
+    """Whether ``version`` was rejected ``times`` times for a reason saying ``because`` (the keeper logs
+    each rejection with its reason)."""
+    messages = [record.getMessage() for record in caplog.records]
+    return sum(m.startswith(f"policy {version} rejected: ") and because in m for m in messages) == times
 
 
-def test_forged_and_replayed_policies_in_redis_are_refused_and_the_last_good_one_stays(
+def test_forged_unsigned_and_replayed_policies_in_redis_are_refused_and_the_last_good_one_stays(
         fleet: Fleet, caplog: pytest.LogCaptureFixture, tmp_path: Path) -> None:
     caplog.set_level(logging.WARNING, logger="edge_agent.cloud.policy")
     good = fleet.publish(first_policy(fleet, post=0.6))
@@ -243,15 +261,23 @@ def test_forged_and_replayed_policies_in_redis_are_refused_and_the_last_good_one
     attacker = fleet.other_store(generate_key_pair(tmp_path / "attacker"))
     forged = fleet.publish(dataclasses.replace(first_policy(fleet, post=1.0), policy_version="forged"), attacker)
     assert forged.signature and forged.key_id != fleet.servers.signer.key_id
-    fleet.wait_until(lambda: _refused(caplog, "forged", len(fleet.devices)), "both devices to refuse it")
+    fleet.wait_until(lambda: _refused(caplog, "forged", len(fleet.devices), "does not trust"),
+                     "both devices to refuse it")
     assert all(device.runs(good.policy_version) for device in fleet.devices)
     assert {device.ask("still routed by?").policy_version for device in fleet.devices} == {good.policy_version}
+
+    # unsigned: the same writer without any key
+    fleet.publish(dataclasses.replace(first_policy(fleet, post=1.0), policy_version="unsigned"),
+                  fleet.other_store(None))
+    fleet.wait_until(lambda: _refused(caplog, "unsigned", len(fleet.devices), "it is unsigned"),
+                     "both devices to refuse it")
+    assert all(device.runs(good.policy_version) for device in fleet.devices)
 
     # replayed: a genuinely signed but older version made current again, as it was issued back then
     newer = fleet.publish(dataclasses.replace(first_policy(fleet, post=0.55), policy_version="v2"))
     fleet.wait_until_running(newer.policy_version)
     fleet.run(_make_current(fleet, good.policy_version))
-    fleet.wait_until(lambda: _refused(caplog, good.policy_version, len(fleet.devices)),
+    fleet.wait_until(lambda: _refused(caplog, good.policy_version, len(fleet.devices), "stale"),
                      "both devices to refuse the replay")
     assert all(device.runs(newer.policy_version) for device in fleet.devices)
     assert {device.ask("and now?").policy_version for device in fleet.devices} == {newer.policy_version}
@@ -273,8 +299,9 @@ def test_malformed_and_misdirected_pushes_are_refused_by_a_device_that_keeps_its
     rogue = RogueFleet([*pushes.values(), elsewhere.to_pb()])
     try:
         with device_of(fleet.device_config("edge-c", state, rogue.target)) as device:
-            for version in [*pushes, "other-build"]:
-                fleet.wait_until(functools.partial(_refused, caplog, version, 1), f"the device to refuse {version}")
+            for version, because in [*((name, "") for name in pushes), ("other-build", "edge model")]:
+                fleet.wait_until(functools.partial(_refused, caplog, version, 1, because),
+                                 f"the device to refuse {version}")
             assert device.runs(good.policy_version)
             assert device.ask("routed by?").policy_version == good.policy_version
     finally:
