@@ -40,6 +40,7 @@ from confroute.modelkit.tiny import tiny_source
 from confroute.signing import generate_key_pair, sign_policy
 from confroute.v1 import fleet_pb2
 from edge_agent.answer import AgentAnswer
+from edge_agent.cloud.policy_file import load_policy
 from edge_agent.model import EdgeModel
 from edge_agent.routing.confidence import raw_post_score
 from tests.fleet_stack import Device, Fleet, RogueFleet, Servers, device_of
@@ -130,6 +131,7 @@ def test_recalibration_moves_both_devices_to_the_target_escalation_rate(fleet: F
         applied = device.policy
         assert applied.key_id == fleet.servers.signer.key_id and applied.signature
         assert applied.calibration.x, "the recalibrated policy carries its isotonic map"
+        assert load_policy(device.state_dir / "policy.json") == applied, "saved as the last good policy"
 
     after = fleet.ask_all("second", STREAM)
     assert {answer.policy_version for answer in after} == {new}
