@@ -2,7 +2,7 @@
 MT-Bench, GSM8K, MMLU), cross-fitted so that no query is scored by a router that saw it, against random and
 the oracle, with RouteLLM's APGR / CPT conventions (confroute.calibration.routing_curves).
 
-    python -m bench.routing_replay [--quick] [--json PATH] [--png-dir DIR] [--data DIR]
+    python -m bench.routing_replay [--quick] [--json PATH] [--png-dir DIR] [--data DIR] [--readme]
 
 Data: ``--data``, else ``$CONFROUTE_DATA_DIR``, else ``<repo>/../shared/data`` (MANIFEST.md there).
 Embeddings (all-MiniLM-L6-v2, numpy) are cached under the confroute cache, so reruns are fast.
@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from bench.replay.report import DatasetReport
 
 DATASETS = ("mt_bench", "gsm8k", "mmlu")
+REPO = Path(__file__).resolve().parents[1]
 #: Tokens kept per text for the embedding; MMLU keeps the question's head (its cost dominates the run).
 EMBED_TOKENS = {"mt_bench": 256, "gsm8k": 256, "mmlu": 64}
 
@@ -43,6 +44,7 @@ class Config:
     json_path: Path | None
     png_dir: Path | None
     quick: bool
+    readme: bool
 
 
 def _log(message: str) -> None:
@@ -52,7 +54,7 @@ def _log(message: str) -> None:
 def default_data_dir(env: Mapping[str, str]) -> Path:
     if explicit := env.get("CONFROUTE_DATA_DIR"):
         return Path(explicit).expanduser()
-    return Path(__file__).resolve().parents[1].parent / "shared" / "data"
+    return REPO.parent / "shared" / "data"
 
 
 def parse_config(argv: Sequence[str] | None, env: Mapping[str, str]) -> Config:
@@ -63,6 +65,8 @@ def parse_config(argv: Sequence[str] | None, env: Mapping[str, str]) -> Config:
     p.add_argument("--data", type=Path, default=None,
                    help="data folder (default: $CONFROUTE_DATA_DIR, else ../shared/data next to the repo)")
     p.add_argument("--datasets", default="mt_bench,gsm8k,mmlu")
+    p.add_argument("--readme", action="store_true",
+                   help="regenerate README.md's bench.routing_replay block (curves into docs/img/)")
     p.add_argument("--folds", type=int, default=None, help="cross-fitting folds (default 10, quick 5)")
     p.add_argument("--seeds", type=int, default=None, help="fold seeds to average over (default 3, quick 1)")
     p.add_argument("--mmlu-rows", type=int, default=None, help="MMLU subsample (default all, quick 2000)")
@@ -73,8 +77,8 @@ def parse_config(argv: Sequence[str] | None, env: Mapping[str, str]) -> Config:
         p.error(f"unknown datasets {unknown}; choose from {list(DATASETS)}")
     return Config(data_dir=a.data or default_data_dir(env), cache=cache_dir(env), datasets=names,
                   folds=a.folds or (5 if a.quick else 10), seeds=a.seeds or (1 if a.quick else 3),
-                  mmlu_rows=a.mmlu_rows or (2000 if a.quick else None), json_path=a.json, png_dir=a.png_dir,
-                  quick=a.quick)
+                  mmlu_rows=a.mmlu_rows or (2000 if a.quick else None), json_path=a.json,
+                  png_dir=a.png_dir or (REPO / "docs" / "img" if a.readme else None), quick=a.quick, readme=a.readme)
 
 
 def load(name: str, config: Config) -> ReplayData:
@@ -120,13 +124,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     # matrix products of the routers (and the encoder) several times slower than one thread.
     for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ.setdefault(var, "1")
-    from bench.replay.report import document, plot, table
+    from bench.readme_block import replace_block
+    from bench.replay.report import document, markdown, plot, table
 
     reports = [run_dataset(name, config) for name in config.datasets]
     print(table(reports))
-    if config.png_dir is not None:
-        for rep in reports:
-            plot(rep, config.png_dir / f"routing_replay_{rep.data.name}.png")
+    pngs = [config.png_dir / f"routing_replay_{rep.data.name}.png" for rep in reports] if config.png_dir else []
+    for rep, png in zip(reports, pngs, strict=False):
+        plot(rep, png)
+    if config.readme:
+        shown = [p.resolve().relative_to(REPO).as_posix() for p in pngs if p.resolve().is_relative_to(REPO)]
+        command = "python -m bench.routing_replay" + (" --quick" if config.quick else "") + " --readme"
+        replace_block(REPO / "README.md", "bench.routing_replay", markdown(reports, shown, command))
+        _log("regenerated the bench.routing_replay block of README.md")
     if config.json_path is not None:
         settings = {k: str(v) if isinstance(v, Path) else v for k, v in dataclasses.asdict(config).items()}
         config.json_path.parent.mkdir(parents=True, exist_ok=True)

@@ -12,8 +12,8 @@ import pytest
 from bench.replay.data import STRONG, WEAK, load_gsm8k, load_mmlu, load_mt_bench, shuffled
 from bench.replay.evaluate import reference_results
 from bench.replay.post import _evaluate, answer_features
-from bench.replay.report import DatasetReport, document, plot, table
-from bench.routing_replay import default_data_dir, parse_config
+from bench.replay.report import DatasetReport, document, markdown, plot, table
+from bench.routing_replay import REPO, default_data_dir, parse_config
 
 
 def _write_jsonl(path: Path, rows: Sequence[Mapping[str, object]]) -> None:
@@ -92,11 +92,15 @@ def test_report_prints_anchors_and_writes_json_and_png(data_dir: Path, tmp_path:
     assert doc["datasets"]["gsm8k"]["best_pre_generation"]["router"] == "knn"
     plot(rep, tmp_path / "png" / "gsm8k.png")
     assert (tmp_path / "png" / "gsm8k.png").stat().st_size > 1000
+    block = markdown([rep], ["docs/img/routing_replay_gsm8k.png"], "python -m bench.routing_replay --readme")
+    assert "| gsm8k | 2 | knn | 0.600 | 30.0% | 70.0% |" in block
+    assert "![routing_replay_gsm8k](docs/img/routing_replay_gsm8k.png)" in block and "other data" in block
 
 
 def test_data_folder_comes_from_flag_then_env_then_next_to_the_repo(tmp_path: Path) -> None:
     assert parse_config(["--data", str(tmp_path)], {}).data_dir == tmp_path
     assert parse_config([], {"CONFROUTE_DATA_DIR": str(tmp_path)}).data_dir == tmp_path
     assert default_data_dir({}).parts[-2:] == ("shared", "data")
+    assert parse_config(["--readme"], {}).png_dir == REPO / "docs" / "img"
     quick = parse_config(["--quick"], {})
     assert quick.mmlu_rows == 2000 and quick.seeds == 1 and quick.folds == 5
