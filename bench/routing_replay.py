@@ -16,7 +16,7 @@ import json
 import os
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -26,9 +26,11 @@ from confroute.paths import cache_dir
 if TYPE_CHECKING:
     from bench.replay.data import ReplayData
     from bench.replay.report import DatasetReport
+    from confroute.embeddings.cache import CachedEmbedder
 
 DATASETS = ("mt_bench", "gsm8k", "mmlu")
 REPO = Path(__file__).resolve().parents[1]
+MakeEmbedder = Callable[[str, "Config"], "CachedEmbedder"]
 #: Tokens kept per text for the embedding; MMLU keeps the question's head (its cost dominates the run).
 EMBED_TOKENS = {"mt_bench": 256, "gsm8k": 256, "mmlu": 64}
 
@@ -94,17 +96,22 @@ def load(name: str, config: Config) -> ReplayData:
     return data
 
 
-def run_dataset(name: str, config: Config) -> DatasetReport:
+def minilm_embedder(name: str, config: Config) -> CachedEmbedder:
+    """The production embedder for ``name``'s texts: all-MiniLM-L6-v2, cached on disk."""
+    from confroute.embeddings.cache import CachedEmbedder
+    from confroute.embeddings.minilm import load_minilm
+
+    return CachedEmbedder(load_minilm(config.cache, _log, max_tokens=EMBED_TOKENS[name]), config.cache / "embeddings")
+
+
+def run_dataset(name: str, config: Config, make_embedder: MakeEmbedder = minilm_embedder) -> DatasetReport:
     from bench.replay.embed import embed_chunked
     from bench.replay.evaluate import evaluate_router, reference_results
     from bench.replay.report import DatasetReport
     from bench.replay.suite import feature_sets, router_specs
-    from confroute.embeddings.cache import CachedEmbedder
-    from confroute.embeddings.minilm import load_minilm
 
     data = load(name, config)
-    embedder = CachedEmbedder(load_minilm(config.cache, _log, max_tokens=EMBED_TOKENS[name]),
-                              config.cache / "embeddings")
+    embedder = make_embedder(name, config)
     started = time.perf_counter()
     prompt_emb = embed_chunked(embedder, data.prompts, _log)
     sets = feature_sets(data, prompt_emb)
@@ -118,7 +125,7 @@ def run_dataset(name: str, config: Config) -> DatasetReport:
     return DatasetReport(data, results, config.folds, config.seeds, EMBED_TOKENS[name])
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, make_embedder: MakeEmbedder = minilm_embedder) -> int:
     config = parse_config(argv, os.environ)
     # Before numpy loads: OpenBLAS's worker threads spin, and on a small shared CPU they make the many small
     # matrix products of the routers (and the encoder) several times slower than one thread.
@@ -127,7 +134,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from bench.readme_block import replace_block
     from bench.replay.report import document, markdown, plot, table
 
-    reports = [run_dataset(name, config) for name in config.datasets]
+    reports = [run_dataset(name, config, make_embedder) for name in config.datasets]
     print(table(reports))
     pngs = [config.png_dir / f"routing_replay_{rep.data.name}.png" for rep in reports] if config.png_dir else []
     for rep, png in zip(reports, pngs, strict=False):
