@@ -42,7 +42,7 @@ from confroute.signing import SigningKey
 from confroute.v1 import fleet_pb2, fleet_pb2_grpc
 from edge_agent.answer import AgentAnswer
 from edge_agent.app import running_agent
-from edge_agent.cloud import Backoff, CloudConfig, PolicyKeeper
+from edge_agent.cloud import Backoff, CloudConfig
 from edge_agent.config import AgentConfig
 from edge_agent.core import EdgeAgent
 from tests.cloud_service.redis_server import RedisServer
@@ -90,11 +90,9 @@ class Device:
 
     @property
     def policy(self) -> Policy:
-        """The policy the device routes with now. The agent reports it on each answer but has no status
-        call for it, so the keeper it routes with is read directly (its saved ``policy.json`` is written
-        a moment before the swap, so it cannot tell when routing changed)."""
-        keeper: PolicyKeeper = self.agent._policies
-        return keeper.current
+        """The policy the device routes with now (its saved ``policy.json`` is written a moment before the
+        swap, so it cannot tell when routing changed)."""
+        return self.agent.policy
 
     def runs(self, version: str) -> bool:
         return self.policy.policy_version == version

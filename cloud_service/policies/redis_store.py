@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 
@@ -219,7 +219,7 @@ class RedisPolicyStore:
         if wanted:
             with translated("reading policy versions"):
                 bodies = await self._client.hmget(_versions_of(key), wanted)
-            found.update({v: _decode(body) for v, body in zip(wanted, bodies, strict=True) if isinstance(body, bytes)})
+            found.update(_decoded(key, wanted, bodies))
         return found
 
     async def _follow(self, key: str) -> AsyncIterator[Rollout]:
@@ -267,6 +267,21 @@ class RedisPolicyStore:
 def _versions_of(stream_key: str) -> str:
     """The versions hash beside a history stream (see ``PolicyStoreConfig.versions_key``)."""
     return stream_key.removesuffix(":policies") + ":versions"
+
+
+def _decoded(key: str, versions: Sequence[str], bodies: Sequence[object]) -> dict[str, Policy]:
+    """The versions that decode; one that does not (written behind the store's back, or by a newer release
+    with a mode this one does not know) is skipped with a logged reason, so it is never served and a publish
+    can still replace it."""
+    found = {}
+    for version, body in zip(versions, bodies, strict=True):
+        if not isinstance(body, bytes):
+            continue
+        try:
+            found[version] = _decode(body)
+        except InvalidPolicy as exc:
+            logger.warning("policy %s of %s skipped: %s", version, key, exc)
+    return found
 
 
 def _decode(body: bytes) -> Policy:

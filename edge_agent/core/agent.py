@@ -20,7 +20,7 @@ from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 
-from confroute.contract import AnsweredBy, EscalationRequest, EscalationResponse, Latency, TokenDelta
+from confroute.contract import AnsweredBy, EscalationRequest, EscalationResponse, Latency, Policy, TokenDelta
 from confroute.contract import Decision as Recorded
 from confroute.engine import Generation, SamplingParams
 from confroute.engine.engine import GenerationRun
@@ -67,6 +67,11 @@ class EdgeAgent:
     @property
     def model_ids(self) -> Sequence[str]:
         return [self._model.model_id]
+
+    @property
+    def policy(self) -> Policy:
+        """The policy the agent routes with now (the keeper's current one)."""
+        return self._policies.current
 
     def answer(self, messages: Sequence[Mapping[str, str]], params: SamplingParams) -> AgentAnswer:
         final = None
