@@ -8,12 +8,10 @@ A device's policy is read from the keeper it routes with, and from the ``policy_
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import dataclasses
 import functools
 import random
-import threading
 import time
 from collections.abc import Callable, Coroutine, Iterable, Iterator, Sequence
 from concurrent import futures
@@ -46,6 +44,7 @@ from edge_agent.cloud import Backoff, CloudConfig
 from edge_agent.config import AgentConfig
 from edge_agent.core import EdgeAgent
 from tests.cloud_service.redis_server import RedisServer
+from tests.harness import LoopThread
 
 T = TypeVar("T")
 WAIT_S = 20.0
@@ -60,24 +59,6 @@ def questions(tag: str, n: int) -> list[str]:
     rng = random.Random(tag)
     return [" ".join(rng.choice(_WORDS) for _ in range(rng.randint(1, 5))) + f" {rng.randint(0, 99)}?"
             for _ in range(n)]
-
-
-class LoopThread:
-    """An asyncio event loop in a thread: the cloud service and the test's own Redis clients live on it."""
-
-    def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self.loop.run_forever, name="fleet-loop", daemon=True)
-        self._thread.start()
-
-    def run(self, coroutine: Coroutine[Any, Any, T], timeout_s: float = WAIT_S) -> T:
-        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout_s)
-
-    def close(self) -> None:
-        self.run(self.loop.shutdown_asyncgens())
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self._thread.join(WAIT_S)
-        self.loop.close()
 
 
 @dataclasses.dataclass
@@ -130,7 +111,7 @@ class Fleet:
     def _start(self, workdir: Path, device_ids: Sequence[str]) -> None:
         self.redis = self._exit.enter_context(RedisServer())
         self.log_config = OutcomeLogConfig(url=self.redis.url)
-        self.loop = LoopThread()
+        self.loop = LoopThread("fleet-loop")
         self._exit.callback(self.loop.close)
         config = ServiceConfig(listen="127.0.0.1:0", triton_url=self.servers.triton_url, triton_model="echo",
                                prompt_format="plain", redis_url=self.redis.url, metrics_listen="",

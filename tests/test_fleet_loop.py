@@ -19,7 +19,6 @@ import dataclasses
 import functools
 import logging
 import math
-import os
 import shutil
 import statistics
 from collections.abc import Iterator
@@ -30,11 +29,10 @@ import pytest
 
 from cloud_service.calibration import RecalibrationConfig
 from cloud_service.calibration.policy_maker import policy_version
-from cloud_service.inference import TritonServerConfig, TritonServerProcess, probe_backend_environment
+from cloud_service.inference import TritonServerConfig, TritonServerProcess
 from confroute.calibration.canary import in_canary
 from confroute.contract import ModelRef, Policy, RoutingMode, Thresholds
 from confroute.contract.outcome import OutcomeRecord
-from confroute.errors import Unavailable
 from confroute.modelkit.export import ExportOptions, export_bundle
 from confroute.modelkit.tiny import tiny_source
 from confroute.signing import generate_key_pair, sign_policy
@@ -44,6 +42,7 @@ from edge_agent.cloud.policy_file import load_policy
 from edge_agent.model import EdgeModel
 from edge_agent.routing.confidence import raw_post_score
 from tests.fleet_stack import Device, Fleet, RogueFleet, Servers, device_of
+from tests.harness import triton_python_or_skip
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
@@ -58,13 +57,7 @@ CANARY_RUN = 210
 
 @pytest.fixture(scope="module")
 def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Servers]:
-    configured = os.environ.get("CONFROUTE_TRITON_PYTHON")
-    if not configured:
-        pytest.skip("CONFROUTE_TRITON_PYTHON is not set (a venv with nvidia-pytriton==0.7.0 and numpy<2)")
-    try:
-        python = probe_backend_environment(Path(configured)).python
-    except Unavailable as exc:
-        pytest.skip(f"CONFROUTE_TRITON_PYTHON={configured} cannot run tritonserver: {exc}")
+    python = triton_python_or_skip()
     root = tmp_path_factory.mktemp("fleet")
     (root / "models").mkdir()
     (root / "models" / "echo").symlink_to(ECHO, target_is_directory=True)

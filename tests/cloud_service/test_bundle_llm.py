@@ -22,7 +22,7 @@ import pytest
 
 from cloud_service.backends.prompt import render_prompt
 from cloud_service.backends.triton import TritonBackend, TritonBackendConfig
-from cloud_service.inference import TritonServerConfig, TritonServerProcess, probe_backend_environment
+from cloud_service.inference import TritonServerConfig, TritonServerProcess
 from cloud_service.inference.repository import SHIPPED_REPOSITORY, BundleModel, model_config, write_repository
 from confroute.contract import (
     ChatMessage,
@@ -35,6 +35,7 @@ from confroute.contract import (
 )
 from confroute.engine import Engine, SamplingParams
 from confroute.errors import BundleNotFound, RuntimeFailure, Unavailable
+from tests.harness import triton_python_or_skip
 
 grpcclient = pytest.importorskip("tritonclient.grpc")
 
@@ -46,13 +47,7 @@ _NEEDS = "import confroute.engine, onnxruntime, tokenizers, jinja2"
 
 @pytest.fixture(scope="module")
 def backend_python() -> Path:
-    configured = os.environ.get("CONFROUTE_TRITON_PYTHON")
-    if not configured:
-        pytest.skip("CONFROUTE_TRITON_PYTHON is not set (a venv with nvidia-pytriton==0.7.0 and numpy<2)")
-    try:
-        python = probe_backend_environment(Path(configured)).python
-    except Unavailable as exc:
-        pytest.skip(f"CONFROUTE_TRITON_PYTHON={configured} cannot run tritonserver: {exc}")
+    python = triton_python_or_skip()
     if subprocess.run([str(python), "-c", _NEEDS], capture_output=True, check=False).returncode != 0:
         pytest.skip(f"{python} lacks onnxruntime, tokenizers, jinja2 or confroute: run scripts/setup.sh")
     return python

@@ -6,14 +6,13 @@ tests that need the server are skipped.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from cloud_service.inference import TritonServerConfig, TritonServerProcess, probe_backend_environment
-from confroute.errors import Unavailable
+from cloud_service.inference import TritonServerConfig, TritonServerProcess
+from tests.harness import triton_python_or_skip
 
 ROOT = Path(__file__).resolve().parents[3]
 MODELS = (
@@ -31,13 +30,7 @@ def model_repository(folder: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def backend_python() -> Path:
-    configured = os.environ.get("CONFROUTE_TRITON_PYTHON")
-    if not configured:
-        pytest.skip("CONFROUTE_TRITON_PYTHON is not set (a venv with nvidia-pytriton==0.7.0 and numpy<2)")
-    try:
-        return probe_backend_environment(Path(configured)).python
-    except Unavailable as exc:
-        pytest.skip(f"CONFROUTE_TRITON_PYTHON={configured} cannot run tritonserver: {exc}")
+    return triton_python_or_skip()
 
 
 @pytest.fixture(scope="session")

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from cloud_service.inference import TritonServerConfig, TritonServerProcess, probe_backend_environment
-from confroute.errors import Unavailable
+from cloud_service.inference import TritonServerConfig, TritonServerProcess
+from tests.harness import triton_python_or_skip
 
 ROOT = Path(__file__).resolve().parents[3]
 MODELS = (
@@ -20,13 +19,7 @@ MODELS = (
 
 @pytest.fixture(scope="session")
 def judge_triton(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TritonServerProcess]:
-    configured = os.environ.get("CONFROUTE_TRITON_PYTHON")
-    if not configured:
-        pytest.skip("CONFROUTE_TRITON_PYTHON is not set (a venv with nvidia-pytriton==0.7.0 and numpy<2)")
-    try:
-        python = probe_backend_environment(Path(configured)).python
-    except Unavailable as exc:
-        pytest.skip(f"CONFROUTE_TRITON_PYTHON={configured} cannot run tritonserver: {exc}")
+    python = triton_python_or_skip()
     repository = tmp_path_factory.mktemp("judge-models")
     for model in MODELS:
         (repository / model.name).symlink_to(model, target_is_directory=True)

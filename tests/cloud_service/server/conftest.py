@@ -5,12 +5,9 @@ policy store. Tests use the generated (synchronous) stubs, like any other client
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
-import os
-import threading
 import time
-from collections.abc import AsyncIterator, Callable, Coroutine, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from pathlib import Path
 from typing import Any, TypeVar
@@ -20,7 +17,7 @@ import pytest
 from grpc_health.v1 import health_pb2_grpc
 
 from cloud_service.config import ServiceConfig
-from cloud_service.inference import TritonServerConfig, TritonServerProcess, probe_backend_environment
+from cloud_service.inference import TritonServerConfig, TritonServerProcess
 from cloud_service.metrics import create_metrics
 from cloud_service.ports import StoreResult
 from cloud_service.server.app import Dependencies, build_server
@@ -29,6 +26,7 @@ from confroute.contract import OutcomeRecord, Policy
 from confroute.errors import Unavailable
 from confroute.v1 import escalation_pb2_grpc, fleet_pb2_grpc, outcomes_pb2_grpc
 from tests.cloud_service.memory_stores import MemoryPolicyStore
+from tests.harness import LoopThread, triton_python_or_skip
 
 T = TypeVar("T")
 ROOT = Path(__file__).resolve().parents[3]
@@ -63,24 +61,6 @@ class MemoryOutcomeLog:
 
     async def close(self) -> None:
         """Nothing to flush."""
-
-
-class LoopThread:
-    """An asyncio event loop running in a thread, for the server under test."""
-
-    def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self.loop.run_forever, name="service-loop", daemon=True)
-        self._thread.start()
-
-    def run(self, coroutine: Coroutine[Any, Any, T], timeout_s: float = WAIT_S) -> T:
-        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout_s)
-
-    def close(self) -> None:
-        self.run(self.loop.shutdown_asyncgens())
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self._thread.join(WAIT_S)
-        self.loop.close()
 
 
 @dataclasses.dataclass
@@ -121,13 +101,7 @@ class Service:
 
 @pytest.fixture(scope="session")
 def backend_python() -> Path:
-    configured = os.environ.get("CONFROUTE_TRITON_PYTHON")
-    if not configured:
-        pytest.skip("CONFROUTE_TRITON_PYTHON is not set (a venv with nvidia-pytriton==0.7.0 and numpy<2)")
-    try:
-        return probe_backend_environment(Path(configured)).python
-    except Unavailable as exc:
-        pytest.skip(f"CONFROUTE_TRITON_PYTHON={configured} cannot run tritonserver: {exc}")
+    return triton_python_or_skip()
 
 
 def start_triton(backend_python: Path, folder: Path) -> TritonServerProcess:
@@ -156,7 +130,7 @@ def own_triton(backend_python: Path, tmp_path: Path) -> Iterator[TritonServerPro
 
 @pytest.fixture(scope="session")
 def loop_thread() -> Iterator[LoopThread]:
-    thread = LoopThread()
+    thread = LoopThread("service-loop")
     yield thread
     thread.close()
 
