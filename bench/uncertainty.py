@@ -68,6 +68,7 @@ class Config:
     png_dir: Path | None
     readme: bool
     command: str
+    from_json: Path | None
 
 
 def parse_args(argv: Sequence[str] | None) -> Config:
@@ -75,6 +76,7 @@ def parse_args(argv: Sequence[str] | None) -> Config:
     parser.add_argument("--quick", action="store_true", help="a small run (a few minutes)")
     parser.add_argument("--json", type=Path, help="write the numbers here")
     parser.add_argument("--png-dir", type=Path, help="write the cascade curves here (PNG)")
+    parser.add_argument("--from-json", type=Path, help="re-report a run saved with --json (no models run)")
     parser.add_argument("--readme", action="store_true",
                         help="regenerate README.md's routing-quality block (curves into docs/img/)")
     parser.add_argument("--data", type=Path, help="the shared data folder (default ../shared/data)")
@@ -94,7 +96,8 @@ def parse_args(argv: Sequence[str] | None) -> Config:
         n_ladder=args.n_ladder or (72 if args.quick else 240), n_mc=args.n_mc or (18 if args.quick else 60),
         test_frac=0.5, max_new_tokens=args.max_new_tokens, temperature=1.0, seed=args.seed,
         json_path=args.json, png_dir=args.png_dir or (REPO / "docs" / "img" if args.readme else None),
-        readme=args.readme, command="python -m bench.uncertainty" + (" --quick" if args.quick else ""))
+        readme=args.readme, command="python -m bench.uncertainty" + (" --quick" if args.quick else ""),
+        from_json=args.from_json)
 
 
 def ensure_bundles(config: Config) -> None:
@@ -294,7 +297,7 @@ def _say(message: str) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     config = parse_args(argv)
-    report = run(config)
+    report = json.loads(config.from_json.read_text("utf-8")) if config.from_json else run(config)
     print_table(report)
     pngs: list[Path] = []
     if config.png_dir is not None and report["datasets"]:
