@@ -36,7 +36,7 @@ def to_json(value: Any) -> str:
 
 
 def encode(record: OutcomeRecord, *, retain_text: bool) -> dict[str, str]:
-    """The entry's fields; prompt and answer texts only with ``retain_text``."""
+    """The entry's fields; prompt, answer and edge draft texts only with ``retain_text``."""
     pairs = encode_pairs(record, retain_text=retain_text)
     return dict(zip(pairs[::2], pairs[1::2], strict=True))
 
@@ -75,6 +75,8 @@ def encode_pairs(record: OutcomeRecord, *, retain_text: bool) -> list[str]:
             pairs += ("prompt", record.prompt_text)
         if record.answer_text is not None:
             pairs += ("answer", record.answer_text)
+        if record.edge_draft_text is not None:
+            pairs += ("draft", record.edge_draft_text)
     return pairs
 
 
@@ -106,6 +108,7 @@ def decode(raw: Mapping[bytes, bytes]) -> OutcomeRecord:
         signals=json.loads(fields["signals"]),
         prompt_text=fields.get("prompt"),
         answer_text=fields.get("answer"),
+        edge_draft_text=fields.get("draft"),
     )
 
 

@@ -76,6 +76,23 @@ def test_a_local_unlabelled_record_without_texts_round_trips() -> None:
     assert decoded.cloud_model is None and decoded.latency.cloud_ms is None and decoded.prompt_text is None
 
 
+def test_an_escalated_record_carries_the_edge_draft_through_protobuf() -> None:
+    record = a_record(mode=RoutingMode.POST, edge_draft_text="2 + 2 = 5")
+    pb = record.to_pb()
+    assert pb.HasField("edge_draft_text") and pb.edge_draft_text == "2 + 2 = 5"
+    assert OutcomeRecord.from_pb(pb) == record
+
+
+def test_a_record_without_a_draft_leaves_the_field_unset_on_the_wire() -> None:
+    pb = a_record().to_pb()
+    assert not pb.HasField("edge_draft_text")
+    assert OutcomeRecord.from_pb(pb).edge_draft_text is None
+
+
+def test_an_empty_draft_is_kept_apart_from_no_draft() -> None:
+    assert OutcomeRecord.from_pb(a_record(edge_draft_text="").to_pb()).edge_draft_text == ""
+
+
 def test_timestamps_come_back_as_aware_utc_datetimes() -> None:
     assert OutcomeRecord.from_pb(a_record().to_pb()).started_at.tzinfo is timezone.utc
 

@@ -52,7 +52,9 @@ class OutcomeRecord:
     """Everything the cloud needs to learn from one query. ``query_id`` is the idempotency key.
 
     ``propensity`` in (0, 1] is the probability of the logged action (1.0 if deterministic).
-    A known label needs a source; prompt and answer texts are present only where privacy allows.
+    A known label needs a source; prompt and answer texts are present only where privacy allows, and so
+    is ``edge_draft_text``: the draft the edge decoded before it escalated, which a judge compares with
+    the cloud's answer.
     """
 
     query_id: str
@@ -74,6 +76,7 @@ class OutcomeRecord:
     label_source: LabelSource = LabelSource.NONE
     prompt_text: str | None = None
     answer_text: str | None = None
+    edge_draft_text: str | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "signals", check.frozen_mapping(self.signals))
@@ -99,6 +102,7 @@ class OutcomeRecord:
             finished_at=timestamp_to_pb(self.finished_at),
             prompt_text=self.prompt_text,
             answer_text=self.answer_text,
+            edge_draft_text=self.edge_draft_text,
         )
 
     @classmethod
@@ -127,6 +131,7 @@ class OutcomeRecord:
             finished_at=finished_at,
             prompt_text=pb.prompt_text if pb.HasField("prompt_text") else None,
             answer_text=pb.answer_text if pb.HasField("answer_text") else None,
+            edge_draft_text=pb.edge_draft_text if pb.HasField("edge_draft_text") else None,
         )
 
 

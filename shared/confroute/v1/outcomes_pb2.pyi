@@ -98,7 +98,7 @@ class Latency(_message.Message):
     def __init__(self, edge_ms: _Optional[float] = ..., cloud_ms: _Optional[float] = ..., total_ms: _Optional[float] = ...) -> None: ...
 
 class OutcomeRecord(_message.Message):
-    __slots__ = ("query_id", "device_id", "cohort", "edge_model", "cloud_model", "mode", "signals", "decision", "answered_by", "policy_version", "shadow", "propensity", "latency", "label", "label_source", "started_at", "finished_at", "prompt_text", "answer_text")
+    __slots__ = ("query_id", "device_id", "cohort", "edge_model", "cloud_model", "mode", "signals", "decision", "answered_by", "policy_version", "shadow", "propensity", "latency", "label", "label_source", "started_at", "finished_at", "prompt_text", "answer_text", "edge_draft_text")
     class SignalsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -125,6 +125,7 @@ class OutcomeRecord(_message.Message):
     FINISHED_AT_FIELD_NUMBER: _ClassVar[int]
     PROMPT_TEXT_FIELD_NUMBER: _ClassVar[int]
     ANSWER_TEXT_FIELD_NUMBER: _ClassVar[int]
+    EDGE_DRAFT_TEXT_FIELD_NUMBER: _ClassVar[int]
     query_id: str
     device_id: str
     cohort: str
@@ -144,4 +145,5 @@ class OutcomeRecord(_message.Message):
     finished_at: _timestamp_pb2.Timestamp
     prompt_text: str
     answer_text: str
-    def __init__(self, query_id: _Optional[str] = ..., device_id: _Optional[str] = ..., cohort: _Optional[str] = ..., edge_model: _Optional[_Union[_common_pb2.ModelRef, _Mapping]] = ..., cloud_model: _Optional[_Union[_common_pb2.ModelRef, _Mapping]] = ..., mode: _Optional[_Union[_common_pb2.RoutingMode, str]] = ..., signals: _Optional[_Mapping[str, float]] = ..., decision: _Optional[_Union[Decision, str]] = ..., answered_by: _Optional[_Union[AnsweredBy, str]] = ..., policy_version: _Optional[str] = ..., shadow: _Optional[bool] = ..., propensity: _Optional[float] = ..., latency: _Optional[_Union[Latency, _Mapping]] = ..., label: _Optional[_Union[Label, str]] = ..., label_source: _Optional[_Union[LabelSource, str]] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finished_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., prompt_text: _Optional[str] = ..., answer_text: _Optional[str] = ...) -> None: ...
+    edge_draft_text: str
+    def __init__(self, query_id: _Optional[str] = ..., device_id: _Optional[str] = ..., cohort: _Optional[str] = ..., edge_model: _Optional[_Union[_common_pb2.ModelRef, _Mapping]] = ..., cloud_model: _Optional[_Union[_common_pb2.ModelRef, _Mapping]] = ..., mode: _Optional[_Union[_common_pb2.RoutingMode, str]] = ..., signals: _Optional[_Mapping[str, float]] = ..., decision: _Optional[_Union[Decision, str]] = ..., answered_by: _Optional[_Union[AnsweredBy, str]] = ..., policy_version: _Optional[str] = ..., shadow: _Optional[bool] = ..., propensity: _Optional[float] = ..., latency: _Optional[_Union[Latency, _Mapping]] = ..., label: _Optional[_Union[Label, str]] = ..., label_source: _Optional[_Union[LabelSource, str]] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finished_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., prompt_text: _Optional[str] = ..., answer_text: _Optional[str] = ..., edge_draft_text: _Optional[str] = ...) -> None: ...

@@ -77,6 +77,19 @@ def test_texts_are_not_stored_unless_retention_is_on(redis_server: RedisServer) 
     assert (with_texts["prompt"], with_texts["answer"]) == ("What is 2 + 2?", "4")
 
 
+def test_an_edge_draft_is_stored_only_with_retention_and_reads_back(redis_server: RedisServer) -> None:
+    plain = OutcomeLogConfig(url=redis_server.url)
+    retained = OutcomeLogConfig(url=redis_server.url, key_prefix="retained:{outcomes}", retain_text=True)
+    drafted = outcome("q-1", edge_draft_text="2 + 2 = 5")
+    run(store(plain, [drafted]))
+    run(store(retained, [drafted]))
+
+    [without] = stream_fields(plain)
+    [with_texts] = stream_fields(retained)
+    assert "draft" not in without and logged(plain)[0].edge_draft_text is None
+    assert with_texts["draft"] == "2 + 2 = 5" and logged(retained) == [drafted]
+
+
 def test_texts_in_any_script_survive_the_round_trip(redis_server: RedisServer) -> None:
     config = OutcomeLogConfig(url=redis_server.url, retain_text=True)
     record = outcome("q-ü", cohort="béta", prompt_text="Wie viel ist 2 + 2? 🤔 \"zitat\"\n\u0000", answer_text="四")
@@ -101,7 +114,7 @@ def test_absent_optional_values_have_no_fields_and_read_back_as_absent(redis_ser
     run(store(config, [local]))
 
     [fields] = stream_fields(config)
-    assert not {"cloud_model", "cloud_version", "cloud_ms", "prompt", "answer"} & fields.keys()
+    assert not {"cloud_model", "cloud_version", "cloud_ms", "prompt", "answer", "draft"} & fields.keys()
     assert logged(config) == [local]
 
 
