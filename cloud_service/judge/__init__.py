@@ -1,4 +1,4 @@
-"""LLM-as-a-judge labels for shadowed outcomes, within their own call budget."""
+"""LLM-as-a-judge labels for shadow and escalated outcomes, within their own call budget."""
 
 from cloud_service.judge.config import JudgeConfig
 from cloud_service.judge.judge import Judge

@@ -1,10 +1,16 @@
-"""The judge worker: labels shadowed outcomes by comparing the edge answer with the cloud answer.
+"""The judge worker: labels shadow and escalated outcomes by comparing the edge answer with the cloud's.
 
 It reads the outcome streams as a consumer of its own group (``judge``; the recalibration worker's
-group reads the same entries independently). A query is judged when the device's record says the
-edge answered (a shadow query: the user got the edge answer and the cloud answered too), the
-service's record holds the cloud answer, both texts were retained, no label is known yet, and the
-query falls in the judged ``share``. Whichever of the two records arrives last triggers the judgement.
+group reads the same entries independently). A query is judged when it is one of two kinds (see
+:mod:`cloud_service.judge.eligibility`): a **shadow** query (the device's record says the edge
+answered, the service's record holds the cloud answer to the shadow request), or an **escalated**
+query whose edge decoded a draft before escalating (``post``/``hybrid``-post; the draft is the
+record's ``edge_draft_text``, the cloud answer the service record's or the device record's
+``answer_text``). In both cases the question and both answers must have been retained, no label may
+be known yet, and the query must fall in the judged ``share``. The judge compares the edge's answer
+(the shadowed answer, or the draft) with the cloud's using the same prompts and strict parsing, so
+the label says whether the edge was right. Whichever of the two records arrives last triggers the
+judgement.
 The label goes through :class:`cloud_service.outcomes.labels.LabelWriter` (once per query id). A batch
 is acknowledged after its labels are written; a failed or unparseable judgement leaves the query
 unlabelled and is not retried.
@@ -21,13 +27,14 @@ from collections.abc import Mapping, Sequence
 from redis.asyncio import Redis
 
 from cloud_service.judge.config import JudgeConfig
+from cloud_service.judge.eligibility import comparison, consistent, judgeable
 from cloud_service.judge.judge import Judge
 from cloud_service.outcomes import codec
 from cloud_service.outcomes.config import OutcomeLogConfig
 from cloud_service.outcomes.consumer import GroupConsumer, GroupSettings
 from cloud_service.outcomes.labels import LabelOutcome, LabelWriter, LateLabel
 from cloud_service.outcomes.redis_client import StreamEntry, stream_entries, translated
-from confroute.contract.enums import AnsweredBy, Label, LabelSource
+from confroute.contract.enums import LabelSource
 from confroute.contract.outcome import OutcomeRecord
 from confroute.errors import Unavailable
 
@@ -87,7 +94,7 @@ class JudgeWorker:
         """What became of one entry's query: ``labelled``, ``unlabelled`` (the judge gave no verdict),
         or why it was not judged."""
         record = _record(fields)
-        if record is None or not record.shadow or record.label is not Label.UNKNOWN:
+        if record is None or not judgeable(record):
             return "not_eligible"
         if not in_share(record.query_id, self._config.share):
             return "outside_share"
@@ -96,15 +103,15 @@ class JudgeWorker:
         if other is None:
             return "waiting_for_other_record"
         device, service = (record, other) if origin == "device" else (other, record)
-        if device.label is not Label.UNKNOWN or device.answered_by is not AnsweredBy.EDGE:
+        if not consistent(device):
             return "not_eligible"
-        if not (device.answer_text and service.answer_text and (service.prompt_text or device.prompt_text)):
-            return "texts_not_retained"
+        texts = comparison(device, service)
+        if isinstance(texts, str):
+            return texts
         keys = self._log.partition(record.edge_model.version, record.cohort)
         if await self._client.exists(keys.labelled(record.query_id)):
             return "already_labelled"
-        question = service.prompt_text or device.prompt_text or ""
-        verdict = await self._judge.verdict(record.query_id, question, device.answer_text, service.answer_text)
+        verdict = await self._judge.verdict(record.query_id, texts.question, texts.edge_answer, texts.cloud_answer)
         if verdict.label is None:
             logger.info("query %s left unlabelled: %s", record.query_id, verdict.reason)
             return "unlabelled"

@@ -1,4 +1,5 @@
-"""The judge worker against a real tritonserver and redis-server: labels written once, failures unlabelled."""
+"""The judge worker against a real tritonserver and redis-server: shadow and escalated queries labelled once,
+failures unlabelled."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from cloud_service.judge import Judge, JudgeConfig, JudgeWorker
 from cloud_service.outcomes.config import OutcomeLogConfig
 from cloud_service.outcomes.redis_client import connect
 from cloud_service.outcomes.writer import OutcomeWriter
-from confroute.contract.enums import AnsweredBy, Decision, Label
+from confroute.contract.enums import AnsweredBy, Decision, Label, RoutingMode
 from confroute.contract.outcome import OutcomeRecord
 from tests.cloud_service.calibration.traffic import EDGE, routed
 from tests.cloud_service.redis_server import RedisServer
@@ -32,12 +33,22 @@ def shadowed(query_id: str) -> tuple[OutcomeRecord, OutcomeRecord]:
     return device, replace(device, answer_text="4", cloud_model=EDGE)
 
 
-async def judge_pass(server: RedisServer, triton_url: str, model: str) -> Counter[str]:
+def escalated(query_id: str, draft: str | None = "2 + 2 = 4") -> tuple[OutcomeRecord, OutcomeRecord]:
+    """The device's and the service's record of one post-mode escalation, texts retained: the device's
+    carries the edge draft (``None``: escalated before decoding), the service's the cloud answer."""
+    [base] = routed(1, threshold=0.0, labelled=False)
+    device = replace(base, query_id=query_id, mode=RoutingMode.POST, shadow=False, propensity=1.0,
+                     decision=Decision.ESCALATED, answered_by=AnsweredBy.CLOUD, cloud_model=EDGE, edge_draft_text=draft)
+    return device, replace(device, prompt_text="user: What is 2 + 2?", answer_text="4", edge_draft_text=None)
+
+
+async def judge_pass(server: RedisServer, triton_url: str, model: str,
+                     pair: tuple[OutcomeRecord, OutcomeRecord] | None = None) -> Counter[str]:
     log = OutcomeLogConfig(url=server.url, retain_text=True)
     client = connect(server.url, connect_timeout_s=1.0, command_timeout_s=10.0)
     backend = await TritonBackend.create(TritonBackendConfig(url=triton_url, model=model))
     try:
-        device, service = shadowed("q-1")
+        device, service = pair or shadowed("q-1")
         writer = OutcomeWriter(client, log)
         await writer.write([device])
         await writer.write([service], origin="service")
@@ -76,6 +87,28 @@ def test_a_judged_shadow_query_is_labelled_once(judge_triton: TritonServerProces
     assert [(entry["qid"], entry["label"], entry["source"]) for entry in labels] == [("q-1", "c", "cloud_judge")]
     assert stats["N:c"] == 1.0 and stats["N:u"] == 0.0
     assert stats["W:c"] == pytest.approx(5.0) and stats["W:u"] == 0.0  # 1 / propensity 0.2, moved exactly
+
+
+def test_an_escalated_query_with_an_edge_draft_is_labelled_once(
+    judge_triton: TritonServerProcess, redis_server: RedisServer
+) -> None:
+    pair = escalated("q-1")
+    outcomes = asyncio.run(judge_pass(redis_server, judge_triton.endpoints.grpc_url, "verdict", pair))
+
+    assert outcomes["labelled"] == 1
+    stats, labels = stats_and_labels(redis_server)
+    assert [(entry["qid"], entry["label"], entry["source"]) for entry in labels] == [("q-1", "c", "cloud_judge")]
+    assert stats["N:c"] == 1.0 and stats["N:u"] == 0.0  # the device record's weight moved, once
+
+
+def test_an_escalation_decided_before_decoding_is_not_judged(
+    judge_triton: TritonServerProcess, redis_server: RedisServer
+) -> None:
+    pair = escalated("q-1", draft=None)
+    outcomes = asyncio.run(judge_pass(redis_server, judge_triton.endpoints.grpc_url, "verdict", pair))
+
+    assert outcomes["no_edge_draft"] == 1 and outcomes["labelled"] == 0
+    assert stats_and_labels(redis_server)[1] == []
 
 
 def test_an_unparseable_verdict_leaves_the_query_unlabelled(
