@@ -42,6 +42,9 @@ def test_post_mode_escalates_an_unsure_answer_with_its_draft(make_agent: MakeAge
     [record] = queued(agent)
     assert record.decision is Decision.ESCALATED and record.latency.cloud_ms is not None
     assert "logprob_mean" in record.signals
+    # The device's outcome records carry no text (its rule today): the draft went to the cloud in the
+    # escalation only, never into the outbox or the upload.
+    assert (record.prompt_text, record.answer_text, record.edge_draft_text) == (None, None, None)
 
 
 def test_pre_mode_escalates_before_decoding_anything(make_agent: MakeAgent, real_cloud: RealCloud) -> None:
