@@ -161,6 +161,7 @@ def outcome_record(
         propensity=request.propensity,
         prompt_text=_prompt_text(request) if retain_text else None,
         answer_text=answer.text if retain_text else None,
+        edge_draft_text=request.draft_answer if retain_text else None,
     )
 
 

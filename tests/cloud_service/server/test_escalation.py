@@ -82,6 +82,7 @@ def test_every_answered_escalation_is_recorded_in_the_outcome_log(service: Servi
     assert record.latency.cloud_ms is not None and record.latency.cloud_ms > 0
     assert record.signals == {"p_correct": 0.31} and record.policy_version == "v7"
     assert record.prompt_text is None and record.answer_text is None  # retain_text is off
+    assert record.edge_draft_text is None
 
 
 def test_texts_are_recorded_only_when_the_service_retains_them(make_service: ServiceFactory) -> None:
@@ -92,6 +93,20 @@ def test_texts_are_recorded_only_when_the_service_retains_them(make_service: Ser
     service.wait_for(lambda: len(service.log.recorded) == 1, "a record")
     assert service.log.recorded[0].prompt_text == "user: hello there"
     assert service.log.recorded[0].answer_text == "hello there"
+
+
+def test_the_edge_draft_is_recorded_for_the_judge_only_when_texts_are_retained(make_service: ServiceFactory) -> None:
+    pb = escalation("what is 2+2?")
+    pb.draft_answer = "5"
+    retained, withheld = make_service(retain_text=True), make_service(retain_text=False)
+
+    escalate(retained, pb)
+    escalate(withheld, pb)
+
+    for service in (retained, withheld):
+        service.wait_for(lambda s=service: len(s.log.recorded) == 1, "a record")
+    assert retained.log.recorded[0].edge_draft_text == "5"
+    assert withheld.log.recorded[0].edge_draft_text is None
 
 
 def test_a_shadow_escalation_is_recorded_as_the_local_answer_it_shadows(service: Service) -> None:
