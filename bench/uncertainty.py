@@ -39,6 +39,7 @@ from bench.uncert.signals import (
     SE_SIGNALS,
     ProbeResult,
     head_signals,
+    route_labels,
     semantic_entropies,
     sep_labels,
     train_probe,
@@ -118,10 +119,11 @@ def run(config: Config) -> dict[str, Any]:
     edge = collect_edge(engine, items, max_new_tokens=config.max_new_tokens, blocks=SAMPLE_BLOCKS,
                         temperature=config.temperature, seed=config.seed, progress=_progress())
     test_items = [items[i] for i in test_idx]
-    cloud = _cloud(config, test_items)
-    signals, probes = _signals(engine, items, edge, train_idx, test_idx, config.seed)
+    cloud = _cloud(config, items)
+    signals, probes = _signals(engine, items, edge, cloud, train_idx, test_idx, config.seed)
     fused = _fused_check(config.edge_bundle, probes, test_items, [edge[i] for i in test_idx], config)
-    return _report(config, items, edge, cloud, signals, probes, train_idx, test_idx, fused)
+    test_cloud = None if cloud is None else [cloud[i] for i in test_idx]
+    return _report(config, items, edge, test_cloud, signals, probes, train_idx, test_idx, fused)
 
 
 def _cloud(config: Config, items: list[Item]) -> list[CloudRecord] | None:
@@ -131,8 +133,9 @@ def _cloud(config: Config, items: list[Item]) -> list[CloudRecord] | None:
     return collect_cloud(engine, items, max_new_tokens=config.max_new_tokens, progress=_progress())
 
 
-def _signals(engine: Engine, items: list[Item], edge: list[EdgeRecord], train_idx: list[int], test_idx: list[int],
-             seed: int) -> tuple[dict[str, np.ndarray], dict[str, ProbeResult]]:
+def _signals(engine: Engine, items: list[Item], edge: list[EdgeRecord], cloud: list[CloudRecord] | None,
+             train_idx: list[int], test_idx: list[int], seed: int
+             ) -> tuple[dict[str, np.ndarray], dict[str, ProbeResult]]:
     """Every signal as a confidence over all items (probe scores: cross-fitted on train, fitted on test)."""
     signals: dict[str, np.ndarray] = dict(head_signals(edge))
     entropies = semantic_entropies(items, edge)
@@ -141,9 +144,11 @@ def _signals(engine: Engine, items: list[Item], edge: list[EdgeRecord], train_id
     layout = FeatureLayout(probe.first_layer, probe.last_layer,
                            probe.feature_dim // (probe.last_layer - probe.first_layer + 1))
     correct = np.array([r.correct for r in edge], np.int8)
-    sep = sep_labels(entropies["se10"][train_idx])
+    label_sets = {"probe": correct[train_idx], "sep": sep_labels(entropies["se10"][train_idx])}
+    if cloud is not None:
+        label_sets["route"] = route_labels(correct, [c.correct for c in cloud])[train_idx]
     probes: dict[str, ProbeResult] = {}
-    for name, labels in (("probe", correct[train_idx]), ("sep", sep)):
+    for name, labels in label_sets.items():
         for position in ("tbg", "slt"):
             feats = np.stack([getattr(r, f"{position}_features") for r in edge])
             _say(f"training {name}_{position} on {len(train_idx)} items")
@@ -189,6 +194,8 @@ def _report(config: Config, items: list[Item], edge: list[EdgeRecord], cloud: li
     costs = _costs(edge, test_idx, greedy_s)
     per_signal = {}
     for name in (*HEAD_SIGNALS, *PROBE_SIGNALS, *SE_SIGNALS):
+        if name not in signals:
+            continue
         values = signals[name]
         score = score_signal(values[train_idx], correct[train_idx], values[test_idx], correct[test_idx],
                              is_probability=name in ("max_prob", *PROBE_SIGNALS))

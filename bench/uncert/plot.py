@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-SHOWN = ("max_prob", "seq_logprob", "entropy_mean", "probe_tbg", "probe_slt", "sep_slt", "se10")
+SHOWN = ("max_prob", "seq_logprob", "probe_slt", "route_tbg", "route_slt", "se10_lik", "se10")
 
 
 def plot_cascades(report: dict[str, Any], out_dir: Path) -> list[Path]:
