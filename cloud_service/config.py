@@ -11,7 +11,7 @@ import argparse
 import dataclasses
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from cloud_service.backends.prompt import PROMPT_FORMATS, PromptFormat
@@ -19,6 +19,7 @@ from confroute.errors import InvalidInput
 
 ENV_PREFIX = "CONFROUTE_CLOUD_"
 LOG_FORMATS = ("text", "json")
+_REDIS_SCHEMES = ("redis://", "rediss://", "unix://", "redis+cluster://", "rediss+cluster://")
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
 
@@ -31,7 +32,12 @@ class ServiceConfig:
     triton_url: str = "127.0.0.1:8001"
     triton_model: str = "echo"
     prompt_format: PromptFormat = "chatml"
-    redis_url: str = "redis://127.0.0.1:6379/0"
+    redis_url: str = field(
+        default="redis://127.0.0.1:6379/0",
+        metadata={"help": "redis://[user:password@]host[:port][/db] for one server (rediss:// for TLS), "
+                          "redis+cluster://[user:password@]host[:port][,host[:port]...] for a Redis Cluster "
+                          "(rediss+cluster:// for TLS; the listed nodes are startup nodes, one reachable is enough)"},
+    )
     max_inflight: int = 64  # escalations at once; more are refused with RESOURCE_EXHAUSTED
     max_deadline_s: float = 30.0  # the longest a backend call may take, whatever the client allows
     retain_text: bool = False  # keep prompt and answer texts in the outcome records of escalations
@@ -55,7 +61,7 @@ class ServiceConfig:
             split_address(self.metrics_listen, "metrics_listen")
         _require(self.prompt_format in PROMPT_FORMATS, "prompt_format", f"one of {PROMPT_FORMATS}")
         _require(self.log_format in LOG_FORMATS, "log_format", f"one of {LOG_FORMATS}")
-        _require(self.redis_url.startswith(("redis://", "rediss://", "unix://")), "redis_url", "a redis:// URL")
+        _require(self.redis_url.startswith(_REDIS_SCHEMES), "redis_url", "a redis:// or redis+cluster:// URL")
         _require(bool(self.triton_url and self.triton_model), "triton_url", "set, with triton_model")
         _require(self.max_inflight >= 1, "max_inflight", ">= 1")
         _require(self.max_pending_requests >= 1, "max_pending_requests", ">= 1")
@@ -79,6 +85,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         flag = "--" + spec.name.replace("_", "-")
         env = ENV_PREFIX + spec.name.upper()
         help_text = f"default {spec.default!r}; env {env}"
+        if "help" in spec.metadata:
+            help_text = f"{spec.metadata['help']}; {help_text}"
         if spec.type == "bool":
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=help_text)
         else:

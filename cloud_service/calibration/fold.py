@@ -14,7 +14,6 @@ import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from redis.asyncio import Redis
 from redis.exceptions import NoScriptError
 
 from cloud_service.calibration.config import RecalibrationConfig
@@ -22,7 +21,7 @@ from cloud_service.outcomes import codec, statistics
 from cloud_service.outcomes.config import OutcomeLogConfig
 from cloud_service.outcomes.consumer import GroupConsumer, GroupSettings
 from cloud_service.outcomes.labels import folded_marker
-from cloud_service.outcomes.redis_client import StreamEntry, translated
+from cloud_service.outcomes.redis_client import RedisClient, StreamEntry, translated
 from confroute.contract.outcome import OutcomeRecord
 
 # KEYS[1]: the stream; KEYS[4i-2], KEYS[4i-1], KEYS[4i], KEYS[4i+1]: entry i's statistics prefix, late-label
@@ -70,7 +69,7 @@ class FoldCounts:
 class StreamFolder:
     """One consumer of the recalibration group on every outcome stream it is given."""
 
-    def __init__(self, client: Redis, log_config: OutcomeLogConfig, config: RecalibrationConfig) -> None:
+    def __init__(self, client: RedisClient, log_config: OutcomeLogConfig, config: RecalibrationConfig) -> None:
         self._client = client
         self._log = log_config
         self._config = config

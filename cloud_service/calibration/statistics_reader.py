@@ -11,10 +11,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
-from redis.asyncio import Redis
 
 from cloud_service.outcomes.config import PartitionKeys
-from cloud_service.outcomes.redis_client import translated
+from cloud_service.outcomes.redis_client import RedisClient, translated
 from cloud_service.outcomes.statistics import BINS, LABELS, SIGNALS, WEIGHT_SCALE
 from confroute.calibration import ScoreHistogram
 from confroute.calibration.canary import ArmQuality
@@ -36,7 +35,7 @@ class PartitionStatistics:
     records: int = 0
 
 
-async def read_statistics(client: Redis, keys: PartitionKeys) -> PartitionStatistics:
+async def read_statistics(client: RedisClient, keys: PartitionKeys) -> PartitionStatistics:
     """The pooled statistics of ``keys``' partition."""
     names = [(mode.value, signal, part) for mode in RoutingMode for signal in SIGNALS for part in _PARTS]
     pipe = client.pipeline(transaction=False)
@@ -87,7 +86,7 @@ def _ints(raw: bytes | None, size: int) -> IntArray:
     return values
 
 
-async def read_arm(client: Redis, keys: PartitionKeys, policy_version: str) -> ArmQuality:
+async def read_arm(client: RedisClient, keys: PartitionKeys, policy_version: str) -> ArmQuality:
     """The labelled quality of the records ``policy_version`` routed: weighted share of correct edge
     answers among the labelled ones (the cloud answered the others: counted as good only via their own
     labels) and its Kish effective sample size (0 without labels)."""

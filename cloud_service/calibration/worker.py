@@ -19,7 +19,6 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Protocol
 
-from redis.asyncio import Redis
 from redis.typing import EncodableT, FieldT
 
 from cloud_service.calibration.config import RecalibrationConfig
@@ -28,7 +27,7 @@ from cloud_service.calibration.policy_maker import Recalibration, recalibrate
 from cloud_service.calibration.statistics_reader import read_arm, read_statistics
 from cloud_service.outcomes import codec
 from cloud_service.outcomes.config import OutcomeLogConfig, PartitionKeys
-from cloud_service.outcomes.redis_client import stream_entries, translated
+from cloud_service.outcomes.redis_client import RedisClient, stream_entries, translated
 from cloud_service.policies.operations import Published, RolloutStore, judge_canary, publish_candidate
 from confroute.calibration.canary import CanaryDecision, CanaryVerdict
 from confroute.contract.policy import Policy
@@ -54,7 +53,7 @@ class RecalibrationWorker:
 
     def __init__(
         self,
-        client: Redis,
+        client: RedisClient,
         log_config: OutcomeLogConfig,
         store: PolicyTarget,
         config: RecalibrationConfig,

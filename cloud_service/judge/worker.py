@@ -24,8 +24,6 @@ import logging
 from collections import Counter
 from collections.abc import Mapping, Sequence
 
-from redis.asyncio import Redis
-
 from cloud_service.judge.config import JudgeConfig
 from cloud_service.judge.eligibility import comparison, consistent, judgeable
 from cloud_service.judge.judge import Judge
@@ -33,7 +31,7 @@ from cloud_service.outcomes import codec
 from cloud_service.outcomes.config import OutcomeLogConfig
 from cloud_service.outcomes.consumer import GroupConsumer, GroupSettings
 from cloud_service.outcomes.labels import LabelOutcome, LabelWriter, LateLabel
-from cloud_service.outcomes.redis_client import StreamEntry, stream_entries, translated
+from cloud_service.outcomes.redis_client import RedisClient, StreamEntry, stream_entries, translated
 from confroute.contract.enums import LabelSource
 from confroute.contract.outcome import OutcomeRecord
 from confroute.errors import Unavailable
@@ -50,7 +48,7 @@ def in_share(query_id: str, share: float) -> bool:
 class JudgeWorker:
     """Judges the outcome streams' eligible queries (see the module docstring)."""
 
-    def __init__(self, client: Redis, log_config: OutcomeLogConfig, judge: Judge, config: JudgeConfig) -> None:
+    def __init__(self, client: RedisClient, log_config: OutcomeLogConfig, judge: Judge, config: JudgeConfig) -> None:
         self._client = client
         self._log = log_config
         self._judge = judge

@@ -13,10 +13,9 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any, cast
 
-from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
-from cloud_service.outcomes.redis_client import StreamEntry, read_entries, translated
+from cloud_service.outcomes.redis_client import RedisClient, StreamEntry, read_entries, translated
 
 _NEW = ">"
 _OWN_PENDING = "0"
@@ -34,7 +33,7 @@ class GroupConsumer:
     """Reads outcome streams as ``settings.consumer`` of ``settings.group`` (created at the start of the
     stream the first time)."""
 
-    def __init__(self, client: Redis, settings: GroupSettings) -> None:
+    def __init__(self, client: RedisClient, settings: GroupSettings) -> None:
         self._client = client
         self._settings = settings
 

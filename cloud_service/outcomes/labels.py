@@ -16,12 +16,11 @@ import enum
 import hashlib
 from dataclasses import dataclass
 
-from redis.asyncio import Redis
 from redis.exceptions import NoScriptError
 
 from cloud_service.outcomes import codec, statistics
 from cloud_service.outcomes.config import OutcomeLogConfig
-from cloud_service.outcomes.redis_client import translated
+from cloud_service.outcomes.redis_client import RedisClient, translated
 from confroute.contract.enums import Label, LabelSource
 from confroute.contract.outcome import OutcomeRecord
 
@@ -89,7 +88,7 @@ def folded_marker(config: OutcomeLogConfig, record: OutcomeRecord) -> str:
 class LabelWriter:
     """Writes late labels into the outcome log and its statistics (see the module docstring)."""
 
-    def __init__(self, client: Redis, config: OutcomeLogConfig) -> None:
+    def __init__(self, client: RedisClient, config: OutcomeLogConfig) -> None:
         self._client = client
         self._config = config
 

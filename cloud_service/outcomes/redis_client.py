@@ -4,36 +4,89 @@ Every redis-py exception that reaches the cloud service passes through :func:`tr
 
     redis.exceptions.OutOfMemoryError  -> confroute.errors.Overloaded   (Redis refuses writes: back off)
     any other redis.exceptions.RedisError -> confroute.errors.Unavailable (down, unreachable, auth, ...)
+    redis.exceptions.RedisClusterException -> confroute.errors.Unavailable (no reachable node, slot not covered)
 
-URLs may carry a password; only :func:`redacted` forms of them appear in messages.
+URLs may carry a password; only :func:`redacted` forms of them appear in messages. One URL picks the
+deployment: ``redis://`` (``rediss://``, ``unix://``) a single server, ``redis+cluster://`` (``rediss+cluster://``)
+a Redis Cluster; every caller takes the :data:`RedisClient` that :func:`connect` builds from it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, cast
-from urllib.parse import SplitResult, urlsplit
+from dataclasses import dataclass
+from typing import Any, TypeAlias, cast
+from urllib.parse import SplitResult, unquote, urlsplit
 
 from redis.asyncio import Redis
+from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialWithJitterBackoff
-from redis.exceptions import OutOfMemoryError, RedisError
+from redis.exceptions import OutOfMemoryError, RedisClusterException, RedisError
 
 from confroute.errors import Overloaded, Unavailable
+
+# What every caller holds: a single server's client or a cluster's. Both speak the commands the callers use;
+# the keys each call touches share one hash tag, so the cluster client routes every call to one node.
+RedisClient: TypeAlias = Redis | RedisCluster
 
 # One stream entry as redis-py returns it from a client that does not decode responses (RESP2).
 StreamEntry = tuple[bytes, dict[bytes, bytes]]
 
 _TCP_SCHEMES = ("redis", "rediss")
-_FORM = "redis://[user:password@]host[:port][/db] (rediss:// for TLS, unix:///path/to/socket)"
+CLUSTER_SCHEMES = ("redis+cluster", "rediss+cluster")
+_FORM = ("redis://[user:password@]host[:port][/db] (rediss:// for TLS, unix:///path/to/socket), or "
+         "redis+cluster://[user:password@]host[:port][,host[:port]...] for a Redis Cluster (rediss+cluster:// for TLS)")
+_DEFAULT_PORT = 6379
+
+
+@dataclass(frozen=True)
+class ClusterUrl:
+    """A ``redis+cluster://`` URL taken apart: the startup nodes the client asks for the cluster's layout."""
+
+    nodes: tuple[tuple[str, int], ...]
+    username: str | None = None
+    password: str | None = None
+    tls: bool = False
+
+
+def parse_cluster_url(url: str) -> ClusterUrl:
+    """``redis+cluster://[user:password@]host[:port][,host[:port]...][/0]`` (``rediss+cluster://``: TLS).
+
+    Raises ``ValueError``: a cluster has database 0 only, and the URL takes no query (redis-py's cluster
+    client does not read one, so an option there would be silently ignored).
+    """
+    parts = urlsplit(url)
+    if parts.scheme not in CLUSTER_SCHEMES:
+        raise ValueError(f"not a Redis Cluster URL (redis+cluster:// or rediss+cluster://): {redacted(url)!r}")
+    if parts.path not in ("", "/", "/0"):
+        raise ValueError(f"a Redis Cluster has database 0 only, got path {parts.path!r}")
+    if parts.query or parts.fragment:
+        raise ValueError("a Redis Cluster URL takes no query or fragment")
+    userinfo, _, hosts = parts.netloc.rpartition("@")
+    user, colon, password = userinfo.partition(":")
+    nodes = tuple(_node(host) for host in hosts.split(","))
+    return ClusterUrl(nodes, unquote(user) or None, unquote(password) if colon else None,
+                      tls=parts.scheme == "rediss+cluster")
+
+
+def _node(address: str) -> tuple[str, int]:
+    node = urlsplit(f"//{address}")
+    port = node.port  # raises ValueError when not a number in [0, 65535]
+    if not node.hostname or node.username is not None:
+        raise ValueError(f"a Redis Cluster node must be host[:port], got {address!r}")
+    return node.hostname, port if port is not None else _DEFAULT_PORT
 
 
 def check_url(url: str, setting: str) -> None:
-    """Raises ``ValueError`` naming ``setting`` unless ``url`` is a ``redis://``, ``rediss://`` or
-    ``unix://`` URL that redis-py can use."""
+    """Raises ``ValueError`` naming ``setting`` unless ``url`` is a ``redis://``, ``rediss://``,
+    ``unix://``, ``redis+cluster://`` or ``rediss+cluster://`` URL that redis-py can use."""
     try:
         parts = urlsplit(url)
+        if parts.scheme in CLUSTER_SCHEMES:
+            parse_cluster_url(url)
+            return
         parts.port  # noqa: B018 -- parsing the port is what validates it
     except ValueError as exc:
         raise ValueError(f"{setting} must look like {_FORM}: {exc}") from exc
@@ -66,17 +119,35 @@ def hash_tag(key: str) -> str:
     return key[start + 1 : end] if start >= 0 and end > start + 1 else ""
 
 
-def connect(url: str, *, connect_timeout_s: float, command_timeout_s: float) -> Redis:
-    """A client (and its connection pool) for ``url``; nothing connects until the first command.
+def connect(url: str, *, connect_timeout_s: float, command_timeout_s: float) -> RedisClient:
+    """A client (and its connection pools) for ``url``; nothing connects until the first command.
+
+    ``url`` picks the deployment, and this is the one place that reads it:
+
+    - ``redis://[user:password@]host[:port][/db]`` (``rediss://`` for TLS, ``unix:///path``): one server,
+      a :class:`redis.asyncio.Redis`;
+    - ``redis+cluster://[user:password@]host[:port][,host[:port]...]`` (``rediss+cluster://`` for TLS):
+      a Redis Cluster, a :class:`redis.asyncio.cluster.RedisCluster` that asks the listed startup nodes
+      (any reachable one is enough) for the slot layout and follows it as it changes.
 
     redis-py retries once, after a short jittered pause, on a dropped connection: that reconnects the
-    pool's stale connections after a Redis restart. Longer outages are the callers' to handle.
+    pool's stale connections after a Redis restart (or, on a cluster, refreshes the slot layout after a
+    failover). Longer outages are the callers' to handle.
     """
+    retry = Retry(ExponentialWithJitterBackoff(base=0.01, cap=0.05), retries=1)
+    if urlsplit(url).scheme in CLUSTER_SCHEMES:
+        cluster = parse_cluster_url(url)
+        return RedisCluster(
+            startup_nodes=[ClusterNode(host, port) for host, port in cluster.nodes],
+            username=cluster.username,
+            password=cluster.password,
+            ssl=cluster.tls,
+            socket_connect_timeout=connect_timeout_s,
+            socket_timeout=command_timeout_s,
+            retry=retry,
+        )
     client: Redis = Redis.from_url(
-        url,
-        socket_connect_timeout=connect_timeout_s,
-        socket_timeout=command_timeout_s,
-        retry=Retry(ExponentialWithJitterBackoff(base=0.01, cap=0.05), retries=1),
+        url, socket_connect_timeout=connect_timeout_s, socket_timeout=command_timeout_s, retry=retry
     )
     return client
 
@@ -88,7 +159,7 @@ def translated(action: str) -> Iterator[None]:
         yield
     except OutOfMemoryError as exc:
         raise Overloaded(f"Redis is out of memory while {action}") from exc
-    except RedisError as exc:
+    except (RedisError, RedisClusterException) as exc:  # the latter is no RedisError
         raise Unavailable(f"Redis failed while {action}: {type(exc).__name__}: {exc}") from exc
 
 

@@ -14,12 +14,11 @@ import hashlib
 from collections.abc import Sequence
 from itertools import groupby
 
-from redis.asyncio import Redis
 from redis.exceptions import NoScriptError
 
 from cloud_service.outcomes import codec, statistics
 from cloud_service.outcomes.config import OutcomeLogConfig, PartitionKeys
-from cloud_service.outcomes.redis_client import translated
+from cloud_service.outcomes.redis_client import RedisClient, translated
 from cloud_service.ports import StoreResult
 from confroute.contract.outcome import OutcomeRecord
 
@@ -66,7 +65,7 @@ _APPENDED = ord("1")
 class OutcomeWriter:
     """Writes batches of records durably; every failure is a confroute error (see ``redis_client``)."""
 
-    def __init__(self, client: Redis, config: OutcomeLogConfig) -> None:
+    def __init__(self, client: RedisClient, config: OutcomeLogConfig) -> None:
         self._client = client
         self._config = config
 
