@@ -44,6 +44,7 @@ class PolicyHub(Generic[V]):
     def __init__(self, follow: Follow[V]) -> None:
         self._follow = follow
         self._feeds: dict[str, Feed[V]] = {}
+        self._stopping: set[asyncio.Task[None]] = set()  # followers whose last watcher left, still unwinding
 
     @property
     def watchers(self) -> int:
@@ -66,10 +67,13 @@ class PolicyHub(Generic[V]):
                     del self._feeds[key]
                 if feed.task is not None:
                     feed.task.cancel()
+                    self._stopping.add(feed.task)
+                    feed.task.add_done_callback(self._stopping.discard)
 
     async def close(self) -> None:
-        """Stops every follower (the watchers' waits then never end: cancel them first)."""
-        tasks = [feed.task for feed in self._feeds.values() if feed.task is not None]
+        """Stops every follower (the watchers' waits then never end: cancel them first), and waits for the
+        ones already stopping, so that none still uses the client when its owner closes it."""
+        tasks = [feed.task for feed in self._feeds.values() if feed.task is not None] + list(self._stopping)
         self._feeds.clear()
         for task in tasks:
             task.cancel()
