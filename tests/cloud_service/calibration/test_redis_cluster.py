@@ -20,6 +20,7 @@ from cloud_service.calibration import RecalibrationConfig, RecalibrationWorker
 from cloud_service.outcomes.config import OutcomeLogConfig
 from cloud_service.outcomes.labels import LabelOutcome, LabelWriter, LateLabel
 from cloud_service.outcomes.redis_client import connect
+from cloud_service.outcomes.redis_log import RedisOutcomeLog
 from cloud_service.outcomes.writer import OutcomeWriter
 from cloud_service.policies import PolicyStoreConfig, RedisPolicyStore
 from confroute.contract.enums import Label, LabelSource
@@ -67,7 +68,9 @@ async def loop_on_cluster(url: str) -> LoopResult:
         for i in range(0, len(records), 1000):
             await writer.write(records[i : i + 1000])
         [unlabelled] = routed(1, labelled=False, threshold=0.0, prefix="late", cohort="alpha")
-        await writer.write([unlabelled])
+        async with RedisOutcomeLog(log) as outcome_log:  # the service's log: its own client, from the URL
+            stored = await outcome_log.store([unlabelled])
+        assert stored.stored == (unlabelled.query_id,)
         labels = LabelWriter(client, log)
         late = LateLabel(unlabelled, Label.CORRECT, LabelSource.CLOUD_JUDGE)
         written = [await labels.write(late), await labels.write(late)]
