@@ -200,7 +200,8 @@ def _report(config: Config, items: list[Item], edge: list[EdgeRecord], cloud: li
         score = score_signal(values[train_idx], correct[train_idx], values[test_idx], correct[test_idx],
                              is_probability=name in ("max_prob", *PROBE_SIGNALS))
         per_signal[name] = {"auroc": score.auroc, "aurac": score.aurac, "ece": score.ece,
-                            "ece_uncalibrated": score.ece_raw, "cost_ratio": costs[name]}
+                            "ece_crossfit": score.ece_crossfit, "ece_uncalibrated": score.ece_raw,
+                            "cost_ratio": costs[name]}
     datasets = _datasets(items, test_idx, correct, cloud, signals)
     report = {
         "config": {k: str(v) if isinstance(v, Path) else v for k, v in dataclasses.asdict(config).items()},
@@ -209,6 +210,7 @@ def _report(config: Config, items: list[Item], edge: list[EdgeRecord], cloud: li
         "edge_accuracy_by_dataset": {d: float(np.mean([correct[i] for i in test_idx if items[i].dataset == d]))
                                      for d in dict.fromkeys(items[i].dataset for i in test_idx)},
         "signals": per_signal, "datasets": datasets,
+        "items": _items(items, test_idx, correct, signals),
         "probes": {name: _probe_info(result) for name, result in probes.items()},
         "fused_probe_check": fused,
         "plain_generation_ms": 1000.0 * greedy_s / max(len(test_idx), 1),
@@ -219,6 +221,15 @@ def _report(config: Config, items: list[Item], edge: list[EdgeRecord], cloud: li
     if cloud is not None:
         report["cloud_accuracy_test"] = float(np.mean([c.correct for c in cloud]))
     return report
+
+
+def _items(items: list[Item], test_idx: list[int], correct: np.ndarray,
+           signals: dict[str, np.ndarray]) -> list[dict[str, Any]]:
+    """Per item: split, correctness and every signal (so a saved run can be re-analysed)."""
+    test = set(test_idx)
+    return [{"id": item.item_id, "dataset": item.dataset, "split": "test" if i in test else "train",
+             "edge_correct": bool(correct[i]), "signals": {name: float(v[i]) for name, v in signals.items()}}
+            for i, item in enumerate(items)]
 
 
 def _costs(edge: list[EdgeRecord], test_idx: list[int], greedy_s: float) -> dict[str, float]:

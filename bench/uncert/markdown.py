@@ -16,13 +16,14 @@ def render(report: dict[str, Any], png_paths: list[str], command: str) -> str:
         + (f", cloud accuracy {report['cloud_accuracy_test']:.3f}" if "cloud_accuracy_test" in report else "")
         + f"; one plain generation {report['plain_generation_ms']:.0f} ms.",
         "",
-        "| signal | AUROC | AURAC | ECE (isotonic) | cost vs one generation | APGR | CPT(50%) |",
-        "|---|---:|---:|---:|---:|---:|---:|",
+        "| signal | AUROC | AURAC | ECE (isotonic) | ECE, both halves | cost vs one generation | APGR | CPT(50%) |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     cascade = report["datasets"].get("all", {}).get("signals", {})
     for name, s in report["signals"].items():
         c = cascade.get(name, {})
-        lines.append(f"| `{name}` | {s['auroc']:.3f} | {s['aurac']:.3f} | {s['ece']:.3f} | {s['cost_ratio']:.2f}x | "
+        lines.append(f"| `{name}` | {s['auroc']:.3f} | {s['aurac']:.3f} | {s['ece']:.3f} | "
+                     f"{_num(s.get('ece_crossfit'))} | {s['cost_ratio']:.2f}x | "
                      f"{_num(c.get('apgr'))} | {_pct(c.get('cpt50'))} |")
     lines += ["", "| dataset | n | edge acc. | cloud acc. | best APGR (signal) | its CPT(50%) |",
               "|---|---:|---:|---:|---|---:|"]
@@ -44,12 +45,15 @@ def _goals(report: dict[str, Any]) -> str:
     met_auroc = gap <= GOAL_AUROC_GAP and best["cost_ratio"] <= GOAL_COST
     eces = {name: s["ece"] for name, s in signals.items()}
     under = [name for name, value in eces.items() if value <= GOAL_ECE]
+    crossfit = [name for name, s in signals.items() if s.get("ece_crossfit", 1.0) <= GOAL_ECE]
     return (f"Goals: best fused probe `{best_name}` AUROC {best['auroc']:.3f} vs the better semantic entropy with "
             f"N=10 (`{se_name}`) {se['auroc']:.3f} (gap {gap:+.3f}, goal <= {GOAL_AUROC_GAP}) at "
             f"{best['cost_ratio']:.2f}x vs {se['cost_ratio']:.2f}x: **{'met' if met_auroc else 'not met'}**. "
             f"ECE <= {GOAL_ECE} after calibration: {', '.join(f'`{n}`' for n in under) or 'no signal'} "
-            f"({len(under)} of {len(eces)}; **{'met' if under else 'not met'}**; on {report['n_test']} test items "
-            "the ECE of even a perfectly calibrated score carries sampling noise of a few hundredths). APGR is "
+            f"({len(under)} of {len(eces)}; **{'met' if under else 'not met'}** on the {report['n_test']} test items, "
+            "where even a perfectly calibrated score shows an ECE of a few hundredths from sampling noise; over "
+            f"both halves, each calibrated by the map fitted on the other: "
+            f"{', '.join(f'`{n}`' for n in crossfit) or 'no signal'}). APGR is "
             "unstable on a dataset where the cloud model barely beats the edge model (gap < 0.1).")
 
 
