@@ -104,7 +104,7 @@ def end_to_end(edge_bundle: Path, cloud_bundle: Path, cache: Path, workdir: Path
         config = AgentConfig(bundle=edge_bundle, device="cpu", threads=2, device_id="bench", cohort="bench",
                              state_dir=workdir / "edge", cloud=CloudConfig(target=stack.cloud_target, deadline_s=120),
                              privacy_patterns=(), never_escalate=False, http_host="127.0.0.1", http_port=0,
-                             log_format="text")
+                             log_format="text", policy_keys=(stack.policy_key,))
         with running_agent(config) as agent:
             keeper = agent._policies
             model = agent._model

@@ -88,7 +88,8 @@ def run(config: DemoConfig) -> None:
         agent_config = AgentConfig(
             bundle=config.edge_bundle, device="cpu", threads=2, device_id="demo-device", cohort="demo",
             state_dir=workdir / "edge", cloud=CloudConfig(target=cloud.cloud_target, deadline_s=120.0),
-            privacy_patterns=(), never_escalate=False, http_host="127.0.0.1", http_port=0, log_format="text")
+            privacy_patterns=(), never_escalate=False, http_host="127.0.0.1", http_port=0, log_format="text",
+            policy_keys=(cloud.policy_key,))
         agent = stack.enter_context(running_agent(agent_config))
         questions = [json.loads(line) for line in config.questions.read_text("utf-8").splitlines() if line.strip()]
         params = SamplingParams(max_new_tokens=config.max_tokens)

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from confroute.errors import Unavailable
+from confroute.signing.keys import PRIVATE_SUFFIX, PUBLIC_SUFFIX, generate_key_pair
 from edge_agent.demo import redis
 from edge_agent.demo.processes import child, free_port, tail, wait_for_port
 
@@ -35,6 +36,7 @@ class Stack:
     redis_url: str
     triton_url: str
     cloud_target: str
+    policy_key: Path  # the public key of the service's policy signing key: what devices trust
 
 
 def _say(message: str) -> None:
@@ -46,9 +48,17 @@ def cloud_stack(config: StackConfig) -> Iterator[Stack]:
     with contextlib.ExitStack() as stack:
         redis_url = config.redis_url or stack.enter_context(_redis(config))
         triton_url = config.triton_url or stack.enter_context(_triton(config))
-        target = stack.enter_context(_service(config, redis_url, triton_url))
-        yield Stack(redis_url, triton_url, target)
+        private_key, public_key = _signing_key_pair(config.workdir)
+        target = stack.enter_context(_service(config, redis_url, triton_url, private_key))
+        yield Stack(redis_url, triton_url, target, public_key)
         _say("shutting the cloud side down")
+
+
+def _signing_key_pair(workdir: Path) -> tuple[Path, Path]:
+    """A fresh Ed25519 key pair for this run: the service signs its policies, the demo's device trusts them."""
+    stem = workdir / "policy-signing"
+    generate_key_pair(stem)
+    return stem.with_name(stem.name + PRIVATE_SUFFIX), stem.with_name(stem.name + PUBLIC_SUFFIX)
 
 
 @contextlib.contextmanager
@@ -78,12 +88,12 @@ def _triton(config: StackConfig) -> Iterator[str]:
 
 
 @contextlib.contextmanager
-def _service(config: StackConfig, redis_url: str, triton_url: str) -> Iterator[str]:
+def _service(config: StackConfig, redis_url: str, triton_url: str, signing_key: Path) -> Iterator[str]:
     port = free_port()
     log = config.workdir / "cloud-service.log"
     command = [sys.executable, "-m", "cloud_service.cli", "serve", "--listen", f"127.0.0.1:{port}",
                "--triton-url", triton_url, "--triton-model", config.triton_model, "--redis-url", redis_url,
-               "--metrics-listen", "", "--max-deadline-s", "120"]
+               "--metrics-listen", "", "--max-deadline-s", "120", "--policy-signing-key", str(signing_key)]
     with child("cloud-service", command, log) as process:
         wait_for_port("the cloud service", process, port, log, 60.0)
         _say(f"cloud service on 127.0.0.1:{port}")
