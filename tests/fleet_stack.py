@@ -29,8 +29,8 @@ from cloud_service.config import ServiceConfig
 from cloud_service.outcomes import codec
 from cloud_service.outcomes.config import OutcomeLogConfig
 from cloud_service.outcomes.labels import LabelWriter, LateLabel
-from cloud_service.outcomes.redis_client import connect
 from cloud_service.policies import PolicyStoreConfig, RedisPolicyStore
+from cloud_service.redis_client import connect
 from cloud_service.server.runner import start_service
 from confroute.contract import ModelRef, Policy
 from confroute.contract.enums import Label, LabelSource

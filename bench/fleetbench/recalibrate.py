@@ -35,9 +35,9 @@ import numpy as np
 from bench.cloudbench.processes import RedisProcess
 from cloud_service.calibration import RecalibrationConfig, RecalibrationWorker
 from cloud_service.outcomes.config import OutcomeLogConfig
-from cloud_service.outcomes.redis_client import connect
 from cloud_service.outcomes.writer import OutcomeWriter
 from cloud_service.policies import PolicyStoreConfig, RedisPolicyStore
+from cloud_service.redis_client import connect
 from confroute.contract.common import ModelRef
 from confroute.contract.enums import AnsweredBy, Decision, Label, LabelSource, RoutingMode
 from confroute.contract.outcome import Latency, OutcomeRecord

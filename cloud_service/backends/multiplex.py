@@ -35,7 +35,7 @@ from typing import Any, Protocol
 import grpc
 
 from cloud_service.backends.wire import with_id
-from cloud_service.outcomes.backoff import Backoff
+from cloud_service.backoff import Backoff
 from confroute.errors import DeadlineExceeded, RuntimeFailure, Unavailable
 
 logger = logging.getLogger(__name__)

@@ -46,7 +46,7 @@ from tritonclient.grpc import MAX_GRPC_MESSAGE_SIZE, service_pb2, service_pb2_gr
 from cloud_service.backends.multiplex import MultiplexedStream
 from cloud_service.backends.prompt import PromptFormat, render_prompt
 from cloud_service.backends.wire import STREAM_METHOD, TextCodec, decode_stream_response, is_final, text_of
-from cloud_service.outcomes.backoff import Backoff
+from cloud_service.backoff import Backoff
 from confroute.contract.answer import EscalationResponse, StreamEvent, Timings, TokenDelta, Usage
 from confroute.contract.common import ModelRef
 from confroute.contract.enums import FinishReason

@@ -19,9 +19,9 @@ from cloud_service.calibration.config import TARGETS, RecalibrationConfig
 from cloud_service.calibration.worker import RecalibrationWorker
 from cloud_service.config import ServiceConfig, config_from
 from cloud_service.outcomes.config import OutcomeLogConfig
-from cloud_service.outcomes.redis_client import connect
 from cloud_service.policies.config import PolicyStoreConfig
 from cloud_service.policies.redis_store import RedisPolicyStore
+from cloud_service.redis_client import connect
 from cloud_service.server.logs import configure_logging
 from confroute.signing import load_signing_key
 

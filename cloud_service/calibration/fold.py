@@ -21,7 +21,7 @@ from cloud_service.outcomes import codec, statistics
 from cloud_service.outcomes.config import OutcomeLogConfig
 from cloud_service.outcomes.consumer import GroupConsumer, GroupSettings
 from cloud_service.outcomes.labels import folded_marker
-from cloud_service.outcomes.redis_client import RedisClient, StreamEntry, translated
+from cloud_service.redis_client import RedisClient, StreamEntry, translated
 from confroute.contract.outcome import OutcomeRecord
 
 # KEYS[1]: the stream; KEYS[4i-2], KEYS[4i-1], KEYS[4i], KEYS[4i+1]: entry i's statistics prefix, late-label

@@ -13,8 +13,8 @@ import numpy as np
 import numpy.typing as npt
 
 from cloud_service.outcomes.config import PartitionKeys
-from cloud_service.outcomes.redis_client import RedisClient, translated
 from cloud_service.outcomes.statistics import BINS, LABELS, SIGNALS, WEIGHT_SCALE
+from cloud_service.redis_client import RedisClient, translated
 from confroute.calibration import ScoreHistogram
 from confroute.calibration.canary import ArmQuality
 from confroute.contract.enums import RoutingMode

@@ -27,8 +27,8 @@ from cloud_service.calibration.policy_maker import Recalibration, recalibrate
 from cloud_service.calibration.statistics_reader import read_arm, read_statistics
 from cloud_service.outcomes import codec
 from cloud_service.outcomes.config import OutcomeLogConfig, PartitionKeys
-from cloud_service.outcomes.redis_client import RedisClient, stream_entries, translated
 from cloud_service.policies.operations import Published, RolloutStore, judge_canary, publish_candidate
+from cloud_service.redis_client import RedisClient, stream_entries, translated
 from confroute.calibration.canary import CanaryDecision, CanaryVerdict
 from confroute.contract.policy import Policy
 from confroute.errors import Unavailable

@@ -31,7 +31,7 @@ from cloud_service.outcomes import codec
 from cloud_service.outcomes.config import OutcomeLogConfig
 from cloud_service.outcomes.consumer import GroupConsumer, GroupSettings
 from cloud_service.outcomes.labels import LabelOutcome, LabelWriter, LateLabel
-from cloud_service.outcomes.redis_client import RedisClient, StreamEntry, stream_entries, translated
+from cloud_service.redis_client import RedisClient, StreamEntry, stream_entries, translated
 from confroute.contract.enums import LabelSource
 from confroute.contract.outcome import OutcomeRecord
 from confroute.errors import Unavailable

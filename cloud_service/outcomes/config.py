@@ -24,7 +24,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from urllib.parse import quote, unquote
 
-from cloud_service.outcomes.redis_client import check_url, hash_tag
+from cloud_service.redis_client import check_url, hash_tag
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from typing import Any, cast
 
 from redis.exceptions import ResponseError
 
-from cloud_service.outcomes.redis_client import RedisClient, StreamEntry, read_entries, translated
+from cloud_service.redis_client import RedisClient, StreamEntry, read_entries, translated
 
 _NEW = ">"
 _OWN_PENDING = "0"

@@ -20,7 +20,7 @@ from redis.exceptions import NoScriptError
 
 from cloud_service.outcomes import codec, statistics
 from cloud_service.outcomes.config import OutcomeLogConfig
-from cloud_service.outcomes.redis_client import RedisClient, translated
+from cloud_service.redis_client import RedisClient, translated
 from confroute.contract.enums import Label, LabelSource
 from confroute.contract.outcome import OutcomeRecord
 

@@ -23,12 +23,12 @@ from collections.abc import Sequence
 from contextlib import suppress
 from types import TracebackType
 
-from cloud_service.outcomes.backoff import Backoff
+from cloud_service.backoff import Backoff
 from cloud_service.outcomes.config import OutcomeLogConfig
-from cloud_service.outcomes.redis_client import connect, redacted
 from cloud_service.outcomes.stats import Counters, OutcomeLogStats
 from cloud_service.outcomes.writer import OutcomeWriter
 from cloud_service.ports import StoreResult
+from cloud_service.redis_client import connect, redacted
 from confroute.contract.outcome import OutcomeRecord
 from confroute.errors import Overloaded, Unavailable
 

@@ -18,8 +18,8 @@ from redis.exceptions import NoScriptError
 
 from cloud_service.outcomes import codec, statistics
 from cloud_service.outcomes.config import OutcomeLogConfig, PartitionKeys
-from cloud_service.outcomes.redis_client import RedisClient, translated
 from cloud_service.ports import StoreResult
+from cloud_service.redis_client import RedisClient, translated
 from confroute.contract.outcome import OutcomeRecord
 
 # KEYS[1]: the stream; KEYS[4i-2], KEYS[4i-1], KEYS[4i], KEYS[4i+1]: record i's dedupe key, statistics

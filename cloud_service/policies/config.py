@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from urllib.parse import quote
 
-from cloud_service.outcomes.redis_client import check_url
+from cloud_service.redis_client import check_url
 
 
 @dataclass(frozen=True)

@@ -28,8 +28,7 @@ from datetime import datetime, timedelta, timezone
 
 from google.protobuf.message import DecodeError
 
-from cloud_service.outcomes.backoff import Backoff
-from cloud_service.outcomes.redis_client import connect, read_entries, stream_entries, translated
+from cloud_service.backoff import Backoff
 from cloud_service.policies import operations
 from cloud_service.policies.config import PolicyStoreConfig
 from cloud_service.policies.hub import PolicyHub
@@ -42,6 +41,7 @@ from cloud_service.policies.state import (
     entry_from_fields,
     state_to_fields,
 )
+from cloud_service.redis_client import connect, read_entries, stream_entries, translated
 from confroute.contract.policy import Policy
 from confroute.errors import InvalidPolicy, Unavailable
 from confroute.signing import SigningKey, sign_policy

@@ -12,10 +12,10 @@ import redis
 
 from cloud_service.calibration import RecalibrationConfig, RecalibrationWorker
 from cloud_service.outcomes.config import OutcomeLogConfig
-from cloud_service.outcomes.redis_client import connect
 from cloud_service.outcomes.writer import OutcomeWriter
 from cloud_service.policies import PolicyStoreConfig, RedisPolicyStore
 from cloud_service.policies.operations import publish_candidate
+from cloud_service.redis_client import connect
 from confroute.contract.enums import Label, LabelSource
 from confroute.contract.outcome import OutcomeRecord
 from tests.cloud_service.calibration.test_recalibration_worker import first_policy

@@ -16,9 +16,9 @@ from cloud_service.calibration import RecalibrationConfig, RecalibrationWorker
 from cloud_service.calibration.fold import FoldCounts, StreamFolder
 from cloud_service.calibration.statistics_reader import read_statistics
 from cloud_service.outcomes.config import OutcomeLogConfig
-from cloud_service.outcomes.redis_client import StreamEntry, connect
 from cloud_service.outcomes.writer import OutcomeWriter
 from cloud_service.policies import PolicyStoreConfig, RedisPolicyStore
+from cloud_service.redis_client import StreamEntry, connect
 from confroute.contract.common import ModelRef
 from confroute.contract.enums import RoutingMode
 from confroute.contract.outcome import OutcomeRecord

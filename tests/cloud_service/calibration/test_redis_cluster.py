@@ -19,10 +19,10 @@ from redis.crc import key_slot
 from cloud_service.calibration import RecalibrationConfig, RecalibrationWorker
 from cloud_service.outcomes.config import OutcomeLogConfig
 from cloud_service.outcomes.labels import LabelOutcome, LabelWriter, LateLabel
-from cloud_service.outcomes.redis_client import connect
 from cloud_service.outcomes.redis_log import RedisOutcomeLog
 from cloud_service.outcomes.writer import OutcomeWriter
 from cloud_service.policies import PolicyStoreConfig, RedisPolicyStore
+from cloud_service.redis_client import connect
 from confroute.contract.enums import Label, LabelSource
 from confroute.contract.policy import Policy
 from tests.cloud_service.calibration.traffic import EDGE, routed

@@ -15,8 +15,8 @@ from cloud_service.calibration.statistics_reader import PartitionStatistics, rea
 from cloud_service.inference import TritonServerProcess
 from cloud_service.judge import Judge, JudgeConfig, JudgeWorker
 from cloud_service.outcomes.config import OutcomeLogConfig
-from cloud_service.outcomes.redis_client import connect
 from cloud_service.outcomes.writer import OutcomeWriter
+from cloud_service.redis_client import connect
 from confroute.contract.enums import AnsweredBy, Decision, Label, RoutingMode
 from confroute.contract.outcome import OutcomeRecord
 from tests.cloud_service.calibration.traffic import EDGE, routed

@@ -13,8 +13,8 @@ from cloud_service.calibration.fold import StreamFolder
 from cloud_service.calibration.statistics_reader import PartitionStatistics, read_statistics
 from cloud_service.outcomes.config import OutcomeLogConfig
 from cloud_service.outcomes.labels import LabelOutcome, LabelWriter, LateLabel
-from cloud_service.outcomes.redis_client import connect
 from cloud_service.outcomes.writer import OutcomeWriter
+from cloud_service.redis_client import connect
 from confroute.contract.enums import Label, LabelSource
 from tests.cloud_service.calibration.traffic import COHORT, EDGE, routed
 from tests.cloud_service.redis_server import RedisServer

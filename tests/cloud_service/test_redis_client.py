@@ -9,7 +9,7 @@ from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 
 from cloud_service.config import ServiceConfig
-from cloud_service.outcomes.redis_client import (
+from cloud_service.redis_client import (
     ClusterUrl,
     RedisClient,
     check_url,
