@@ -191,8 +191,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--profile-service",
         type=Path,
-        metavar="SVG",
-        help="record a py-spy flamegraph of the service during the rounds (perturbs the numbers)",
+        metavar="PATH",
+        help="record a py-spy profile of the service during the rounds: a flamegraph SVG, or collapsed "
+        "stacks for a PATH ending in .txt (perturbs the numbers)",
     )
     parser.add_argument("--backend-python", type=Path, help="the models' interpreter (CONFROUTE_TRITON_PYTHON)")
     return parser

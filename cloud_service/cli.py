@@ -38,6 +38,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+from cloud_service import event_loop
 from cloud_service.config import ServiceConfig, add_arguments, config_from
 from cloud_service.inference import TritonServerConfig, TritonServerProcess
 from cloud_service.inference.repository import write_repository
@@ -88,7 +89,7 @@ def _serve(args: argparse.Namespace) -> int:
     configure_logging(config.log_format, config.log_level)
     if config.gc_threshold:
         gc.set_threshold(config.gc_threshold)
-    asyncio.run(serve(config, open_redis_stores))
+    event_loop.run(serve(config, open_redis_stores), config.event_loop)
     return 0
 
 

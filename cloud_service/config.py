@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cloud_service.backends.prompt import PROMPT_FORMATS, PromptFormat
+from cloud_service.event_loop import EVENT_LOOPS, EventLoop
 from confroute.errors import InvalidInput
 
 ENV_PREFIX = "CONFROUTE_CLOUD_"
@@ -54,6 +55,9 @@ class ServiceConfig:
     # of thousands of Watch streams alive, the default collects so often during a policy fan-out that it
     # doubles the server's CPU per delivered update (bench.fleet: ~50 -> ~26 us at 8,000 watchers).
     gc_threshold: int = 100_000
+    event_loop: EventLoop = field(
+        default="auto", metadata={"help": "auto (uvloop when installed), asyncio or uvloop"}
+    )
 
     def __post_init__(self) -> None:
         split_address(self.listen, "listen")
@@ -66,6 +70,7 @@ class ServiceConfig:
         _require(self.max_inflight >= 1, "max_inflight", ">= 1")
         _require(self.max_pending_requests >= 1, "max_pending_requests", ">= 1")
         _require(self.gc_threshold >= 0, "gc_threshold", ">= 0")
+        _require(self.event_loop in EVENT_LOOPS, "event_loop", f"one of {EVENT_LOOPS}")
         for name in ("max_deadline_s", "grace_s", "readiness_interval_s"):
             value = getattr(self, name)
             _require(math.isfinite(value) and value > 0, name, "a positive number of seconds")

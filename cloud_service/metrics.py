@@ -26,12 +26,14 @@ import math
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 OTHER_COHORT = "other"
+_MAX_CACHED_CHILDREN = 10_000  # cohorts past max_cohorts share "other" but would each add a key
 
 
 class ServiceMetrics:
@@ -42,6 +44,8 @@ class ServiceMetrics:
         self._cohorts: set[str] = set()
         self._max_cohorts = max_cohorts
         self._shifts: dict[tuple[str, str], float] = {}
+        # The counter's child per label set: labels() costs a lock and a tuple key on every call.
+        self._escalation_children: dict[tuple[str, str, str], Any] = {}
         self.escalations = Counter(
             "confroute_escalations", "Escalations answered, by status", ["cohort", "mode", "status"], registry=registry
         )
@@ -78,7 +82,13 @@ class ServiceMetrics:
 
     def observe_escalation(self, cohort: str, mode: str, status: str) -> None:
         """Counts one escalation; see the module docstring for how cohorts are bounded."""
-        self.escalations.labels(self._cohort_label(cohort), mode, status).inc()
+        key = (cohort, mode, status)
+        child = self._escalation_children.get(key)
+        if child is None:
+            child = self.escalations.labels(self._cohort_label(cohort), mode, status)
+            if len(self._escalation_children) < _MAX_CACHED_CHILDREN:
+                self._escalation_children[key] = child
+        child.inc()
 
     def watch_outcome_log(self, outcome_log: object) -> None:
         """Feeds the buffered/dropped gauges from ``outcome_log``'s stats at scrape time."""

@@ -71,13 +71,16 @@ def _tail(path: Path, lines: int = 20) -> str:
 
 @contextmanager
 def py_spy(pid: int, output: Path | None) -> Iterator[None]:
-    """Samples ``pid`` with py-spy into ``output`` (a flamegraph SVG) while the block runs; a no-op
-    without ``output``. py-spy takes CPU of its own: numbers measured meanwhile are perturbed."""
+    """Samples ``pid`` with py-spy into ``output`` while the block runs: a flamegraph SVG, or collapsed
+    stacks (one line per stack and its sample count) when ``output`` ends in ``.txt``; a no-op without
+    ``output``. py-spy takes CPU of its own: numbers measured meanwhile are perturbed."""
     if output is None:
         yield
         return
     binary = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
     argv = [binary, "record", "--pid", str(pid), "--rate", "200", "--nonblocking", "-o", str(output)]
+    if output.suffix == ".txt":
+        argv += ["--format", "raw"]
     process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
     try:
         yield

@@ -2,13 +2,14 @@
 
 Thin: pb -> :class:`EscalationRequest` -> backend -> pb. The backend gets the client's remaining
 deadline, capped by the configured maximum. Each answered escalation is also recorded in the outcome
-log, with its metrics and one INFO line, in a callback scheduled after the answer is handed to gRPC,
+log, with its metrics and one DEBUG line, in a callback scheduled after the answer is handed to gRPC,
 so none of it sits on the request path.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
@@ -111,7 +112,7 @@ class EscalationServicer(escalation_pb2_grpc.EscalationServiceServicer):  # type
         self._log.record(record)
         self._queued.inc()
         self._metrics.triton_latency.observe(answer.timings.total_ms / 1e3)
-        logger.info(
+        logger.debug(  # one line per escalation is DEBUG: the outcome log keeps each one
             "escalation %s cohort=%s mode=%s shadow=%s tokens=%d+%d finish=%s cloud_ms=%.1f",
             request.query_id,
             request.cohort,
@@ -169,6 +170,7 @@ def _prompt_text(request: EscalationRequest) -> str:
     return "\n".join(f"{message.role.value}: {message.content}" for message in request.messages)
 
 
+@functools.lru_cache(maxsize=64)
 def _mode_label(mode: int) -> str:
     try:
         name: str = common_pb2.RoutingMode.Name(mode)

@@ -7,6 +7,7 @@ Field names are dotted paths relative to the top-level message, e.g. ``params.to
 from __future__ import annotations
 
 import enum
+import functools
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -83,19 +84,36 @@ class EnumCodec(Generic[E, W]):
     zero: E | None = None
 
     def to_pb(self, member: E) -> W:
-        name = self._wrapper.Name(0) if member is self.zero else self.prefix + member.name
-        return cast(W, self._wrapper.Value(name))
+        return self._to_wire[member]
 
     def from_pb(self, value: int, field: str, error: Error = InvalidInput) -> E:
+        member = self._from_wire.get(value)
+        if member is not None:
+            return member
         if value == 0:
-            if self.zero is None:
-                raise error(f"{field} must be set", field=field)
-            return self.zero
-        try:
-            name: str = self._wrapper.Name(value)
-        except ValueError as exc:
-            raise error(f"{field} has unknown value {value}", field=field) from exc
-        return self.domain[name.removeprefix(self.prefix)]
+            raise error(f"{field} must be set", field=field)
+        raise error(f"{field} has unknown value {value}", field=field)
+
+    @functools.cached_property
+    def _to_wire(self) -> dict[E, W]:
+        """Each domain member's wire number, looked up by name once (called on every message)."""
+        wire = self._wrapper
+        return {
+            member: cast(W, wire.Value(wire.Name(0) if member is self.zero else self.prefix + member.name))
+            for member in self.domain
+        }
+
+    @functools.cached_property
+    def _from_wire(self) -> dict[int, E]:
+        """Each wire number's domain member: 0 is ``zero`` (absent when unset), the others by name."""
+        members: dict[int, E] = {}
+        for name, number in self._wrapper.items():
+            if number == 0:
+                if self.zero is not None:
+                    members[0] = self.zero
+            elif name.startswith(self.prefix) and name[len(self.prefix) :] in self.domain.__members__:
+                members[number] = self.domain[name[len(self.prefix) :]]
+        return members
 
     @property
     def _wrapper(self) -> Any:
