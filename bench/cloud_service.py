@@ -4,8 +4,9 @@ In one run, on loopback ports: a redis-server, a tritonserver serving only the e
 model does not dominate), and the service as a separate process (``python -m cloud_service.cli serve``).
 A grpc.aio / tritonclient.aio load generator in this process measures p50/p99 latency and throughput at
 concurrency 1 and 32, direct and through the service alternately in rounds (the order flips every round,
-so that load changes hit both alike). The service's CPU time per escalation comes from its own kernel
-counters over the service windows. Then the outcome log's throughput into Redis: ``store()`` in
+so that load changes hit both alike), and through a bare grpc.aio proxy (:mod:`bench.cloudbench.bare_proxy`:
+the floor any Python gRPC service in front of Triton pays). The service's CPU time per escalation comes
+from its own kernel counters over the service windows. Then the outcome log's throughput into Redis: ``store()`` in
 batches of 1000 and ``record()``. All processes share this machine's cores: on a small box CPU time per
 request decides throughput.
 
@@ -30,8 +31,9 @@ from pathlib import Path
 from typing import Any
 
 from bench.cloudbench import outcome_log
-from bench.cloudbench.load import Call, DirectClient, ServiceClient, Window, closed_loop, escalation
+from bench.cloudbench.load import BareClient, Call, DirectClient, ServiceClient, Window, closed_loop, escalation
 from bench.cloudbench.processes import (
+    BareProxyProcess,
     EchoTriton,
     RedisProcess,
     ServiceProcess,
@@ -41,8 +43,11 @@ from bench.cloudbench.processes import (
 )
 from bench.cloudbench.report import summary_json, table
 from bench.cloudbench.stats import Sample, Series
+from cloud_service.backends.prompt import render_prompt
+from cloud_service.backends.triton import sampling_parameters
 
 CONCURRENCIES = (1, 32)
+PATHS = ("direct", "service", "bare")  # bare: the floor, a grpc.aio proxy that does nothing of its own
 MAX_REQUESTS_PER_WINDOW = 200_000
 
 
@@ -69,6 +74,7 @@ class Rig:
 
     direct: DirectClient
     service: ServiceClient
+    bare: BareClient
     pids: dict[str, tuple[int, bool]]  # name -> (pid, with its children)
 
     def cpu(self) -> dict[str, float]:
@@ -77,7 +83,8 @@ class Rig:
         return now
 
     def call(self, path: str) -> Call:
-        return self.direct.call if path == "direct" else self.service.call
+        client: DirectClient | ServiceClient | BareClient = getattr(self, path)
+        return client.call
 
 
 async def timed(rig: Rig, path: str, concurrency: int, duration_s: float) -> Sample:
@@ -100,9 +107,9 @@ async def idle_cpu_cores(rig: Rig, seconds: float) -> dict[str, float]:
 
 async def rounds(rig: Rig, options: Options) -> list[Series]:
     """Every (path, concurrency) window ``options.rounds`` times; direct and service alternate first."""
-    series = {(p, c): Series(p, c) for c in CONCURRENCIES for p in ("direct", "service")}
+    series = {(p, c): Series(p, c) for c in CONCURRENCIES for p in PATHS}
     for r in range(options.rounds):
-        paths = ("direct", "service") if r % 2 == 0 else ("service", "direct")
+        paths = PATHS if r % 2 == 0 else PATHS[::-1]
         for concurrency in CONCURRENCIES:
             for path in paths:
                 sample = await timed(rig, path, concurrency, options.window_s)
@@ -114,10 +121,11 @@ async def rounds(rig: Rig, options: Options) -> list[Series]:
 
 async def warm_up(rig: Rig, options: Options) -> dict[str, Any]:
     """Connects both paths, runs them a little, and checks that they answer the same text."""
-    direct_text, service_text = await rig.direct.call(), await rig.service.call()
-    if direct_text != service_text or not direct_text:
-        raise RuntimeError(f"the paths answer differently: direct {direct_text!r}, service {service_text!r}")
-    for path in ("direct", "service"):
+    texts = {path: await rig.call(path)() for path in PATHS}
+    if len(set(texts.values())) != 1 or not texts["direct"]:
+        raise RuntimeError(f"the paths answer differently: {texts}")
+    direct_text = texts["direct"]
+    for path in PATHS:
         for concurrency in CONCURRENCIES:
             window = await closed_loop(rig.call(path), concurrency, options.warmup_s / 4, MAX_REQUESTS_PER_WINDOW)
             if window.errors:
@@ -146,12 +154,15 @@ async def outcome_benchmark(url: str, options: Options) -> dict[str, outcome_log
     return {"store": stored, "record": recorded}
 
 
-async def measure(triton: EchoTriton, service: ServiceProcess, redis_url: str, options: Options) -> dict[str, Any]:
+async def measure(
+    triton: EchoTriton, service: ServiceProcess, bare: BareProxyProcess, redis_url: str, options: Options
+) -> dict[str, Any]:
     request = escalation(options.max_tokens)
     rig = Rig(
         DirectClient(triton.grpc_url, request),
         ServiceClient(service.address, request, uuid.uuid4().hex[:8]),
-        {"service": (service.pid, False), "triton": (triton.pid, True)},
+        BareClient(bare.address),
+        {"service": (service.pid, False), "triton": (triton.pid, True), "bare": (bare.pid, False)},
     )
     try:
         latency = await latency_benchmark(rig, options)
@@ -159,6 +170,7 @@ async def measure(triton: EchoTriton, service: ServiceProcess, redis_url: str, o
     finally:
         await rig.direct.close()
         await rig.service.close()
+        await rig.bare.close()
     latency["service_outcomes_in_redis"] = await outcome_log.wait_for_stream(redis_url, rig.service.sent)
     return {**latency, "outcomes": await outcome_benchmark(redis_url, options)}
 
@@ -218,7 +230,10 @@ def run(options: Options, backend_python: Path | None, service_log_level: str) -
         triton = stack.enter_context(EchoTriton(backend_python))
         settings = ServiceSettings(triton.grpc_url, redis.url, log_level=service_log_level)
         service = stack.enter_context(ServiceProcess(settings))
-        return asyncio.run(measure(triton, service, redis.url, options))
+        request = escalation(options.max_tokens)
+        prompt, parameters = render_prompt(request.messages, "chatml"), sampling_parameters(request)
+        bare = stack.enter_context(BareProxyProcess(triton.grpc_url, prompt, parameters))
+        return asyncio.run(measure(triton, service, bare, redis.url, options))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -102,6 +102,21 @@ class ServiceClient:
         await self._channel.close()
 
 
+class BareClient:
+    """Unary calls to :mod:`bench.cloudbench.bare_proxy` (the floor under the service's cost)."""
+
+    def __init__(self, address: str) -> None:
+        self._channel = grpc.aio.insecure_channel(address)
+        self._call = self._channel.unary_unary("/bench.BareProxy/Call")
+
+    async def call(self) -> str:
+        reply: bytes = await self._call(b"", timeout=DEADLINE_S)
+        return reply.decode("utf-8")
+
+    async def close(self) -> None:
+        await self._channel.close()
+
+
 class DirectClient:
     """The echo model over Triton's streaming API, one stream per request, as the service calls it."""
 

@@ -219,6 +219,46 @@ class ServiceProcess(_Child):
                 time.sleep(0.1)
 
 
+class BareProxyProcess(_Child):
+    """:mod:`bench.cloudbench.bare_proxy` on a free port, ready once a call through it is answered."""
+
+    def __init__(self, triton_url: str, prompt: str, parameters: str) -> None:
+        super().__init__("confroute-bench-bare-")
+        self.port = free_port()
+        self._argv = [sys.executable, "-m", "bench.cloudbench.bare_proxy", self.address, triton_url, prompt, parameters]
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def __enter__(self) -> BareProxyProcess:
+        self.launch(self._argv)
+        try:
+            self._wait_answering()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def _wait_answering(self) -> None:
+        deadline = time.monotonic() + STARTUP_TIMEOUT_S
+        with grpc.insecure_channel(self.address) as channel:
+            call = channel.unary_unary("/bench.BareProxy/Call")
+            while True:
+                self.check_alive("the bare proxy")
+                try:
+                    call(b"", timeout=1.0)
+                    return
+                except grpc.RpcError:
+                    pass
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"the bare proxy did not answer in time:\n{_tail(self.log_path)}")
+                time.sleep(0.1)
+
+
 class EchoTriton:
     """tritonserver serving only the echo model (from a repository of one link), on free ports."""
 

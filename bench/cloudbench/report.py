@@ -7,7 +7,7 @@ from typing import Any
 from bench.cloudbench.outcome_log import Throughput
 from bench.cloudbench.stats import Series
 
-PROCESSES = ("service", "triton", "client")
+PROCESSES = ("service", "bare", "triton", "client")
 # name -> (JSON key, bound, "max" if the value must not exceed it, "min" if it must reach it)
 TARGETS: dict[str, tuple[str, float, str]] = {
     "added p50 at concurrency 1 (ms)": ("added_p50_ms", 1.0, "max"),
@@ -60,6 +60,8 @@ def _cpu_keys(results: dict[str, Any], series: dict[tuple[str, int], Series]) ->
         keys[f"service_cpu_us_per_req_c{concurrency}"] = round(s.cpu_us_per_req("service"), 1)
         keys[f"service_cpu_cores_c{concurrency}"] = round(s.cpu_cores("service"), 3)
     keys["service_max_rps_one_core"] = round(1e6 / keys["service_cpu_us_per_req"], 0)
+    for concurrency in sorted({c for p, c in series if p == "bare"}):
+        keys[f"bare_proxy_cpu_us_per_req_c{concurrency}"] = round(series["bare", concurrency].cpu_us_per_req("bare"), 1)
     return keys
 
 
@@ -115,6 +117,12 @@ def table(results: dict[str, Any], summary: dict[str, Any]) -> str:
         f"(idle: {summary['service_idle_cpu_cores'] * 100:.1f}% of a core; "
         f"{summary['service_cpu_us_per_req_net_of_idle']:.0f} µs net of it)"
     )
+    if "bare_proxy_cpu_us_per_req_c32" in summary:
+        lines.append(
+            f"the floor, a bare grpc.aio proxy to the same Triton: {summary['bare_proxy_cpu_us_per_req_c1']:.0f} µs "
+            f"per call at concurrency 1, {summary['bare_proxy_cpu_us_per_req_c32']:.0f} at 32 (the service: "
+            f"{summary['service_cpu_us_per_req_c1']:.0f} and {summary['service_cpu_us_per_req_c32']:.0f})"
+        )
     lines.append(
         f"outcome log: store() in batches {summary['outcomes_per_s']:.0f} records/s, "
         f"record() {summary['outcomes_record_per_s']:.0f} records/s; service outcomes in Redis "
