@@ -173,90 +173,86 @@ class ServiceSettings:
     max_inflight: int = 64
 
 
-class ServiceProcess(_Child):
-    """``python -m cloud_service.cli serve`` on a free port, ready once its health check says SERVING."""
+class _GrpcChild(_Child):
+    """A child serving gRPC on a free loopback port; :meth:`start` returns once :meth:`_ready` says so."""
 
-    def __init__(self, settings: ServiceSettings) -> None:
-        super().__init__("confroute-bench-service-")
-        self.settings = settings
+    what = "the process"
+
+    def __init__(self, prefix: str) -> None:
+        super().__init__(prefix)
         self.port = free_port()
 
     @property
     def address(self) -> str:
         return f"127.0.0.1:{self.port}"
+
+    def start(self, argv: list[str], env: dict[str, str] | None = None) -> None:
+        self.launch(argv, env)
+        try:
+            self._wait_ready()
+        except BaseException:
+            self.stop()
+            raise
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def _ready(self, channel: grpc.Channel) -> bool:
+        raise NotImplementedError
+
+    def _wait_ready(self) -> None:
+        deadline = time.monotonic() + STARTUP_TIMEOUT_S
+        with grpc.insecure_channel(self.address) as channel:
+            while True:
+                self.check_alive(self.what)
+                try:
+                    if self._ready(channel):
+                        return
+                except grpc.RpcError:
+                    pass
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"{self.what} was not ready in time:\n{_tail(self.log_path)}")
+                time.sleep(0.1)
+
+
+class ServiceProcess(_GrpcChild):
+    """``python -m cloud_service.cli serve`` on a free port, ready once its health check says SERVING."""
+
+    what = "the cloud service"
+
+    def __init__(self, settings: ServiceSettings) -> None:
+        super().__init__("confroute-bench-service-")
+        self.settings = settings
 
     def __enter__(self) -> ServiceProcess:
         s = self.settings
         argv = [sys.executable, "-m", "cloud_service.cli", "serve", "--listen", self.address]
         argv += ["--triton-url", s.triton_url, "--triton-model", "echo", "--redis-url", s.redis_url]
         argv += ["--metrics-listen", "", "--log-level", s.log_level, "--max-inflight", str(s.max_inflight)]
-        env = {k: v for k, v in os.environ.items() if not k.startswith("CONFROUTE_CLOUD_")}
-        self.launch(argv, env)
-        try:
-            self._wait_serving()
-        except BaseException:
-            self.stop()
-            raise
+        self.start(argv, {k: v for k, v in os.environ.items() if not k.startswith("CONFROUTE_CLOUD_")})
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    def _wait_serving(self) -> None:
-        deadline = time.monotonic() + STARTUP_TIMEOUT_S
-        with grpc.insecure_channel(self.address) as channel:
-            stub = health_pb2_grpc.HealthStub(channel)
-            while True:
-                self.check_alive("the cloud service")
-                try:
-                    reply = stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=1.0)
-                    if reply.status == health_pb2.HealthCheckResponse.SERVING:
-                        return
-                except grpc.RpcError:
-                    pass
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"the cloud service was not SERVING in time:\n{_tail(self.log_path)}")
-                time.sleep(0.1)
+    def _ready(self, channel: grpc.Channel) -> bool:
+        reply = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(service=""), timeout=1.0)
+        return bool(reply.status == health_pb2.HealthCheckResponse.SERVING)
 
 
-class BareProxyProcess(_Child):
+class BareProxyProcess(_GrpcChild):
     """:mod:`bench.cloudbench.bare_proxy` on a free port, ready once a call through it is answered."""
+
+    what = "the bare proxy"
 
     def __init__(self, triton_url: str, prompt: str, parameters: str) -> None:
         super().__init__("confroute-bench-bare-")
-        self.port = free_port()
         self._argv = [sys.executable, "-m", "bench.cloudbench.bare_proxy", self.address, triton_url, prompt, parameters]
 
-    @property
-    def address(self) -> str:
-        return f"127.0.0.1:{self.port}"
-
     def __enter__(self) -> BareProxyProcess:
-        self.launch(self._argv)
-        try:
-            self._wait_answering()
-        except BaseException:
-            self.stop()
-            raise
+        self.start(self._argv)
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    def _wait_answering(self) -> None:
-        deadline = time.monotonic() + STARTUP_TIMEOUT_S
-        with grpc.insecure_channel(self.address) as channel:
-            call = channel.unary_unary("/bench.BareProxy/Call")
-            while True:
-                self.check_alive("the bare proxy")
-                try:
-                    call(b"", timeout=1.0)
-                    return
-                except grpc.RpcError:
-                    pass
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"the bare proxy did not answer in time:\n{_tail(self.log_path)}")
-                time.sleep(0.1)
+    def _ready(self, channel: grpc.Channel) -> bool:
+        channel.unary_unary("/bench.BareProxy/Call")(b"", timeout=1.0)
+        return True
 
 
 class EchoTriton:
