@@ -129,10 +129,10 @@ class RedisPolicyStore:
 
     def watch(
         self, edge_model_version: str, cohort: str, known_version: str, device_id: str = ""
-    ) -> AsyncIterator[Policy]:
+    ) -> AsyncGenerator[Policy, None]:
         """Yields the device's policy if its version is not ``known_version``, then each later change of it.
 
-        Never ends by itself; Redis outages are waited out (the caller cancels or closes the iterator).
+        Never ends by itself; Redis outages are waited out (the caller cancels or ``aclose()``s it).
         """
         return self._watch(self._config.stream_key(edge_model_version, cohort), known_version, device_id)
 

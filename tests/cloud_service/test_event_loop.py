@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import sys
 
 import pytest
@@ -32,14 +33,14 @@ def test_auto_falls_back_to_asyncio_without_uvloop(monkeypatch: pytest.MonkeyPat
     coroutine = _loop_module()
     with pytest.raises(InvalidInput, match="uvloop is not installed"):
         event_loop.run(coroutine, "uvloop")
-    assert coroutine.cr_frame is None
+    assert inspect.getcoroutinestate(coroutine) == inspect.CORO_CLOSED
 
 
 def test_unknown_loop_is_refused_and_the_coroutine_closed() -> None:
     coroutine = _loop_module()
     with pytest.raises(InvalidInput, match="event_loop"):
         event_loop.run(coroutine, "trio")  # type: ignore[arg-type]
-    assert coroutine.cr_frame is None  # closed: no "never awaited" warning
+    assert inspect.getcoroutinestate(coroutine) == inspect.CORO_CLOSED  # no "never awaited" warning
 
 
 def test_config_checks_the_event_loop() -> None:

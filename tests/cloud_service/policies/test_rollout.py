@@ -187,8 +187,8 @@ def test_back_pressure_lowers_every_threshold_and_restores_them(redis_server: Re
 
     original, shifted, restored, history = run(scenario())
     assert shifted.policy_version == "v1+bp.2"
-    assert shifted.thresholds == Thresholds(pre=0.3, post=pytest.approx(0.4), hybrid_low=pytest.approx(0.1),
-                                            hybrid_high=pytest.approx(0.6))
+    moved = shifted.thresholds
+    assert (moved.pre, moved.post, moved.hybrid_low, moved.hybrid_high) == pytest.approx((0.3, 0.4, 0.1, 0.6))
     assert restored.policy_version == "v1+restore.3" and restored.thresholds == original.thresholds
     assert history == ["restore", "backpressure", "publish"]
 

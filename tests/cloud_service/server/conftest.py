@@ -14,12 +14,12 @@ from typing import Any, TypeVar
 
 import grpc
 import pytest
-from grpc_health.v1 import health_pb2_grpc
+from grpc_health.v1 import health_pb2_grpc  # type: ignore[import-untyped]
 
 from cloud_service.config import ServiceConfig
 from cloud_service.inference import TritonServerConfig, TritonServerProcess
 from cloud_service.metrics import create_metrics
-from cloud_service.ports import StoreResult
+from cloud_service.ports import OutcomeLog, PolicyStore, StoreResult
 from cloud_service.server.app import Dependencies, build_server
 from cloud_service.server.runner import RunningService, start_service
 from confroute.contract import OutcomeRecord, Policy
@@ -75,15 +75,15 @@ class Service:
 
     @property
     def escalation(self) -> Any:
-        return escalation_pb2_grpc.EscalationServiceStub(self.channel)
+        return escalation_pb2_grpc.EscalationServiceStub(self.channel)  # type: ignore[no-untyped-call]
 
     @property
     def outcomes(self) -> Any:
-        return outcomes_pb2_grpc.OutcomesServiceStub(self.channel)
+        return outcomes_pb2_grpc.OutcomesServiceStub(self.channel)  # type: ignore[no-untyped-call]
 
     @property
     def fleet(self) -> Any:
-        return fleet_pb2_grpc.FleetServiceStub(self.channel)
+        return fleet_pb2_grpc.FleetServiceStub(self.channel)  # type: ignore[no-untyped-call]
 
     @property
     def health(self) -> Any:
@@ -136,14 +136,14 @@ def loop_thread() -> Iterator[LoopThread]:
 
 
 ServiceFactory = Callable[..., Service]
-StoresFactory = Callable[[str], AbstractAsyncContextManager[tuple[MemoryOutcomeLog, MemoryPolicyStore]]]
+StoresFactory = Callable[[ServiceConfig], AbstractAsyncContextManager[tuple[OutcomeLog, PolicyStore]]]
 
 
 def memory_stores(log: MemoryOutcomeLog, store: MemoryPolicyStore) -> StoresFactory:
     """A stores factory, as ``cloud_service.cli.open_redis_stores`` is one, handing out these two."""
 
     @asynccontextmanager
-    async def stores(config: ServiceConfig) -> AsyncIterator[tuple[MemoryOutcomeLog, MemoryPolicyStore]]:
+    async def stores(config: ServiceConfig) -> AsyncIterator[tuple[OutcomeLog, PolicyStore]]:
         yield log, store
 
     return stores

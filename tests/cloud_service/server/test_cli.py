@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import grpc
 import pytest
-from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc  # type: ignore[import-untyped]
 
 from cloud_service.cli import main
 from cloud_service.config import ServiceConfig
@@ -25,7 +25,7 @@ from confroute.contract import RoutingMode
 from confroute.errors import InvalidPolicy
 
 if TYPE_CHECKING:
-    from conftest import StoresFactory
+    from tests.cloud_service.server.conftest import StoresFactory
 
 ROOT = Path(__file__).resolve().parents[3]
 POLICY_FLAGS = ("--edge-model-id", "smollm2", "--edge-model-version", "b1", "--cohort", "beta", "--mode", "pre")

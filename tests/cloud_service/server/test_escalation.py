@@ -22,7 +22,7 @@ from confroute.contract import (
 from confroute.v1 import escalation_pb2
 
 if TYPE_CHECKING:
-    from conftest import Service, ServiceFactory
+    from tests.cloud_service.server.conftest import Service, ServiceFactory
 
 TIMEOUT_S = 10.0
 
@@ -103,8 +103,8 @@ def test_the_edge_draft_is_recorded_for_the_judge_only_when_texts_are_retained(m
     escalate(retained, pb)
     escalate(withheld, pb)
 
-    for service in (retained, withheld):
-        service.wait_for(lambda s=service: len(s.log.recorded) == 1, "a record")
+    retained.wait_for(lambda: len(retained.log.recorded) == 1, "a record")
+    withheld.wait_for(lambda: len(withheld.log.recorded) == 1, "a record")
     assert retained.log.recorded[0].edge_draft_text == "5"
     assert withheld.log.recorded[0].edge_draft_text is None
 

@@ -13,7 +13,7 @@ from confroute.contract import ModelRef, Policy, RoutingMode, Thresholds
 from confroute.v1 import common_pb2, fleet_pb2
 
 if TYPE_CHECKING:
-    from conftest import Service
+    from tests.cloud_service.server.conftest import Service
 
 EDGE_MODEL = ModelRef("smollm2-135m-instruct", "b1")
 TIMEOUT_S = 10.0

@@ -71,7 +71,7 @@ async def fleet_service(redis: RedisServer) -> AsyncIterator[tuple[RedisPolicySt
     await server.start(_ready, 60.0)
     channel = grpc.aio.insecure_channel(f"127.0.0.1:{server.port}")
     try:
-        yield store, fleet_pb2_grpc.FleetServiceStub(channel)
+        yield store, fleet_pb2_grpc.FleetServiceStub(channel)  # type: ignore[no-untyped-call]
     finally:
         await channel.close()
         await server.stop(0.2)

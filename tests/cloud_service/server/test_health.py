@@ -7,15 +7,15 @@ from typing import TYPE_CHECKING
 
 import grpc
 import pytest
-from grpc_health.v1 import health_pb2
-from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+from grpc_health.v1 import health_pb2  # type: ignore[import-untyped]
+from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc  # type: ignore[import-untyped]
 
 from cloud_service.inference import TritonServerProcess
 from confroute.contract import ChatMessage, ChatRole, EscalationRequest, GenerationParams, ModelRef, RoutingMode
 from confroute.v1 import escalation_pb2
 
 if TYPE_CHECKING:
-    from conftest import Service, ServiceFactory
+    from tests.cloud_service.server.conftest import Service, ServiceFactory
 
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
@@ -37,7 +37,7 @@ def escalate(service: Service, text: str, timeout_s: float) -> str:
 
 
 def status(service: Service, name: str = "") -> int:
-    return service.health.Check(health_pb2.HealthCheckRequest(service=name), timeout=5).status
+    return int(service.health.Check(health_pb2.HealthCheckRequest(service=name), timeout=5).status)
 
 
 def test_the_service_is_serving_once_triton_is_ready(service: Service) -> None:

@@ -21,7 +21,7 @@ from confroute.errors import (
 from confroute.v1 import escalation_pb2
 
 if TYPE_CHECKING:
-    from conftest import Service
+    from tests.cloud_service.server.conftest import Service
 
 FailingService = Callable[[Exception], "Service"]
 REQUEST = escalation_pb2.EscalateRequest(

@@ -13,7 +13,7 @@ from confroute.contract import ChatMessage, ChatRole, EscalationRequest, Generat
 from confroute.v1 import escalation_pb2
 
 if TYPE_CHECKING:
-    from conftest import Service, ServiceFactory
+    from tests.cloud_service.server.conftest import Service, ServiceFactory
 
 
 def escalate(service: Service, max_tokens: int = 16) -> None:

@@ -14,7 +14,7 @@ from confroute.contract import AnsweredBy, Decision, Latency, ModelRef, OutcomeR
 from confroute.v1 import outcomes_pb2
 
 if TYPE_CHECKING:
-    from conftest import Service
+    from tests.cloud_service.server.conftest import Service
 
 TIMEOUT_S = 10.0
 START = datetime(2025, 1, 1, tzinfo=timezone.utc)

@@ -33,7 +33,11 @@ def test_a_verified_bundle_is_not_rehashed_until_a_file_changes(tiny_bundle: Pat
     load_bundle(tiny_bundle)
     hashed: list[str] = []
     real = store.sha256_file
-    monkeypatch.setattr(store, "sha256_file", lambda p: hashed.append(p.name) or real(p))
+    def counting(path: Path) -> str:
+        hashed.append(path.name)
+        return real(path)
+
+    monkeypatch.setattr(store, "sha256_file", counting)
     load_bundle(tiny_bundle)
     assert hashed == []
     data = tiny_bundle / "probe.bin"

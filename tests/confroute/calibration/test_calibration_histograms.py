@@ -30,8 +30,8 @@ def histogram(scores: np.ndarray, correct: np.ndarray, weights: np.ndarray | Non
     index = np.minimum((scores * BINS).astype(int), BINS - 1)
     return ScoreHistogram(
         counts=np.bincount(index, minlength=BINS).astype(float),
-        correct=np.bincount(index, weights=w * correct, minlength=BINS),
-        wrong=np.bincount(index, weights=w * (1 - correct), minlength=BINS),
+        correct=np.bincount(index, weights=w * correct, minlength=BINS).astype(np.float64),
+        wrong=np.bincount(index, weights=w * (1 - correct), minlength=BINS).astype(np.float64),
         labelled_count=float(scores.size),
         labelled_weight=float(w.sum()),
         labelled_weight_sq=float((w * w).sum()),

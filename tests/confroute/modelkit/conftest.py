@@ -24,14 +24,15 @@ def make_hf_folder(arch: str, folder: Path) -> Path:
 
     torch.manual_seed(0)
     config = AutoConfig.for_model(arch, **CONFIGS[arch])
-    model = AutoModelForCausalLM.from_config(config)
+    model = AutoModelForCausalLM.from_config(config)  # type: ignore[no-untyped-call]
     with torch.no_grad():  # larger than default init so the logits are not all near-uniform
         for param in model.parameters():
             if param.dim() > 1:
                 param.mul_(4.0)
     model.save_pretrained(folder)
-    tokenizer = PreTrainedTokenizerFast(tokenizer_object=Tokenizer.from_str(tiny_tokenizer_json()),
-                                        eos_token="<|im_end|>", bos_token="<|im_start|>")
+    tokenizer = PreTrainedTokenizerFast(  # type: ignore[no-untyped-call]
+        tokenizer_object=Tokenizer.from_str(tiny_tokenizer_json()), eos_token="<|im_end|>", bos_token="<|im_start|>"
+    )
     tokenizer.chat_template = CHATML_TEMPLATE
     tokenizer.save_pretrained(folder)
     return folder

@@ -33,7 +33,8 @@ def _torch_logits(folder: Path, ids: list[int]) -> np.ndarray:
 
     model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32)
     with torch.no_grad():
-        return model(torch.tensor([ids])).logits[0, -1].numpy()
+        logits: np.ndarray = model(torch.tensor([ids])).logits[0, -1].numpy()
+    return logits
 
 
 @pytest.mark.parametrize("arch", ["llama", "qwen2", "gpt2"])

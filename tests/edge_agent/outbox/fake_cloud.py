@@ -64,7 +64,7 @@ class FakeCloud(outcomes_pb2_grpc.OutcomesServiceServicer):  # type: ignore[misc
 def serving(cloud: FakeCloud) -> Iterator[int]:
     """Serves ``cloud`` on 127.0.0.1 at a free port, which it yields; stops the server on exit."""
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
-    outcomes_pb2_grpc.add_OutcomesServiceServicer_to_server(cloud, server)
+    outcomes_pb2_grpc.add_OutcomesServiceServicer_to_server(cloud, server)  # type: ignore[no-untyped-call]
     port = server.add_insecure_port("127.0.0.1:0")
     server.start()
     try:
