@@ -73,7 +73,8 @@ def serve(config: AgentConfig) -> None:
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
     with running_agent(config) as agent:
-        server = serve_api(agent, ApiConfig(host=config.http_host, port=config.http_port))
+        api = ApiConfig(host=config.http_host, port=config.http_port, cors_origins=config.cors_origins)
+        server = serve_api(agent, api)
         log.info("edge agent serving on http://%s:%d/v1 (cloud: %s)", config.http_host, server.port,
                  config.cloud.target if config.cloud else "offline")
         print(f"http://{config.http_host}:{server.port}/v1", flush=True)

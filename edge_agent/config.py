@@ -34,6 +34,7 @@ class AgentConfig:
     # Public keys (``*.pub`` files or folders of them) that policies must be signed by; empty: unsigned
     # policies are accepted (development only; the agent logs a warning).
     policy_keys: tuple[Path, ...] = ()
+    cors_origins: tuple[str, ...] = ()  # web origins allowed to call the HTTP API from a browser
 
     @property
     def queue_path(self) -> Path:
@@ -68,6 +69,9 @@ def add_arguments(parser: argparse.ArgumentParser, env: Mapping[str, str]) -> No
     parser.add_argument("--host", default=opt("host", "127.0.0.1"), help="HTTP API address")
     parser.add_argument("--port", type=int, default=int(opt("port", "8080") or 8080), help="HTTP API port (0: free)")
     parser.add_argument("--log-format", choices=["text", "json"], default=opt("log-format", "text"))
+    parser.add_argument("--cors-origin", action="append", default=None,
+                        help="a web origin (https://app.example, or * for any) whose pages may call the API "
+                             f"from a browser (repeatable; env {ENV}CORS_ORIGINS, comma-separated); omit: none")
     parser.add_argument("--policy-key", type=Path, action="append", default=None,
                         help="trusted policy signing key (*.pub) or folder of them (repeatable; env "
                              f"{ENV}POLICY_KEYS, separated by '{os.pathsep}'); omit: accept unsigned policies")
@@ -89,4 +93,6 @@ def config_from(args: argparse.Namespace, env: Mapping[str, str]) -> AgentConfig
         privacy_patterns=tuple(patterns), never_escalate=args.never_escalate, http_host=args.host,
         http_port=args.port, log_format=args.log_format,
         policy_keys=tuple(args.policy_key or [Path(p) for p in env.get(ENV + "POLICY_KEYS", "").split(os.pathsep)
-                                              if p]))
+                                              if p]),
+        cors_origins=tuple(args.cors_origin or [o.strip() for o in env.get(ENV + "CORS_ORIGINS", "").split(",")
+                                                if o.strip()]))

@@ -1,5 +1,10 @@
 """The HTTP request handler: routes, body limits, JSON and SSE responses, errors in OpenAI's shape.
 
+CORS: a request whose ``Origin`` is one of the configured ``cors_origins`` (or any, with ``*``) gets
+``Access-Control-Allow-Origin`` on its response, whatever the status, and the routing headers exposed to
+the page; a preflight (``OPTIONS`` with ``Access-Control-Request-Method``) on a known route is answered
+204 with the route's methods. Other origins get no CORS headers, so browsers keep their pages out.
+
 One handler instance serves one connection (HTTP/1.1 keep-alive) on its own thread. A request whose
 body is refused unread (too large, no length, unknown route) is answered, then the connection is
 closed after a short, bounded drain of what the client still sends (so that it reads the error
@@ -36,6 +41,10 @@ Headers = Iterable[tuple[str, str]]
 LINGER_S = 2.0  # at most this long draining an unread body before closing
 LINGER_IDLE_S = 0.25
 MODELS_PREFIX = "/v1/models/"
+CORS_MAX_AGE_S = 600
+CORS_DEFAULT_HEADERS = "Authorization, Content-Type"
+EXPOSED_HEADERS = ", ".join(("X-Request-Id", "X-Confroute-Side", "X-Confroute-Policy-Version", "X-Confroute-Query-Id",
+                             "X-Confroute-Confidence"))
 
 
 class _ClientGone(Exception):
@@ -48,6 +57,7 @@ class ApiHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "confroute-edge-api"
     server: ApiHttpServer
+    _cors: tuple[tuple[str, str], ...] = ()  # CORS headers every response of this request carries
 
     def setup(self) -> None:
         """Applies the configured socket timeout (idle keep-alive, slow bodies, stalled readers)."""
@@ -65,8 +75,12 @@ class ApiHandler(BaseHTTPRequestHandler):
         self._status = 0
         self._headers_sent = False
         self._body_pending = self._declares_body()
+        self._cors = self._cors_headers()
         label, methods = _route(urlsplit(self.path).path)
         try:
+            if self._is_preflight(methods):
+                self._preflight(methods)
+                return
             handler = methods.get(self.command)
             if handler is None:
                 raise _no_route(self.command, self.path, methods)
@@ -147,6 +161,32 @@ class ApiHandler(BaseHTTPRequestHandler):
     def _metrics(self) -> None:
         self._send(200, self.server.metrics.render().encode("utf-8"), METRICS_CONTENT_TYPE)
 
+    # -- CORS ----------------------------------------------------------------------------------------
+
+    def _cors_headers(self) -> tuple[tuple[str, str], ...]:
+        origin = self.headers.get("Origin")
+        allowed = self.server.config.cors_origins
+        if not origin or not allowed:
+            return ()
+        if "*" in allowed:
+            return (("Access-Control-Allow-Origin", "*"), ("Access-Control-Expose-Headers", EXPOSED_HEADERS))
+        if origin not in allowed:
+            return ()
+        return (("Access-Control-Allow-Origin", origin), ("Vary", "Origin"),
+                ("Access-Control-Expose-Headers", EXPOSED_HEADERS))
+
+    def _is_preflight(self, methods: dict[str, Route]) -> bool:
+        return (self.command == "OPTIONS" and bool(methods) and bool(self._cors)
+                and "Access-Control-Request-Method" in self.headers)
+
+    def _preflight(self, methods: dict[str, Route]) -> None:
+        requested = self.headers.get("Access-Control-Request-Headers", "").strip()
+        self._send(204, b"", "text/plain", [
+            ("Access-Control-Allow-Methods", ", ".join(sorted({*methods, "OPTIONS"}))),
+            ("Access-Control-Allow-Headers", requested or CORS_DEFAULT_HEADERS),
+            ("Access-Control-Max-Age", str(CORS_MAX_AGE_S)),
+        ])
+
     # -- request and response plumbing --------------------------------------------------------------
 
     def _declares_body(self) -> bool:
@@ -192,7 +232,7 @@ class ApiHandler(BaseHTTPRequestHandler):
 
     def _begin(self, status: int, headers: Headers) -> None:
         self.send_response(status)
-        for name, value in headers:
+        for name, value in (*headers, *self._cors):
             self.send_header(name, value)
         if self._body_pending or self.close_connection:
             self.send_header("Connection", "close")

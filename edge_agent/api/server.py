@@ -34,12 +34,15 @@ class ApiConfig:
 
     ``request_timeout_s`` bounds every wait on the socket: an idle keep-alive connection, a body that
     arrives too slowly, a client that stops reading a stream. It does not bound generation time.
+    ``cors_origins``: web origins (``https://app.example``, or ``*`` for any) whose pages may call the API
+    from a browser (CORS); empty: none, browsers keep other origins' pages out.
     """
 
     host: str = "127.0.0.1"
     port: int = 0
     max_body_bytes: int = 1 << 20
     request_timeout_s: float = 30.0
+    cors_origins: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
@@ -49,6 +52,10 @@ class ApiConfig:
         if not self.request_timeout_s > 0:
             raise InvalidInput(f"request_timeout_s must be > 0, got {self.request_timeout_s}",
                                field="request_timeout_s")
+        for origin in self.cors_origins:
+            if not (origin == "*" or (origin.startswith(("http://", "https://")) and not origin.endswith("/"))):
+                raise InvalidInput(f"a CORS origin is * or scheme://host[:port] without a path, got {origin!r}",
+                                   field="cors_origins")
 
 
 class ApiHttpServer(ThreadingHTTPServer):
