@@ -30,7 +30,7 @@ from edge_agent.api.errors import ErrorReply, HttpError, reply_for, status_reply
 from edge_agent.api.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from edge_agent.api.request import ChatRequest, parse_chat_request
 from edge_agent.api.stream import sse_events
-from edge_agent.api.wire import Reply, completion, encode, model_list, model_object, routing_headers
+from edge_agent.api.wire import ROUTING_HEADERS, Reply, completion, encode, model_list, model_object, routing_headers
 
 if TYPE_CHECKING:
     from edge_agent.api.server import ApiHttpServer
@@ -43,8 +43,7 @@ LINGER_IDLE_S = 0.25
 MODELS_PREFIX = "/v1/models/"
 CORS_MAX_AGE_S = 600
 CORS_DEFAULT_HEADERS = "Authorization, Content-Type"
-EXPOSED_HEADERS = ", ".join(("X-Request-Id", "X-Confroute-Side", "X-Confroute-Policy-Version", "X-Confroute-Query-Id",
-                             "X-Confroute-Confidence"))
+EXPOSED_HEADERS = ", ".join(("X-Request-Id", *ROUTING_HEADERS))  # what a page may read of a response
 
 
 class _ClientGone(Exception):

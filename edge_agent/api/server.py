@@ -19,6 +19,7 @@ from http.server import ThreadingHTTPServer
 from socketserver import TCPServer
 from types import TracebackType
 from typing import Any
+from urllib.parse import urlsplit
 
 from confroute.errors import InvalidInput, Unavailable
 from edge_agent.answer import Answerer
@@ -53,9 +54,16 @@ class ApiConfig:
             raise InvalidInput(f"request_timeout_s must be > 0, got {self.request_timeout_s}",
                                field="request_timeout_s")
         for origin in self.cors_origins:
-            if not (origin == "*" or (origin.startswith(("http://", "https://")) and not origin.endswith("/"))):
-                raise InvalidInput(f"a CORS origin is * or scheme://host[:port] without a path, got {origin!r}",
+            if not (origin == "*" or _is_web_origin(origin)):
+                raise InvalidInput(f"a CORS origin is * or http(s)://host[:port] without a path, got {origin!r}",
                                    field="cors_origins")
+
+
+def _is_web_origin(origin: str) -> bool:
+    """``http(s)://host[:port]``, exactly what a browser sends in ``Origin``."""
+    parts = urlsplit(origin)
+    return parts.scheme in ("http", "https") and bool(parts.netloc) and not (parts.path or parts.query
+                                                                              or parts.fragment)
 
 
 class ApiHttpServer(ThreadingHTTPServer):

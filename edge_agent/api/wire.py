@@ -80,12 +80,15 @@ def model_list(model_ids: Sequence[str], created: int) -> dict[str, Any]:
     return {"object": "list", "data": [model_object(model_id, created) for model_id in model_ids]}
 
 
+ROUTING_HEADERS = ("X-Confroute-Side", "X-Confroute-Policy-Version", "X-Confroute-Query-Id", "X-Confroute-Confidence")
+
+
 def routing_headers(answer: AgentAnswer) -> list[tuple[str, str]]:
     """``X-Confroute-*`` headers of a finished answer (no confidence header when there was no decision)."""
-    headers = [("X-Confroute-Side", answer.side), ("X-Confroute-Policy-Version", answer.policy_version),
-               ("X-Confroute-Query-Id", answer.query_id)]
+    side, policy, query, confidence = ROUTING_HEADERS
+    headers = [(side, answer.side), (policy, answer.policy_version), (query, answer.query_id)]
     if answer.confidence is not None:
-        headers.append(("X-Confroute-Confidence", f"{answer.confidence:.6g}"))
+        headers.append((confidence, f"{answer.confidence:.6g}"))
     return headers
 
 

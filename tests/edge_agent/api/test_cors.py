@@ -71,7 +71,8 @@ def test_an_unknown_route_stays_a_404_even_for_a_preflight(cors_server: ApiServe
     assert status == 404 and headers["Access-Control-Allow-Origin"] == APP
 
 
-@pytest.mark.parametrize("origin", ["app.example", "https://app.example/", "ftp://app.example", ""])
+@pytest.mark.parametrize("origin", ["app.example", "https://app.example/", "https://app.example/path", "ftp://app.example",
+                                    "https://", ""])
 def test_a_malformed_origin_is_refused_by_name(origin: str) -> None:
     with pytest.raises(InvalidInput) as caught:
         ApiConfig(cors_origins=(origin,))
