@@ -20,7 +20,8 @@ import grpc
 from cloud_service import event_loop
 from cloud_service.backends.wire import STREAM_METHOD, TextCodec, decode_stream_response, is_final, text_of, with_id
 
-METHOD = "/bench.BareProxy/Call"
+SERVICE, CALL = "bench.BareProxy", "Call"
+METHOD = f"/{SERVICE}/{CALL}"
 
 
 async def serve(listen: str, triton_url: str, prompt: str, parameters: bytes) -> None:
@@ -51,7 +52,7 @@ async def serve(listen: str, triton_url: str, prompt: str, parameters: bytes) ->
     tasks = [asyncio.create_task(write()), asyncio.create_task(read())]
     server = grpc.aio.server()
     handler = grpc.unary_unary_rpc_method_handler(call)
-    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler("bench.BareProxy", {"Call": handler}),))
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE, {CALL: handler}),))
     server.add_insecure_port(listen)
     await server.start()
     try:

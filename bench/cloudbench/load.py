@@ -19,6 +19,7 @@ import numpy as np
 import tritonclient.grpc.aio as triton_aio
 from tritonclient.grpc import InferInput
 
+from bench.cloudbench import bare_proxy
 from cloud_service.backends.prompt import render_prompt
 from cloud_service.backends.triton import sampling_parameters
 from confroute.contract.common import ModelRef
@@ -107,7 +108,7 @@ class BareClient:
 
     def __init__(self, address: str) -> None:
         self._channel = grpc.aio.insecure_channel(address)
-        self._call = self._channel.unary_unary("/bench.BareProxy/Call")
+        self._call = self._channel.unary_unary(bare_proxy.METHOD)
 
     async def call(self) -> str:
         reply: bytes = await self._call(b"", timeout=DEADLINE_S)

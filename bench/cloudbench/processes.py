@@ -25,6 +25,7 @@ import grpc
 import psutil
 from grpc_health.v1 import health_pb2, health_pb2_grpc  # type: ignore[import-untyped]
 
+from bench.cloudbench import bare_proxy
 from cloud_service.inference import TritonServerConfig, TritonServerProcess
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -251,7 +252,7 @@ class BareProxyProcess(_GrpcChild):
         return self
 
     def _ready(self, channel: grpc.Channel) -> bool:
-        channel.unary_unary("/bench.BareProxy/Call")(b"", timeout=1.0)
+        channel.unary_unary(bare_proxy.METHOD)(b"", timeout=1.0)
         return True
 
 
