@@ -45,6 +45,7 @@ from bench.cloudbench.report import summary_json, table
 from bench.cloudbench.stats import Sample, Series
 from cloud_service.backends.prompt import render_prompt
 from cloud_service.backends.triton import sampling_parameters
+from confroute.contract.escalation import EscalationRequest
 
 CONCURRENCIES = (1, 32)
 PATHS = ("direct", "service", "bare")  # bare: the floor, a grpc.aio proxy that does nothing of its own
@@ -155,9 +156,13 @@ async def outcome_benchmark(url: str, options: Options) -> dict[str, outcome_log
 
 
 async def measure(
-    triton: EchoTriton, service: ServiceProcess, bare: BareProxyProcess, redis_url: str, options: Options
+    triton: EchoTriton,
+    service: ServiceProcess,
+    bare: BareProxyProcess,
+    redis_url: str,
+    request: EscalationRequest,
+    options: Options,
 ) -> dict[str, Any]:
-    request = escalation(options.max_tokens)
     rig = Rig(
         DirectClient(triton.grpc_url, request),
         ServiceClient(service.address, request, uuid.uuid4().hex[:8]),
@@ -233,7 +238,7 @@ def run(options: Options, backend_python: Path | None, service_log_level: str) -
         request = escalation(options.max_tokens)
         prompt, parameters = render_prompt(request.messages, "chatml"), sampling_parameters(request)
         bare = stack.enter_context(BareProxyProcess(triton.grpc_url, prompt, parameters))
-        return asyncio.run(measure(triton, service, bare, redis.url, options))
+        return asyncio.run(measure(triton, service, bare, redis.url, request, options))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
