@@ -114,7 +114,7 @@ def _embed(gb: GraphBuilder, spec: DecoderSpec, w: Weights, ids: str, mask: str,
     if linear.quant is None:
         x = gb.op1("Gather", [gb.init("embed", w["embed"]), ids])
     else:
-        x = _quantized_embed(gb, spec, linear.quantized("embed", w["embed"]), ids)
+        x = _quantized_embed(gb, spec, linear.quantized("embed", w["embed"]), ids, linear.quant.symmetric)
     if spec.family == "gpt2":
         total = gb.op1("Gather", [gb.op1("Shape", [mask]), gb.const(1)], axis=0)
         seq = gb.op1("Gather", [gb.op1("Shape", [ids]), gb.const(1)], axis=0)
@@ -123,22 +123,22 @@ def _embed(gb: GraphBuilder, spec: DecoderSpec, w: Weights, ids: str, mask: str,
     return x
 
 
-def _quantized_embed(gb: GraphBuilder, spec: DecoderSpec, q: BlockQuantized, ids: str) -> str:
-    """Looks rows up in an 8-bit table (the tied output layer's codes, stored a second time).
+def _quantized_embed(gb: GraphBuilder, spec: DecoderSpec, q: BlockQuantized, ids: str, symmetric: bool) -> str:
+    """Looks rows up in an 8-bit table (the tied output layer's codes, stored a second time) with one
+    ``GatherBlockQuantized`` node, which dequantizes only the rows it gathers.
 
     The copy costs V x H bytes on disk but keeps memory low: the output layer's codes are released after
     onnxruntime prepacks them, while this table is memory-mapped and only the rows looked up are resident.
+    Symmetric codes carry no zero points: the operator's default for 8 bits is 128, as the codes assume.
     """
-    codes = gb.init("embed.rows", q.codes.copy())
-    rows = gb.op1("Cast", [gb.op1("Gather", [codes, ids])], to=TensorProto.FLOAT)
-    zp = gb.op1("Cast", [gb.op1("Gather", [gb.init("embed.zp2d", q.zero_points), ids])], to=TensorProto.FLOAT)
-    scales = gb.op1("Gather", [gb.init("embed.scales2d", q.scales), ids])
-    values = gb.op1("Mul", [gb.op1("Sub", [rows, gb.op1("Unsqueeze", [zp, gb.const([-1])])]),
-                            gb.op1("Unsqueeze", [scales, gb.const([-1])])])
-    flat = gb.op1("Reshape", [values, gb.const([0, 0, -1])])
+    codes = gb.init("embed.rows", q.codes.reshape(q.codes.shape[0], -1))
+    scales = gb.init("embed.scales2d", q.scales)
+    zero_points = [] if symmetric else [gb.init("embed.zp2d", q.zero_points)]
+    rows = gb.op1("GatherBlockQuantized", [codes, ids, scales, *zero_points], domain=MS_DOMAIN,
+                  gather_axis=0, quantize_axis=1, block_size=q.block_size, bits=8)
     if q.n_blocks * q.block_size == spec.hidden_size:
-        return flat
-    return gb.op1("Slice", [flat, gb.const([0]), gb.const([spec.hidden_size]), gb.const([2])])
+        return rows
+    return gb.op1("Slice", [rows, gb.const([0]), gb.const([spec.hidden_size]), gb.const([2])])
 
 
 def _rotary_cache(gb: GraphBuilder, spec: DecoderSpec) -> tuple[str, str]:
