@@ -79,13 +79,12 @@ def add_probes(gb: GraphBuilder, dec: DecoderOutputs, layout: ProbeLayout,
     """Probe features and sigmoid scores from the residual stream at the last position.
 
     The layers' residual streams are concatenated first and the last position taken once: two nodes
-    per step instead of one Gather per layer plus a Concat.
+    per step instead of one Gather per layer plus a Concat; ``Gemm`` adds the bias in the same node.
     """
     layers = dec.layer_hidden[layout.first: layout.last + 1]
     stacked = layers[0] if len(layers) == 1 else gb.op1("Concat", layers, axis=2)
     gb.op("Gather", [stacked, gb.const(-1)], outputs=["probe_features"], axis=1)
-    logit = gb.op1("Add", [gb.op1("MatMul", ["probe_features", gb.init(PROBE_WEIGHT, weight)]),
-                           gb.init(PROBE_BIAS, bias)])
+    logit = gb.op1("Gemm", ["probe_features", gb.init(PROBE_WEIGHT, weight), gb.init(PROBE_BIAS, bias)])
     gb.op("Sigmoid", [logit], outputs=["probe"])
     gb.add_output("probe_features", "probe_features", TensorProto.FLOAT, ["batch", layout.feature_dim])
     gb.add_output("probe", "probe", TensorProto.FLOAT, ["batch", len(PROBE_OUTPUTS)])
