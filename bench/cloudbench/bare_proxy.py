@@ -39,7 +39,13 @@ async def serve(listen: str, triton_url: str, prompt: str, parameters: bytes) ->
     async def read() -> None:
         while (message := await stream.read()) is not grpc.aio.EOF:
             response = message.infer_response
-            if is_final(response):
+            if message.error_message:  # answered at once, not left to the client's deadline
+                failed = waiting.pop(response.id, None)
+                if failed is None:
+                    print(f"bare proxy: Triton error for an unknown request: {message.error_message}", file=sys.stderr)
+                else:
+                    failed.set_exception(RuntimeError(f"Triton: {message.error_message}"))
+            elif is_final(response):
                 waiting.pop(response.id).set_result(text_of(response).encode())
 
     async def call(_request: bytes, _context: Any) -> bytes:
