@@ -16,11 +16,11 @@ from typing import Any
 
 from cloud_service.backends.prompt import PROMPT_FORMATS, PromptFormat
 from cloud_service.event_loop import EVENT_LOOPS, EventLoop
+from cloud_service.redis_client import check_url
 from confroute.errors import InvalidInput
 
 ENV_PREFIX = "CONFROUTE_CLOUD_"
 LOG_FORMATS = ("text", "json")
-_REDIS_SCHEMES = ("redis://", "rediss://", "unix://", "redis+cluster://", "rediss+cluster://")
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
 
@@ -65,7 +65,7 @@ class ServiceConfig:
             split_address(self.metrics_listen, "metrics_listen")
         _require(self.prompt_format in PROMPT_FORMATS, "prompt_format", f"one of {PROMPT_FORMATS}")
         _require(self.log_format in LOG_FORMATS, "log_format", f"one of {LOG_FORMATS}")
-        _require(self.redis_url.startswith(_REDIS_SCHEMES), "redis_url", "a redis:// or redis+cluster:// URL")
+        _check_redis_url(self.redis_url)
         _require(bool(self.triton_url and self.triton_model), "triton_url", "set, with triton_model")
         _require(self.max_inflight >= 1, "max_inflight", ">= 1")
         _require(self.max_pending_requests >= 1, "max_pending_requests", ">= 1")
@@ -125,6 +125,14 @@ def _convert(raw: object, type_name: str, name: str) -> object:
         _require(lowered in _TRUE | _FALSE, name, f"a boolean ({sorted(_TRUE | _FALSE)})")
         return lowered in _TRUE
     return raw
+
+
+def _check_redis_url(url: str) -> None:
+    """The same URL rules as the outcome log and policy store apply, reported as a bad setting."""
+    try:
+        check_url(url, "redis_url")
+    except ValueError as exc:
+        raise InvalidInput(str(exc), field="redis_url") from exc
 
 
 def _require(ok: bool, name: str, what: str) -> None:

@@ -45,6 +45,8 @@ def test_booleans_come_from_flags_or_words() -> None:
         ({"CONFROUTE_CLOUD_MAX_DEADLINE_S": "nan"}, "max_deadline_s"),
         ({"CONFROUTE_CLOUD_LISTEN": "50051"}, "listen"),
         ({"CONFROUTE_CLOUD_REDIS_URL": "http://x"}, "redis_url"),
+        ({"CONFROUTE_CLOUD_REDIS_URL": "redis://host:port"}, "redis_url"),
+        ({"CONFROUTE_CLOUD_REDIS_URL": "redis://host:6379/zero"}, "redis_url"),
         ({"CONFROUTE_CLOUD_PROMPT_FORMAT": "llama"}, "prompt_format"),
         ({"CONFROUTE_CLOUD_RETAIN_TEXT": "maybe"}, "retain_text"),
     ],
