@@ -3,7 +3,9 @@
 CORS: a request whose ``Origin`` is one of the configured ``cors_origins`` (or any, with ``*``) gets
 ``Access-Control-Allow-Origin`` on its response, whatever the status, and the routing headers exposed to
 the page; a preflight (``OPTIONS`` with ``Access-Control-Request-Method``) on a known route is answered
-204 with the route's methods. Other origins get no CORS headers, so browsers keep their pages out.
+204 with the route's methods. Other origins get no CORS headers, so browsers keep their pages out. With a
+list of origins (not ``*``) every response carries ``Vary: Origin``, so a shared cache never hands one
+origin's answer to another.
 
 One handler instance serves one connection (HTTP/1.1 keep-alive) on its own thread. A request whose
 body is refused unread (too large, no length, unknown route) is answered, then the connection is
@@ -165,17 +167,18 @@ class ApiHandler(BaseHTTPRequestHandler):
     def _cors_headers(self) -> tuple[tuple[str, str], ...]:
         origin = self.headers.get("Origin")
         allowed = self.server.config.cors_origins
-        if not origin or not allowed:
+        if not allowed or (not origin and "*" in allowed):
             return ()
         if "*" in allowed:
             return (("Access-Control-Allow-Origin", "*"), ("Access-Control-Expose-Headers", EXPOSED_HEADERS))
-        if origin not in allowed:
-            return ()
-        return (("Access-Control-Allow-Origin", origin), ("Vary", "Origin"),
-                ("Access-Control-Expose-Headers", EXPOSED_HEADERS))
+        vary = (("Vary", "Origin"),)  # with a list, every answer depends on the Origin: caches must key on it
+        if not origin or origin not in allowed:
+            return vary
+        return (("Access-Control-Allow-Origin", origin), *vary, ("Access-Control-Expose-Headers", EXPOSED_HEADERS))
 
     def _is_preflight(self, methods: dict[str, Route]) -> bool:
-        return (self.command == "OPTIONS" and bool(methods) and bool(self._cors)
+        allowed = any(name == "Access-Control-Allow-Origin" for name, _ in self._cors)
+        return (self.command == "OPTIONS" and bool(methods) and allowed
                 and "Access-Control-Request-Method" in self.headers)
 
     def _preflight(self, methods: dict[str, Route]) -> None:

@@ -53,6 +53,12 @@ def test_another_origin_gets_no_cors_headers_and_no_preflight(cors_server: ApiSe
     assert status == 405 and "Access-Control-Allow-Origin" not in headers
 
 
+@pytest.mark.parametrize("origin", [{"Origin": "https://evil.example"}, {}])
+def test_with_a_list_every_answer_varies_by_origin(cors_server: ApiServer, origin: dict[str, str]) -> None:
+    status, headers, _ = call(cors_server, "GET", "/v1/models", None, origin)
+    assert status == 200 and headers["Vary"] == "Origin"
+
+
 def test_without_configured_origins_nothing_changes(server: ApiServer) -> None:
     status, headers, _ = call(server, "GET", "/v1/models", None, {"Origin": APP})
     assert status == 200 and "Access-Control-Allow-Origin" not in headers
