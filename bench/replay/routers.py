@@ -36,6 +36,11 @@ def fit_knn(x: FloatArray, y: FloatArray, k: int | None = None) -> Scorer:
 
 def fit_ridge(x: FloatArray, y: FloatArray, grid: tuple[float, ...] = RIDGE_GRID) -> Scorer:
     """Ridge regression whose penalty is chosen by exact leave-one-out error on the training rows (SVD)."""
+    return _ridge_by_loo(x, y, grid)[0]
+
+
+def _ridge_by_loo(x: FloatArray, y: FloatArray, grid: tuple[float, ...]) -> tuple[Scorer, float]:
+    """The ridge fit at the penalty with the least exact leave-one-out error, and that error."""
     mean_x, mean_y = x.mean(axis=0), float(y.mean())
     u, s, vt = np.linalg.svd(x - mean_x, full_matrices=False)
     uty = u.T @ (y - mean_y)
@@ -48,7 +53,17 @@ def fit_ridge(x: FloatArray, y: FloatArray, grid: tuple[float, ...] = RIDGE_GRID
         if err < best_err:
             best, best_err = lam, err
     coef = vt.T @ (s / (s * s + best) * uty)
-    return lambda q: (q - mean_x) @ coef + mean_y
+    return (lambda q: (q - mean_x) @ coef + mean_y), best_err
+
+
+def fit_layer_ridge(x: FloatArray, y: FloatArray, n_layers: int) -> Scorer:
+    """A ridge on one of ``n_layers`` equal column blocks (an LLM's layers): the block, like the penalty, is
+    the one with the least leave-one-out error on the training rows, so the scored rows never choose it."""
+    blocks = np.split(np.arange(x.shape[1]), n_layers)
+    fits = [_ridge_by_loo(x[:, cols], y, RIDGE_GRID) for cols in blocks]
+    best = int(np.argmin([err for _, err in fits]))
+    ridge, cols = fits[best][0], blocks[best]
+    return lambda q: ridge(q[:, cols])
 
 
 def fit_ridge_knn(x: FloatArray, y: FloatArray, emb_dim: int) -> Scorer:
@@ -56,6 +71,15 @@ def fit_ridge_knn(x: FloatArray, y: FloatArray, emb_dim: int) -> Scorer:
     both predict the gain in the same units, and their errors are only partly shared."""
     ridge, knn = fit_ridge(x, y), fit_knn(x[:, :emb_dim], y)
     return lambda q: 0.5 * (ridge(q) + knn(q[:, :emb_dim]))
+
+
+def fit_ridge_knn_states(x: FloatArray, y: FloatArray, emb_dim: int, base_dim: int, n_layers: int) -> Scorer:
+    """Equal thirds of a ridge on the first ``base_dim`` columns (embedding, lengths, group), a kNN on the
+    first ``emb_dim`` (the unit sentence embedding) and :func:`fit_layer_ridge` on the rest (an LLM's hidden
+    states, ``n_layers`` blocks): three views of one target, in the same units."""
+    ridge, knn = fit_ridge(x[:, :base_dim], y), fit_knn(x[:, :emb_dim], y)
+    states = fit_layer_ridge(x[:, base_dim:], y, n_layers)
+    return lambda q: (ridge(q[:, :base_dim]) + knn(q[:, :emb_dim]) + states(q[:, base_dim:])) / 3.0
 
 
 def fit_group_prior(groups: FloatArray, y: FloatArray, strength: float = 10.0) -> Scorer:

@@ -7,7 +7,7 @@ import numpy.typing as npt
 
 from bench.replay.data import ReplayData
 from bench.replay.evaluate import RouterSpec
-from bench.replay.features import length_features, one_hot, standardise
+from bench.replay.features import N_LENGTH_FEATURES, length_features, one_hot, standardise
 from bench.replay.post import answer_features
 from bench.replay.routers import (
     fit_group_prior,
@@ -16,17 +16,21 @@ from bench.replay.routers import (
     fit_mlp,
     fit_ridge,
     fit_ridge_knn,
+    fit_ridge_knn_states,
 )
 
 FloatArray = npt.NDArray[np.float64]
 
 
-def feature_sets(data: ReplayData, prompt_emb: FloatArray) -> dict[str, FloatArray]:
+def feature_sets(data: ReplayData, prompt_emb: FloatArray, states: FloatArray | None = None) -> dict[str, FloatArray]:
     """Label-free features (standardising over all rows leaks no outcome). The post-generation set reads
-    checks of the weak answer, not its embedding (embedding 1,300 long answers costs more than it adds)."""
+    checks of the weak answer, not its embedding (embedding 1,300 long answers costs more than it adds).
+    ``states`` (an LLM's per-layer hidden states, see bench.replay.llm_features) follow the emb+meta columns."""
     meta = standardise(length_features(data.prompts))
     groups = one_hot(data.group, len(data.group_names))
     sets = {"emb": prompt_emb, "group": groups, "emb+meta": np.hstack([prompt_emb, meta, groups])}
+    if states is not None:
+        sets["emb+meta+states"] = np.hstack([sets["emb+meta"], states])
     if data.weak_answer is not None:
         checks = standardise(answer_features(data.weak_answer))
         sets["post"] = np.hstack([prompt_emb, meta, checks])
@@ -34,8 +38,9 @@ def feature_sets(data: ReplayData, prompt_emb: FloatArray) -> dict[str, FloatArr
     return sets
 
 
-def router_specs(data: ReplayData, seed: int, emb_dim: int) -> list[RouterSpec]:
-    """Pre-generation routers (all read only the query), then POST routers where the weak answer is known."""
+def router_specs(data: ReplayData, seed: int, emb_dim: int, states: tuple[str, int] | None = None) -> list[RouterSpec]:
+    """Pre-generation routers (all read only the query), then POST routers where the weak answer is known.
+    ``states`` names the LLM whose hidden states follow the emb+meta columns, and its number of layers."""
     specs = [
         RouterSpec("knn", "emb", lambda x, y: fit_knn(x, y)),
         RouterSpec("mlp", "emb", lambda x, y: fit_mlp(x, y, seed=seed)),
@@ -43,6 +48,11 @@ def router_specs(data: ReplayData, seed: int, emb_dim: int) -> list[RouterSpec]:
         RouterSpec("ridge emb+len+group", "emb+meta", fit_ridge),
         RouterSpec("ridge+knn ensemble", "emb+meta", lambda x, y: fit_ridge_knn(x, y, emb_dim)),
     ]
+    if states is not None:
+        base_dim = emb_dim + N_LENGTH_FEATURES + len(data.group_names)
+        name, layers = states
+        specs.append(RouterSpec(f"ridge+knn+{name} states", "emb+meta+states",
+                                lambda x, y: fit_ridge_knn_states(x, y, emb_dim, base_dim, layers)))
     if len(data.group_names) > 1:
         specs.append(RouterSpec("group prior", "group", fit_group_prior))
     if data.weak_answer is not None:

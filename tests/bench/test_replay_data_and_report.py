@@ -13,7 +13,7 @@ from bench.replay.data import STRONG, WEAK, load_gsm8k, load_mmlu, load_mt_bench
 from bench.replay.evaluate import reference_results
 from bench.replay.post import _evaluate, answer_features
 from bench.replay.report import DatasetReport, document, markdown, plot, table
-from bench.routing_replay import REPO, default_data_dir, parse_config
+from bench.routing_replay import REPO, bundle_states, default_data_dir, parse_config
 
 
 def _write_jsonl(path: Path, rows: Sequence[Mapping[str, object]]) -> None:
@@ -104,3 +104,14 @@ def test_data_folder_comes_from_flag_then_env_then_next_to_the_repo(tmp_path: Pa
     assert parse_config(["--readme"], {}).png_dir == REPO / "docs" / "img"
     quick = parse_config(["--quick"], {})
     assert quick.mmlu_rows == 2000 and quick.seeds == 1 and quick.folds == 5
+
+
+def test_the_hidden_state_bundle_defaults_to_the_cached_cloud_model_and_can_be_turned_off(tmp_path: Path) -> None:
+    env = {"CONFROUTE_CACHE_DIR": str(tmp_path)}
+    assert parse_config([], env).states_bundle == tmp_path / "bundles" / "qwen2.5-coder-0.5b-instruct-int8"
+    assert parse_config(["--states-bundle", str(tmp_path / "b")], env).states_bundle == tmp_path / "b"
+    assert parse_config(["--no-states"], env).states_bundle is None
+
+
+def test_a_missing_states_bundle_skips_the_router(tmp_path: Path) -> None:
+    assert bundle_states(parse_config(["--states-bundle", str(tmp_path / "absent")], {})) is None

@@ -12,10 +12,12 @@ from bench.replay.routers import (
     Scorer,
     fit_group_prior,
     fit_knn,
+    fit_layer_ridge,
     fit_matrix_factorisation,
     fit_mlp,
     fit_ridge,
     fit_ridge_knn,
+    fit_ridge_knn_states,
 )
 from confroute.calibration import auroc
 from confroute.errors import InvalidInput
@@ -124,3 +126,25 @@ def test_the_ensemble_averages_ridge_and_knn_on_the_embedding_columns() -> None:
     q = features[:20]
     expected = 0.5 * (fit_ridge(features, y)(q) + fit_knn(x, y)(x[:20]))
     np.testing.assert_allclose(fit_ridge_knn(features, y, emb_dim=x.shape[1])(q), expected)
+
+
+def test_the_layer_ridge_reads_the_block_that_predicts_on_the_training_rows() -> None:
+    rng = np.random.default_rng(3)
+    n, width = 200, 6
+    signal = rng.normal(size=(n, width))
+    y = signal @ rng.normal(size=width) + 0.1 * rng.normal(size=n)
+    x = np.hstack([rng.normal(size=(n, width)), signal, rng.normal(size=(n, width))])  # layer 1 predicts
+    score = fit_layer_ridge(x, y, n_layers=3)
+    expected = fit_ridge(signal, y)(signal[:10])
+    np.testing.assert_allclose(score(x[:10]), expected)
+
+
+def test_the_states_ensemble_is_equal_thirds_of_its_three_parts() -> None:
+    x, weak, strong = _synthetic()
+    rng = np.random.default_rng(1)
+    meta, states = rng.normal(size=(len(x), 2)), rng.normal(size=(len(x), 6))
+    features, y = np.hstack([x, meta, states]), strong - weak
+    base = x.shape[1] + 2
+    expected = (fit_ridge(features[:, :base], y)(features[:20, :base]) + fit_knn(x, y)(x[:20])
+                + fit_layer_ridge(states, y, 2)(states[:20])) / 3
+    np.testing.assert_allclose(fit_ridge_knn_states(features, y, x.shape[1], base, 2)(features[:20]), expected)

@@ -28,6 +28,14 @@ class _HashEmbedder:
         return unit
 
 
+class _HashStates(_HashEmbedder):
+    """A stand-in for an LLM's hidden states: two 8-column 'layers'."""
+
+    model_id = "hash-states"
+    n_layers = 2
+    label = "hash"
+
+
 def _write(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text, encoding="utf-8")
@@ -69,12 +77,14 @@ def test_quick_run_writes_table_json_and_curves(tmp_path: Path, monkeypatch: pyt
     out = tmp_path / "out"
     argv = ["--quick", "--folds", "3", "--data", str(tmp_path / "data"), "--json", str(out / "r.json"),
             "--png-dir", str(out)]
-    assert main(argv, make_embedder) == 0
+    assert main(argv, make_embedder, lambda config: _HashStates()) == 0
     doc = json.loads((out / "r.json").read_text())
     assert set(doc["datasets"]) == {"mt_bench", "gsm8k", "mmlu"}
     for name, result in doc["datasets"].items():
         assert {"apgr", "cpt50", "cpt80"} <= set(result["routers"]["knn"]), name
         assert (out / f"routing_replay_{name}.png").is_file()
     assert doc["datasets"]["gsm8k"]["routers"]["ridge answer-checks"]["post_generation"] is True
+    assert {name for name, result in doc["datasets"].items() if "ridge+knn+hash states" in result["routers"]} \
+        == {"mt_bench", "gsm8k"}
     printed = capsys.readouterr().out
     assert "other data" in printed and "POST ridge answer-checks" in printed
