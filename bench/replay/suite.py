@@ -12,6 +12,7 @@ from bench.replay.post import answer_features
 from bench.replay.routers import (
     fit_group_prior,
     fit_knn,
+    fit_layer_ridge,
     fit_matrix_factorisation,
     fit_mlp,
     fit_ridge,
@@ -30,6 +31,7 @@ def feature_sets(data: ReplayData, prompt_emb: FloatArray, states: FloatArray | 
     groups = one_hot(data.group, len(data.group_names))
     sets = {"emb": prompt_emb, "group": groups, "emb+meta": np.hstack([prompt_emb, meta, groups])}
     if states is not None:
+        sets["states"] = states
         sets["emb+meta+states"] = np.hstack([sets["emb+meta"], states])
     if data.weak_answer is not None:
         checks = standardise(answer_features(data.weak_answer))
@@ -51,6 +53,7 @@ def router_specs(data: ReplayData, seed: int, emb_dim: int, states: tuple[str, i
     if states is not None:
         base_dim = emb_dim + N_LENGTH_FEATURES + len(data.group_names)
         name, layers = states
+        specs.append(RouterSpec(f"ridge {name} states", "states", lambda x, y: fit_layer_ridge(x, y, layers)))
         specs.append(RouterSpec(f"ridge+knn+{name} states", "emb+meta+states",
                                 lambda x, y: fit_ridge_knn_states(x, y, emb_dim, base_dim, layers)))
     if len(data.group_names) > 1:

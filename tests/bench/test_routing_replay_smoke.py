@@ -69,6 +69,7 @@ def test_quick_run_writes_table_json_and_curves(tmp_path: Path, monkeypatch: pyt
                                                 capsys: pytest.CaptureFixture[str]) -> None:
     for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         monkeypatch.setenv(var, "1")
+    monkeypatch.setenv("CONFROUTE_CACHE_DIR", str(tmp_path / "cache"))  # the stand-in states are cached there
     _synthetic_data(tmp_path / "data")
 
     def make_embedder(name: str, config: Config) -> CachedEmbedder:
@@ -86,5 +87,6 @@ def test_quick_run_writes_table_json_and_curves(tmp_path: Path, monkeypatch: pyt
     assert doc["datasets"]["gsm8k"]["routers"]["ridge answer-checks"]["post_generation"] is True
     assert {name for name, result in doc["datasets"].items() if "ridge+knn+hash states" in result["routers"]} \
         == {"mt_bench", "gsm8k"}
+    assert "ridge hash states" in doc["datasets"]["gsm8k"]["routers"]
     printed = capsys.readouterr().out
     assert "other data" in printed and "POST ridge answer-checks" in printed
