@@ -148,3 +148,13 @@ def test_the_states_ensemble_is_equal_thirds_of_its_three_parts() -> None:
     expected = (fit_ridge(features[:, :base], y)(features[:20, :base]) + fit_knn(x, y)(x[:20])
                 + fit_layer_ridge(states, y, 2)(states[:20])) / 3
     np.testing.assert_allclose(fit_ridge_knn_states(features, y, x.shape[1], base, 2)(features[:20]), expected)
+
+
+@pytest.mark.parametrize("shape", [(80, 12), (12, 80)], ids=["more-rows", "more-columns"])
+def test_ridge_is_the_closed_form_solution_at_its_penalty(shape: tuple[int, int]) -> None:
+    rng = np.random.default_rng(4)
+    x, y = rng.normal(size=shape), rng.normal(size=shape[0])
+    xc, yc = x - x.mean(axis=0), y - y.mean()
+    coef = np.linalg.solve(xc.T @ xc + 2.0 * np.eye(shape[1]), xc.T @ yc)
+    q = rng.normal(size=(5, shape[1]))
+    np.testing.assert_allclose(fit_ridge(x, y, grid=(2.0,))(q), (q - x.mean(axis=0)) @ coef + y.mean(), atol=1e-9)
