@@ -1,6 +1,7 @@
 """Edge generation benchmark: our runtime (fp32, 8-bit) against transformers+PyTorch and onnxruntime-genai
 on SmolLM2-135M-Instruct, same machine, same run, same token ids, same threads; greedy, exactly 128 new
-tokens; medians after a warm-up, backends interleaved run by run so load changes hit all of them alike.
+tokens; medians after a warm-up, backends interleaved run by run so load changes hit all of them alike,
+each backend alone in its own worker process (see :mod:`bench.workers` for why).
 
     python -m bench.edge_generation [--quick] [--json PATH] [--runs N]
 """
@@ -13,17 +14,17 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
-from bench import ours
-from bench.baselines import RunTiming, compare_logprobs, summarize
+from bench import ours, workers
+from bench.baselines import compare_logprobs, summarize
 from confroute.bundle.store import MANIFEST_FILE
 from confroute.paths import cache_dir, default_bundle_dir
 
 PROMPT = "Write a short story about a robot who learns to paint."
-Runner = Callable[[], tuple[RunTiming, list[int]]]
 
 
 def _log(message: str) -> None:
@@ -55,33 +56,39 @@ def prepare(cache: Path) -> dict[str, Path]:
     return paths
 
 
-def runners(paths: dict[str, Path], prompt: list[int], new_tokens: int, threads: int) -> dict[str, Runner]:
-    from bench.baselines import genai, torch_generate
-
-    fp32, int8 = ours.load_engine(paths["fp32"], threads), ours.load_engine(paths["int8"], threads)
-    torch_generate._set_threads(threads)
-    torch_model = torch_generate.load_model(paths["hf"])
-    g32, g8 = genai.load_model(paths["genai_fp32"], threads), genai.load_model(paths["genai_int8"], threads)
-    return {
-        "ours_fp32": lambda: ours.generate_once(fp32, prompt, new_tokens),
-        "ours_int8": lambda: ours.generate_once(int8, prompt, new_tokens),
-        "torch_fp32": lambda: torch_generate._generate_once(torch_model, prompt, new_tokens),
-        "genai_fp32": lambda: genai._generate_once(g32, prompt, new_tokens),
-        "genai_int8": lambda: genai._generate_once(g8, prompt, new_tokens),
-    }
+def generate_jobs(paths: dict[str, Path], prompt: list[int], new_tokens: int, threads: int) -> dict[str, Any]:
+    """One worker job per timed backend (see :mod:`bench.workers`: each loads alone in its own process)."""
+    models = {"ours_fp32": paths["fp32"], "ours_int8": paths["int8"], "torch_fp32": paths["hf"],
+              "genai_fp32": paths["genai_fp32"], "genai_int8": paths["genai_int8"]}
+    return {name: workers.generate_job(name, path, prompt, new_tokens, threads) for name, path in models.items()}
 
 
-def time_interleaved(run: dict[str, Runner], runs: int, prompt_len: int, threads: int) -> dict[str, dict[str, Any]]:
-    for name, runner in run.items():
-        _log(f"warm-up {name}")
-        runner()
-    timings: dict[str, list[tuple[RunTiming, list[int]]]] = {name: [] for name in run}
-    for r in range(runs):
-        _log(f"timed round {r + 1}/{runs}")
-        for name, runner in run.items():
-            timings[name].append(runner())
+def interleaved(jobs: dict[str, dict[str, Any]], runs: int, warm_up: bool = True) -> dict[str, list[dict[str, Any]]]:
+    """Starts a worker per job, then ``runs`` rounds of one measurement each, the order reversed every
+    other round (so neither end of a round is always the same backend's)."""
+    answers: dict[str, list[dict[str, Any]]] = {name: [] for name in jobs}
+    with ExitStack() as stack:
+        started = {}
+        for name, job in jobs.items():
+            _log(f"loading {name} in its own process")
+            started[name] = stack.enter_context(workers.Worker(job))
+        if warm_up:
+            for name, worker in started.items():
+                _log(f"warm-up {name}")
+                worker.run()
+        for r in range(runs):
+            _log(f"timed round {r + 1}/{runs}")
+            order = list(started.items())
+            for name, worker in order if r % 2 == 0 else reversed(order):
+                answers[name].append(worker.run())
+    return answers
+
+
+def time_interleaved(jobs: dict[str, dict[str, Any]], runs: int, prompt_len: int,
+                     threads: int) -> dict[str, dict[str, Any]]:
+    timed = {name: [workers.timing_of(a) for a in res] for name, res in interleaved(jobs, runs).items()}
     return {name: summarize(name, [t for t, _ in res], [k for _, k in res], threads, prompt_len)
-            for name, res in timings.items()}
+            for name, res in timed.items()}
 
 
 def quality(paths: dict[str, Path], prompt: list[int], reference: list[int],
@@ -103,16 +110,16 @@ def quality(paths: dict[str, Path], prompt: list[int], reference: list[int],
 
 
 def head_overhead(paths: dict[str, Path], prompt: list[int], steps: int, rounds: int) -> dict[str, float]:
-    """fp32 decode step with the fused head vs the same export without it, interleaved round by round.
+    """fp32 decode step with the fused head vs the same export without it, each graph in its own worker
+    process, interleaved round by round.
 
     ``head_overhead_pct`` compares with a plain runtime that must still pick the token (argmax in numpy);
     ``head_overhead_graph_pct`` compares the graphs alone (no token picked at all), the stricter view.
     """
-    times: dict[str, list[float]] = {"head": [], "plain": [], "graph": []}
-    for _ in range(rounds):
-        times["head"].append(ours.plain_step_ms(paths["fp32"], prompt, steps, head=True))
-        times["plain"].append(ours.plain_step_ms(paths["nohead"], prompt, steps, head=False))
-        times["graph"].append(ours.plain_step_ms(paths["nohead"], prompt, steps, head=False, pick=False))
+    jobs = {"head": workers.step_job(paths["fp32"], prompt, steps, head=True),
+            "plain": workers.step_job(paths["nohead"], prompt, steps, head=False),
+            "graph": workers.step_job(paths["nohead"], prompt, steps, head=False, pick=False)}
+    times = {name: [float(a["step_ms"]) for a in res] for name, res in interleaved(jobs, rounds, False).items()}
     # The fastest step over all rounds: the step's intrinsic cost, the least disturbed by other load.
     med = {k: min(v) for k, v in times.items()}
     return {"step_ms_with_head": med["head"], "step_ms_without_head": med["plain"],
@@ -217,7 +224,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     runs = args.runs or (3 if args.quick else 5)
     paths = prepare(cache_dir(os.environ))
     prompt = ours.load_engine(paths["fp32"]).encode_chat([{"role": "user", "content": PROMPT}])
-    speed = time_interleaved(runners(paths, prompt, 128, args.threads), runs, len(prompt), args.threads)
+    speed = time_interleaved(generate_jobs(paths, prompt, 128, args.threads), runs, len(prompt), args.threads)
     _log("quality vs the fp32 reference")
     qual = quality(paths, prompt, list(speed["torch_fp32"]["tokens"]), args.threads)
     _log("head overhead, cold start and peak RSS")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -45,11 +45,14 @@ def next_token_logprobs(engine: Engine, prompt_ids: Sequence[int], continuation:
     return out
 
 
-def plain_step_ms(bundle: Path, prompt_ids: Sequence[int], steps: int, head: bool, threads: int = 2,
-                  pick: bool = True) -> float:
-    """Fastest decode step of a raw onnxruntime loop (shared KV buffers, as the engine runs): the step's
-    own cost with the least interference from other load (medians on a shared 2-core machine drift by
-    more than the differences measured here).
+StepTimer = Callable[[Sequence[int], int, bool, bool], float]
+
+
+def step_timer(bundle: Path, threads: int = 2) -> StepTimer:
+    """Loads ``bundle``'s graph into one raw onnxruntime session; the returned ``(prompt_ids, steps, head,
+    pick)`` callable gives the fastest decode step of a loop over it (shared KV buffers, as the engine
+    runs), in ms: the step's own cost with the least interference from other load (medians on a shared
+    2-core machine drift by more than the differences measured here).
 
     ``head=True`` fetches the fused head (greedy reads ``next_token``); ``head=False`` runs a graph exported
     without head and probes and fetches the logits; with ``pick`` it takes the argmax in numpy, as a plain
@@ -63,7 +66,11 @@ def plain_step_ms(bundle: Path, prompt_ids: Sequence[int], steps: int, head: boo
     so = ort.SessionOptions()
     so.intra_op_num_threads = threads
     session = ort.InferenceSession(str(bundle / "model.onnx"), so, providers=["CPUExecutionProvider"])
-    return float(np.min(_step_times(session, manifest, prompt_ids, steps, head, pick)) * 1000.0)
+
+    def fastest(prompt_ids: Sequence[int], steps: int, head: bool, pick: bool) -> float:
+        return float(np.min(_step_times(session, manifest, prompt_ids, steps, head, pick)) * 1000.0)
+
+    return fastest
 
 
 def _step_times(session: Any, manifest: Any, prompt_ids: Sequence[int], steps: int, head: bool,
