@@ -57,10 +57,24 @@ def prepare(cache: Path) -> dict[str, Path]:
 
 
 def generate_jobs(paths: dict[str, Path], prompt: list[int], new_tokens: int, threads: int) -> dict[str, Any]:
-    """One worker job per timed backend (see :mod:`bench.workers`: each loads alone in its own process)."""
-    models = {"ours_fp32": paths["fp32"], "ours_int8": paths["int8"], "torch_fp32": paths["hf"],
-              "genai_fp32": paths["genai_fp32"], "genai_int8": paths["genai_int8"]}
-    return {name: workers.generate_job(name, path, prompt, new_tokens, threads) for name, path in models.items()}
+    """One worker job per timed row (see :mod:`bench.workers`: each loads alone in its own process).
+
+    ``ours_*`` run as ``edge-agent serve`` runs them, with glibc's huge-page malloc
+    (:mod:`edge_agent.huge_pages`); ``genai_*`` as onnxruntime-genai ships, with glibc's default. The
+    ``*_default_malloc`` and ``*_huge_pages`` rows give each side the other's setting, so that both
+    like-for-like comparisons are in the same run.
+    """
+    models = {"fp32": (paths["fp32"], paths["genai_fp32"]), "int8": (paths["int8"], paths["genai_int8"])}
+    jobs: dict[str, Any] = {}
+    for precision, (bundle, genai_model) in models.items():
+        ours_name, genai_name = f"ours_{precision}", f"genai_{precision}"
+        jobs[ours_name] = workers.generate_job(ours_name, bundle, prompt, new_tokens, threads, huge_pages=True)
+        jobs[f"{ours_name}_default_malloc"] = workers.generate_job(ours_name, bundle, prompt, new_tokens, threads)
+        jobs[genai_name] = workers.generate_job(genai_name, genai_model, prompt, new_tokens, threads)
+        jobs[f"{genai_name}_huge_pages"] = workers.generate_job(genai_name, genai_model, prompt, new_tokens, threads,
+                                                                huge_pages=True)
+    jobs["torch_fp32"] = workers.generate_job("torch_fp32", paths["hf"], prompt, new_tokens, threads)
+    return jobs
 
 
 def interleaved(jobs: dict[str, dict[str, Any]], runs: int, warm_up: bool = True) -> dict[str, list[dict[str, Any]]]:
@@ -152,18 +166,20 @@ def _peak_rss_mb() -> float:
     raise RuntimeError("no VmHWM in /proc/self/status")
 
 
-def in_child(bundle: Path, prompt_tokens: int) -> dict[str, float]:
-    env = {**os.environ, "CONFROUTE_BENCH_T0": repr(time.time())}
+def in_child(bundle: Path, prompt_tokens: int, huge_pages: bool = True) -> dict[str, float]:
+    """Cold start and peak RSS of a fresh process, by default with huge-page malloc as ``edge-agent serve``
+    runs (its re-execution is not counted: the process starts with the tunable set)."""
+    env = {**workers.job_environment({"huge_pages": huge_pages}, os.environ), "CONFROUTE_BENCH_T0": repr(time.time())}
     cmd = [sys.executable, "-m", "bench.edge_generation", "--child", str(bundle), "--prompt-tokens", str(prompt_tokens)]
     out = subprocess.run(cmd, capture_output=True, text=True, check=True, env=env).stdout
     return dict(json.loads(out.strip().splitlines()[-1]))
 
 
 def table(speed: dict[str, dict[str, Any]], qual: dict[str, dict[str, float]]) -> str:
-    lines = [f"{'backend':12} {'decode tok/s':>12} {'(all runs)':>34} {'prefill ms':>10} {'top-1':>6} {'mean KL':>8}"]
+    lines = [f"{'backend':28} {'decode tok/s':>12} {'(all runs)':>34} {'prefill ms':>10} {'top-1':>6} {'mean KL':>8}"]
     for name, row in speed.items():
-        q = qual.get(name, {})
-        lines.append(f"{name:12} {row['decode_tok_s']:12.1f} {row['decode_tok_s_all']!s:>34} "
+        q = qual.get(name) or qual.get(name.removesuffix("_default_malloc").removesuffix("_huge_pages"), {})
+        lines.append(f"{name:28} {row['decode_tok_s']:12.1f} {row['decode_tok_s_all']!s:>34} "
                      f"{row['prefill_ms']:10.0f} {q.get('top1_agreement', float('nan')):6.3f} "
                      f"{q.get('mean_kl', float('nan')):8.4f}")
     return "\n".join(lines)
@@ -182,6 +198,10 @@ def summary_json(speed: dict[str, dict[str, Any]], qual: dict[str, dict[str, flo
         "genai_int8_decode_tps": tps("genai_int8"), "genai_int8_kl": qual["genai_int8"]["mean_kl"],
         "fp32_vs_genai": _paired_ratio(speed, "ours_fp32", "genai_fp32"),
         "int8_vs_genai": _paired_ratio(speed, "ours_int8", "genai_int8"),
+        "fp32_vs_genai_both_huge_pages": _paired_ratio(speed, "ours_fp32", "genai_fp32_huge_pages"),
+        "int8_vs_genai_both_huge_pages": _paired_ratio(speed, "ours_int8", "genai_int8_huge_pages"),
+        "fp32_vs_genai_both_default_malloc": _paired_ratio(speed, "ours_fp32_default_malloc", "genai_fp32"),
+        "int8_vs_genai_both_default_malloc": _paired_ratio(speed, "ours_int8_default_malloc", "genai_int8"),
         "fp32_vs_genai_best": _best_ratio(speed, "ours_fp32", "genai_fp32"),
         "int8_vs_genai_best": _best_ratio(speed, "ours_int8", "genai_int8"),
         "head_overhead_pct": round(head["head_overhead_pct"], 2),
@@ -190,6 +210,8 @@ def summary_json(speed: dict[str, dict[str, Any]], qual: dict[str, dict[str, flo
         "fp32_peak_rss_mb": round(child["fp32"]["peak_rss_mb"], 1),
         "cold_start_s": round(child["int8"]["cold_start_s"], 3),
         "cold_start_fp32_s": round(child["fp32"]["cold_start_s"], 3),
+        "int8_peak_rss_mb_default_malloc": round(child["int8_default_malloc"]["peak_rss_mb"], 1),
+        "cold_start_s_default_malloc": round(child["int8_default_malloc"]["cold_start_s"], 3),
         "rows": speed, "quality": qual, "head": head, **meta,
     }
 
@@ -230,16 +252,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     _log("head overhead, cold start and peak RSS")
     head = head_overhead(paths, prompt, 64, 3 if args.quick else 5)
     child = {name: in_child(paths[name], len(prompt)) for name in ("int8", "fp32")}
+    child["int8_default_malloc"] = in_child(paths["int8"], len(prompt), huge_pages=False)
     meta = {"runs": runs, "threads": args.threads, "new_tokens": 128, "prompt_tokens": len(prompt),
             "cpu_count": os.cpu_count(), "load_avg_1m": os.getloadavg()[0]}
     result = summary_json(speed, qual, head, child, meta)
     print(table(speed, qual))
-    print(f"ours/genai paired by round: fp32 {result['fp32_vs_genai']:.2f}, 8-bit {result['int8_vs_genai']:.2f}; "
-          f"fastest rounds: fp32 {result['fp32_vs_genai_best']:.2f}, 8-bit {result['int8_vs_genai_best']:.2f}")
+    print(f"ours (huge-page malloc, as served) / genai (as shipped), paired by round: "
+          f"fp32 {result['fp32_vs_genai']:.2f}, 8-bit {result['int8_vs_genai']:.2f}; fastest rounds: "
+          f"fp32 {result['fp32_vs_genai_best']:.2f}, 8-bit {result['int8_vs_genai_best']:.2f}; both with huge pages: "
+          f"fp32 {result['fp32_vs_genai_both_huge_pages']:.2f}, 8-bit {result['int8_vs_genai_both_huge_pages']:.2f}; "
+          f"both default malloc: fp32 {result['fp32_vs_genai_both_default_malloc']:.2f}, "
+          f"8-bit {result['int8_vs_genai_both_default_malloc']:.2f}")
     print(f"head overhead {result['head_overhead_pct']:.2f}% of an fp32 decode step "
           f"({result['head_overhead_graph_pct']:.2f}% graph vs graph); 8-bit peak RSS "
           f"{result['int8_peak_rss_mb']:.0f} MB (fp32 {result['fp32_peak_rss_mb']:.0f} MB); cold start to first "
-          f"token {result['cold_start_s']:.2f} s (8-bit), {result['cold_start_fp32_s']:.2f} s (fp32)")
+          f"token {result['cold_start_s']:.2f} s (8-bit), {result['cold_start_fp32_s']:.2f} s (fp32); with glibc's "
+          f"default malloc: 8-bit peak RSS {result['int8_peak_rss_mb_default_malloc']:.0f} MB, cold start "
+          f"{result['cold_start_s_default_malloc']:.2f} s")
     if args.json:
         args.json.write_text(json.dumps(result, indent=2) + "\n")
     return 0

@@ -22,23 +22,32 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any
 
 from bench import ours
 from bench.baselines import RunTiming
+from edge_agent import huge_pages
 
 Measure = Callable[[], dict[str, Any]]
 BACKENDS = ("ours_fp32", "ours_int8", "torch_fp32", "genai_fp32", "genai_int8")
 
 
-def generate_job(backend: str, path: Path, prompt: Sequence[int], new_tokens: int, threads: int) -> dict[str, Any]:
-    """The job of timing ``backend`` (one of :data:`BACKENDS`) on the model at ``path``."""
+def generate_job(backend: str, path: Path, prompt: Sequence[int], new_tokens: int, threads: int,
+                 huge_pages: bool = False) -> dict[str, Any]:
+    """The job of timing ``backend`` (one of :data:`BACKENDS`) on the model at ``path``; ``huge_pages``
+    starts its worker with glibc's huge-page malloc, as ``edge-agent serve`` runs (:mod:`edge_agent.huge_pages`)."""
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; expected one of {BACKENDS}")
     return {"kind": "generate", "backend": backend, "path": str(path), "prompt": list(prompt),
-            "new_tokens": new_tokens, "threads": threads}
+            "new_tokens": new_tokens, "threads": threads, "huge_pages": huge_pages}
+
+
+def job_environment(job: dict[str, Any], environ: Mapping[str, str]) -> dict[str, str]:
+    """The worker's environment: the parent's, with glibc's tunables set by the job alone."""
+    env = {k: v for k, v in environ.items() if k != "GLIBC_TUNABLES"}
+    return {**env, "GLIBC_TUNABLES": huge_pages.TUNABLE} if job.get("huge_pages") else env
 
 
 def step_job(bundle: Path, prompt: Sequence[int], steps: int, *, head: bool, pick: bool = True,
@@ -57,7 +66,8 @@ class Worker:
 
     def __enter__(self) -> Worker:
         self._process = subprocess.Popen([sys.executable, "-m", "bench.workers", json.dumps(self.job)],
-                                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+                                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                                         env=job_environment(self.job, os.environ))
         try:
             self._expect_line("ready")
         except BaseException:
@@ -98,7 +108,10 @@ class Worker:
         assert process.stdout is not None
         line = process.stdout.readline().strip()
         if not line or (wanted is not None and line != wanted):
-            code = process.poll()
+            try:
+                code: int | None = process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                code = None
             raise RuntimeError(f"the {self.job['kind']} worker for {self.job.get('backend') or self.job.get('bundle')} "
                                f"failed (exit status {code}; its error is above)")
         return line

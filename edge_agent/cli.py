@@ -20,6 +20,7 @@ from collections.abc import Mapping, Sequence
 
 from confroute.engine import SamplingParams
 from confroute.errors import ConfrouteError
+from edge_agent import huge_pages
 from edge_agent.answer import AgentAnswer
 from edge_agent.app import running_agent
 from edge_agent.config import AgentConfig, add_arguments, config_from
@@ -75,8 +76,9 @@ def serve(config: AgentConfig) -> None:
     with running_agent(config) as agent:
         api = ApiConfig(host=config.http_host, port=config.http_port, cors_origins=config.cors_origins)
         server = serve_api(agent, api)
-        log.info("edge agent serving on http://%s:%d/v1 (cloud: %s)", config.http_host, server.port,
-                 config.cloud.target if config.cloud else "offline")
+        log.info("edge agent serving on http://%s:%d/v1 (cloud: %s; huge-page malloc: %s)", config.http_host,
+                 server.port, config.cloud.target if config.cloud else "offline",
+                 "on" if huge_pages.active() else "off")
         print(f"http://{config.http_host}:{server.port}/v1", flush=True)
         try:
             stop.wait()
@@ -87,6 +89,8 @@ def serve(config: AgentConfig) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     env = dict(os.environ)
     command, config, args = parse_args(sys.argv[1:] if argv is None else argv, env)
+    if command == "serve" and config.huge_pages and argv is None:  # a long-running agent: decoding speed first
+        huge_pages.reexec_with_huge_pages()
     configure_logging(config.log_format)
     try:
         if command == "serve":

@@ -43,3 +43,11 @@ def test_serve_answers_one_json_line_per_run(tiny_bundles: dict[str, Path]) -> N
     workers.serve(job, io.StringIO("run\nrun\n"), answers)
     lines = answers.getvalue().splitlines()
     assert lines[0] == "ready" and [sorted(json.loads(line)) for line in lines[1:]] == [["step_ms"]] * 2
+
+
+def test_only_a_huge_pages_job_gets_the_malloc_tunable() -> None:
+    parent = {"PATH": "/bin", "GLIBC_TUNABLES": "glibc.malloc.hugetlb=1"}
+    plain = workers.generate_job("genai_int8", Path("m"), [1], 1, 1)
+    served = workers.generate_job("ours_int8", Path("b"), [1], 1, 1, huge_pages=True)
+    assert workers.job_environment(plain, parent) == {"PATH": "/bin"}
+    assert workers.job_environment(served, {"PATH": "/bin"}) == parent

@@ -21,3 +21,10 @@ def test_cors_origins_come_from_repeated_flags_or_a_comma_separated_variable() -
     assert parse(["--cors-origin", "*"], env).cors_origins == ("*",)
     assert parse(["--cors-origin", "https://b.example", "--cors-origin", "https://c.example"], {}).cors_origins == (
         "https://b.example", "https://c.example")
+
+
+def test_huge_pages_are_on_unless_a_flag_or_the_variable_turns_them_off() -> None:
+    assert parse([], {}).huge_pages
+    assert not parse(["--no-huge-pages"], {}).huge_pages
+    assert not parse([], {"CONFROUTE_EDGE_HUGE_PAGES": "0"}).huge_pages
+    assert parse([], {"CONFROUTE_EDGE_HUGE_PAGES": "1"}).huge_pages
