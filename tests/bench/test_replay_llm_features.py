@@ -25,6 +25,7 @@ def test_the_states_are_the_probe_features_at_the_last_prompt_token(tiny_bundles
     for row, text in zip(out, QUERIES, strict=True):
         ids = engine.encode_chat([{"role": "user", "content": text}])
         expected = engine.prefill(ids, SamplingParams(max_new_tokens=1), features=True).step.features
+        assert expected is not None
         np.testing.assert_allclose(row, expected, rtol=1e-5, atol=1e-5)
 
 
