@@ -35,17 +35,16 @@ def prepare(cache: Path) -> dict[str, Path]:
     """Builds whatever is missing: our bundles (fp32, 8-bit, head-less fp32), the HF folder, genai models."""
     from bench.baselines.genai import build_genai_model
     from bench.baselines.hf_folder import ensure_hf_folder
-    from confroute.bundle.manifest import QuantSpec
-    from confroute.modelkit.export import ExportOptions, export_bundle
+    from confroute.modelkit.export import EDGE_INT8, ExportOptions, export_bundle
     from confroute.modelkit.sources import fetch_default_gguf, load_default
 
     paths = {"fp32": default_bundle_dir(cache, False), "int8": default_bundle_dir(cache, True),
              "nohead": cache / "bench" / "smollm2-nohead", "hf": cache / "bench" / "smollm2-hf",
              "genai_fp32": cache / "bench" / "genai-fp32", "genai_int8": cache / "bench" / "genai-int8"}
-    wanted = {"fp32": ExportOptions(), "int8": ExportOptions(quantization=QuantSpec()),
+    wanted = {"fp32": ExportOptions(), "int8": ExportOptions(quantization=EDGE_INT8),
               "nohead": ExportOptions(head=False)}
     for key, options in wanted.items():
-        if not (paths[key] / MANIFEST_FILE).is_file():
+        if _missing_or_other(paths[key], options):
             _log(f"exporting the {key} bundle")
             export_bundle(load_default(cache, _log), paths[key], options, _log)
     ensure_hf_folder(fetch_default_gguf(cache, _log), paths["hf"])
@@ -54,6 +53,16 @@ def prepare(cache: Path) -> dict[str, Path]:
             _log(f"building the onnxruntime-genai {precision} model")
             build_genai_model(paths["hf"], precision, paths[f"genai_{precision}"])
     return paths
+
+
+def _missing_or_other(bundle: Path, options: Any) -> bool:
+    """Whether ``bundle`` must be (re)built: absent, or quantized otherwise than ``options`` ask (a cached
+    bundle from before a change of the default scheme would measure the old one)."""
+    from confroute.bundle import load_bundle
+
+    if not (bundle / MANIFEST_FILE).is_file():
+        return True
+    return bool(load_bundle(bundle, verify=False).quantization != options.quantization)
 
 
 def generate_jobs(paths: dict[str, Path], prompt: list[int], new_tokens: int, threads: int) -> dict[str, Any]:

