@@ -11,7 +11,8 @@ every ``run`` line on its stdin writes one JSON line with the measurement; EOF o
 
 - ``{"kind": "generate", "backend": NAME, ...}``: one greedy generation of exactly ``new_tokens``
   (:func:`bench.ours.generate_once` or a baseline's), answered as ``prefill_s``, ``decode_s``,
-  ``new_tokens``, ``tokens``;
+  ``new_tokens``, ``tokens``; with ``"huge_pages": true`` the worker starts with glibc's huge-page malloc
+  (:func:`job_environment`), otherwise with glibc's default whatever the parent has;
 - ``{"kind": "step", "bundle": DIR, "head": bool, "pick": bool, ...}``: the fastest decode step of a raw
   loop over one session (:func:`bench.ours.step_timer`), answered as ``step_ms``.
 """
