@@ -324,7 +324,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         pngs = plot_cascades(report, config.png_dir)
         _say(f"wrote {', '.join(str(p) for p in pngs)}")
     if config.readme:
-        shown = [p.relative_to(REPO).as_posix() for p in pngs if p.is_relative_to(REPO)]
+        absolute = [p.resolve() for p in pngs]  # --png-dir may be given relative to the working directory
+        shown = [p.relative_to(REPO).as_posix() for p in absolute if p.is_relative_to(REPO)]
         replace_block(REPO / "README.md", "bench.uncertainty", render(report, shown, config.command))
         _say("regenerated the bench.uncertainty block of README.md")
     if config.json_path is not None:
