@@ -17,12 +17,15 @@ import time
 from collections.abc import Sequence
 from contextlib import ExitStack
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bench import ours, workers
 from bench.baselines import compare_logprobs, summarize
 from confroute.bundle.store import MANIFEST_FILE
 from confroute.paths import cache_dir, default_bundle_dir
+
+if TYPE_CHECKING:
+    from confroute.modelkit.export import ExportOptions
 
 PROMPT = "Write a short story about a robot who learns to paint."
 
@@ -55,7 +58,7 @@ def prepare(cache: Path) -> dict[str, Path]:
     return paths
 
 
-def _missing_or_other(bundle: Path, options: Any) -> bool:
+def _missing_or_other(bundle: Path, options: ExportOptions) -> bool:
     """Whether ``bundle`` must be (re)built: absent, or quantized otherwise than ``options`` ask (a cached
     bundle from before a change of the default scheme would measure the old one)."""
     from confroute.bundle import load_bundle
@@ -178,7 +181,7 @@ def _peak_rss_mb() -> float:
 def in_child(bundle: Path, prompt_tokens: int, huge_pages: bool = True) -> dict[str, float]:
     """Cold start and peak RSS of a fresh process, by default with huge-page malloc as ``edge-agent serve``
     runs (its re-execution is not counted: the process starts with the tunable set)."""
-    env = {**workers.job_environment({"huge_pages": huge_pages}, os.environ), "CONFROUTE_BENCH_T0": repr(time.time())}
+    env = {**workers.environment(os.environ, huge_pages_on=huge_pages), "CONFROUTE_BENCH_T0": repr(time.time())}
     cmd = [sys.executable, "-m", "bench.edge_generation", "--child", str(bundle), "--prompt-tokens", str(prompt_tokens)]
     out = subprocess.run(cmd, capture_output=True, text=True, check=True, env=env).stdout
     return dict(json.loads(out.strip().splitlines()[-1]))

@@ -45,10 +45,15 @@ def generate_job(backend: str, path: Path, prompt: Sequence[int], new_tokens: in
             "new_tokens": new_tokens, "threads": threads, "huge_pages": huge_pages}
 
 
+def environment(environ: Mapping[str, str], *, huge_pages_on: bool) -> dict[str, str]:
+    """A child's environment: ``environ`` with glibc's tunables set to huge-page malloc or to nothing."""
+    env = {k: v for k, v in environ.items() if k != "GLIBC_TUNABLES"}
+    return {**env, "GLIBC_TUNABLES": huge_pages.TUNABLE} if huge_pages_on else env
+
+
 def job_environment(job: dict[str, Any], environ: Mapping[str, str]) -> dict[str, str]:
     """The worker's environment: the parent's, with glibc's tunables set by the job alone."""
-    env = {k: v for k, v in environ.items() if k != "GLIBC_TUNABLES"}
-    return {**env, "GLIBC_TUNABLES": huge_pages.TUNABLE} if job.get("huge_pages") else env
+    return environment(environ, huge_pages_on=bool(job.get("huge_pages")))
 
 
 def step_job(bundle: Path, prompt: Sequence[int], steps: int, *, head: bool, pick: bool = True,
