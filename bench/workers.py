@@ -1,7 +1,7 @@
 """Every timed backend of :mod:`bench.edge_generation` in a process of its own, driven over pipes.
 
 Sessions loaded one after another into one process do not run alike: on this machine the same graph
-loaded last decoded up to 4% faster than when loaded first (a raw onnxruntime loop, 8 interleaved rounds;
+loaded last decoded up to 4% faster than when loaded first (an ad-hoc raw onnxruntime loop, 8 interleaved rounds;
 onnxruntime-genai's graph showed the same). A benchmark that loads ours first and the baselines after
 would hand them that edge, so each backend lives alone in a worker, and the parent interleaves the
 rounds across workers (one runs at a time; the others wait on their pipe, using no CPU).

@@ -4,9 +4,9 @@ Every decoded token reads every weight once (~130 MB for SmolLM2-135M at 8 bits)
 tens of thousands of 4 KiB pages per token. onnxruntime takes its weight and prepacked buffers from glibc's
 malloc; with ``GLIBC_TUNABLES=glibc.malloc.hugetlb=1`` (glibc >= 2.35) malloc asks the kernel for
 transparent huge pages on its large blocks, which matters where the kernel's THP mode is ``madvise`` (the
-Debian/Ubuntu default: only memory that asks gets huge pages). Measured on the 2-core development machine
-(THP madvise; 7 interleaved rounds, each backend in its own process): 8-bit decode 113.0 -> 119.2 tok/s,
-for ~0.4 s more start-up and ~2 MB more peak RSS.
+Debian/Ubuntu default: only memory that asks gets huge pages). ``bench.edge_generation`` times ours with
+and without it in one run: on the 2-core development machine fp32 decoding gained 2-4% across runs and
+8-bit 0-4% (within that machine's run-to-run noise), for ~2 MB more peak RSS.
 
 glibc reads its tunables once, at process start, so :func:`reexec_with_huge_pages` re-executes the
 process (same PID, same command line) with the tunable added. It does nothing when the tunable is
