@@ -8,7 +8,8 @@ the oracle, with RouteLLM's APGR / CPT conventions (confroute.calibration.routin
 Data: ``--data``, else ``$CONFROUTE_DATA_DIR``, else ``<repo>/../shared/data`` (MANIFEST.md there).
 Embeddings (all-MiniLM-L6-v2, numpy) are cached under the confroute cache, so reruns are fast. Where the local
 cloud model's bundle is in the cache (``--states-bundle``), MT-Bench and GSM8K also get a router reading its
-hidden states (bench.replay.llm_features; about 0.7 s per query on one core the first time, then cached).
+hidden states (bench.replay.llm_features; about 0.7 s per query on one core the first time, then cached);
+``--quick`` reads them only from a bundle named with ``--states-bundle``.
 """
 
 from __future__ import annotations
@@ -89,7 +90,7 @@ def parse_config(argv: Sequence[str] | None, env: Mapping[str, str]) -> Config:
     states = p.add_mutually_exclusive_group()
     states.add_argument("--states-bundle", type=Path, default=None,
                         help=f"bundle whose hidden states feed one more router (default: {STATES_BUNDLE} in the "
-                             "confroute cache, skipped when absent)")
+                             "confroute cache, skipped when absent; --quick uses one only when given here)")
     states.add_argument("--no-states", action="store_true", help="no hidden-state router")
     a = p.parse_args(argv)
     names = tuple(n.strip() for n in a.datasets.split(",") if n.strip())
@@ -97,7 +98,9 @@ def parse_config(argv: Sequence[str] | None, env: Mapping[str, str]) -> Config:
     if unknown:
         p.error(f"unknown datasets {unknown}; choose from {list(DATASETS)}")
     cache = cache_dir(env)
-    bundle = None if a.no_states else (a.states_bundle or cache / "bundles" / STATES_BUNDLE)
+    # --quick must finish in minutes: computing the default bundle's states can take a quarter of an hour
+    default_bundle = None if a.quick else cache / "bundles" / STATES_BUNDLE
+    bundle = None if a.no_states else (a.states_bundle or default_bundle)
     return Config(data_dir=a.data or default_data_dir(env), cache=cache, datasets=names,
                   folds=a.folds or (5 if a.quick else 10), seeds=a.seeds or (1 if a.quick else 3),
                   mmlu_rows=a.mmlu_rows or (2000 if a.quick else None), states_bundle=bundle, json_path=a.json,

@@ -113,5 +113,11 @@ def test_the_hidden_state_bundle_defaults_to_the_cached_cloud_model_and_can_be_t
     assert parse_config(["--no-states"], env).states_bundle is None
 
 
+def test_quick_runs_read_hidden_states_only_from_a_bundle_given_on_the_command_line(tmp_path: Path) -> None:
+    env = {"CONFROUTE_CACHE_DIR": str(tmp_path)}
+    assert parse_config(["--quick"], env).states_bundle is None  # computing them can take a quarter of an hour
+    assert parse_config(["--quick", "--states-bundle", str(tmp_path / "b")], env).states_bundle == tmp_path / "b"
+
+
 def test_a_missing_states_bundle_skips_the_router(tmp_path: Path) -> None:
     assert bundle_states(parse_config(["--states-bundle", str(tmp_path / "absent")], {})) is None

@@ -101,7 +101,7 @@ def _build_graph(source: LoadedSource, layout: ProbeLayout, quant: QuantSpec | N
     qconfig = QuantConfig(quant.bits, quant.block_size, quant.accuracy_level, quant.symmetric) if quant else None
     dec = build_decoder(gb, source.spec, source.weights, qconfig)
     if head:
-        add_head(gb, dec, "vocab")
+        add_head(gb, dec, "vocab", source.spec.vocab_size)
         add_probes(gb, dec, layout, *untrained_probe(layout))
     else:
         gb.add_output(dec.logits, "logits", TensorProto.FLOAT, ["batch", "vocab"])
