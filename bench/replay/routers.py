@@ -81,17 +81,21 @@ def fit_layer_ridge(x: FloatArray, y: FloatArray, n_layers: int) -> Scorer:
 def fit_ridge_knn(x: FloatArray, y: FloatArray, emb_dim: int) -> Scorer:
     """Mean of a ridge on all columns and a kNN on the first ``emb_dim`` (the unit sentence embedding):
     both predict the gain in the same units, and their errors are only partly shared."""
-    ridge, knn = fit_ridge(x, y), fit_knn(x[:, :emb_dim], y)
-    return lambda q: 0.5 * (ridge(q) + knn(q[:, :emb_dim]))
+    return _mean_of([(fit_ridge(x, y), slice(None)), (fit_knn(x[:, :emb_dim], y), slice(0, emb_dim))])
 
 
 def fit_ridge_knn_states(x: FloatArray, y: FloatArray, emb_dim: int, base_dim: int, n_layers: int) -> Scorer:
     """Equal thirds of a ridge on the first ``base_dim`` columns (embedding, lengths, group), a kNN on the
     first ``emb_dim`` (the unit sentence embedding) and :func:`fit_layer_ridge` on the rest (an LLM's hidden
     states, ``n_layers`` blocks): three views of one target, in the same units."""
-    ridge, knn = fit_ridge(x[:, :base_dim], y), fit_knn(x[:, :emb_dim], y)
-    states = fit_layer_ridge(x[:, base_dim:], y, n_layers)
-    return lambda q: (ridge(q[:, :base_dim]) + knn(q[:, :emb_dim]) + states(q[:, base_dim:])) / 3.0
+    base, embedding, states = slice(0, base_dim), slice(0, emb_dim), slice(base_dim, None)
+    return _mean_of([(fit_ridge(x[:, base], y), base), (fit_knn(x[:, embedding], y), embedding),
+                     (fit_layer_ridge(x[:, states], y, n_layers), states)])
+
+
+def _mean_of(parts: list[tuple[Scorer, slice]]) -> Scorer:
+    """The mean of scorers, each reading its own columns of the query."""
+    return lambda q: sum((scorer(q[:, columns]) for scorer, columns in parts), np.zeros(len(q))) / len(parts)
 
 
 def fit_group_prior(groups: FloatArray, y: FloatArray, strength: float = 10.0) -> Scorer:

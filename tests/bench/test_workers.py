@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from bench import workers
+from edge_agent import huge_pages
 
 
 def test_a_generate_worker_answers_every_run_with_the_same_greedy_tokens(tiny_bundles: dict[str, Path]) -> None:
@@ -50,4 +51,4 @@ def test_only_a_huge_pages_job_gets_the_malloc_tunable() -> None:
     plain = workers.generate_job("genai_int8", Path("m"), [1], 1, 1)
     served = workers.generate_job("ours_int8", Path("b"), [1], 1, 1, huge_pages=True)
     assert workers.job_environment(plain, parent) == {"PATH": "/bin"}
-    assert workers.job_environment(served, {"PATH": "/bin"}) == parent
+    assert workers.job_environment(served, parent) == {"PATH": "/bin", "GLIBC_TUNABLES": huge_pages.TUNABLE}

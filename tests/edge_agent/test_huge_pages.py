@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from edge_agent import huge_pages
-from edge_agent.huge_pages import TUNABLE, environment_with_huge_pages, thp_mode
+from edge_agent.huge_pages import HUGETLB, TUNABLE, environment_with_huge_pages, thp_mode
 
 
 @pytest.mark.parametrize(("text", "mode"), [
@@ -31,6 +31,12 @@ def test_the_tunable_is_added_to_whatever_tunables_are_set() -> None:
     assert environment_with_huge_pages({"A": "1"}, "madvise") == {"A": "1", "GLIBC_TUNABLES": TUNABLE}
     assert environment_with_huge_pages({"GLIBC_TUNABLES": "glibc.malloc.arena_max=2"}, "always") == {
         "GLIBC_TUNABLES": f"glibc.malloc.arena_max=2:{TUNABLE}"}
+    assert TUNABLE == "glibc.malloc.hugetlb=1:glibc.malloc.mmap_threshold=33554432"
+
+
+def test_a_threshold_the_process_set_is_kept() -> None:
+    mine = "glibc.malloc.mmap_threshold=1048576"
+    assert environment_with_huge_pages({"GLIBC_TUNABLES": mine}, "madvise") == {"GLIBC_TUNABLES": f"{mine}:{HUGETLB}"}
 
 
 @pytest.mark.parametrize(("environ", "mode"), [({}, "never"), ({}, None),
@@ -42,6 +48,7 @@ def test_nothing_is_done_without_thp_or_once_the_process_chose(environ: dict[str
 
 def test_active_reads_this_process_environment() -> None:
     assert huge_pages.active({"GLIBC_TUNABLES": f"glibc.malloc.arena_max=2:{TUNABLE}"})
+    assert huge_pages.active({"GLIBC_TUNABLES": HUGETLB})
     assert not huge_pages.active({"GLIBC_TUNABLES": "glibc.malloc.hugetlb=0"})
     assert not huge_pages.active({})
 
