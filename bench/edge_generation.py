@@ -202,18 +202,15 @@ def summary_json(speed: dict[str, dict[str, Any]], qual: dict[str, dict[str, flo
     def tps(name: str) -> float:
         return round(float(speed[name]["decode_tok_s"]), 2)
 
+    compared = {key: paired(speed, ours_row, genai_row) for key, (ours_row, genai_row) in COMPARISONS.items()}
+
     return {
         "ours_fp32_decode_tps": tps("ours_fp32"), "ours_int8_decode_tps": tps("ours_int8"),
         "ours_int8_kl": qual["ours_int8"]["mean_kl"], "ours_int8_top1": qual["ours_int8"]["top1_agreement"],
         "ours_fp32_kl": qual["ours_fp32"]["mean_kl"],
         "torch_fp32_decode_tps": tps("torch_fp32"), "genai_fp32_decode_tps": tps("genai_fp32"),
         "genai_int8_decode_tps": tps("genai_int8"), "genai_int8_kl": qual["genai_int8"]["mean_kl"],
-        "fp32_vs_genai": _paired_ratio(speed, "ours_fp32", "genai_fp32"),
-        "int8_vs_genai": _paired_ratio(speed, "ours_int8", "genai_int8"),
-        "fp32_vs_genai_both_huge_pages": _paired_ratio(speed, "ours_fp32", "genai_fp32_huge_pages"),
-        "int8_vs_genai_both_huge_pages": _paired_ratio(speed, "ours_int8", "genai_int8_huge_pages"),
-        "fp32_vs_genai_both_default_malloc": _paired_ratio(speed, "ours_fp32_default_malloc", "genai_fp32"),
-        "int8_vs_genai_both_default_malloc": _paired_ratio(speed, "ours_int8_default_malloc", "genai_int8"),
+        **{key: compared[key]["median"] for key in COMPARISONS},
         "fp32_vs_genai_best": _best_ratio(speed, "ours_fp32", "genai_fp32"),
         "int8_vs_genai_best": _best_ratio(speed, "ours_int8", "genai_int8"),
         "head_overhead_pct": round(head["head_overhead_pct"], 2),
@@ -224,16 +221,47 @@ def summary_json(speed: dict[str, dict[str, Any]], qual: dict[str, dict[str, flo
         "cold_start_fp32_s": round(child["fp32"]["cold_start_s"], 3),
         "int8_peak_rss_mb_default_malloc": round(child["int8_default_malloc"]["peak_rss_mb"], 1),
         "cold_start_s_default_malloc": round(child["int8_default_malloc"]["cold_start_s"], 3),
-        "rows": speed, "quality": qual, "head": head, **meta,
+        "paired": compared, "rows": speed, "quality": qual, "head": head, **meta,
     }
 
 
-def _paired_ratio(speed: dict[str, dict[str, Any]], ours_key: str, theirs_key: str) -> float:
-    """Median over rounds of ours/theirs within the same round (rounds interleave the backends, so a
-    round's load hits both alike; the ratio of medians would mix different rounds)."""
+#: ``<key>``: (our row, genai's row). As served against as shipped, then each side given the other's malloc.
+COMPARISONS = {
+    "fp32_vs_genai": ("ours_fp32", "genai_fp32"), "int8_vs_genai": ("ours_int8", "genai_int8"),
+    "fp32_vs_genai_both_huge_pages": ("ours_fp32", "genai_fp32_huge_pages"),
+    "int8_vs_genai_both_huge_pages": ("ours_int8", "genai_int8_huge_pages"),
+    "fp32_vs_genai_both_default_malloc": ("ours_fp32_default_malloc", "genai_fp32"),
+    "int8_vs_genai_both_default_malloc": ("ours_int8_default_malloc", "genai_int8"),
+}
+
+
+def paired(speed: dict[str, dict[str, Any]], ours_key: str, theirs_key: str, resamples: int = 2000) -> dict[str, Any]:
+    """Ours/theirs within each round (rounds interleave the backends, so a round's load hits both alike; a
+    ratio of medians would mix different rounds): the median ratio, a 90% bootstrap interval for it (rounds
+    resampled, seeded) and in how many rounds ours was the faster."""
+    import numpy as np
+
     pairs = zip(speed[ours_key]["decode_tok_s_all"], speed[theirs_key]["decode_tok_s_all"], strict=True)
-    ratios: list[float] = sorted(float(a) / float(b) for a, b in pairs)
-    return round(ratios[len(ratios) // 2], 3)
+    ratios = np.asarray([float(a) / float(b) for a, b in pairs])
+    picks = np.random.default_rng(0).integers(0, len(ratios), (resamples, len(ratios)))
+    low, high = np.quantile(np.median(ratios[picks], axis=1), [0.05, 0.95])
+    return {"median": round(float(np.median(ratios)), 3), "ci90": [round(float(low), 3), round(float(high), 3)],
+            "ahead": int((ratios > 1.0).sum()), "rounds": len(ratios)}
+
+
+def comparison_lines(result: dict[str, Any]) -> str:
+    """One printed line per comparison: median, its interval and the rounds ours led."""
+    labels = {"": "as served vs as shipped", "_both_huge_pages": "both with our malloc",
+              "_both_default_malloc": "both with glibc's default"}
+    lines = []
+    for suffix, label in labels.items():
+        parts = []
+        for precision, name in (("fp32", "fp32"), ("int8", "8-bit")):
+            c = result["paired"][f"{precision}_vs_genai{suffix}"]
+            parts.append(f"{name} {c['median']:.3f} [{c['ci90'][0]:.3f}, {c['ci90'][1]:.3f}] ahead in "
+                         f"{c['ahead']}/{c['rounds']} rounds")
+        lines.append(f"ours / genai, {label}: " + "; ".join(parts))
+    return "\n".join(lines)
 
 
 def _best_ratio(speed: dict[str, dict[str, Any]], ours_key: str, theirs_key: str) -> float:
@@ -269,12 +297,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             "cpu_count": os.cpu_count(), "load_avg_1m": os.getloadavg()[0]}
     result = summary_json(speed, qual, head, child, meta)
     print(table(speed, qual))
-    print(f"ours (huge-page malloc, as served) / genai (as shipped), paired by round: "
-          f"fp32 {result['fp32_vs_genai']:.2f}, 8-bit {result['int8_vs_genai']:.2f}; fastest rounds: "
-          f"fp32 {result['fp32_vs_genai_best']:.2f}, 8-bit {result['int8_vs_genai_best']:.2f}; both with huge pages: "
-          f"fp32 {result['fp32_vs_genai_both_huge_pages']:.2f}, 8-bit {result['int8_vs_genai_both_huge_pages']:.2f}; "
-          f"both default malloc: fp32 {result['fp32_vs_genai_both_default_malloc']:.2f}, "
-          f"8-bit {result['int8_vs_genai_both_default_malloc']:.2f}")
+    print(comparison_lines(result) + " (median of per-round ratios [90% bootstrap interval])")
+    print(f"fastest round against fastest round: fp32 {result['fp32_vs_genai_best']:.2f}, "
+          f"8-bit {result['int8_vs_genai_best']:.2f}")
     print(f"head overhead {result['head_overhead_pct']:.2f}% of an fp32 decode step "
           f"({result['head_overhead_graph_pct']:.2f}% graph vs graph); 8-bit peak RSS "
           f"{result['int8_peak_rss_mb']:.0f} MB (fp32 {result['fp32_peak_rss_mb']:.0f} MB); cold start to first "
