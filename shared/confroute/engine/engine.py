@@ -169,8 +169,8 @@ class GenerationRun:
                     break
                 if self._prefix.owner is not self:
                     raise RuntimeFailure("another run was resumed from this run's prefix; decode them in turn")
-                step = self._engine.decoder.forward(self._cache, np.asarray([[token]], dtype=np.int64),
-                                                    logits=not self._params.greedy, features=self._features)
+                step = self._engine.decoder.step(self._cache, token, logits=not self._params.greedy,
+                                                 features=self._features)
                 self._last = step
         finally:
             self._decode_ms = (time.perf_counter() - started) * 1000.0

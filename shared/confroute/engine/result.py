@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Literal
+from typing import Literal, NamedTuple
 
 import numpy as np
 
 FinishReason = Literal["stop", "length"]
 
 
-@dataclasses.dataclass(frozen=True)
-class TokenEvent:
+class TokenEvent(NamedTuple):
     """One generated token: the text it adds (may be empty while a stop string or a multi-byte
-    character is pending) and the fused head's signals for the distribution it was drawn from."""
+    character is pending) and the fused head's signals for the distribution it was drawn from.
+    (A named tuple: one is made per token, several times faster than a frozen dataclass.)"""
 
     token_id: int | None  # None: trailing text released at the end (held back for stop strings)
     text: str

@@ -13,6 +13,8 @@ class StopMatcher:
         self.stopped = False
 
     def feed(self, delta: str) -> str:
+        if not self._stops:
+            return delta
         if self.stopped:
             return ""
         self._pending += delta
