@@ -75,7 +75,7 @@ def add_arguments(parser: argparse.ArgumentParser, env: Mapping[str, str]) -> No
                              f"from a browser (repeatable; env {ENV}CORS_ORIGINS, comma-separated); omit: none")
     parser.add_argument("--no-huge-pages", dest="huge_pages", action="store_false",
                         default=opt("huge-pages", "1") not in ("0", "false", "no", "off"),
-                        help="serve: keep glibc's default malloc (huge pages for the weights made decoding 0-4%% "
+                        help="serve: keep glibc's default malloc (huge pages for the weights made decoding 0-5%% "
                              f"faster in bench.edge_generation; env {ENV}HUGE_PAGES=0)")
     parser.add_argument("--policy-key", type=Path, action="append", default=None,
                         help="trusted policy signing key (*.pub) or folder of them (repeatable; env "
