@@ -33,7 +33,7 @@ def test_the_argmax_block_is_a_power_of_two_dividing_the_vocabulary() -> None:
     assert argmax_block(24) is None  # blocks shorter than 16
 
 
-@pytest.mark.parametrize("vocab_size", [320, 50257, 49152, 24])
+@pytest.mark.parametrize("vocab_size", [320, 50257, 49152, 151936, 24])
 def test_the_head_equals_numpy(vocab_size: int) -> None:
     rng = np.random.default_rng(vocab_size)
     z = (rng.standard_normal((3, vocab_size)) * 4).astype(np.float32)
