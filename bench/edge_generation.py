@@ -21,7 +21,6 @@ from typing import TYPE_CHECKING, Any
 
 from bench import ours, workers
 from bench.baselines import compare_logprobs, summarize
-from confroute.bundle.store import MANIFEST_FILE
 from confroute.paths import cache_dir, default_bundle_dir
 
 if TYPE_CHECKING:
@@ -59,11 +58,11 @@ def prepare(cache: Path) -> dict[str, Path]:
 
 
 def _missing_or_other(bundle: Path, options: ExportOptions) -> bool:
-    """Whether ``bundle`` must be (re)built: absent, or quantized otherwise than ``options`` ask (a cached
-    bundle from before a change of the default scheme would measure the old one)."""
-    from confroute.bundle import load_bundle
+    """Whether ``bundle`` must be (re)built: absent, from an older exporter graph, or quantized otherwise
+    than ``options`` ask (a cached bundle from before a change would measure the old graph or scheme)."""
+    from confroute.bundle import load_bundle, needs_export
 
-    if not (bundle / MANIFEST_FILE).is_file():
+    if needs_export(bundle):
         return True
     return bool(load_bundle(bundle, verify=False).quantization != options.quantization)
 

@@ -46,7 +46,7 @@ from bench.uncert.signals import (
     sep_labels,
     train_probe,
 )
-from confroute.bundle.store import MANIFEST_FILE
+from confroute.bundle.store import needs_export
 from confroute.engine import Engine, SamplingParams
 from confroute.modelkit.cloud_model import cloud_bundle_dir
 from confroute.paths import cache_dir, default_bundle_dir
@@ -105,11 +105,11 @@ def parse_args(argv: Sequence[str] | None) -> Config:
 
 def ensure_bundles(config: Config) -> None:
     """Builds the default bundles in child processes on first use (export tooling stays out of this one)."""
-    if not (config.edge_bundle / MANIFEST_FILE).is_file():
-        _say("building the edge bundle (first use)")
+    if needs_export(config.edge_bundle):
+        _say("building the edge bundle (first use, or an older graph)")
         subprocess.run([sys.executable, "-m", "confroute.modelkit.cli", "--int8"], check=True)
-    if config.cloud_bundle is not None and not (config.cloud_bundle / MANIFEST_FILE).is_file():
-        _say("building the cloud bundle (first use: ~500 MB download, a few minutes)")
+    if config.cloud_bundle is not None and needs_export(config.cloud_bundle):
+        _say("building the cloud bundle (first use, or an older graph: ~500 MB download, a few minutes)")
         subprocess.run([sys.executable, "-m", "confroute.modelkit.cloud_model"], check=True)
 
 

@@ -34,13 +34,13 @@ def tiny_bundle(tmp_path: Path) -> Path:
 
 
 def _real_bundle(quantized: bool) -> Path:
-    from confroute.bundle.store import MANIFEST_FILE
+    from confroute.bundle.store import needs_export
     from confroute.modelkit.export import EDGE_INT8
     from confroute.modelkit.sources import load_default
 
     cache = cache_dir(os.environ)
     dest = default_bundle_dir(cache, quantized)
-    if not (dest / MANIFEST_FILE).is_file():
+    if needs_export(dest):
         options = ExportOptions(quantization=EDGE_INT8 if quantized else None)
         export_bundle(load_default(cache, _QUIET), dest, options, _QUIET)
     return dest

@@ -19,7 +19,7 @@ import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from confroute.bundle.store import MANIFEST_FILE
+from confroute.bundle.store import needs_export
 from confroute.engine import SamplingParams
 from confroute.errors import ConfrouteError
 from confroute.paths import cache_dir, default_bundle_dir
@@ -67,11 +67,12 @@ def parse_args(argv: Sequence[str], env: Mapping[str, str]) -> DemoConfig:
 
 def ensure_bundles(config: DemoConfig) -> None:
     """Builds the default bundles in child processes (the export tooling never loads into the agent)."""
-    if not (config.edge_bundle / MANIFEST_FILE).is_file():
-        print("[demo] building the edge model SmolLM2-135M-Instruct (first run only, ~1 min)", flush=True)
+    if needs_export(config.edge_bundle):
+        print("[demo] building the edge model SmolLM2-135M-Instruct (first run, or an older graph: ~1 min)",
+              flush=True)
         subprocess.run([sys.executable, "-m", "confroute.modelkit.cli"], check=True, stdout=subprocess.DEVNULL)
-    if config.triton_url is None and not (config.cloud_bundle / MANIFEST_FILE).is_file():
-        print("[demo] building the cloud model (first run only: ~500 MB download, a few minutes)", flush=True)
+    if config.triton_url is None and needs_export(config.cloud_bundle):
+        print("[demo] building the cloud model (first run: ~500 MB download, a few minutes)", flush=True)
         subprocess.run([sys.executable, "-m", "confroute.modelkit.cloud_model"], check=True)
 
 

