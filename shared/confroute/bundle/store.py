@@ -50,8 +50,9 @@ def load_bundle(folder: str | os.PathLike[str], *, verify: bool = True) -> Manif
 
 def needs_export(folder: str | os.PathLike[str]) -> bool:
     """Whether a build-on-first-use path should export ``folder``: it holds no bundle, or one this
-    exporter would build a newer graph for (:attr:`Manifest.outdated`) and no trained probe, which a
-    re-export would drop (such a bundle is kept as it is; ``confroute-export`` and training rebuild it).
+    exporter would build a newer graph for (:attr:`Manifest.outdated`). A re-export keeps trained probes
+    when they read the same hidden states (same source file by sha256, quantization and layers); a bundle
+    with trained probes from a source without a sha256 is kept as it is, since they could not be carried.
     A manifest that does not load is left for the loader to report."""
     path = Path(folder)
     if not (path / MANIFEST_FILE).is_file():
@@ -60,7 +61,7 @@ def needs_export(folder: str | os.PathLike[str]) -> bool:
         manifest = load_bundle(path, verify=False)
     except BundleCorrupt:
         return False
-    return manifest.outdated and not manifest.probe.trained
+    return manifest.outdated and (not manifest.probe.trained or manifest.source.sha256 is not None)
 
 
 def _file_stats(path: Path, manifest: Manifest) -> dict[str, list[int]]:

@@ -15,8 +15,9 @@ from onnx import TensorProto
 
 from confroute import __version__
 from confroute.bundle.manifest import GRAPH_VERSION, HeadSpec, Manifest, ProbeSpec, QuantSpec
-from confroute.bundle.store import MANIFEST_FILE, hash_files, write_atomically, write_manifest
-from confroute.errors import ExportError
+from confroute.bundle.probe import read_probe, write_probe
+from confroute.bundle.store import MANIFEST_FILE, hash_files, load_bundle, write_atomically, write_manifest
+from confroute.errors import ConfrouteError, ExportError
 from confroute.modelkit.decoder import QuantConfig, build_decoder
 from confroute.modelkit.graph import GraphBuilder
 from confroute.modelkit.head import ProbeLayout, add_head, add_probes, default_probe_layers, untrained_probe
@@ -85,7 +86,32 @@ def export_bundle(source: LoadedSource, dest: Path, options: ExportOptions,
         progress("hashing files")
         manifest = _manifest(source, options, layout, staging, extra)
         write_manifest(staging, manifest)
+        if options.head:
+            manifest = _carry_trained_probes(dest, staging, manifest, progress)
     progress(f"bundle {manifest.model_id} version {manifest.version} written to {dest}")
+    return manifest
+
+
+def _carry_trained_probes(old: Path, new: Path, manifest: Manifest, progress: Callable[[str], None]) -> Manifest:
+    """Keeps the probes trained into the bundle this export replaces, when they read the same hidden
+    states: the same source file (by sha256; sources without one never qualify), model, quantization and
+    probe layers. A re-export for a newer graph then loses no training."""
+    try:
+        previous = load_bundle(old)
+    except ConfrouteError:  # nothing there, or nothing intact enough to carry over
+        return manifest
+    same = (previous.source.sha256 is not None and previous.source == manifest.source
+            and previous.model_id == manifest.model_id and previous.quantization == manifest.quantization
+            and previous.probe.feature_dim == manifest.probe.feature_dim
+            and (previous.probe.first_layer, previous.probe.last_layer)
+            == (manifest.probe.first_layer, manifest.probe.last_layer))
+    if not previous.probe.trained or not same:
+        return manifest
+    weights, biases = read_probe(old, previous)
+    for output, provenance in previous.probe.trained.items():
+        column = previous.probe.outputs.index(output)
+        manifest = write_probe(new, output, weights[:, column], float(biases[column]), provenance)
+    progress(f"kept the trained probes ({', '.join(previous.probe.trained)}) of the bundle this one replaces")
     return manifest
 
 

@@ -75,13 +75,17 @@ def test_a_new_export_carries_the_current_graph_version(tiny_bundle: Path) -> No
     assert not needs_export(tiny_bundle)
 
 
-def test_an_older_graph_is_exported_again_unless_it_carries_a_trained_probe(tiny_bundle: Path, tmp_path: Path) -> None:
+def test_an_older_graph_is_exported_again_unless_its_trained_probe_could_not_be_carried(tiny_bundle: Path) -> None:
     _set_graph_version(tiny_bundle, None)
     manifest = load_bundle(tiny_bundle, verify=False)
     assert manifest.graph_version == 1 and manifest.outdated
     assert needs_export(tiny_bundle)
     trained = write_probe(tiny_bundle, "tbg", np.ones(manifest.probe.feature_dim, np.float32), 0.0, {"labels": "t"})
-    assert trained.outdated and not needs_export(tiny_bundle)  # re-exporting would drop the probe
+    assert trained.outdated and not needs_export(tiny_bundle)  # a random tiny model: no source file to match
+    data = json.loads((tiny_bundle / "manifest.json").read_text())
+    data["source"]["sha256"] = "ab" * 32  # from a file: a re-export carries the probe over
+    (tiny_bundle / "manifest.json").write_text(json.dumps(data))
+    assert needs_export(tiny_bundle)
 
 
 def test_no_bundle_needs_an_export_and_a_broken_manifest_is_left_to_the_loader(tmp_path: Path) -> None:
