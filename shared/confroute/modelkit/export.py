@@ -97,12 +97,11 @@ def _carry_trained_probes(old: Path, new: Path, manifest: Manifest, progress: Ca
     states: the same source file (by sha256; sources without one never qualify), model, quantization and
     probe layers. A re-export for a newer graph then loses no training."""
     try:
-        previous = load_bundle(old)
-    except ConfrouteError:  # nothing there, or nothing intact enough to carry over
+        previous = load_bundle(old, verify=False)  # read_probe checks the probe file's size
+    except ConfrouteError:  # nothing there, or no manifest that loads
         return manifest
     same = (previous.source.sha256 is not None and previous.source == manifest.source
             and previous.model_id == manifest.model_id and previous.quantization == manifest.quantization
-            and previous.probe.feature_dim == manifest.probe.feature_dim
             and (previous.probe.first_layer, previous.probe.last_layer)
             == (manifest.probe.first_layer, manifest.probe.last_layer))
     if not previous.probe.trained or not same:

@@ -85,7 +85,8 @@ def _max_and_argmax(gb: GraphBuilder, z: str, vocab_size: int, argmax: str) -> s
     """Writes the first index of the maximum of ``z`` [B, V] to ``argmax`` [B]; returns the maximum [B, 1].
 
     onnxruntime's ``TopK`` and ``ArgMax`` scan a row one element at a time (~50 us over SmolLM2's 49,152
-    logits on this machine), while ``ReduceMax`` is vectorised (~14 us). So the row is cut into blocks:
+    logits in an ad-hoc micro-benchmark on the 2-core development machine), while ``ReduceMax`` is
+    vectorised (~14 us). So the row is cut into blocks:
     the vectorised maxima of the blocks, the first block holding the overall maximum, and the first
     maximum inside that block (ties resolve to the lowest index, as ``argmax`` does): ~15 us in all.
     """
