@@ -9,7 +9,7 @@ mode is ``madvise`` (the Debian/Ubuntu default: only memory that asks gets huge 
 - ``glibc.malloc.mmap_threshold=33554432``: blocks up to 32 MiB come from malloc's heap instead of a
   mapping of their own. Without it most weights (0.3-3.5 MB each, the whole model at 8 bits) get their own
   mapping, too small or misaligned for a 2 MiB page: a loaded 8-bit SmolLM2 had 60 MB of its 245 MB on
-  huge pages with the first tunable alone, 180 MB with both.
+  huge pages with the first tunable alone, 180 MB with both (``AnonHugePages``, read ad hoc).
 
 ``bench.edge_generation`` times ours with and without them in one run (rows ``ours_*`` and
 ``ours_*_default_malloc``); see the README for what they gave. Peak RSS is unchanged; loading takes
