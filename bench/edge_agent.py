@@ -29,13 +29,13 @@ from confroute.contract import ModelRef, RoutingMode, Thresholds
 from confroute.engine import SamplingParams
 from confroute.engine.engine import GenerationRun
 from confroute.paths import cache_dir, default_bundle_dir
+from confroute.routing import default_policy
 from edge_agent.cloud import CloudConfig, PolicyKeeper
 from edge_agent.config import AgentConfig
 from edge_agent.core import AgentIdentity, EdgeAgent
 from edge_agent.model import EdgeModel
 from edge_agent.outbox import OutcomeQueue, QueueConfig
 from edge_agent.outbox.throughput import measure_put_rate
-from edge_agent.routing import default_policy
 
 QUESTION = [{"role": "user", "content": "What is the capital of France?"}]
 

@@ -35,12 +35,12 @@ from confroute.contract import ModelRef, Policy, RoutingMode, Thresholds
 from confroute.contract.outcome import OutcomeRecord
 from confroute.modelkit.export import ExportOptions, export_bundle
 from confroute.modelkit.tiny import tiny_source
+from confroute.routing import raw_post_score
 from confroute.signing import generate_key_pair, sign_policy
 from confroute.v1 import fleet_pb2
 from edge_agent.answer import AgentAnswer
 from edge_agent.cloud.policy_file import load_policy
 from edge_agent.model import EdgeModel
-from edge_agent.routing.confidence import raw_post_score
 from tests.fleet_stack import Device, Fleet, RogueFleet, Servers, device_of
 from tests.harness import triton_python_or_skip
 

@@ -1,8 +1,9 @@
 """From a partition's statistics and its current policy to a new policy with its provenance (pure).
 
 The post-generation threshold is chosen on calibrated confidences: the isotonic map fitted here goes
-into the policy, and the device compares ``map(raw score)`` with the threshold. The pre-generation
-threshold is chosen on the TBG probe as it is (a probe is trained as a probability, and a policy
+into the policy, and the device compares ``map(raw score)`` with the threshold (one
+``confroute.contract.CalibrationMap`` reads the raw scores here and there; see ``confroute.routing``).
+The pre-generation threshold is chosen on the TBG probe as it is (a probe is trained as a probability, and a policy
 carries no pre-generation calibration) when its labels suffice, else the current one stays. A new
 partition's hybrid band is empty (both ends at the pre threshold); later policies keep the band.
 """
@@ -13,12 +14,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-import numpy as np
-
 from cloud_service.calibration.config import RecalibrationConfig
 from cloud_service.calibration.statistics_reader import PartitionStatistics
 from confroute.calibration import (
-    IsotonicMap,
     ScoreHistogram,
     calibrated_bins,
     fit_histogram_isotonic,
@@ -28,8 +26,9 @@ from confroute.calibration import (
     histogram_threshold_for_tradeoff,
 )
 from confroute.calibration._checks import FloatArray
+from confroute.contract.calibration_map import CalibrationMap
 from confroute.contract.common import ModelRef
-from confroute.contract.policy import CalibrationMap, Policy, Thresholds
+from confroute.contract.policy import Policy, Thresholds
 
 
 @dataclass(frozen=True)
@@ -74,7 +73,7 @@ def recalibrate(
                      pre_threshold, post_threshold)
     provenance["after"] = _estimates(post, post_conf, post_threshold)
     if current is not None:
-        provenance["before"] = _estimates(post, _calibrate(post, current.calibration), current.thresholds.post)
+        provenance["before"] = _estimates(post, calibrated_bins(post, current.calibration), current.thresholds.post)
     provenance["version"] = policy.policy_version
     return Recalibration(policy, "", provenance)
 
@@ -91,7 +90,7 @@ def _policy(
     edge_model_version: str,
     cohort: str,
     now: datetime,
-    calibration: IsotonicMap,
+    calibration: CalibrationMap,
     pre: float,
     post: float,
 ) -> Policy:
@@ -104,7 +103,7 @@ def _policy(
         mode=current.mode if current else config.default_mode,
         thresholds=Thresholds(pre=pre, post=post, hybrid_low=min(low, high), hybrid_high=max(low, high)),
         issued_at=now,
-        calibration=CalibrationMap(x=calibration.x, y=calibration.y),
+        calibration=calibration,
         shadow_rate=current.shadow_rate if current else config.default_shadow_rate,
     )
 
@@ -117,13 +116,6 @@ def _threshold(histogram: ScoreHistogram, conf: FloatArray, config: Recalibratio
     else:
         value = histogram_threshold_for_risk(histogram, conf, config.alpha, config.delta)
     return min(1.0, max(0.0, value))  # "escalate everything" is just above the top confidence
-
-
-def _calibrate(histogram: ScoreHistogram, calibration: CalibrationMap) -> FloatArray:
-    if not calibration.x:
-        return histogram.centres
-    conf: FloatArray = np.clip(np.interp(histogram.centres, calibration.x, calibration.y), 0.0, 1.0)
-    return conf
 
 
 def _estimates(histogram: ScoreHistogram, conf: FloatArray, threshold: float) -> dict[str, float]:

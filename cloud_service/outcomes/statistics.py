@@ -5,10 +5,10 @@ the labelled records, how often the edge was right at each score. Both fit in fi
 to date by the same Lua script that appends an entry (``cloud_service.outcomes.writer``), so a
 recalibration reads a few dozen small strings instead of re-reading millions of stream entries.
 
-For each partition, routing mode and score ``sig`` (``post``: the raw sequence confidence the policy's
-calibration map is fitted on; ``pre``: the TBG probe), with ``BINS`` bins of equal width over [0, 1]
-(bin ``b`` holds scores in [b/BINS, (b+1)/BINS), a score of 1 the last bin), under the stats prefix
-``<prefix>:{<version>|<cohort>}:stats:<mode>`` (see ``cloud_service.outcomes.config``):
+For each partition, routing mode and score ``sig`` (``confroute.routing.logged_scores``: ``post``, the
+raw sequence confidence the policy's calibration map is fitted on; ``pre``, the TBG probe), with ``BINS``
+bins of equal width over [0, 1] (bin ``b`` holds scores in [b/BINS, (b+1)/BINS), a score of 1 the last
+bin), under the stats prefix ``<prefix>:{<version>|<cohort>}:stats:<mode>`` (see ``cloud_service.outcomes.config``):
 
     <stats>:<sig>:n          records per bin (every device record, unweighted: the traffic's scores)
     <stats>:<sig>:w:<lab>    per bin, the sum of inverse propensities 1/p of the records labelled ``lab``
@@ -34,24 +34,20 @@ share its hash tag, hence its slot.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 from confroute.contract.enums import Label
 from confroute.contract.outcome import OutcomeRecord
+from confroute.routing import Stage, logged_scores
 
 BINS = 1000
-SIGNALS = ("post", "pre")
+SIGNALS = tuple(stage.value for stage in (Stage.POST, Stage.PRE))
 LABELS = ("c", "w", "u")
 WEIGHT_SCALE = 1_000_000  # weights are stored as integers in millionths
 LABEL_CODES = {Label.CORRECT: "c", Label.INCORRECT: "w", Label.UNKNOWN: "u"}
 CODE_LABELS = {code: label for label, code in LABEL_CODES.items()}
 FOLDED_FIELD = "st"  # present (value "1") on entries whose statistics were kept at ingest
-
-PROBE_TBG = "probe_tbg"
-PROBE_SLT = "probe_slt"
-LOGPROB_MEAN = "logprob_mean"
 
 # Lua: ``fold`` one record under the stats prefix ``stats`` and into the totals ``arm`` of the policy version
 # it was routed with; ``spec`` = {label, weight, weight^2 (both
@@ -156,28 +152,13 @@ def score_bin(score: float) -> int:
     return min(BINS - 1, max(0, int(score * BINS)))
 
 
-def scores(signals: Mapping[str, float]) -> dict[str, float]:
-    """The routing scores a record's signals give, each in [0, 1]; non-finite signals are left out.
-
-    ``post`` is the edge agent's raw post-generation score (``edge_agent.routing.raw_post_score``):
-    exp(logprob_mean), averaged with the SLT probe when present. ``pre`` is the TBG probe.
-    """
-    found: dict[str, float] = {}
-    logprob = _finite(signals.get(LOGPROB_MEAN))
-    if logprob is not None:
-        sequence = _clip(math.exp(min(logprob, 0.0)))
-        slt = _finite(signals.get(PROBE_SLT))
-        found["post"] = sequence if slt is None else (sequence + _clip(slt)) / 2.0
-    tbg = _finite(signals.get(PROBE_TBG))
-    if tbg is not None:
-        found["pre"] = _clip(tbg)
-    return found
-
-
 def fold_spec(signals: Mapping[str, float], label: Label, propensity: float, model: str) -> FoldSpec:
-    """The fold of one record from its signals, label, logged propensity in (0, 1] and edge model id."""
+    """The fold of one record from its signals, label, logged propensity in (0, 1] and edge model id.
+
+    The scores binned are the routing contract's raw scores (:func:`confroute.routing.logged_scores`).
+    """
     weight = 1.0 / propensity if 0.0 < propensity <= 1.0 else 1.0
-    bins = tuple((name, score_bin(value)) for name, value in scores(signals).items())
+    bins = tuple((name, score_bin(value)) for name, value in logged_scores(signals).items())
     return FoldSpec(LABEL_CODES[label], round(weight * WEIGHT_SCALE), round(weight * weight * WEIGHT_SCALE), model,
                     bins)
 
@@ -185,14 +166,3 @@ def fold_spec(signals: Mapping[str, float], label: Label, propensity: float, mod
 def record_fold(record: OutcomeRecord) -> FoldSpec:
     """:func:`fold_spec` of a record."""
     return fold_spec(record.signals, record.label, record.propensity, record.edge_model.id)
-
-
-def _finite(value: float | None) -> float | None:
-    if value is None:
-        return None
-    number = float(value)
-    return number if math.isfinite(number) else None
-
-
-def _clip(value: float) -> float:
-    return min(1.0, max(0.0, value))

@@ -1,10 +1,12 @@
 """The routing policy on the device: held, validated, saved, and followed from the cloud.
 
 :class:`PolicyKeeper` holds the policy routing reads: the last good one received, else the built-in
-:func:`edge_agent.routing.default_policy`. Readers take ``keeper.current`` (one reference, swapped
+:func:`confroute.routing.default_policy`. Readers take ``keeper.current`` (one reference, swapped
 atomically). A received policy is applied only if it passes, in order:
 
-1. the wire checks of ``Policy.from_pb`` (thresholds in [0, 1] and not NaN, a known mode, valid knots...);
+1. the checks of the ``Policy`` domain object (thresholds in [0, 1] and not NaN, a known mode, valid
+   knots...), run when it is built: by ``Policy.from_pb`` for one from the wire, so a policy built
+   in-process is valid already;
 2. the signature hook ``verify_signature``: :func:`signature_check` builds it from the trusted public keys
    (``confroute.signing.PolicyVerifier``: a trusted key id, an Ed25519 signature over the canonical bytes);
    with no keys configured it is :func:`accept_unsigned` (development only, logged as a warning);
@@ -33,10 +35,10 @@ from pathlib import Path
 
 from confroute.contract import ModelRef, Policy
 from confroute.errors import InvalidInput, InvalidPolicy
+from confroute.routing import default_policy
 from confroute.signing import PolicyVerifier, load_trusted_keys
 from confroute.v1 import fleet_pb2
 from edge_agent.cloud.policy_file import load_policy, save_policy
-from edge_agent.routing import default_policy
 
 logger = logging.getLogger(__name__)
 
@@ -99,11 +101,7 @@ class PolicyKeeper:
 
     def offer(self, policy: Policy) -> Verdict:
         """Applies ``policy`` if it passes every check (see the module docstring)."""
-        try:
-            checked = Policy.from_pb(policy.to_pb())  # the wire checks, for a policy built in-process
-        except (InvalidInput, ValueError) as exc:
-            return self._reject(policy.policy_version, str(exc))
-        return self._offer(checked)
+        return self._offer(policy)
 
     def offer_pb(self, pb: fleet_pb2.Policy) -> Verdict:
         """Applies a policy received from the wire if it passes every check."""

@@ -25,12 +25,13 @@ from confroute.contract import Decision as Recorded
 from confroute.engine import Generation, SamplingParams
 from confroute.engine.engine import GenerationRun
 from confroute.errors import DeadlineExceeded, Overloaded, RuntimeFailure, Unavailable
+from confroute.routing import PROBE_TBG, Action, Decision, Stage, decide
 from edge_agent.answer import AgentAnswer, TextDelta
 from edge_agent.cloud import EscalationClient, PolicyKeeper
 from edge_agent.core.records import QueryContext, escalation_request, outcome_record
 from edge_agent.model import EdgeModel, signals
 from edge_agent.outbox import OutcomeQueue
-from edge_agent.routing import Action, Decision, PrivacyRules, Stage, decide
+from edge_agent.routing import PrivacyRules
 
 log = logging.getLogger(__name__)
 
@@ -98,8 +99,8 @@ class EdgeAgent:
     def _route(self, query: QueryContext) -> Events:
         started = time.perf_counter()
         run = self._model.start(query.messages, query.params)
-        pre_signals = {} if run.tbg is None else {"probe_tbg": run.tbg}
-        pre = decide(query.policy.mode, pre_signals, query.policy, self._rng.random(),
+        pre_signals = {} if run.tbg is None else {PROBE_TBG: run.tbg}
+        pre = decide(pre_signals, query.policy, self._rng.random(),
                      self._privacy.vetoed(query.messages), stage=Stage.PRE)
         if pre.escalates:
             return (yield from self._escalate(query, pre, pre_signals, None, run, started))
@@ -108,7 +109,7 @@ class EdgeAgent:
             return (yield from self._local(query, pre, gen, started, streamed=True))
         gen = run.result
         named = {**pre_signals, **signals(gen)}
-        post = decide(query.policy.mode, named, query.policy, self._rng.random(),
+        post = decide(named, query.policy, self._rng.random(),
                       self._privacy.vetoed(query.messages, gen.text), stage=Stage.POST)
         if post.escalates:
             return (yield from self._escalate(query, post, named, gen.text, gen, started))

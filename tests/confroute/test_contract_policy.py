@@ -95,3 +95,26 @@ def test_an_invalid_policy_is_rejected_naming_the_field(field: str, mutate: Muta
     with pytest.raises(InvalidPolicy) as caught:
         Policy.from_pb(pb)
     assert caught.value.field == field
+
+
+IN_PROCESS_ERRORS: list[tuple[str, Callable[[], object]]] = [
+    ("policy_version", lambda: a_policy(policy_version=" ")),
+    ("edge_model.id", lambda: a_policy(edge_model=ModelRef("", "sha256:abc"))),
+    ("edge_model.version", lambda: a_policy(edge_model=ModelRef("smollm2-135m", ""))),
+    ("mode", lambda: a_policy(mode="hybrid")),
+    ("thresholds.post", lambda: Thresholds(pre=0.4, post=1.5, hybrid_low=0.3, hybrid_high=0.7)),
+    ("thresholds.pre", lambda: Thresholds(pre=math.nan, post=0.5, hybrid_low=0.3, hybrid_high=0.7)),
+    ("thresholds.hybrid_low", lambda: Thresholds(pre=0.4, post=0.5, hybrid_low=0.8, hybrid_high=0.7)),
+    ("calibration.y", lambda: CalibrationMap(x=(0.0, 1.0), y=(0.5,))),
+    ("calibration.x[1]", lambda: CalibrationMap(x=(0.0, 0.0), y=(0.5, 0.6))),
+    ("calibration.y[0]", lambda: CalibrationMap(x=(0.0,), y=(-0.1,))),
+    ("shadow_rate", lambda: a_policy(shadow_rate=1.5)),
+    ("issued_at", lambda: a_policy(issued_at=datetime(2025, 3, 1, 12, 0))),
+]
+
+
+@pytest.mark.parametrize(("field", "build"), IN_PROCESS_ERRORS, ids=[f for f, _ in IN_PROCESS_ERRORS])
+def test_an_invalid_policy_cannot_be_built_in_process_either(field: str, build: Callable[[], object]) -> None:
+    with pytest.raises(InvalidPolicy) as caught:
+        build()
+    assert caught.value.field == field

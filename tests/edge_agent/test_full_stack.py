@@ -19,12 +19,12 @@ from confroute.engine import SamplingParams
 from confroute.modelkit.export import ExportOptions, export_bundle
 from confroute.modelkit.tiny import tiny_source
 from confroute.paths import cache_dir
+from confroute.routing import default_policy
 from edge_agent.cloud import CloudConfig, EscalationClient, PolicyKeeper
 from edge_agent.core import AgentIdentity, EdgeAgent
 from edge_agent.demo.stack import TRITON_MODEL, Stack, StackConfig, cloud_stack
 from edge_agent.model import EdgeModel
 from edge_agent.outbox import GrpcOutcomeSink, OutcomeQueue, QueueConfig, Uploader
-from edge_agent.routing import default_policy
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(
     not os.environ.get("CONFROUTE_TRITON_PYTHON"), reason="set CONFROUTE_TRITON_PYTHON (make test does)")]

@@ -3,7 +3,8 @@
 * :mod:`.metrics` - AUROC, AURAC, ECE and reliability diagrams, risk at coverage.
 * :mod:`.routing_curves` - RouteLLM-style PGR / APGR / CPT curves, with random and oracle baselines.
 * :mod:`.thresholds` - escalation thresholds for a target rate, a quality-cost trade-off or a risk bound.
-* :mod:`.isotonic` - a monotone score -> P(correct) map fitted by pool-adjacent-violators.
+* :mod:`.isotonic` - a monotone score -> P(correct) map (``confroute.contract.CalibrationMap``) fitted by
+  pool-adjacent-violators.
 * :mod:`.ipw` - inverse-propensity weights for the biased labels that escalation produces.
 * :mod:`.histograms` - the same thresholds and isotonic fit from binned sufficient statistics.
 
@@ -28,7 +29,7 @@ from confroute.calibration.ipw import (
     label_propensity,
     weighted_labels,
 )
-from confroute.calibration.isotonic import IsotonicMap, fit_isotonic
+from confroute.calibration.isotonic import fit_isotonic
 from confroute.calibration.metrics import (
     ReliabilityDiagram,
     aurac,
@@ -51,7 +52,6 @@ from confroute.calibration.thresholds import (
 
 __all__ = [
     "Estimates",
-    "IsotonicMap",
     "ReliabilityDiagram",
     "RoutingCurve",
     "ScoreHistogram",

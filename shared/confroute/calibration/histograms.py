@@ -32,8 +32,9 @@ import numpy as np
 import numpy.typing as npt
 
 from confroute.calibration._checks import FloatArray, finite_1d, fraction
-from confroute.calibration.isotonic import IsotonicMap, fit_isotonic
+from confroute.calibration.isotonic import fit_isotonic
 from confroute.calibration.thresholds import threshold_for_risk
+from confroute.contract.calibration_map import CalibrationMap
 from confroute.errors import InvalidInput
 
 # Weights move between labels by float additions in Redis; what rounding leaves below zero is zero.
@@ -101,7 +102,7 @@ class ScoreHistogram:
         return ""
 
 
-def fit_histogram_isotonic(histogram: ScoreHistogram) -> IsotonicMap:
+def fit_histogram_isotonic(histogram: ScoreHistogram) -> CalibrationMap:
     """P(edge correct | raw score) fitted on the labelled bins' centres, weighted by 1/p: centred isotonic
     regression (Oron & Flournoy, 2017), one knot at the middle of each pool-adjacent-violators block.
 
@@ -118,15 +119,15 @@ def fit_histogram_isotonic(histogram: ScoreHistogram) -> IsotonicMap:
     return centred(fit_isotonic(histogram.centres[keep], np.clip(share, 0.0, 1.0), labelled[keep]))
 
 
-def centred(steps: IsotonicMap) -> IsotonicMap:
+def centred(steps: CalibrationMap) -> CalibrationMap:
     """The map through the middle of each flat block of ``steps`` (one knot per distinct value)."""
     x, y = np.asarray(steps.x), np.asarray(steps.y)
     starts = np.concatenate(([0], np.flatnonzero(np.diff(y) > 0.0) + 1))
     ends = np.append(starts[1:] - 1, y.size - 1)
-    return IsotonicMap(tuple(((x[starts] + x[ends]) / 2.0).tolist()), tuple(y[starts].tolist()))
+    return CalibrationMap(tuple(((x[starts] + x[ends]) / 2.0).tolist()), tuple(y[starts].tolist()))
 
 
-def calibrated_bins(histogram: ScoreHistogram, calibration: IsotonicMap) -> FloatArray:
+def calibrated_bins(histogram: ScoreHistogram, calibration: CalibrationMap) -> FloatArray:
     """The calibrated confidence of each bin's centre (non-decreasing across bins)."""
     return calibration(histogram.centres)
 

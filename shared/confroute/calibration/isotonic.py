@@ -1,17 +1,12 @@
 """Isotonic regression: a monotone map from a raw confidence score to P(edge answer is correct).
 
 :func:`fit_isotonic` runs pool-adjacent-violators over the distinct scores (weighted, e.g. by inverse
-propensities) and returns an :class:`IsotonicMap`: knots ``x`` (strictly increasing scores) and values
-``y`` (non-decreasing, in [0, 1]), linearly interpolated between knots and held flat beyond them.
-The map serialises as two float lists, so a policy can carry it to the edge.
+propensities) and returns a :class:`confroute.contract.CalibrationMap`: knots ``x`` (strictly increasing
+scores) and values ``y`` (non-decreasing, in [0, 1]), linearly interpolated between knots and held flat
+beyond them. It is the map a policy carries to the edge, read by the same interpolation everywhere.
 """
 
 from __future__ import annotations
-
-import math
-from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any, overload
 
 import numpy as np
 import numpy.typing as npt
@@ -23,57 +18,16 @@ from confroute.calibration._checks import (
     same_length,
     unit_interval,
 )
-from confroute.errors import InvalidInput
+from confroute.contract.calibration_map import CalibrationMap
 
 IndexArray = npt.NDArray[np.intp]
 # Each pass pools every non-increasing run at once; a handful remove most blocks in practice.
 _VECTORISED_PASSES = 8
 
 
-@dataclass(frozen=True)
-class IsotonicMap:
-    """Monotone non-decreasing map from score to probability, clipped to [0, 1]."""
-
-    x: tuple[float, ...]
-    y: tuple[float, ...]
-
-    def __post_init__(self) -> None:
-        x = finite_1d(self.x, "x")
-        y = unit_interval(self.y, "y")
-        same_length(x=x, y=y)
-        if np.any(np.diff(x) <= 0.0):
-            raise InvalidInput("isotonic knots x must be strictly increasing", field="x")
-        if np.any(np.diff(y) < 0.0):
-            raise InvalidInput("isotonic values y must be non-decreasing", field="y")
-
-    @overload
-    def __call__(self, scores: float) -> float: ...
-
-    @overload
-    def __call__(self, scores: npt.NDArray[Any] | Sequence[float]) -> FloatArray: ...
-
-    def __call__(self, scores: float | npt.NDArray[Any] | Sequence[float]) -> float | FloatArray:
-        """Calibrated probability for one score (a float) or for an array of scores."""
-        if isinstance(scores, (int, float, np.integer, np.floating)):
-            if not math.isfinite(float(scores)):
-                raise InvalidInput("score is NaN or infinite", field="scores")
-            return float(np.clip(np.interp(scores, self.x, self.y), 0.0, 1.0))
-        values = finite_1d(scores, "scores")
-        return np.clip(np.interp(values, self.x, self.y), 0.0, 1.0)
-
-    def to_lists(self) -> tuple[list[float], list[float]]:
-        """The knots and values as plain float lists (JSON-ready)."""
-        return list(self.x), list(self.y)
-
-    @classmethod
-    def from_lists(cls, x: Sequence[float], y: Sequence[float]) -> IsotonicMap:
-        """Rebuild a map from :meth:`to_lists` output, validating it."""
-        return cls(tuple(float(v) for v in x), tuple(float(v) for v in y))
-
-
 def fit_isotonic(
     scores: npt.ArrayLike, correct: npt.ArrayLike, weights: npt.ArrayLike | None = None
-) -> IsotonicMap:
+) -> CalibrationMap:
     """Fit P(correct | score) as a non-decreasing function of the score by pool-adjacent-violators.
 
     ``correct`` holds 0/1 or graded quality in [0, 1]; ``weights`` (>= 0) defaults to ones. Records of
@@ -126,10 +80,10 @@ def _stack_pool(sums: FloatArray, weights: FloatArray, ends: IndexArray) -> tupl
     return np.asarray(block_sum) / np.asarray(block_weight), np.asarray(block_end, dtype=np.intp)
 
 
-def _knots(distinct: FloatArray, means: FloatArray, ends: IndexArray) -> IsotonicMap:
+def _knots(distinct: FloatArray, means: FloatArray, ends: IndexArray) -> CalibrationMap:
     """Two knots per block (its lowest and highest score) holding the block mean; one if they coincide."""
     starts = np.concatenate(([0], ends[:-1] + 1))
     x = np.column_stack((distinct[starts], distinct[ends])).ravel()
     y = np.clip(np.repeat(means, 2), 0.0, 1.0)
     keep = np.column_stack((np.ones(starts.size, dtype=bool), ends > starts)).ravel()
-    return IsotonicMap(tuple(x[keep].tolist()), tuple(y[keep].tolist()))
+    return CalibrationMap(tuple(x[keep].tolist()), tuple(y[keep].tolist()))

@@ -15,6 +15,7 @@ from confroute.contract.answer import (
     stream_event_from_pb,
     stream_event_to_pb,
 )
+from confroute.contract.calibration_map import CalibrationMap
 from confroute.contract.common import ModelRef
 from confroute.contract.enums import (
     AnsweredBy,
@@ -27,7 +28,7 @@ from confroute.contract.enums import (
 )
 from confroute.contract.escalation import ChatMessage, EscalationRequest, GenerationParams
 from confroute.contract.outcome import Latency, OutcomeRecord
-from confroute.contract.policy import CalibrationMap, Policy, PolicyRequest, Thresholds
+from confroute.contract.policy import Policy, PolicyRequest, Thresholds
 from confroute.contract.upload import OutcomeAck, OutcomeBatch, RejectedOutcome
 
 __all__ = [

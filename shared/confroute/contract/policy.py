@@ -1,30 +1,47 @@
 """Routing policies: per-mode thresholds on P(edge correct), the calibration of raw scores, and
-the signature that lets a device trust what the fleet service sent. Every rejection is
-``InvalidPolicy``, a kind of ``InvalidInput``."""
+the signature that lets a device trust what the fleet service sent.
+
+A policy is validated when it is built, in-process or by ``from_pb`` from the wire, so no invalid policy
+exists. Every rejection is ``InvalidPolicy``, a kind of ``InvalidInput``, whose ``field`` is the path in
+the ``Policy`` message (``thresholds.post``, ``calibration.x[1]``)."""
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from confroute.contract import _checks as check
+from confroute.contract.calibration_map import CalibrationMap
 from confroute.contract.common import ModelRef, timestamp_from_pb, timestamp_to_pb
 from confroute.contract.enums import ROUTING_MODE, RoutingMode
 from confroute.errors import InvalidPolicy
 from confroute.v1 import fleet_pb2
+
+__all__ = ["CalibrationMap", "Policy", "PolicyRequest", "Thresholds"]  # the map is re-exported: a policy's part
+
+_THRESHOLDS = "thresholds"
 
 
 @dataclass(frozen=True)
 class Thresholds:
     """Escalate when the calibrated score is below the mode's threshold. In hybrid mode scores below
     ``hybrid_low`` escalate before generation, scores at or above ``hybrid_high`` stay local, and
-    the band between is decided after generation with ``post``."""
+    the band between is decided after generation with ``post``.
+
+    Each is in [0, 1] (NaN refused) and ``hybrid_low <= hybrid_high``, checked when built: InvalidPolicy
+    naming ``thresholds.<name>``."""
 
     pre: float
     post: float
     hybrid_low: float
     hybrid_high: float
+
+    def __post_init__(self) -> None:
+        for name in ("pre", "post", "hybrid_low", "hybrid_high"):
+            check.unit_interval(getattr(self, name), f"{_THRESHOLDS}.{name}", error=InvalidPolicy)
+        if self.hybrid_low > self.hybrid_high:
+            name = f"{_THRESHOLDS}.hybrid_low"
+            raise InvalidPolicy(f"{name} must not exceed hybrid_high", field=name)
 
     def to_pb(self) -> fleet_pb2.Thresholds:
         return fleet_pb2.Thresholds(
@@ -32,50 +49,9 @@ class Thresholds:
         )
 
     @classmethod
-    def from_pb(cls, pb: fleet_pb2.Thresholds, path: str = "thresholds") -> Thresholds:
-        def unit(name: str) -> float:
-            return check.unit_interval(getattr(pb, name), check.join(path, name), error=InvalidPolicy)
-
-        thresholds = cls(
-            pre=unit("pre"), post=unit("post"), hybrid_low=unit("hybrid_low"), hybrid_high=unit("hybrid_high")
-        )
-        if thresholds.hybrid_low > thresholds.hybrid_high:
-            name = check.join(path, "hybrid_low")
-            raise InvalidPolicy(f"{name} must not exceed hybrid_high", field=name)
-        return thresholds
-
-
-@dataclass(frozen=True)
-class CalibrationMap:
-    """An isotonic map from raw score to P(correct), linear between knots. Empty: already calibrated."""
-
-    x: tuple[float, ...] = ()
-    y: tuple[float, ...] = ()
-
-    def to_pb(self) -> fleet_pb2.CalibrationMap:
-        return fleet_pb2.CalibrationMap(x=self.x, y=self.y)
-
-    @classmethod
-    def from_pb(cls, pb: fleet_pb2.CalibrationMap, path: str = "calibration") -> CalibrationMap:
-        x, y = tuple(pb.x), tuple(pb.y)
-        if len(x) != len(y):
-            name = check.join(path, "y")
-            raise InvalidPolicy(f"{name} has {len(y)} values for {len(x)} knots", field=name)
-        _require_increasing(x, check.join(path, "x"), strict=True)
-        for i, value in enumerate(y):
-            check.unit_interval(value, check.join(path, f"y[{i}]"), error=InvalidPolicy)
-        _require_increasing(y, check.join(path, "y"), strict=False)
-        return cls(x=x, y=y)
-
-
-def _require_increasing(values: tuple[float, ...], field: str, *, strict: bool) -> None:
-    """Finite values, each above (strict) or at least (not strict) the one before."""
-    for i, value in enumerate(values):
-        if not math.isfinite(value):
-            raise InvalidPolicy(f"{field}[{i}] must be finite, got {value}", field=f"{field}[{i}]")
-        if i and (value <= values[i - 1] if strict else value < values[i - 1]):
-            order = "strictly increasing" if strict else "non-decreasing"
-            raise InvalidPolicy(f"{field} must be {order} (at index {i})", field=f"{field}[{i}]")
+    def from_pb(cls, pb: fleet_pb2.Thresholds) -> Thresholds:
+        """The thresholds a policy carries; the checks of the constructor apply."""
+        return cls(pre=pb.pre, post=pb.post, hybrid_low=pb.hybrid_low, hybrid_high=pb.hybrid_high)
 
 
 @dataclass(frozen=True)
@@ -94,10 +70,20 @@ class Policy:
     mode: RoutingMode
     thresholds: Thresholds
     issued_at: datetime
-    calibration: CalibrationMap = CalibrationMap()
+    calibration: CalibrationMap = field(default_factory=CalibrationMap)
     shadow_rate: float = 0.0
     signature: bytes = b""
     key_id: str = ""
+
+    def __post_init__(self) -> None:
+        check.nonempty(self.policy_version, "policy_version", InvalidPolicy)
+        check.nonempty(self.edge_model.id, "edge_model.id", InvalidPolicy)
+        check.nonempty(self.edge_model.version, "edge_model.version", InvalidPolicy)
+        if not isinstance(self.mode, RoutingMode):
+            raise InvalidPolicy(f"mode must be a RoutingMode, got {self.mode!r}", field="mode")
+        check.unit_interval(self.shadow_rate, "shadow_rate", error=InvalidPolicy)
+        if self.issued_at.tzinfo is None:
+            raise InvalidPolicy("issued_at must be timezone-aware", field="issued_at")
 
     def to_pb(self) -> fleet_pb2.Policy:
         return fleet_pb2.Policy(
@@ -115,6 +101,7 @@ class Policy:
 
     @classmethod
     def from_pb(cls, pb: fleet_pb2.Policy) -> Policy:
+        """The policy a message holds; InvalidPolicy (naming the field) if it is malformed or out of range."""
         return cls(
             policy_version=check.nonempty(pb.policy_version, "policy_version", InvalidPolicy),
             edge_model=ModelRef.from_pb(pb.edge_model, "edge_model", InvalidPolicy),
@@ -122,7 +109,7 @@ class Policy:
             mode=ROUTING_MODE.from_pb(pb.mode, "mode", InvalidPolicy),
             thresholds=Thresholds.from_pb(pb.thresholds),
             calibration=CalibrationMap.from_pb(pb.calibration),
-            shadow_rate=check.unit_interval(pb.shadow_rate, "shadow_rate", error=InvalidPolicy),
+            shadow_rate=pb.shadow_rate,
             issued_at=timestamp_from_pb(pb.issued_at, "issued_at", InvalidPolicy),
             signature=pb.signature,
             key_id=pb.key_id,

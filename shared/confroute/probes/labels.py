@@ -1,5 +1,5 @@
 """Probe labels. Convention: **1 = keep the query on the edge** (the probe scores confidence, as the
-runtime reads it: higher = the edge answer is more likely fine; see ``edge_agent.routing.confidence``).
+runtime reads it: higher = the edge answer is more likely fine; see ``confroute.routing.signals``).
 
 * ``correct`` - the edge model's greedy answer matches the gold answer (``answers.is_correct``).
 * ``se`` - low semantic entropy of the edge model's sampled answers, binarised at the best split

@@ -72,7 +72,7 @@ def first_policy(threshold: float) -> Policy:
 def escalation_rate(policy: Policy, n: int = 50_000) -> float:
     """The share of fresh traffic (uniform raw scores) that the policy's post threshold escalates."""
     raw = np.random.default_rng(99).uniform(0.001, 1.0, size=n)
-    conf = np.interp(raw, policy.calibration.x, policy.calibration.y) if policy.calibration.x else raw
+    conf = policy.calibration(raw)
     return float(np.mean(conf < policy.thresholds.post))
 
 
@@ -80,7 +80,7 @@ def wrong_and_kept(policy: Policy, n: int = 50_000) -> float:
     rng = np.random.default_rng(98)
     raw = rng.uniform(0.001, 1.0, size=n)
     wrong = rng.uniform(size=n) >= raw
-    conf = np.interp(raw, policy.calibration.x, policy.calibration.y)
+    conf = policy.calibration(raw)
     return float(np.mean(wrong & (conf >= policy.thresholds.post)))
 
 

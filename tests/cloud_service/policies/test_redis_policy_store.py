@@ -15,9 +15,9 @@ from redis.crc import key_slot
 
 from cloud_service.policies import PolicyStoreConfig, RedisPolicyStore
 from cloud_service.redis_client import hash_tag
+from confroute.contract import CalibrationMap, Policy, Thresholds
 from confroute.contract.common import ModelRef
 from confroute.contract.enums import RoutingMode
-from confroute.contract.policy import CalibrationMap, Policy, Thresholds
 from confroute.errors import InvalidPolicy, Unavailable
 from tests.cloud_service.redis_server import RedisServer
 

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from confroute.calibration import IsotonicMap, fit_isotonic
+from confroute.calibration import fit_isotonic
+from confroute.contract import CalibrationMap
 from confroute.errors import InvalidInput
 
 FAST = settings(max_examples=150, deadline=None)
@@ -77,16 +76,22 @@ def test_isotonic_output_is_monotone_and_within_unit_interval(
     assert values.min() >= 0.0 and values.max() <= 1.0
 
 
-def test_isotonic_map_round_trips_through_json() -> None:
+def test_a_fitted_map_round_trips_through_the_policy_message() -> None:
     fitted = fit_isotonic(np.linspace(0, 1, 50), np.random.default_rng(0).random(50) < 0.5)
-    x, y = json.loads(json.dumps(fitted.to_lists()))
-    assert IsotonicMap.from_lists(x, y) == fitted
+    assert CalibrationMap.from_pb(fitted.to_pb()) == fitted
 
 
-def test_isotonic_map_rejects_decreasing_values() -> None:
+def test_a_calibration_map_rejects_decreasing_values() -> None:
     with pytest.raises(InvalidInput) as caught:
-        IsotonicMap.from_lists([0.0, 1.0], [0.9, 0.1])
-    assert caught.value.field == "y"
+        CalibrationMap((0.0, 1.0), (0.9, 0.1))
+    assert caught.value.field == "calibration.y[1]"
+
+
+def test_one_raw_score_maps_as_it_does_in_an_array() -> None:
+    calibration = CalibrationMap((0.2, 0.5, 0.9), (0.05, 0.4, 0.95))
+    raw = np.linspace(-1.0, 2.0, 301)
+    assert [calibration(float(v)) for v in raw] == calibration(raw).tolist()
+    assert CalibrationMap()(1.5) == 1.0 and CalibrationMap()(np.array([-0.5, 0.3])).tolist() == [0.0, 0.3]
 
 
 def test_isotonic_map_rejects_a_nan_score() -> None:

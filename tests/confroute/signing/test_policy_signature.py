@@ -10,8 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from confroute.contract import ModelRef, Policy, RoutingMode, Thresholds
-from confroute.contract.policy import CalibrationMap
+from confroute.contract import CalibrationMap, ModelRef, Policy, RoutingMode, Thresholds
 from confroute.errors import InvalidInput, InvalidPolicy
 from confroute.signing import (
     CANONICAL_PREFIX,

@@ -93,8 +93,11 @@ def test_a_policy_for_another_cohort_is_rejected(holding_v1: PolicyKeeper) -> No
 
 @pytest.mark.parametrize("bad", [math.nan, 1.5, -0.1])
 def test_out_of_range_thresholds_are_rejected(holding_v1: PolicyKeeper, bad: float) -> None:
-    thresholds = Thresholds(pre=0.5, post=bad, hybrid_low=0.3, hybrid_high=0.8)
-    assert "thresholds.post" in rejected(holding_v1, policy("v2", minutes=20, thresholds=thresholds))
+    received = policy("v2", minutes=20).to_pb()
+    received.thresholds.post = bad
+    assert "thresholds.post" in rejected(holding_v1, received)
+    with pytest.raises(InvalidPolicy, match=r"thresholds\.post"):  # nor can such a policy be built in-process
+        Thresholds(pre=0.5, post=bad, hybrid_low=0.3, hybrid_high=0.8)
 
 
 def test_malformed_policies_from_the_wire_are_rejected(holding_v1: PolicyKeeper) -> None:
@@ -165,5 +168,5 @@ def test_a_policy_that_cannot_be_saved_still_applies(tmp_path: Path, caplog: pyt
 
 
 def test_a_policy_built_in_process_gets_the_wire_checks_too() -> None:
-    naive = replace(policy("v1"), issued_at=policy("v1").issued_at.replace(tzinfo=None))
-    assert "timezone" in rejected(keeper(), naive)
+    with pytest.raises(InvalidPolicy, match="timezone"):  # no invalid policy exists to offer
+        replace(policy("v1"), issued_at=policy("v1").issued_at.replace(tzinfo=None))

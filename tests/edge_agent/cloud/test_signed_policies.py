@@ -84,8 +84,10 @@ def test_a_validly_signed_out_of_range_policy_is_rejected(
     trust_dir: Path, key: SigningKey, field: str, value: float
 ) -> None:
     keeper = signed_keeper(trust_dir)
-    thresholds = replace(Thresholds(pre=0.5, post=0.6, hybrid_low=0.3, hybrid_high=0.8), **{field: value})
-    assert f"thresholds.{field}" in reason(keeper, signed("v1", key, thresholds=thresholds))
+    received = signed("v1", key).to_pb()
+    setattr(received.thresholds, field, value)
+    verdict = keeper.offer_pb(received)
+    assert not verdict.applied and f"thresholds.{field}" in verdict.reason
 
 
 def test_malformed_policies_from_the_wire_are_rejected(trust_dir: Path, key: SigningKey) -> None:

@@ -14,11 +14,12 @@ import pytest
 from confroute.bundle import load_bundle
 from confroute.bundle.probe import write_probe
 from confroute.contract import ModelRef, Policy, RoutingMode, Thresholds
+from confroute.routing import default_policy
 from edge_agent.cloud import CloudConfig, EscalationClient, PolicyKeeper
 from edge_agent.core import AgentIdentity, EdgeAgent
 from edge_agent.model import EdgeModel
 from edge_agent.outbox import OutcomeQueue, QueueConfig
-from edge_agent.routing import PrivacyRules, default_policy
+from edge_agent.routing import PrivacyRules
 from tests.edge_agent.cloud.real_cloud import RealCloud
 
 MakeAgent = Callable[..., EdgeAgent]

@@ -1,6 +1,7 @@
-"""The routing decision: a pure function of (mode, signals, policy, a random draw, the privacy veto).
+"""The routing decision: a pure function of (signals or score, policy, a random draw, the privacy veto).
 
-A query is decided in up to two stages. At :attr:`Stage.PRE` (after prefill, before decoding):
+The policy's mode says how a query is decided, in up to two stages. At :attr:`Stage.PRE` (after
+prefill, before decoding), on the TBG score (:func:`confroute.routing.stage_score`):
 
 * ``pre``: escalate now when the TBG confidence is below ``thresholds.pre``, else answer locally;
 * ``post``: always :attr:`Action.GENERATE` (generate locally, then decide again);
@@ -8,7 +9,7 @@ A query is decided in up to two stages. At :attr:`Stage.PRE` (after prefill, bef
   :attr:`Action.GENERATE` in the uncertain band ``[hybrid_low, hybrid_high)``.
 
 Without a trained TBG probe (no pre confidence) every mode returns :attr:`Action.GENERATE`.
-At :attr:`Stage.POST` (after local generation) every mode compares the sequence confidence with
+At :attr:`Stage.POST` (after local generation) every mode compares the calibrated sequence confidence with
 ``thresholds.post``: below it, :attr:`Action.ESCALATE_AFTER_LOCAL` (the local answer travels as the draft).
 
 **Shadow sampling.** A LOCAL decision is also sent to the cloud as a shadow request when
@@ -28,14 +29,7 @@ from dataclasses import dataclass, replace
 
 from confroute.contract import Decision as RecordedDecision
 from confroute.contract import Policy, RoutingMode
-from edge_agent.routing.confidence import confidence_post, confidence_pre
-
-
-class Stage(enum.Enum):
-    """When a decision is taken."""
-
-    PRE = "pre"  # after prefill, before decoding: only the TBG probe is known
-    POST = "post"  # after local generation: every signal is known
+from confroute.routing.scores import Stage, stage_score
 
 
 class Action(enum.Enum):
@@ -88,26 +82,40 @@ class Decision:
 
 
 def decide(
-    mode: RoutingMode,
-    signals: Mapping[str, float],
-    policy: Policy,
-    rng_draw: float,
-    veto: bool = False,
-    *,
-    stage: Stage,
+    signals: Mapping[str, float], policy: Policy, rng_draw: float, veto: bool = False, *, stage: Stage
 ) -> Decision:
-    """Decides one query at ``stage``; ``rng_draw`` is uniform in [0, 1) and used only for shadow sampling."""
-    if not 0.0 <= rng_draw < 1.0:
-        raise ValueError(f"rng_draw must be in [0, 1), got {rng_draw}")
+    """Decides one query at ``stage`` from its signals (what the device calls).
+
+    ``rng_draw`` is uniform in [0, 1) and used only for shadow sampling; ``veto`` is the privacy veto.
+    """
+    _check_draw(rng_draw)
+    return decide_score(stage_score(stage, signals, policy), policy, rng_draw, veto, stage=stage)
+
+
+def decide_score(
+    score: float | None, policy: Policy, rng_draw: float, veto: bool = False, *, stage: Stage
+) -> Decision:
+    """The same rule on a score already read (:func:`confroute.routing.stage_score` of the signals).
+
+    ``score`` None at :attr:`Stage.PRE` means no pre-generation score (untrained probe, or mode ``post``);
+    after generation there is always one.
+    """
+    _check_draw(rng_draw)
+    mode = policy.mode
     if stage is Stage.POST:
-        score = confidence_post(signals, policy)
+        if score is None:
+            raise ValueError("a decision after generation needs a score")
         threshold = policy.thresholds.post
         wanted = Action.ESCALATE_AFTER_LOCAL if score < threshold else Action.LOCAL
         return _resolve(Decision(wanted, mode, stage, score, threshold), policy, rng_draw, veto)
-    pre_score = None if mode is RoutingMode.POST else confidence_pre(signals, policy)
-    if pre_score is None:
+    if score is None or mode is RoutingMode.POST:
         return Decision(Action.GENERATE, mode, stage, None, None)
-    return _resolve(_pre_gate(mode, pre_score, policy), policy, rng_draw, veto)
+    return _resolve(_pre_gate(mode, score, policy), policy, rng_draw, veto)
+
+
+def _check_draw(rng_draw: float) -> None:
+    if not 0.0 <= rng_draw < 1.0:
+        raise ValueError(f"rng_draw must be in [0, 1), got {rng_draw}")
 
 
 def _pre_gate(mode: RoutingMode, score: float, policy: Policy) -> Decision:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import random
+from dataclasses import replace
 
 import pytest
 from hypothesis import given
@@ -11,9 +12,8 @@ from hypothesis import strategies as st
 
 from confroute.contract import Decision as RecordedDecision
 from confroute.contract import Policy, RoutingMode, Thresholds
-from edge_agent.routing import Action, Stage, decide, default_policy
-from edge_agent.routing.decision import Decision
-from tests.edge_agent.routing.policies import EDGE_MODEL, a_policy, generated
+from confroute.routing import Action, Decision, Stage, decide, decide_score, default_policy
+from tests.confroute.routing.policies import EDGE_MODEL, a_policy, generated
 
 unit = st.floats(0.0, 1.0)
 draws = st.floats(0.0, 1.0, exclude_max=True)
@@ -25,12 +25,12 @@ POST_ORDER = {Action.LOCAL: 0, Action.ESCALATE_AFTER_LOCAL: 1}
 def pre(
     mode: RoutingMode, tbg: float, policy: Policy | None = None, draw: float = 0.99, veto: bool = False
 ) -> Decision:
-    return decide(mode, {"probe_tbg": tbg}, policy or a_policy(), draw, veto, stage=Stage.PRE)
+    return decide({"probe_tbg": tbg}, replace(policy or a_policy(), mode=mode), draw, veto, stage=Stage.PRE)
 
 
 def post(confidence: float, policy: Policy | None = None, draw: float = 0.99, veto: bool = False) -> Decision:
     signals = generated(math.log(confidence))
-    return decide(RoutingMode.POST, signals, policy or a_policy(), draw, veto, stage=Stage.POST)
+    return decide(signals, replace(policy or a_policy(), mode=RoutingMode.POST), draw, veto, stage=Stage.POST)
 
 
 @st.composite
@@ -61,7 +61,7 @@ def test_hybrid_escalates_below_low_answers_locally_above_high_and_defers_the_ba
 
 @pytest.mark.parametrize("mode", [RoutingMode.PRE, RoutingMode.HYBRID])
 def test_without_a_tbg_probe_every_mode_defers_to_after_generation(mode: RoutingMode) -> None:
-    decision = decide(mode, {}, a_policy(), 0.5, stage=Stage.PRE)
+    decision = decide({}, a_policy(mode=mode), 0.5, stage=Stage.PRE)
     assert (decision.action, decision.score, decision.threshold) == (Action.GENERATE, None, None)
 
 
@@ -151,7 +151,22 @@ def test_the_draw_must_be_uniform_in_the_unit_interval(draw: float) -> None:
 def test_the_default_policy_is_a_valid_conservative_hybrid_policy() -> None:
     policy = default_policy(EDGE_MODEL, "beta")
 
-    assert Policy.from_pb(policy.to_pb()) == policy  # passes every check a received policy passes
+    assert Policy.from_pb(policy.to_pb()) == policy  # it survives the wire
     assert (policy.mode, policy.policy_version, policy.edge_model) == (RoutingMode.HYBRID, "builtin", EDGE_MODEL)
     assert post(0.4, policy).escalates and not post(0.9, policy).escalates
-    assert decide(policy.mode, {}, policy, 0.5, stage=Stage.PRE).action is Action.GENERATE
+    assert decide({}, policy, 0.5, stage=Stage.PRE).action is Action.GENERATE
+
+
+@given(mode=modes, score=st.one_of(st.none(), unit), draw=draws, veto=st.booleans())
+def test_deciding_on_signals_is_deciding_on_their_score(
+    mode: RoutingMode, score: float | None, draw: float, veto: bool
+) -> None:
+    policy = a_policy(mode=mode)
+    signals = {} if score is None else {"probe_tbg": score}
+    expected = decide_score(None if mode is RoutingMode.POST else score, policy, draw, veto, stage=Stage.PRE)
+    assert decide(signals, policy, draw, veto, stage=Stage.PRE) == expected
+
+
+def test_a_decision_after_generation_needs_a_score() -> None:
+    with pytest.raises(ValueError, match="needs a score"):
+        decide_score(None, a_policy(), 0.5, stage=Stage.POST)

@@ -1,6 +1,6 @@
 """The policy a device routes with before the cloud has sent one (first start, or offline with none saved).
 
-Values, all on the confidence scale P(edge answer correct) of :mod:`edge_agent.routing.confidence`:
+Values, all on the confidence scale P(edge answer correct) of :mod:`confroute.routing.scores`:
 
 * mode ``hybrid``: with a trained TBG probe only clear cases are decided before decoding
   (``hybrid_low`` 0.2, ``hybrid_high`` 0.8, a wide uncertain band); without one it behaves as ``post``;
