@@ -10,7 +10,7 @@ FORBIDDEN = ("cloud_service", "redis", "tritonclient", "torch", "transformers")
 
 def test_routing_and_the_cloud_client_load_no_cloud_side_modules() -> None:
     probe = (
-        "import sys, edge_agent.routing, edge_agent.cloud;"
+        "import sys, confroute.routing, edge_agent.routing, edge_agent.cloud;"
         f"print(sorted(m for m in sys.modules if m.split('.')[0] in {FORBIDDEN!r}))"
     )
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
