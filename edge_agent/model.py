@@ -9,6 +9,7 @@ from typing import Any
 from confroute.engine import Engine, Generation, RuntimeOptions, SamplingParams
 from confroute.engine.engine import GenerationRun
 from confroute.errors import InvalidInput
+from confroute.routing import LOGPROB_MEAN, PROBE_SLT, PROBE_TBG
 
 #: Execution providers per device kind, in priority order (CPU always last as the fallback).
 DEVICE_PROVIDERS: dict[str, tuple[str, ...]] = {
@@ -58,14 +59,14 @@ class EdgeModel:
 def signals(generation: Generation) -> dict[str, float]:
     """The named confidence scores of one answer (what routing reads and escalation requests carry)."""
     named = {
-        "logprob_mean": generation.mean_logprob,
+        LOGPROB_MEAN: generation.mean_logprob,
         "entropy_mean": generation.mean_entropy,
         "entropy_max": generation.max_entropy,
         "max_prob_mean": generation.mean_max_prob,
         "max_prob_min": generation.min_max_prob,
     }
     if generation.tbg is not None:
-        named["probe_tbg"] = generation.tbg
+        named[PROBE_TBG] = generation.tbg
     if generation.slt is not None:
-        named["probe_slt"] = generation.slt
+        named[PROBE_SLT] = generation.slt
     return named

@@ -157,7 +157,7 @@ class EdgeAgent:
                streamed: bool) -> Events:
         if not streamed and gen.text:
             yield TextDelta(gen.text, "edge")
-        named = {**({} if gen.tbg is None else {"probe_tbg": gen.tbg}), **signals(gen)}
+        named = {**({} if gen.tbg is None else {PROBE_TBG: gen.tbg}), **signals(gen)}
         if decision.shadow and not self._send_shadow(query, named, gen.text, decision.propensity):
             decision = dataclasses.replace(decision, shadow=False)  # never record a shadow that was not sent
         return self._finish(query, decision, named, gen.text, "edge", started, None, gen=gen)
