@@ -45,9 +45,9 @@ from cloud_service.inference.repository import write_repository
 from cloud_service.policies import backpressure_command
 from cloud_service.ports import OutcomeLog, PolicyStore
 from cloud_service.server import policy_admin
-from cloud_service.server.logs import configure_logging
 from cloud_service.server.runner import serve
 from confroute.errors import ConfrouteError, InvalidInput
+from confroute.logs import configure_logging
 from confroute.signing import load_signing_key
 
 DEFAULT_REPOSITORY = Path(__file__).resolve().parent / "model_repository"

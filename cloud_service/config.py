@@ -18,9 +18,9 @@ from cloud_service.backends.prompt import PROMPT_FORMATS, PromptFormat
 from cloud_service.event_loop import EVENT_LOOPS, EventLoop
 from cloud_service.redis_client import check_url
 from confroute.errors import InvalidInput
+from confroute.logs import LOG_FORMATS
 
 ENV_PREFIX = "CONFROUTE_CLOUD_"
-LOG_FORMATS = ("text", "json")
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
 

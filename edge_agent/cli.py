@@ -20,6 +20,7 @@ from collections.abc import Mapping, Sequence
 
 from confroute.engine import SamplingParams
 from confroute.errors import ConfrouteError
+from confroute.logs import configure_logging
 from edge_agent import huge_pages
 from edge_agent.answer import AgentAnswer
 from edge_agent.app import running_agent
@@ -43,14 +44,6 @@ def parse_args(argv: Sequence[str], env: Mapping[str, str]) -> tuple[str, AgentC
     add_arguments(ask, env)
     args = parser.parse_args(argv)
     return args.command, config_from(args, env), args
-
-
-def configure_logging(fmt: str) -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    if fmt == "json":
-        handler.setFormatter(logging.Formatter(
-            '{"time": "%(asctime)s", "level": "%(levelname)s", "logger": "%(name)s", "message": %(message)r}'))
-    logging.basicConfig(level=logging.INFO, handlers=[handler])
 
 
 def ask(config: AgentConfig, args: argparse.Namespace) -> None:

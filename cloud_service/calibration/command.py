@@ -22,7 +22,7 @@ from cloud_service.outcomes.config import OutcomeLogConfig
 from cloud_service.policies.config import PolicyStoreConfig
 from cloud_service.policies.redis_store import RedisPolicyStore
 from cloud_service.redis_client import connect
-from cloud_service.server.logs import configure_logging
+from confroute.logs import configure_logging
 from confroute.signing import load_signing_key
 
 _DEFAULTS = RecalibrationConfig()

@@ -22,7 +22,7 @@ from cloud_service.judge.prompts import JudgePrompt, load_prompt
 from cloud_service.judge.worker import JudgeWorker
 from cloud_service.outcomes.config import OutcomeLogConfig
 from cloud_service.redis_client import connect
-from cloud_service.server.logs import configure_logging
+from confroute.logs import configure_logging
 
 _DEFAULTS = JudgeConfig()
 
