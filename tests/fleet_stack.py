@@ -32,6 +32,7 @@ from cloud_service.outcomes.labels import LabelWriter, LateLabel
 from cloud_service.policies import PolicyStoreConfig, RedisPolicyStore
 from cloud_service.redis_client import connect
 from cloud_service.server.runner import start_service
+from confroute.backoff import Backoff
 from confroute.contract import ModelRef, Policy
 from confroute.contract.enums import Label, LabelSource
 from confroute.contract.outcome import OutcomeRecord
@@ -40,7 +41,7 @@ from confroute.signing import SigningKey
 from confroute.v1 import fleet_pb2, fleet_pb2_grpc
 from edge_agent.answer import AgentAnswer
 from edge_agent.app import running_agent
-from edge_agent.cloud import Backoff, CloudConfig
+from edge_agent.cloud import CloudConfig
 from edge_agent.config import AgentConfig
 from edge_agent.core import EdgeAgent
 from tests.cloud_service.redis_server import RedisServer

@@ -142,7 +142,7 @@ class EscalationClient:
         """The backoff before the next attempt, or None when there must be none."""
         if code not in RETRYABLE or tries >= self._config.retries:
             return None
-        delay = self._config.backoff.delay(tries, self._rng.random())
+        delay = self._config.backoff.delay(tries, self._rng)
         return delay if self._clock() + delay < deadline else None
 
     def _record(self, code: grpc.StatusCode) -> None:
