@@ -22,13 +22,16 @@ from typing import Protocol
 
 from confroute.backoff import Backoff
 from confroute.contract import OutcomeAck, OutcomeBatch, OutcomeRecord, RejectedOutcome
-from confroute.errors import ConfrouteError, DeadlineExceeded, InvalidInput, Overloaded, Unavailable
+from confroute.errors import ConfrouteError, DeadlineExceeded, InvalidInput, Overloaded, RuntimeFailure, Unavailable
 from edge_agent.outbox.queue import OutcomeQueue, QueuedOutcome
 
 logger = logging.getLogger(__name__)
 
 #: The sink errors worth another try: the cloud may come back, answer faster or have room later.
 RETRYABLE = (Unavailable, DeadlineExceeded, Overloaded)
+#: The errors that end a round with the batch still queued: the retryable ones, and a bug in the cloud
+#: (RuntimeFailure, from INTERNAL): the same batch sent again at once meets the same bug, a later round may not.
+ROUND_ENDING = (*RETRYABLE, RuntimeFailure)
 UPLOAD_BACKOFF = Backoff(base_s=0.5, cap_s=30.0)
 
 
@@ -37,7 +40,7 @@ class OutcomeSink(Protocol):
 
     def upload(self, batch: OutcomeBatch) -> OutcomeAck:
         """The cloud's ack once it durably stored the batch; Unavailable/DeadlineExceeded/Overloaded
-        when it could not be reached or did not answer in time."""
+        when it could not be reached or did not answer in time, RuntimeFailure when it failed on a bug."""
         ...
 
 
@@ -97,8 +100,9 @@ class Uploader:
     def run_once(self) -> UploadReport:
         """Uploads batch after batch until the queue is empty, a batch fails for good, or stop().
 
-        A retryable failure ends the round and is returned in ``error``; InvalidInput from the sink
-        (the cloud refused a whole batch: a device bug) propagates. Either way nothing is deleted.
+        A retryable failure, or a bug in the cloud, ends the round and is returned in ``error``;
+        InvalidInput from the sink (the cloud refused a whole batch: a device bug) propagates. Either way
+        nothing is deleted.
         """
         report = UploadReport()
         while not self._stopping.is_set():
@@ -156,7 +160,7 @@ class Uploader:
         self._queue.mark_attempted(r.query_id for r in records)
         try:
             ack = self._upload(batch)
-        except RETRYABLE as exc:
+        except ROUND_ENDING as exc:
             logger.warning("outcome upload failed, %d records stay queued: %s", len(records), exc)
             return replace(report, error=exc)
         return report + self._settle(batch, ack)

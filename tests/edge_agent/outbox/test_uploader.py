@@ -14,7 +14,7 @@ import pytest
 
 from confroute.backoff import Backoff
 from confroute.contract import OutcomeAck, OutcomeBatch
-from confroute.errors import DeadlineExceeded, InvalidInput, Unavailable
+from confroute.errors import DeadlineExceeded, InvalidInput, RuntimeFailure, Unavailable
 from edge_agent.outbox import GrpcOutcomeSink, OutcomeQueue, Uploader, UploaderConfig
 from tests.edge_agent.outbox.fake_cloud import FakeCloud
 from tests.edge_agent.outbox.samples import outcome, outcomes
@@ -88,6 +88,23 @@ def test_when_the_cloud_is_down_nothing_is_deleted_and_a_later_round_uploads_it(
     cloud.fail_with = None
     assert uploader.run_once().uploaded == 5
     assert set(cloud.stored) == sent and queue.stats().queued == 0
+
+
+def test_a_cloud_failing_on_a_bug_is_not_retried_within_the_round_and_the_records_stay_queued(
+    queue: OutcomeQueue, sink: GrpcOutcomeSink, cloud: FakeCloud
+) -> None:
+    fill(queue, 3)
+    cloud.fail_with = grpc.StatusCode.INTERNAL
+    uploader = Uploader(queue, sink, FAST)
+
+    failed = uploader.run_once()
+
+    assert isinstance(failed.error, RuntimeFailure) and failed.settled == 0
+    assert cloud.calls == 1  # the same batch would meet the same bug: no retry within the round
+    assert queue.stats().queued == 3
+
+    cloud.fail_with = None  # the cloud was fixed: the next round delivers
+    assert uploader.run_once().uploaded == 3
 
 
 def test_a_slow_cloud_is_retried_a_bounded_number_of_times_then_left_for_later(
