@@ -34,14 +34,14 @@ def parse_args(argv: Sequence[str], env: Mapping[str, str]) -> tuple[str, AgentC
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     serve = sub.add_parser("serve", help="run the agent with its OpenAI-compatible HTTP API")
-    add_arguments(serve, env)
+    add_arguments(serve)
     ask = sub.add_parser("ask", help="answer one question and print its routing metadata")
     ask.add_argument("question")
     ask.add_argument("--max-tokens", type=int, default=256)
     ask.add_argument("--temperature", type=float, default=0.0)
     ask.add_argument("--top-p", type=float, default=1.0)
     ask.add_argument("--seed", type=int)
-    add_arguments(ask, env)
+    add_arguments(ask)
     args = parser.parse_args(argv)
     return args.command, config_from(args, env), args
 
