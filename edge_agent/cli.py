@@ -20,7 +20,7 @@ from collections.abc import Mapping, Sequence
 
 from confroute.engine import SamplingParams
 from confroute.errors import ConfrouteError
-from confroute.logs import configure_logging
+from confroute.logs import configure_logging, report_error
 from edge_agent import huge_pages
 from edge_agent.answer import AgentAnswer
 from edge_agent.app import running_agent
@@ -80,21 +80,23 @@ def serve(config: AgentConfig) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    env = dict(os.environ)
-    command, config, args = parse_args(sys.argv[1:] if argv is None else argv, env)
-    if command == "serve" and config.huge_pages and argv is None:  # a long-running agent: decoding speed first
+    try:
+        return _run(sys.argv[1:] if argv is None else argv, dict(os.environ), reexec=argv is None)
+    except ConfrouteError as exc:
+        report_error("edge-agent", exc)
+        return 2
+
+
+def _run(argv: Sequence[str], env: Mapping[str, str], *, reexec: bool) -> int:
+    command, config, args = parse_args(argv, env)
+    if command == "serve" and config.huge_pages and reexec:  # a long-running agent: decoding speed first
         huge_pages.reexec_with_huge_pages()
     configure_logging(config.log_format)
-    try:
-        if command == "serve":
-            serve(config)
-        else:
-            ask(config, args)
-    except ConfrouteError as exc:
-        print(f"edge-agent: error: {exc}", file=sys.stderr)
-        return 2
+    if command == "serve":
+        serve(config)
+    else:
+        ask(config, args)
     return 0
-
 
 if __name__ == "__main__":
     sys.exit(main())

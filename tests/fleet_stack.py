@@ -24,7 +24,6 @@ import grpc
 import redis
 
 from cloud_service.calibration import RecalibrationConfig, RecalibrationWorker
-from cloud_service.cli import open_redis_stores
 from cloud_service.config import ServiceConfig
 from cloud_service.outcomes import codec
 from cloud_service.outcomes.config import OutcomeLogConfig
@@ -32,6 +31,7 @@ from cloud_service.outcomes.labels import LabelWriter, LateLabel
 from cloud_service.policies import PolicyStoreConfig, RedisPolicyStore
 from cloud_service.redis_client import connect
 from cloud_service.server.runner import start_service
+from cloud_service.stores import open_redis_stores
 from confroute.backoff import Backoff
 from confroute.contract import ModelRef, Policy
 from confroute.contract.enums import Label, LabelSource

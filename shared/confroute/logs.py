@@ -4,7 +4,7 @@
 the time (UTC, ISO 8601), level, logger and message, plus the formatted traceback as ``exception`` and
 the caller's stack as ``stack`` when the record carries them. Every line is valid JSON whatever the
 message holds (quotes, newlines, non-ASCII text): the record is serialised by ``json.dumps``, never by
-a ``%``-format template.
+a ``%``-format template. A command's last word, :func:`report_error`, follows the format too.
 """
 
 from __future__ import annotations
@@ -56,3 +56,12 @@ def configure_logging(log_format: str = "text", level: str = "INFO", stream: Tex
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+
+
+def report_error(program: str, error: BaseException) -> None:
+    """The error that ends ``program``, on stderr: a JSON line when logging is set up as ``json``
+    (so that a log shipper can read every line), else ``program: error: ...`` for a person."""
+    if any(isinstance(handler.formatter, JsonLinesFormatter) for handler in logging.getLogger().handlers):
+        logging.getLogger(program).error("%s: error: %s", program, error)
+    else:
+        print(f"{program}: error: {error}", file=sys.stderr)

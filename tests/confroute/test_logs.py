@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from confroute.errors import InvalidInput
-from confroute.logs import configure_logging
+from confroute.logs import configure_logging, report_error
 
 ROOT = Path(__file__).resolve().parents[2]
 AWKWARD = 'policy "v7" applied: it\'s {"thresholds": [0.5]} \\ naïve\nsecond line \u2603'
@@ -127,3 +127,24 @@ def test_the_backpressure_controller_logs_json_lines() -> None:
                "--key", "v1/", "--listen-metrics", "127.0.0.1:0"]
     entries = parsed(run_until(command, CLOUD_ENV, needle="back-pressure controller"))
     assert any(e["logger"] == "cloud_service.policies.backpressure_command" for e in entries)
+
+
+@pytest.mark.parametrize("worker", ["recalibrate", "judge"])
+def test_the_workers_log_json_lines(worker: str) -> None:
+    command = ["-m", "cloud_service.cli", worker, "--once", "--log-format", "json", "--triton-url", dead_address()]
+    if worker == "recalibrate":
+        command = command[:-2]
+    entries = parsed(run_until(command, CLOUD_ENV, needle=None))  # Redis is down: it logs, then fails
+    assert entries[0]["message"] == f"cloud-service {worker} starting"
+
+
+def test_a_commands_last_error_follows_the_log_format(root_logging: None, capsys: pytest.CaptureFixture[str]
+                                                      ) -> None:
+    report_error("tool", InvalidInput("bad 'x'"))
+    assert capsys.readouterr().err == "tool: error: bad 'x'\n"
+
+    stream = io.StringIO()
+    configure_logging("json", "INFO", stream)
+    report_error("tool", InvalidInput("bad 'x'"))
+    (entry,) = parsed(stream.getvalue())
+    assert (entry["level"], entry["logger"], entry["message"]) == ("ERROR", "tool", "tool: error: bad 'x'")

@@ -104,3 +104,12 @@ def test_huge_pages_are_on_unless_a_flag_or_the_variable_turns_them_off() -> Non
     assert not parse([], {"CONFROUTE_EDGE_HUGE_PAGES": "0"}).huge_pages
     assert not parse([], {"CONFROUTE_EDGE_HUGE_PAGES": "off"}).huge_pages
     assert parse([], {"CONFROUTE_EDGE_HUGE_PAGES": "1"}).huge_pages
+
+
+def test_the_command_line_refuses_a_bad_variable_naming_it(capsys: pytest.CaptureFixture[str],
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    from edge_agent.cli import main
+
+    monkeypatch.setenv("CONFROUTE_EDGE_TLS", "maybe")
+    assert main(["ask", "hi"]) == 2
+    assert "edge-agent: error: CONFROUTE_EDGE_TLS must be a boolean" in capsys.readouterr().err
