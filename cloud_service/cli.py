@@ -33,8 +33,7 @@ import signal
 import sys
 import tempfile
 import threading
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -43,12 +42,13 @@ from cloud_service.config import ServiceConfig, add_arguments, config_from
 from cloud_service.inference import TritonServerConfig, TritonServerProcess
 from cloud_service.inference.repository import write_repository
 from cloud_service.policies import backpressure_command
-from cloud_service.ports import OutcomeLog, PolicyStore
+from cloud_service.ports import PolicyStore
 from cloud_service.server import policy_admin
-from cloud_service.server.logs import configure_logging
 from cloud_service.server.runner import serve
+from cloud_service.stores import open_policy_store, open_redis_stores
+from cloud_service.worker_command import add_service_flags
 from confroute.errors import ConfrouteError, InvalidInput
-from confroute.signing import load_signing_key
+from confroute.logs import configure_logging, report_error
 
 DEFAULT_REPOSITORY = Path(__file__).resolve().parent / "model_repository"
 BUNDLE_STARTUP_TIMEOUT_S = 300.0  # loading and verifying a large bundle takes longer than Triton's own start
@@ -60,28 +60,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         code: int = args.run(args)
     except ConfrouteError as exc:
-        print(f"cloud-service: error: {exc}", file=sys.stderr)
+        report_error("cloud-service", exc)
         return 2 if isinstance(exc, InvalidInput) else 1
     return code
-
-
-@asynccontextmanager
-async def open_redis_stores(config: ServiceConfig) -> AsyncIterator[tuple[OutcomeLog, PolicyStore]]:
-    """The Redis outcome log and policy store: the one place that wires their implementations."""
-    from cloud_service.outcomes.config import OutcomeLogConfig
-    from cloud_service.outcomes.redis_log import RedisOutcomeLog
-    from cloud_service.policies.config import PolicyStoreConfig
-    from cloud_service.policies.redis_store import RedisPolicyStore
-
-    outcome_log = RedisOutcomeLog(OutcomeLogConfig(url=config.redis_url, retain_text=config.retain_text))
-    signer = load_signing_key(Path(config.policy_signing_key)) if config.policy_signing_key else None
-    policy_store = RedisPolicyStore(PolicyStoreConfig(url=config.redis_url), signer=signer)
-    await outcome_log.start()
-    try:
-        yield outcome_log, policy_store
-    finally:
-        await outcome_log.close()
-        await policy_store.close()
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -152,20 +133,8 @@ def _policy_get(args: argparse.Namespace) -> int:
 
 
 async def _with_store(config: ServiceConfig, action: Callable[[PolicyStore], Awaitable[Any]]) -> Any:
-    async with open_redis_stores(config) as (_, store):
+    async with open_policy_store(config) as store:
         return await action(store)
-
-
-def _backpressure(args: argparse.Namespace) -> int:
-    config = config_from(args, os.environ)
-    configure_logging(config.log_format, config.log_level)
-
-
-    async def control(store: Any) -> int:  # the Redis store: it has the rollout operations
-        return await backpressure_command.run_controller(args, store)
-
-    code: int = asyncio.run(_with_store(config, control))
-    return code
 
 
 def _with_rollout_store(args: argparse.Namespace, action: Callable[[Any], Awaitable[int]]) -> int:
@@ -192,7 +161,7 @@ def _parser() -> argparse.ArgumentParser:
     _add_calibration_commands(commands)
     backpressure = commands.add_parser("backpressure", help="raise the bar for escalating while Triton is overloaded")
     backpressure_command.add_arguments(backpressure)
-    backpressure.set_defaults(run=_backpressure)
+    backpressure.set_defaults(run=backpressure_command.run)
     return parser
 
 
@@ -200,15 +169,14 @@ def _add_policy_commands(commands: Any) -> None:
     policy = commands.add_parser("policy", help="publish or show routing policies")
     actions = policy.add_subparsers(required=True, metavar="ACTION")
     set_cmd = actions.add_parser("set", help="publish a policy from --file or from flags")
-    set_cmd.add_argument("--redis-url", default=None, help="env CONFROUTE_CLOUD_REDIS_URL")
+    add_service_flags(set_cmd, ("redis_url", "policy_signing_key"), logging=False)
     policy_admin.add_policy_arguments(set_cmd)
     set_cmd.set_defaults(run=_policy_set)
     get_cmd = actions.add_parser("get", help="print the current policy as JSON")
-    get_cmd.add_argument("--redis-url", default=None, help="env CONFROUTE_CLOUD_REDIS_URL")
+    add_service_flags(get_cmd, ("redis_url",), logging=False)
     get_cmd.add_argument("--edge-model-version", required=True)
     get_cmd.add_argument("--cohort", default="")
     get_cmd.set_defaults(run=_policy_get)
-    set_cmd.add_argument("--policy-signing-key", default=None, help="env CONFROUTE_CLOUD_POLICY_SIGNING_KEY")
     policy_admin.add_rollout_commands(actions, _with_rollout_store)
 
 

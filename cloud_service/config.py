@@ -1,28 +1,26 @@
-"""The cloud service's one frozen configuration, built once in ``main()`` (STYLE.md 9).
+"""The cloud service's one frozen configuration, built once in ``main()``.
 
 Every field can be set by a flag (``--max-inflight``) or an environment variable with the
 ``CONFROUTE_CLOUD_`` prefix (``CONFROUTE_CLOUD_MAX_INFLIGHT``); a flag wins over the environment, the
-environment over the default. Nothing here reads the environment or argv on import.
+environment over the default; :mod:`confroute.settings` reads them, as it does the edge agent's.
+Nothing here reads the environment or argv on import.
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
 from cloud_service.backends.prompt import PROMPT_FORMATS, PromptFormat
 from cloud_service.event_loop import EVENT_LOOPS, EventLoop
 from cloud_service.redis_client import check_url
 from confroute.errors import InvalidInput
+from confroute.logs import LOG_FORMATS
+from confroute.settings import add_flags, resolve, settings_of
 
 ENV_PREFIX = "CONFROUTE_CLOUD_"
-LOG_FORMATS = ("text", "json")
-_TRUE = {"1", "true", "yes", "on"}
-_FALSE = {"0", "false", "no", "off"}
 
 
 @dataclass(frozen=True)
@@ -86,45 +84,12 @@ def split_address(address: str, name: str = "address") -> tuple[str, int]:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """One flag per field, defaulting to None so that the environment and the defaults show through."""
-    for spec in dataclasses.fields(ServiceConfig):
-        flag = "--" + spec.name.replace("_", "-")
-        env = ENV_PREFIX + spec.name.upper()
-        help_text = f"default {spec.default!r}; env {env}"
-        if "help" in spec.metadata:
-            help_text = f"{spec.metadata['help']}; {help_text}"
-        if spec.type == "bool":
-            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=help_text)
-        else:
-            parser.add_argument(flag, default=None, metavar=spec.name.upper(), help=help_text)
+    add_flags(parser, settings_of(ServiceConfig), ENV_PREFIX)
 
 
 def config_from(args: argparse.Namespace, environ: Mapping[str, str]) -> ServiceConfig:
     """The config from parsed flags, then ``CONFROUTE_CLOUD_*`` variables, then the defaults."""
-    values: dict[str, Any] = {}
-    for spec in dataclasses.fields(ServiceConfig):
-        raw = getattr(args, spec.name, None)
-        if raw is None:
-            raw = environ.get(ENV_PREFIX + spec.name.upper())
-        if raw is not None:
-            values[spec.name] = _convert(raw, str(spec.type), spec.name)
-    return ServiceConfig(**values)
-
-
-def _convert(raw: object, type_name: str, name: str) -> object:
-    if not isinstance(raw, str):
-        return raw  # already typed by argparse (booleans)
-    try:
-        if type_name == "int":
-            return int(raw)
-        if type_name == "float":
-            return float(raw)
-    except ValueError as exc:
-        raise InvalidInput(f"{name} must be a number, got {raw!r}", field=name) from exc
-    if type_name == "bool":
-        lowered = raw.strip().lower()
-        _require(lowered in _TRUE | _FALSE, name, f"a boolean ({sorted(_TRUE | _FALSE)})")
-        return lowered in _TRUE
-    return raw
+    return ServiceConfig(**resolve(settings_of(ServiceConfig), args, environ, ENV_PREFIX))
 
 
 def _check_redis_url(url: str) -> None:

@@ -20,6 +20,7 @@ from collections.abc import Mapping, Sequence
 
 from confroute.engine import SamplingParams
 from confroute.errors import ConfrouteError
+from confroute.logs import configure_logging, report_error
 from edge_agent import huge_pages
 from edge_agent.answer import AgentAnswer
 from edge_agent.app import running_agent
@@ -33,24 +34,16 @@ def parse_args(argv: Sequence[str], env: Mapping[str, str]) -> tuple[str, AgentC
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     serve = sub.add_parser("serve", help="run the agent with its OpenAI-compatible HTTP API")
-    add_arguments(serve, env)
+    add_arguments(serve)
     ask = sub.add_parser("ask", help="answer one question and print its routing metadata")
     ask.add_argument("question")
     ask.add_argument("--max-tokens", type=int, default=256)
     ask.add_argument("--temperature", type=float, default=0.0)
     ask.add_argument("--top-p", type=float, default=1.0)
     ask.add_argument("--seed", type=int)
-    add_arguments(ask, env)
+    add_arguments(ask)
     args = parser.parse_args(argv)
     return args.command, config_from(args, env), args
-
-
-def configure_logging(fmt: str) -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    if fmt == "json":
-        handler.setFormatter(logging.Formatter(
-            '{"time": "%(asctime)s", "level": "%(levelname)s", "logger": "%(name)s", "message": %(message)r}'))
-    logging.basicConfig(level=logging.INFO, handlers=[handler])
 
 
 def ask(config: AgentConfig, args: argparse.Namespace) -> None:
@@ -87,21 +80,23 @@ def serve(config: AgentConfig) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    env = dict(os.environ)
-    command, config, args = parse_args(sys.argv[1:] if argv is None else argv, env)
-    if command == "serve" and config.huge_pages and argv is None:  # a long-running agent: decoding speed first
+    try:
+        return _run(sys.argv[1:] if argv is None else argv, dict(os.environ), reexec=argv is None)
+    except ConfrouteError as exc:
+        report_error("edge-agent", exc)
+        return 2
+
+
+def _run(argv: Sequence[str], env: Mapping[str, str], *, reexec: bool) -> int:
+    command, config, args = parse_args(argv, env)
+    if command == "serve" and config.huge_pages and reexec:  # a long-running agent: decoding speed first
         huge_pages.reexec_with_huge_pages()
     configure_logging(config.log_format)
-    try:
-        if command == "serve":
-            serve(config)
-        else:
-            ask(config, args)
-    except ConfrouteError as exc:
-        print(f"edge-agent: error: {exc}", file=sys.stderr)
-        return 2
+    if command == "serve":
+        serve(config)
+    else:
+        ask(config, args)
     return 0
-
 
 if __name__ == "__main__":
     sys.exit(main())

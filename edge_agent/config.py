@@ -1,4 +1,8 @@
-"""The edge agent's one frozen configuration, built in ``main()`` from flags and ``CONFROUTE_EDGE_*``."""
+"""The edge agent's one frozen configuration, built in ``main()`` from flags and ``CONFROUTE_EDGE_*``.
+
+The settings are read by :mod:`confroute.settings`, the cloud service's builder too: a flag wins over its
+variable, the variable over the default, and a boolean reads the same spellings on both sides.
+"""
 
 from __future__ import annotations
 
@@ -6,10 +10,13 @@ import argparse
 import dataclasses
 import os
 import socket
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
+from confroute.logs import LOG_FORMATS
 from confroute.paths import cache_dir, default_bundle_dir
+from confroute.settings import Setting, add_flags, resolve
 from edge_agent.cloud import CloudConfig
 
 ENV = "CONFROUTE_EDGE_"
@@ -46,58 +53,59 @@ class AgentConfig:
         return self.state_dir / "policy.json"
 
 
-def add_arguments(parser: argparse.ArgumentParser, env: Mapping[str, str]) -> None:
-    """Flags with ``CONFROUTE_EDGE_<NAME>`` environment defaults (the flag wins)."""
-    def opt(name: str, default: str | None) -> str | None:
-        return env.get(ENV + name.upper().replace("-", "_"), default)
+SETTINGS = (
+    Setting("bundle", "path", help="model bundle folder (default: the cached default bundle)"),
+    Setting("device", default="cpu", help="execution provider: cpu, cuda or tensorrt"),
+    Setting("threads", "int", 2, "CPU threads of the model runtime"),
+    Setting("device_id", help="this device's id in outcomes and policy requests (default: the host name)"),
+    Setting("cohort", default="default", help="the cohort whose routing policy this device follows"),
+    Setting("state_dir", "path", help="outbox and last good policy (default: <cache>/edge)"),
+    Setting("cloud", help="cloud service host:port (omit: offline, every escalation answered locally)"),
+    Setting("cloud_deadline", "float", 10.0, "seconds one escalation may take, retries included"),
+    Setting("tls", "bool", False, "TLS to the cloud (on as well when a certificate file is given)"),
+    Setting("root_certs", "path", help="PEM roots that the cloud's certificate must chain to (default: the system's)"),
+    Setting("client_cert", "path", help="PEM client certificate for mTLS (with --client-key)"),
+    Setting("client_key", "path", help="PEM key of --client-cert"),
+    Setting("token", default="", flag=None,
+            help="the device's credential, sent as a bearer token (no flag: it would show in the process list)"),
+    Setting("privacy_patterns", default=(), flag="--privacy-pattern", separator="\n",
+            help="regular expression; a matching query never leaves the device (variable: one per line)"),
+    Setting("never_escalate", "bool", False, "answer everything on the device"),
+    Setting("host", default="127.0.0.1", help="HTTP API address"),
+    Setting("port", "int", 8080, "HTTP API port (0: a free one)"),
+    Setting("log_format", default="text", choices=LOG_FORMATS, help="text, or json: one JSON object per line"),
+    Setting("cors_origins", default=(), flag="--cors-origin", separator=",",
+            help="a web origin (https://app.example, or * for any) whose pages may call the API from a browser "
+                 "(variable: comma-separated); none by default"),
+    Setting("huge_pages", "bool", True,
+            "serve: re-execute with huge-page malloc (made decoding 0-5% faster in bench.edge_generation)"),
+    Setting("policy_keys", "path", (), flag="--policy-key", separator=os.pathsep,
+            help=f"trusted policy signing key (*.pub) or folder of them (variable: separated by '{os.pathsep}'); "
+                 "none: unsigned policies are accepted"),
+)
 
-    parser.add_argument("--bundle", type=Path, default=opt("bundle", None), help="model bundle folder")
-    parser.add_argument("--device", default=opt("device", "cpu"), help="cpu, cuda or tensorrt")
-    parser.add_argument("--threads", type=int, default=int(opt("threads", "2") or 2))
-    parser.add_argument("--device-id", default=opt("device-id", socket.gethostname()))
-    parser.add_argument("--cohort", default=opt("cohort", "default"))
-    parser.add_argument("--state-dir", type=Path, default=opt("state-dir", None),
-                        help="outbox and last good policy (default: <cache>/edge)")
-    parser.add_argument("--cloud", default=opt("cloud", None), help="cloud service host:port (omit: offline)")
-    parser.add_argument("--cloud-deadline", type=float, default=float(opt("cloud-deadline", "10") or 10))
-    parser.add_argument("--tls", action="store_true", default=opt("tls", "") in ("1", "true"))
-    parser.add_argument("--root-certs", type=Path, default=opt("root-certs", None))
-    parser.add_argument("--client-cert", type=Path, default=opt("client-cert", None))
-    parser.add_argument("--client-key", type=Path, default=opt("client-key", None))
-    parser.add_argument("--privacy-pattern", action="append", default=None,
-                        help="regular expression; a matching query never leaves the device (repeatable)")
-    parser.add_argument("--never-escalate", action="store_true", default=opt("never-escalate", "") in ("1", "true"))
-    parser.add_argument("--host", default=opt("host", "127.0.0.1"), help="HTTP API address")
-    parser.add_argument("--port", type=int, default=int(opt("port", "8080") or 8080), help="HTTP API port (0: free)")
-    parser.add_argument("--log-format", choices=["text", "json"], default=opt("log-format", "text"))
-    parser.add_argument("--cors-origin", action="append", default=None,
-                        help="a web origin (https://app.example, or * for any) whose pages may call the API "
-                             f"from a browser (repeatable; env {ENV}CORS_ORIGINS, comma-separated); omit: none")
-    parser.add_argument("--no-huge-pages", dest="huge_pages", action="store_false",
-                        default=opt("huge-pages", "1") not in ("0", "false", "no", "off"),
-                        help="serve: keep glibc's default malloc (huge pages for the weights made decoding 0-5%% "
-                             f"faster in bench.edge_generation; env {ENV}HUGE_PAGES=0)")
-    parser.add_argument("--policy-key", type=Path, action="append", default=None,
-                        help="trusted policy signing key (*.pub) or folder of them (repeatable; env "
-                             f"{ENV}POLICY_KEYS, separated by '{os.pathsep}'); omit: accept unsigned policies")
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The agent's flags; each defaults to None so that its ``CONFROUTE_EDGE_*`` variable shows through."""
+    add_flags(parser, SETTINGS, ENV)
 
 
 def config_from(args: argparse.Namespace, env: Mapping[str, str]) -> AgentConfig:
+    """The config from parsed flags, then ``CONFROUTE_EDGE_*`` variables, then the defaults."""
+    values = resolve(SETTINGS, args, env, ENV)
     cache = cache_dir(env)
-    cloud = None
-    if args.cloud:
-        cloud = CloudConfig(target=args.cloud, deadline_s=args.cloud_deadline, tls=args.tls,
-                            root_certs=args.root_certs, client_cert=args.client_cert, client_key=args.client_key,
-                            token=env.get(ENV + "TOKEN", ""))
-    patterns: Sequence[str] = args.privacy_pattern or [p for p in env.get(ENV + "PRIVACY_PATTERNS", "").split("\n")
-                                                       if p]
     return AgentConfig(
-        bundle=Path(args.bundle) if args.bundle else default_bundle_dir(cache, quantized=False),
-        device=args.device, threads=args.threads, device_id=args.device_id, cohort=args.cohort,
-        state_dir=Path(args.state_dir) if args.state_dir else cache / "edge", cloud=cloud,
-        privacy_patterns=tuple(patterns), never_escalate=args.never_escalate, http_host=args.host,
-        http_port=args.port, log_format=args.log_format, huge_pages=args.huge_pages,
-        policy_keys=tuple(args.policy_key or [Path(p) for p in env.get(ENV + "POLICY_KEYS", "").split(os.pathsep)
-                                              if p]),
-        cors_origins=tuple(args.cors_origin or [o.strip() for o in env.get(ENV + "CORS_ORIGINS", "").split(",")
-                                                if o.strip()]))
+        bundle=values["bundle"] or default_bundle_dir(cache, quantized=False),
+        device=values["device"], threads=values["threads"], device_id=values["device_id"] or socket.gethostname(),
+        cohort=values["cohort"], state_dir=values["state_dir"] or cache / "edge", cloud=_cloud(values),
+        privacy_patterns=values["privacy_patterns"], never_escalate=values["never_escalate"],
+        http_host=values["host"], http_port=values["port"], log_format=values["log_format"],
+        huge_pages=values["huge_pages"], policy_keys=values["policy_keys"], cors_origins=values["cors_origins"])
+
+
+def _cloud(values: Mapping[str, Any]) -> CloudConfig | None:
+    if not values["cloud"]:
+        return None
+    return CloudConfig(target=values["cloud"], deadline_s=values["cloud_deadline"], tls=values["tls"],
+                       root_certs=values["root_certs"], client_cert=values["client_cert"],
+                       client_key=values["client_key"], token=values["token"])

@@ -24,7 +24,6 @@ import grpc
 import redis
 
 from cloud_service.calibration import RecalibrationConfig, RecalibrationWorker
-from cloud_service.cli import open_redis_stores
 from cloud_service.config import ServiceConfig
 from cloud_service.outcomes import codec
 from cloud_service.outcomes.config import OutcomeLogConfig
@@ -32,6 +31,8 @@ from cloud_service.outcomes.labels import LabelWriter, LateLabel
 from cloud_service.policies import PolicyStoreConfig, RedisPolicyStore
 from cloud_service.redis_client import connect
 from cloud_service.server.runner import start_service
+from cloud_service.stores import open_redis_stores
+from confroute.backoff import Backoff
 from confroute.contract import ModelRef, Policy
 from confroute.contract.enums import Label, LabelSource
 from confroute.contract.outcome import OutcomeRecord
@@ -40,7 +41,7 @@ from confroute.signing import SigningKey
 from confroute.v1 import fleet_pb2, fleet_pb2_grpc
 from edge_agent.answer import AgentAnswer
 from edge_agent.app import running_agent
-from edge_agent.cloud import Backoff, CloudConfig
+from edge_agent.cloud import CloudConfig
 from edge_agent.config import AgentConfig
 from edge_agent.core import EdgeAgent
 from tests.cloud_service.redis_server import RedisServer

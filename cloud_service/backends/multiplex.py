@@ -35,7 +35,7 @@ from typing import Any, Protocol
 import grpc
 
 from cloud_service.backends.wire import with_id
-from cloud_service.backoff import Backoff
+from confroute.backoff import BackoffSchedule
 from confroute.errors import DeadlineExceeded, RuntimeFailure, Unavailable
 
 logger = logging.getLogger(__name__)
@@ -78,7 +78,7 @@ class _Link:
 class MultiplexedStream:
     """Requests to Triton over one shared stream; see the module docstring."""
 
-    def __init__(self, open_call: OpenCall, *, url: str, model: str, backoff: Backoff) -> None:
+    def __init__(self, open_call: OpenCall, *, url: str, model: str, backoff: BackoffSchedule) -> None:
         self._open_call = open_call
         self._url = url
         self._model = model

@@ -46,7 +46,7 @@ from tritonclient.grpc import MAX_GRPC_MESSAGE_SIZE, service_pb2, service_pb2_gr
 from cloud_service.backends.multiplex import MultiplexedStream
 from cloud_service.backends.prompt import PromptFormat, render_prompt
 from cloud_service.backends.wire import STREAM_METHOD, TextCodec, decode_stream_response, is_final, text_of
-from cloud_service.backoff import Backoff
+from confroute.backoff import Backoff
 from confroute.contract.answer import EscalationResponse, StreamEvent, Timings, TokenDelta, Usage
 from confroute.contract.common import ModelRef
 from confroute.contract.enums import FinishReason
@@ -116,7 +116,7 @@ class TritonBackend:
         # Requests go out already serialized (see wire), so no request serializer.
         self._open_call = channel.stream_stream(STREAM_METHOD, response_deserializer=decode_stream_response)
         self._codec = TextCodec(config.model, config.model_version)
-        backoff = Backoff(config.reconnect_base_s, config.reconnect_cap_s)
+        backoff = Backoff(config.reconnect_base_s, config.reconnect_cap_s).schedule()
         self._shared = MultiplexedStream(self._open_call, url=config.url, model=config.model, backoff=backoff)
 
     @classmethod

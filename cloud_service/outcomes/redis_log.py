@@ -23,12 +23,12 @@ from collections.abc import Sequence
 from contextlib import suppress
 from types import TracebackType
 
-from cloud_service.backoff import Backoff
 from cloud_service.outcomes.config import OutcomeLogConfig
 from cloud_service.outcomes.stats import Counters, OutcomeLogStats
 from cloud_service.outcomes.writer import OutcomeWriter
 from cloud_service.ports import StoreResult
 from cloud_service.redis_client import connect, redacted
+from confroute.backoff import Backoff, BackoffSchedule
 from confroute.contract.outcome import OutcomeRecord
 from confroute.errors import Overloaded, Unavailable
 
@@ -160,7 +160,7 @@ class RedisOutcomeLog:
     async def _write_batch(self) -> None:
         """Writes ``self._batch``, retrying while Redis is unreachable; a batch that cannot be encoded
         (a bug) is dropped, logged and counted rather than stopping the flusher."""
-        backoff = Backoff(self._config.retry_base_s, self._config.retry_cap_s)
+        backoff = Backoff(self._config.retry_base_s, self._config.retry_cap_s).schedule()
         while True:
             try:
                 result = await self._writer.write(self._batch, origin="service")
@@ -176,7 +176,7 @@ class RedisOutcomeLog:
                 self._count(result)
                 return
 
-    async def _wait_to_retry(self, backoff: Backoff, exc: Exception) -> None:
+    async def _wait_to_retry(self, backoff: BackoffSchedule, exc: Exception) -> None:
         delay = backoff.next_delay()
         log = logger.warning if backoff.attempts == 1 else logger.debug  # one warning per outage, not per retry
         log("outcome log: %d record(s) wait for Redis, next try in %.2f s: %s", len(self._batch), delay, exc)

@@ -13,20 +13,21 @@ import dataclasses
 import logging
 import signal
 
-from cloud_service.config import split_address
+from cloud_service.config import ServiceConfig, split_address
 from cloud_service.metrics import create_metrics, serve_metrics
 from cloud_service.policies.backpressure import BackpressureController, BackpressureSettings
 from cloud_service.policies.load_metrics import PrometheusLoadSource
 from cloud_service.policies.operations import RolloutStore
+from cloud_service.stores import open_policy_store
+from cloud_service.worker_command import add_service_flags, run_worker
 from confroute.errors import InvalidInput
 
 logger = logging.getLogger(__name__)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The controller's flags (the store's come from the service's config: --redis-url, signing key)."""
-    parser.add_argument("--redis-url", default=None, help="env CONFROUTE_CLOUD_REDIS_URL")
-    parser.add_argument("--policy-signing-key", default=None, help="env CONFROUTE_CLOUD_POLICY_SIGNING_KEY")
+    """The controller's flags (the store's are the service's: --redis-url, --policy-signing-key)."""
+    add_service_flags(parser, ("redis_url", "policy_signing_key"))
     parser.add_argument("--triton-metrics-url", required=True, help="e.g. http://triton:8002/metrics")
     parser.add_argument("--service-metrics-url", action="append", default=[], help="each replica's /metrics")
     parser.add_argument("--model", default="", help="only this Triton model's metrics (default: all)")
@@ -52,6 +53,16 @@ def parse_keys(raw: list[str]) -> list[tuple[str, str]]:
             raise InvalidInput(f"--key must be EDGE_MODEL_VERSION/COHORT, got {item!r}", field="key")
         keys.append((version, cohort))
     return keys
+
+
+def run(args: argparse.Namespace) -> int:
+    """``cloud-service backpressure``: the controller on the configured policy store until a signal."""
+    return run_worker("backpressure", args, lambda service: _control(service, args))
+
+
+async def _control(service: ServiceConfig, args: argparse.Namespace) -> int:
+    async with open_policy_store(service) as store:
+        return await run_controller(args, store)
 
 
 async def run_controller(args: argparse.Namespace, store: RolloutStore) -> int:

@@ -28,7 +28,6 @@ from datetime import datetime, timedelta, timezone
 
 from google.protobuf.message import DecodeError
 
-from cloud_service.backoff import Backoff
 from cloud_service.policies import operations
 from cloud_service.policies.config import PolicyStoreConfig
 from cloud_service.policies.hub import PolicyHub
@@ -42,6 +41,7 @@ from cloud_service.policies.state import (
     state_to_fields,
 )
 from cloud_service.redis_client import connect, read_entries, stream_entries, translated
+from confroute.backoff import Backoff, BackoffSchedule
 from confroute.contract.policy import Policy
 from confroute.errors import InvalidPolicy, Unavailable
 from confroute.signing import SigningKey, sign_policy
@@ -224,7 +224,7 @@ class RedisPolicyStore:
 
     async def _follow(self, key: str) -> AsyncIterator[Rollout]:
         """Each new rollout of ``key``, starting with the current one (if any); never ends by itself."""
-        backoff = Backoff(self._config.retry_base_s, self._config.retry_cap_s)
+        backoff = Backoff(self._config.retry_base_s, self._config.retry_cap_s).schedule()
         after: str | None = None  # None: (re)start from the current state
         cache: dict[str, Policy] = {}
         while True:
@@ -257,7 +257,7 @@ class RedisPolicyStore:
         policies = await self._load(key, last.state.versions, cache)
         return last.entry_id, [Rollout(last.entry_id, last.state, policies)]
 
-    async def _wait_to_retry(self, backoff: Backoff, exc: Unavailable) -> None:
+    async def _wait_to_retry(self, backoff: BackoffSchedule, exc: Unavailable) -> None:
         delay = backoff.next_delay()
         log = logger.warning if backoff.attempts == 1 else logger.debug  # one warning per outage
         log("policy watch lost Redis, retrying in %.2f s: %s", delay, exc)

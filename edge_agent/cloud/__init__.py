@@ -4,7 +4,6 @@ and the routing policy (kept, saved, validated and watched).
 Nothing here imports ``cloud_service``: the two sides share only ``confroute``.
 """
 
-from edge_agent.cloud.backoff import Backoff
 from edge_agent.cloud.breaker import BreakerSettings, BreakerState, CircuitBreaker
 from edge_agent.cloud.channel import call_metadata, open_channel
 from edge_agent.cloud.client import EscalationClient
@@ -13,7 +12,6 @@ from edge_agent.cloud.policy import PolicyKeeper, SignatureCheck, Verdict, accep
 from edge_agent.cloud.watcher import PolicyWatcher
 
 __all__ = [
-    "Backoff",
     "BreakerSettings",
     "BreakerState",
     "CircuitBreaker",

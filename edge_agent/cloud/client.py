@@ -32,7 +32,7 @@ from confroute.v1 import escalation_pb2, escalation_pb2_grpc
 from edge_agent.cloud.breaker import CircuitBreaker, Clock
 from edge_agent.cloud.channel import call_metadata, open_channel
 from edge_agent.cloud.config import CloudConfig
-from edge_agent.cloud.status import BREAKER_FAILURES, RETRYABLE, status_code, translate
+from edge_agent.cloud.status import meaning, status_code, translate
 
 logger = logging.getLogger(__name__)
 
@@ -140,13 +140,13 @@ class EscalationClient:
 
     def _retry_delay(self, code: grpc.StatusCode, tries: int, deadline: float) -> float | None:
         """The backoff before the next attempt, or None when there must be none."""
-        if code not in RETRYABLE or tries >= self._config.retries:
+        if not meaning(code).retry or tries >= self._config.retries:
             return None
-        delay = self._config.backoff.delay(tries, self._rng.random())
+        delay = self._config.backoff.delay(tries, self._rng)
         return delay if self._clock() + delay < deadline else None
 
     def _record(self, code: grpc.StatusCode) -> None:
-        if code in BREAKER_FAILURES:
+        if meaning(code).breaker_failure:
             self.breaker.record_failure()
         else:
             self.breaker.record_success()  # the cloud is up: it answered, if only to refuse

@@ -6,8 +6,8 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from confroute.backoff import Backoff
 from confroute.errors import InvalidInput
-from edge_agent.cloud.backoff import Backoff
 from edge_agent.cloud.breaker import BreakerSettings
 
 RETRY_BACKOFF = Backoff(base_s=0.05, cap_s=1.0)

@@ -107,7 +107,7 @@ class PolicyWatcher:
             # restart): the first reconnect is spread over a wider window than a failed first connect.
             served = delivered or time.monotonic() - started >= _SERVING_S
             spread = _BROKEN_SPREAD if served and code is not _RENEWED else 0
-            delay = self._config.reconnect.delay(failures + spread, self._rng.random())
+            delay = self._config.reconnect.delay(failures + spread, self._rng)
             if code is not _RENEWED:
                 failures += 1
                 log = logger.warning if failures == 1 else logger.debug  # one warning per outage

@@ -6,7 +6,7 @@ Every outcome goes first to :class:`OutcomeQueue` (SQLite, WAL), then up in batc
 
 from edge_agent.outbox.grpc_sink import GrpcOutcomeSink
 from edge_agent.outbox.queue import DeadLetter, OutcomeQueue, QueueConfig, QueuedOutcome, QueueStats
-from edge_agent.outbox.uploader import OutcomeSink, Uploader, UploaderConfig, UploadReport, backoff_delay
+from edge_agent.outbox.uploader import OutcomeSink, Uploader, UploaderConfig, UploadReport
 
 __all__ = [
     "DeadLetter",
@@ -19,5 +19,4 @@ __all__ = [
     "UploadReport",
     "Uploader",
     "UploaderConfig",
-    "backoff_delay",
 ]

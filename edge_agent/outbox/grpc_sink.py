@@ -1,10 +1,11 @@
 """``GrpcOutcomeSink``: the real ``OutcomeSink``, the cloud's ``OutcomesService.UploadOutcomes``.
 
-This is the one place where grpc errors of the upload path become domain errors, by status code:
-DEADLINE_EXCEEDED -> DeadlineExceeded, RESOURCE_EXHAUSTED -> Overloaded, INVALID_ARGUMENT (the
-whole batch refused) -> InvalidInput, anything else -> Unavailable (the records stay queued and
-are sent again later, which the cloud's idempotency makes safe). An ack that is missing, malformed
-or for another batch is Unavailable too: nothing it names can be trusted, so nothing is deleted.
+grpc errors of the upload path become domain errors here, through the device's one status table
+(:mod:`edge_agent.cloud.status`, the same the escalation client uses): INVALID_ARGUMENT (the whole batch
+refused) -> InvalidInput naming the batch, INTERNAL (a bug in the cloud) -> RuntimeFailure, the transient
+codes -> Unavailable, DeadlineExceeded or Overloaded. Whatever the error, nothing is deleted: the records
+stay queued and are sent again later, which the cloud's idempotency makes safe. An ack that is missing,
+malformed or for another batch is Unavailable too: nothing it names can be trusted.
 """
 
 from __future__ import annotations
@@ -15,14 +16,9 @@ from typing import Any
 import grpc
 
 from confroute.contract import OutcomeAck, OutcomeBatch
-from confroute.errors import ConfrouteError, DeadlineExceeded, InvalidInput, Overloaded, Unavailable
+from confroute.errors import InvalidInput, Unavailable
 from confroute.v1 import outcomes_pb2, outcomes_pb2_grpc
-
-_ERRORS: dict[grpc.StatusCode, type[ConfrouteError]] = {
-    grpc.StatusCode.DEADLINE_EXCEEDED: DeadlineExceeded,
-    grpc.StatusCode.RESOURCE_EXHAUSTED: Overloaded,
-    grpc.StatusCode.INVALID_ARGUMENT: InvalidInput,
-}
+from edge_agent.cloud.status import translate
 
 
 class GrpcOutcomeSink:
@@ -46,15 +42,8 @@ class GrpcOutcomeSink:
                 self._stub.UploadOutcomes(iter((batch.to_pb(),)), timeout=self._deadline_s, metadata=self._metadata)
             )
         except grpc.RpcError as exc:
-            raise _translate(exc) from exc
+            raise translate(exc, "outcome upload", field="batch") from exc
         return _ack_for(batch.batch_id, responses)
-
-
-def _translate(exc: grpc.RpcError) -> ConfrouteError:
-    code = exc.code()
-    error = _ERRORS.get(code, Unavailable)
-    message = f"outcome upload failed with {code.name}: {exc.details()}"
-    return InvalidInput(message, field="batch") if error is InvalidInput else error(message)
 
 
 def _ack_for(batch_id: str, responses: Sequence[outcomes_pb2.UploadOutcomesResponse]) -> OutcomeAck:

@@ -5,9 +5,9 @@ rejected -> moved to the dead letters, never resent. A record the cloud stored b
 arrived (the agent died, the stream broke) stays queued and is sent again; the cloud is idempotent by
 query id, so it stores it once and reports it as a duplicate, and only then is it deleted here.
 
-Failures (cloud down, deadline, overload) are retried a bounded number of times with full-jitter
-exponential backoff; then the round ends with every unacked record still queued, and the background
-loop tries again later.
+Failures (cloud down, deadline, overload) are retried a bounded number of times with the jittered
+exponential backoff of :mod:`confroute.backoff`; then the round ends with every unacked record still
+queued, and the background loop tries again later.
 """
 
 from __future__ import annotations
@@ -20,14 +20,19 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Protocol
 
+from confroute.backoff import Backoff
 from confroute.contract import OutcomeAck, OutcomeBatch, OutcomeRecord, RejectedOutcome
-from confroute.errors import ConfrouteError, DeadlineExceeded, InvalidInput, Overloaded, Unavailable
+from confroute.errors import ConfrouteError, DeadlineExceeded, InvalidInput, Overloaded, RuntimeFailure, Unavailable
 from edge_agent.outbox.queue import OutcomeQueue, QueuedOutcome
 
 logger = logging.getLogger(__name__)
 
 #: The sink errors worth another try: the cloud may come back, answer faster or have room later.
 RETRYABLE = (Unavailable, DeadlineExceeded, Overloaded)
+#: The errors that end a round with the batch still queued: the retryable ones, and a bug in the cloud
+#: (RuntimeFailure, from INTERNAL): the same batch sent again at once meets the same bug, a later round may not.
+ROUND_ENDING = (*RETRYABLE, RuntimeFailure)
+UPLOAD_BACKOFF = Backoff(base_s=0.5, cap_s=30.0)
 
 
 class OutcomeSink(Protocol):
@@ -35,7 +40,7 @@ class OutcomeSink(Protocol):
 
     def upload(self, batch: OutcomeBatch) -> OutcomeAck:
         """The cloud's ack once it durably stored the batch; Unavailable/DeadlineExceeded/Overloaded
-        when it could not be reached or did not answer in time."""
+        when it could not be reached or did not answer in time, RuntimeFailure when it failed on a bug."""
         ...
 
 
@@ -44,15 +49,12 @@ class UploaderConfig:
     """Retries per batch within one round, their backoff, and the background loop's pace."""
 
     max_attempts: int = 4
-    backoff_base_s: float = 0.5
-    backoff_cap_s: float = 30.0
+    backoff: Backoff = UPLOAD_BACKOFF
     interval_s: float = 5.0
 
     def __post_init__(self) -> None:
         if self.max_attempts < 1:
             raise InvalidInput(f"max_attempts must be >= 1, got {self.max_attempts}", field="max_attempts")
-        if not 0 <= self.backoff_base_s <= self.backoff_cap_s:
-            raise InvalidInput("need 0 <= backoff_base_s <= backoff_cap_s", field="backoff_base_s")
         if self.interval_s < 0:
             raise InvalidInput(f"interval_s must be >= 0, got {self.interval_s}", field="interval_s")
 
@@ -82,11 +84,6 @@ class UploadReport:
         return self.uploaded + self.duplicates + self.dead_lettered
 
 
-def backoff_delay(attempt: int, base_s: float, cap_s: float, rng: random.Random) -> float:
-    """Full jitter: uniform in [0, min(cap, base * 2**attempt)], so retrying devices spread out."""
-    return rng.uniform(0.0, min(cap_s, base_s * 2.0**attempt))
-
-
 class Uploader:
     """Moves records from the queue to a sink: ``run_once()`` now, or ``start()``/``stop()`` a loop."""
 
@@ -103,8 +100,9 @@ class Uploader:
     def run_once(self) -> UploadReport:
         """Uploads batch after batch until the queue is empty, a batch fails for good, or stop().
 
-        A retryable failure ends the round and is returned in ``error``; InvalidInput from the sink
-        (the cloud refused a whole batch: a device bug) propagates. Either way nothing is deleted.
+        A retryable failure, or a bug in the cloud, ends the round and is returned in ``error``;
+        InvalidInput from the sink (the cloud refused a whole batch: a device bug) propagates. Either way
+        nothing is deleted.
         """
         report = UploadReport()
         while not self._stopping.is_set():
@@ -148,7 +146,7 @@ class Uploader:
             failures = failures + 1 if failed else 0
             delay = self._config.interval_s
             if failures:
-                delay += backoff_delay(failures, self._config.backoff_base_s, self._config.backoff_cap_s, self._rng)
+                delay += self._config.backoff.delay(failures, self._rng)
             self._wake.wait(delay)
             self._wake.clear()
 
@@ -162,7 +160,7 @@ class Uploader:
         self._queue.mark_attempted(r.query_id for r in records)
         try:
             ack = self._upload(batch)
-        except RETRYABLE as exc:
+        except ROUND_ENDING as exc:
             logger.warning("outcome upload failed, %d records stay queued: %s", len(records), exc)
             return replace(report, error=exc)
         return report + self._settle(batch, ack)
@@ -175,9 +173,7 @@ class Uploader:
                 return self._sink.upload(batch)
             except RETRYABLE:
                 last_try = attempt + 1 == config.max_attempts
-                if last_try or self._stopping.wait(
-                    backoff_delay(attempt, config.backoff_base_s, config.backoff_cap_s, self._rng)
-                ):
+                if last_try or self._stopping.wait(config.backoff.delay(attempt, self._rng)):
                     raise
         raise AssertionError("unreachable: max_attempts >= 1")
 

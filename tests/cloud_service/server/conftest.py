@@ -140,7 +140,7 @@ StoresFactory = Callable[[ServiceConfig], AbstractAsyncContextManager[tuple[Outc
 
 
 def memory_stores(log: MemoryOutcomeLog, store: MemoryPolicyStore) -> StoresFactory:
-    """A stores factory, as ``cloud_service.cli.open_redis_stores`` is one, handing out these two."""
+    """A stores factory, as ``cloud_service.stores.open_redis_stores`` is one, handing out these two."""
 
     @asynccontextmanager
     async def stores(config: ServiceConfig) -> AsyncIterator[tuple[OutcomeLog, PolicyStore]]:

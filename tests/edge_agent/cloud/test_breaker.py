@@ -1,13 +1,11 @@
-"""The circuit breaker and the backoff: pure logic on a fake clock and given draws."""
+"""The circuit breaker: pure logic on a fake clock (the backoff is tested in tests/confroute/test_backoff.py)."""
 
 from __future__ import annotations
 
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
 
 from confroute.errors import InvalidInput
-from edge_agent.cloud import Backoff, BreakerSettings, BreakerState, CircuitBreaker
+from edge_agent.cloud import BreakerSettings, BreakerState, CircuitBreaker
 from tests.edge_agent.cloud.clock import FakeClock
 
 
@@ -82,22 +80,3 @@ def test_a_trial_that_never_reports_is_given_up_after_a_cooldown(clock: FakeCloc
 def test_breaker_settings_are_validated(settings: dict[str, float]) -> None:
     with pytest.raises(InvalidInput):
         BreakerSettings(**settings)  # type: ignore[arg-type]
-
-
-@given(attempt=st.integers(0, 10_000), draw=st.floats(0.0, 1.0, exclude_max=True))
-def test_backoff_delays_are_jittered_within_a_growing_capped_window(attempt: int, draw: float) -> None:
-    backoff = Backoff(base_s=0.1, cap_s=5.0)
-    assert 0.0 <= backoff.delay(attempt, draw) <= backoff.window(attempt) <= 5.0
-    assert backoff.window(attempt) <= backoff.window(attempt + 1)
-
-
-def test_backoff_windows_double_from_the_base_to_the_cap() -> None:
-    backoff = Backoff(base_s=0.1, cap_s=0.5)
-    assert [backoff.window(n) for n in range(4)] == pytest.approx([0.1, 0.2, 0.4, 0.5])
-    assert backoff.delay(2, 0.5) == pytest.approx(0.2)
-
-
-@pytest.mark.parametrize("values", [{"base_s": 0.0}, {"base_s": 2.0, "cap_s": 1.0}, {"multiplier": 0.5}])
-def test_backoff_settings_are_validated(values: dict[str, float]) -> None:
-    with pytest.raises(InvalidInput):
-        Backoff(**values)

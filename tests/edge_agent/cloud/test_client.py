@@ -12,9 +12,10 @@ from typing import Any
 import grpc
 import pytest
 
+from confroute.backoff import Backoff
 from confroute.contract import EscalationResponse, TokenDelta
 from confroute.errors import DeadlineExceeded, InvalidInput, Overloaded, RuntimeFailure, Unavailable
-from edge_agent.cloud import Backoff, BreakerSettings, BreakerState, CircuitBreaker, CloudConfig, EscalationClient
+from edge_agent.cloud import BreakerSettings, BreakerState, CircuitBreaker, CloudConfig, EscalationClient
 from tests.edge_agent.cloud.clock import FakeClock
 from tests.edge_agent.cloud.real_cloud import RealCloud
 from tests.edge_agent.cloud.samples import escalation

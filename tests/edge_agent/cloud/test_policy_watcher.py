@@ -9,8 +9,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from confroute.backoff import Backoff
 from confroute.contract import ModelRef
-from edge_agent.cloud import Backoff, CloudConfig, PolicyKeeper, PolicyWatcher
+from edge_agent.cloud import CloudConfig, PolicyKeeper, PolicyWatcher
 from tests.edge_agent.cloud.real_cloud import RealCloud
 from tests.edge_agent.cloud.samples import COHORT, EDGE_MODEL, policy
 from tests.edge_agent.cloud.scripted import free_port

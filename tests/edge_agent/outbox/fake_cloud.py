@@ -25,6 +25,7 @@ class FakeCloud(outcomes_pb2_grpc.OutcomesServiceServicer):  # type: ignore[misc
         self.stored: dict[str, OutcomeRecord] = {}
         self.newly_stored: Counter[str] = Counter()  # how often each id was stored as new: must stay 1
         self.received: Counter[str] = Counter()
+        self.calls = 0  # UploadOutcomes requests, failed ones included
         self.fail_with: grpc.StatusCode | None = None  # e.g. UNAVAILABLE: the outcome log is down
         self.delay_s = 0.0
         self.refuse: dict[str, str] = {}  # query id -> reason, as a stricter cloud would
@@ -35,6 +36,7 @@ class FakeCloud(outcomes_pb2_grpc.OutcomesServiceServicer):  # type: ignore[misc
         self, request_iterator: Iterator[outcomes_pb2.UploadOutcomesRequest], context: Any
     ) -> Iterator[outcomes_pb2.UploadOutcomesResponse]:
         for request in request_iterator:
+            self.calls += 1
             if self.fail_with is not None:
                 context.abort(self.fail_with, "told to fail")
             self.released.wait(self.delay_s)

@@ -8,7 +8,7 @@ import grpc
 import pytest
 
 from confroute.contract import OutcomeBatch
-from confroute.errors import ConfrouteError, DeadlineExceeded, InvalidInput, Overloaded, Unavailable
+from confroute.errors import ConfrouteError, DeadlineExceeded, InvalidInput, Overloaded, RuntimeFailure, Unavailable
 from edge_agent.outbox import GrpcOutcomeSink
 from tests.edge_agent.outbox.fake_cloud import FakeCloud
 from tests.edge_agent.outbox.samples import outcomes
@@ -31,7 +31,8 @@ def test_a_batch_comes_back_acked_with_what_the_cloud_stored(sink: GrpcOutcomeSi
     [
         (grpc.StatusCode.UNAVAILABLE, Unavailable),
         (grpc.StatusCode.RESOURCE_EXHAUSTED, Overloaded),
-        (grpc.StatusCode.INTERNAL, Unavailable),
+        (grpc.StatusCode.INTERNAL, RuntimeFailure),
+        (grpc.StatusCode.OUT_OF_RANGE, InvalidInput),
         (grpc.StatusCode.PERMISSION_DENIED, Unavailable),
     ],
 )
