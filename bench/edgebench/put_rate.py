@@ -1,4 +1,4 @@
-"""How many outcome records per second one thread can put into the queue (for ``bench.edge_agent``)."""
+"""How many outcome records per second one thread can put into the outbox queue (for ``bench.edge_agent``)."""
 
 from __future__ import annotations
 

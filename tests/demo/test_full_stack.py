@@ -19,9 +19,9 @@ from confroute.engine import SamplingParams
 from confroute.modelkit.export import ExportOptions, export_bundle
 from confroute.modelkit.tiny import tiny_source
 from confroute.paths import cache_dir
+from demo.stack import TRITON_MODEL, Stack, StackConfig, cloud_stack
 from edge_agent.cloud import CloudConfig, EscalationClient, PolicyKeeper
 from edge_agent.core import AgentIdentity, EdgeAgent
-from edge_agent.demo.stack import TRITON_MODEL, Stack, StackConfig, cloud_stack
 from edge_agent.model import EdgeModel
 from edge_agent.outbox import GrpcOutcomeSink, OutcomeQueue, QueueConfig, Uploader
 from edge_agent.routing import default_policy
