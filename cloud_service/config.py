@@ -1,4 +1,4 @@
-"""The cloud service's one frozen configuration, built once in ``main()`` (STYLE.md 9).
+"""The cloud service's one frozen configuration, built once in ``main()``.
 
 Every field can be set by a flag (``--max-inflight``) or an environment variable with the
 ``CONFROUTE_CLOUD_`` prefix (``CONFROUTE_CLOUD_MAX_INFLIGHT``); a flag wins over the environment, the

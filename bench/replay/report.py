@@ -10,7 +10,8 @@ from typing import Any
 from bench.replay.data import ReplayData
 from bench.replay.evaluate import RouterResult
 
-#: BRIEF.md section 3: published CPT(50%) / APGR, routers trained on other data (Chatbot Arena + augmentation).
+#: Published CPT(50%) / APGR of routers trained on other data (Chatbot Arena + augmentation): RouteLLM
+#: (Ong et al., arXiv 2406.18665) and the Confidence-Driven LLM Router (arXiv 2502.11021).
 ANCHORS: tuple[dict[str, Any], ...] = (
     {"dataset": "mt_bench", "metric": "cpt50", "value": 0.1340, "source": "RouteLLM MF router (Arena + judge data)"},
     {"dataset": "mt_bench", "metric": "cpt50", "value": 0.1958, "source": "RouteLLM BERT router"},
@@ -66,7 +67,7 @@ def table(reports: Sequence[DatasetReport]) -> str:
         verdict = "below" if best.cpt50 < rep.best_published_cpt50() else "NOT below"
         lines.append(f"{d.name:10} best pre-generation: {best.name} CPT50 {best.cpt50:.2%}, {verdict} the best "
                      f"published {rep.best_published_cpt50():.2%}")
-    lines.append("published anchors (BRIEF.md section 3):")
+    lines.append("published anchors (RouteLLM arXiv 2406.18665; arXiv 2502.11021):")
     lines.extend(f"  {a['dataset']:9} {a['metric']:6} {a['value']:.4f}  {a['source']}" for a in ANCHORS)
     lines.append("note: " + CAVEAT)
     lines.append("POST rows read the weak model's answer (the edge answers first in this product); they are not "
@@ -113,7 +114,8 @@ def markdown(reports: Sequence[DatasetReport], images: Sequence[str], command: s
             label = f"**post-generation:** {r.name}" if r.post else r.name
             lines.append(f"| {rep.data.name} | {len(rep.data)} | {label} | {r.apgr:.3f} | {r.cpt50:.1%} | "
                          f"{r.cpt80:.1%} |")
-    lines += ["", "| published (BRIEF.md section 3) | dataset | metric | value |", "|---|---|---|---:|"]
+    lines += ["", "| published (RouteLLM arXiv 2406.18665; arXiv 2502.11021) | dataset | metric | value |",
+              "|---|---|---|---:|"]
     lines += [f"| {a['source']} | {a['dataset']} | {a['metric']} | {a['value']:.4g} |" for a in ANCHORS]
     lines += ["", CAVEAT, "Post-generation rows read the weak model's answer (the edge answers first in this "
               "product) and are not comparable with the pre-generation rows or the published routers.", ""]

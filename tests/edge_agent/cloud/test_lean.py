@@ -1,4 +1,5 @@
-"""The device's routing and cloud client load nothing of the cloud side (STYLE.md 1)."""
+"""The device's routing and cloud client load nothing of the cloud side (imports point one way:
+``edge_agent -> confroute <- cloud_service``)."""
 
 from __future__ import annotations
 
