@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.imports import ROOT, loaded
 
 
 def test_python_m_demo_help_lists_the_options() -> None:
@@ -17,9 +16,4 @@ def test_python_m_demo_help_lists_the_options() -> None:
 
 
 def test_the_demo_imports_no_cloud_modules() -> None:
-    probe = (
-        "import sys, demo.run;"
-        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('cloud_service', 'redis', 'tritonclient')))"
-    )
-    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, cwd=ROOT)
-    assert result.stdout.strip() == "[]"
+    assert loaded(["demo.run"], ("cloud_service", "redis", "tritonclient")) == []

@@ -4,23 +4,17 @@ holds no orchestration of other processes (the demo that starts both sides lives
 from __future__ import annotations
 
 import ast
-import subprocess
-import sys
 from pathlib import Path
 
 import edge_agent
+from tests.imports import loaded
 
 FORBIDDEN = ("cloud_service", "redis", "tritonclient", "torch", "transformers", "onnx", "gguf")
 NO_ORCHESTRATION = (*FORBIDDEN, "subprocess", "multiprocessing", "demo", "bench")
 
 
 def test_the_edge_agent_entry_point_loads_no_cloud_or_export_modules() -> None:
-    probe = (
-        "import sys, edge_agent.cli, edge_agent.model, edge_agent.app, confroute.engine;"
-        f"print(sorted(m for m in sys.modules if m.split('.')[0] in {FORBIDDEN!r}))"
-    )
-    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
-    assert result.stdout.strip() == "[]"
+    assert loaded(["edge_agent.cli", "edge_agent.model", "edge_agent.app", "confroute.engine"], FORBIDDEN) == []
 
 
 def test_no_edge_agent_module_imports_process_orchestration_or_cloud_code() -> None:
