@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml scripts/setup.sh
 setup: $(STAMP)
 
 demo: $(STAMP)
-	$(PY) -m edge_agent.demo $(ARGS)
+	$(PY) -m demo $(ARGS)
 
 test: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -25,6 +25,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from bench.edgebench.put_rate import measure_put_rate
 from confroute.contract import ModelRef, RoutingMode, Thresholds
 from confroute.engine import SamplingParams
 from confroute.engine.engine import GenerationRun
@@ -35,7 +36,6 @@ from edge_agent.config import AgentConfig
 from edge_agent.core import AgentIdentity, EdgeAgent
 from edge_agent.model import EdgeModel
 from edge_agent.outbox import OutcomeQueue, QueueConfig
-from edge_agent.outbox.throughput import measure_put_rate
 
 QUESTION = [{"role": "user", "content": "What is the capital of France?"}]
 
@@ -96,8 +96,8 @@ def _interleave(a: Callable[[], object], b: Callable[[], object], rounds: int) -
 
 def end_to_end(edge_bundle: Path, cloud_bundle: Path, cache: Path, workdir: Path, n: int) -> dict[str, float]:
     """Local and escalated answers through the demo's stack (the policy forces each side)."""
+    from demo.stack import TRITON_MODEL, StackConfig, cloud_stack
     from edge_agent.app import running_agent
-    from edge_agent.demo.stack import TRITON_MODEL, StackConfig, cloud_stack
 
     params = SamplingParams(max_new_tokens=32)
     with cloud_stack(StackConfig(cache, workdir, cloud_bundle, None, None, TRITON_MODEL)) as stack:

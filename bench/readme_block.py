@@ -1,10 +1,35 @@
-"""Benchmarks regenerate their README sections: text between ``<!-- NAME:start -->`` and ``<!-- NAME:end -->``."""
+"""Benchmarks regenerate their sections of the docs pages: text between ``<!-- NAME:start -->`` and
+``<!-- NAME:end -->``, in the page ``page_of(NAME)`` names."""
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterable
 from pathlib import Path
 
 from confroute.errors import InvalidInput
+
+DOCS = Path(__file__).resolve().parents[1] / "docs"
+#: Where each benchmark's block lives (``bench.fleet``'s is written by hand from the benchmark's output).
+PAGES = {
+    "bench.routing_replay": "routing-quality.md",
+    "bench.uncertainty": "routing-quality.md",
+    "bench.fleet": "calibration-and-fleet.md",
+}
+
+
+def page_of(name: str) -> Path:
+    """The docs page that holds the block ``name``."""
+    if name not in PAGES:
+        raise InvalidInput(f"no docs page holds the block {name!r}; known: {sorted(PAGES)}", field="name")
+    return DOCS / PAGES[name]
+
+
+def links_from(page: Path, files: Iterable[Path]) -> list[str]:
+    """Relative links from ``page`` to those ``files`` that lie in the repository (others are left out)."""
+    repo = DOCS.parent
+    inside = [f.resolve() for f in files if f.resolve().is_relative_to(repo)]
+    return [Path(os.path.relpath(f, page.resolve().parent)).as_posix() for f in inside]
 
 
 def replace_block(readme: Path, name: str, markdown: str) -> None:

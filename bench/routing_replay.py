@@ -83,7 +83,7 @@ def parse_config(argv: Sequence[str] | None, env: Mapping[str, str]) -> Config:
                    help="data folder (default: $CONFROUTE_DATA_DIR, else ../shared/data next to the repo)")
     p.add_argument("--datasets", default="mt_bench,gsm8k,mmlu")
     p.add_argument("--readme", action="store_true",
-                   help="regenerate README.md's bench.routing_replay block (curves into docs/img/)")
+                   help="regenerate the bench.routing_replay block of docs/routing-quality.md (curves into docs/img/)")
     p.add_argument("--folds", type=int, default=None, help="cross-fitting folds (default 10, quick 5)")
     p.add_argument("--seeds", type=int, default=None, help="fold seeds to average over (default 3, quick 1)")
     p.add_argument("--mmlu-rows", type=int, default=None, help="MMLU subsample (default all, quick 2000)")
@@ -185,7 +185,7 @@ def main(argv: Sequence[str] | None = None, make_embedder: MakeEmbedder = minilm
     # matrix products of the routers (and the encoder) several times slower than one thread.
     for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ.setdefault(var, "1")
-    from bench.readme_block import replace_block
+    from bench.readme_block import links_from, page_of, replace_block
     from bench.replay.report import document, markdown, plot, table
 
     reports = [run_dataset(name, config, make_embedder, make_states) for name in config.datasets]
@@ -194,10 +194,10 @@ def main(argv: Sequence[str] | None = None, make_embedder: MakeEmbedder = minilm
     for rep, png in zip(reports, pngs, strict=False):
         plot(rep, png)
     if config.readme:
-        shown = [p.resolve().relative_to(REPO).as_posix() for p in pngs if p.resolve().is_relative_to(REPO)]
+        page = page_of("bench.routing_replay")
         command = "python -m bench.routing_replay" + (" --quick" if config.quick else "") + " --readme"
-        replace_block(REPO / "README.md", "bench.routing_replay", markdown(reports, shown, command))
-        _log("regenerated the bench.routing_replay block of README.md")
+        replace_block(page, "bench.routing_replay", markdown(reports, links_from(page, pngs), command))
+        _log(f"regenerated the bench.routing_replay block of {page.relative_to(REPO)}")
     if config.json_path is not None:
         settings = {k: str(v) if isinstance(v, Path) else v for k, v in dataclasses.asdict(config).items()}
         config.json_path.parent.mkdir(parents=True, exist_ok=True)

@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from bench.readme_block import replace_block
+from bench.readme_block import links_from, page_of, replace_block
 from bench.uncert.collect import CloudRecord, EdgeRecord, collect_cloud, collect_edge
 from bench.uncert.evaluate import score_cascade, score_signal
 from bench.uncert.items import Item, load_items, split
@@ -81,7 +81,7 @@ def parse_args(argv: Sequence[str] | None) -> Config:
     parser.add_argument("--png-dir", type=Path, help="write the cascade curves here (PNG)")
     parser.add_argument("--from-json", type=Path, help="re-report a run saved with --json (no models run)")
     parser.add_argument("--readme", action="store_true",
-                        help="regenerate README.md's routing-quality block (curves into docs/img/)")
+                        help="regenerate the bench.uncertainty block of docs/routing-quality.md (curves: docs/img/)")
     parser.add_argument("--data", type=Path, help="the shared data folder (default ../shared/data)")
     parser.add_argument("--edge-bundle", type=Path, help="default: SmolLM2-135M 8-bit, built on first use")
     parser.add_argument("--cloud-bundle", type=Path, help="default: the local cloud model, built on first use")
@@ -324,10 +324,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         pngs = plot_cascades(report, config.png_dir)
         _say(f"wrote {', '.join(str(p) for p in pngs)}")
     if config.readme:
-        absolute = [p.resolve() for p in pngs]  # --png-dir may be given relative to the working directory
-        shown = [p.relative_to(REPO).as_posix() for p in absolute if p.is_relative_to(REPO)]
-        replace_block(REPO / "README.md", "bench.uncertainty", render(report, shown, config.command))
-        _say("regenerated the bench.uncertainty block of README.md")
+        page = page_of("bench.uncertainty")  # --png-dir may be given relative to the working directory
+        replace_block(page, "bench.uncertainty", render(report, links_from(page, pngs), config.command))
+        _say(f"regenerated the bench.uncertainty block of {page.relative_to(REPO)}")
     if config.json_path is not None:
         config.json_path.parent.mkdir(parents=True, exist_ok=True)
         config.json_path.write_text(json.dumps(report, indent=1, default=float))

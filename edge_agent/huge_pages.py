@@ -12,7 +12,7 @@ mode is ``madvise`` (the Debian/Ubuntu default: only memory that asks gets huge 
   huge pages with the first tunable alone, 180 MB with both (``AnonHugePages``, read ad hoc).
 
 ``bench.edge_generation`` times ours with and without them in one run (rows ``ours_*`` and
-``ours_*_default_malloc``); see the README for what they gave. Peak RSS is unchanged; loading takes
+``ours_*_default_malloc``); see docs/benchmarks.md for what they gave. Peak RSS is unchanged; loading takes
 ~0.15 s longer (the kernel clears 2 MiB pages as they are first touched).
 
 glibc reads its tunables once, at process start, so :func:`reexec_with_huge_pages` re-executes the

@@ -12,18 +12,17 @@ from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import dataclass, replace
-from datetime import datetime, timedelta, timezone
+from dataclasses import dataclass
+from datetime import timedelta
 
 import redis
 
 from cloud_service.outcomes.config import OutcomeLogConfig
 from cloud_service.outcomes.redis_log import RedisOutcomeLog
 from confroute.contract.common import ModelRef
-from confroute.contract.enums import AnsweredBy, Decision, RoutingMode
 from confroute.contract.outcome import Latency, OutcomeRecord
+from tests.factories import T0, escalated, outcomes
 
-T0 = datetime(2026, 1, 5, 9, 30, tzinfo=timezone.utc)
 RECORD_CHUNK = 1000  # record() calls between yields to the event loop, as a busy service would make
 WAIT_S = 60.0
 
@@ -43,22 +42,9 @@ class Throughput:
 
 def sample_records(prefix: str, count: int) -> list[OutcomeRecord]:
     """``count`` escalation outcomes with distinct query ids, shaped like the service's own records."""
-    base = OutcomeRecord(
-        query_id=f"{prefix}-0",
-        device_id="bench-device",
-        cohort="bench",
-        edge_model=ModelRef("smollm2-135m", "bench"),
-        cloud_model=ModelRef("echo", "1"),
-        mode=RoutingMode.POST,
-        decision=Decision.ESCALATED,
-        answered_by=AnsweredBy.CLOUD,
-        latency=Latency(edge_ms=0.0, total_ms=1.25, cloud_ms=1.25),
-        started_at=T0,
-        finished_at=T0 + timedelta(milliseconds=1),
-        signals={"seq_conf": 0.31, "probe": 0.42},
-        policy_version="p-bench",
-    )
-    return [replace(base, query_id=f"{prefix}-{i}") for i in range(count)]
+    return outcomes(count, prefix, shape=escalated, device_id="bench-device", cohort="bench",
+                    cloud_model=ModelRef("echo", "1"), latency=Latency(edge_ms=0.0, total_ms=1.25, cloud_ms=1.25),
+                    finished_at=T0 + timedelta(milliseconds=1), policy_version="p-bench")
 
 
 def _config(url: str, name: str) -> OutcomeLogConfig:

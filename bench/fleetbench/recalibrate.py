@@ -21,16 +21,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import math
 import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
-
-import numpy as np
 
 from bench.cloudbench.processes import RedisProcess
 from cloud_service.calibration import RecalibrationConfig, RecalibrationWorker
@@ -39,12 +35,11 @@ from cloud_service.outcomes.writer import OutcomeWriter
 from cloud_service.policies import PolicyStoreConfig, RedisPolicyStore
 from cloud_service.redis_client import connect
 from confroute.contract.common import ModelRef
-from confroute.contract.enums import AnsweredBy, Decision, Label, LabelSource, RoutingMode
-from confroute.contract.outcome import Latency, OutcomeRecord
+from confroute.contract.outcome import OutcomeRecord
+from tests.factories import routed
 
 EDGE = ModelRef("bench-edge", "bench-recalibrate")
 COHORT = "bench"
-T0 = datetime(2026, 1, 5, 9, 30, tzinfo=timezone.utc)
 CHUNK = 5000  # records built, written and dropped at a time (1M records at once would take GBs)
 WRITE_BATCH = 1000
 WRITERS = 4  # concurrent batches: Python builds one while Redis runs another
@@ -65,36 +60,11 @@ class Result:
 
 
 def traffic(start: int, count: int, seed: int) -> list[OutcomeRecord]:
-    """Routed device records: the edge is right with probability = its score; scores below 0.2 escalate
-    (labelled), 10% of the rest are shadowed (labelled, propensity 0.1), the others stay unlabelled."""
-    rng = np.random.default_rng(seed)
-    scores = rng.uniform(0.001, 1.0, size=count)
-    right = rng.uniform(size=count) < scores
-    shadow = rng.uniform(size=count) < 0.1
-    return [_record(start + i, float(s), bool(r), bool(h)) for i, (s, r, h) in enumerate(zip(scores, right, shadow,
-                                                                                           strict=True))]
-
-
-def _record(i: int, score: float, right: bool, shadow: bool) -> OutcomeRecord:
-    escalated = score < 0.2
-    labelled = escalated or shadow
-    return OutcomeRecord(
-        query_id=f"q-{i}",
-        device_id=f"device-{i % 1000}",
-        cohort=COHORT,
-        edge_model=EDGE,
-        mode=RoutingMode.POST,
-        decision=Decision.ESCALATED if escalated else Decision.LOCAL,
-        answered_by=AnsweredBy.CLOUD if escalated else AnsweredBy.EDGE,
-        latency=Latency(edge_ms=10.0, total_ms=10.0),
-        started_at=T0,
-        finished_at=T0 + timedelta(milliseconds=10),
-        signals={"logprob_mean": math.log(score), "probe_tbg": score},
-        shadow=shadow and not escalated,
-        propensity=1.0 if escalated else (0.1 if shadow else 0.9),
-        label=(Label.CORRECT if right else Label.INCORRECT) if labelled else Label.UNKNOWN,
-        label_source=LabelSource.REFERENCE if labelled else LabelSource.NONE,
-    )
+    """Routed device records from 1000 devices: the edge is right with probability = its score; scores below
+    0.2 escalate (labelled), 10% of the rest are shadowed (labelled, propensity 0.1), the others stay
+    unlabelled."""
+    return routed(count, threshold=0.2, shadow_rate=0.1, seed=seed, start=start, cohort=COHORT, edge=EDGE,
+                  devices=1000)
 
 
 async def fill(log: OutcomeLogConfig, n: int) -> None:

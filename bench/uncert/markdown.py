@@ -1,4 +1,5 @@
-"""The README block bench.uncertainty regenerates: the signal table, the cascade per dataset, the curves."""
+"""The docs block bench.uncertainty regenerates (in docs/routing-quality.md): the signal table, the cascade per
+dataset, the curves."""
 
 from __future__ import annotations
 

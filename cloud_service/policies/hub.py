@@ -4,8 +4,8 @@ However many devices watch one (edge model version, cohort), the process follows
 once (:meth:`PolicyHub.subscribe` starts the follower with the first watcher and stops it with the
 last). Each published view comes with a fresh ``asyncio.Event`` that is set when the next view
 replaces it, so a change wakes every watcher with one ``set()`` and no per-watcher queue: a watcher
-holds a reference to the view and the event it waits on, nothing more (BRIEF.md section 4 measured
-per-stream queues as the slowest option).
+holds a reference to the view and the event it waits on, nothing more (measured on 2 cores with 10,000
+watchers: per-stream queues were the slowest option; one Event per version reached 99% of them in 0.24-0.48 s).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The one table from confroute's exception tree to gRPC status codes (STYLE.md 6).
+"""The one table from confroute's exception tree to gRPC status codes.
 
 The most specific class wins: ``InvalidPolicy`` is an ``InvalidInput``. ``RuntimeFailure`` (the cloud
 model failed on a valid request) is INTERNAL like a bug, but reported with its message and not logged

@@ -4,18 +4,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import replace
 from datetime import datetime, timedelta, timezone
+from typing import Any
 
 import pytest
 
 from confroute.contract import (
-    AnsweredBy,
-    Decision,
     Label,
     LabelSource,
-    Latency,
-    ModelRef,
     OutcomeAck,
     OutcomeBatch,
     OutcomeRecord,
@@ -24,46 +20,28 @@ from confroute.contract import (
 )
 from confroute.errors import InvalidInput
 from confroute.v1 import outcomes_pb2
+from tests.factories import escalated, outcome
 
 START = datetime(2025, 3, 1, 12, 0, 0, 123456, tzinfo=timezone.utc)
 
 
-def a_record(**changes: object) -> OutcomeRecord:
-    record = OutcomeRecord(
-        query_id="q-1",
-        device_id="jetson-7",
-        cohort="beta",
-        edge_model=ModelRef("smollm2-135m", "sha256:abc"),
-        cloud_model=ModelRef("qwen2.5-7b", "v3"),
-        mode=RoutingMode.PRE,
-        signals={"probe_tbg": 0.2},
-        decision=Decision.ESCALATED,
-        answered_by=AnsweredBy.CLOUD,
-        policy_version="p-12",
-        shadow=False,
-        propensity=1.0,
-        latency=Latency(edge_ms=12.0, cloud_ms=240.5, total_ms=260.0),
-        label=Label.CORRECT,
-        label_source=LabelSource.REFERENCE,
-        started_at=START,
-        finished_at=START + timedelta(milliseconds=260),
-        prompt_text="2+2?",
-        answer_text="4",
-    )
-    return replace(record, **changes)  # type: ignore[arg-type]
+def a_record(**changes: Any) -> OutcomeRecord:
+    """An escalated, labelled record with texts whose timestamps carry microseconds."""
+    fields: dict[str, Any] = {
+        "mode": RoutingMode.PRE,
+        "signals": {"probe_tbg": 0.2},
+        "label": Label.CORRECT,
+        "label_source": LabelSource.REFERENCE,
+        "started_at": START,
+        "finished_at": START + timedelta(milliseconds=260),
+        "prompt_text": "2+2?",
+        "answer_text": "4",
+    }
+    return escalated(**{**fields, **changes})
 
 
 def a_local_unlabelled_record() -> OutcomeRecord:
-    return a_record(
-        cloud_model=None,
-        decision=Decision.LOCAL,
-        answered_by=AnsweredBy.EDGE,
-        latency=Latency(edge_ms=80.0, total_ms=81.0),
-        label=Label.UNKNOWN,
-        label_source=LabelSource.NONE,
-        prompt_text=None,
-        answer_text=None,
-    )
+    return outcome()
 
 
 def test_a_record_round_trips_through_protobuf() -> None:

@@ -19,8 +19,8 @@ from cloud_service.redis_client import connect
 from confroute.contract.enums import Label, LabelSource
 from confroute.contract.outcome import OutcomeRecord
 from tests.cloud_service.calibration.test_recalibration_worker import first_policy
-from tests.cloud_service.calibration.traffic import COHORT, EDGE, routed
 from tests.cloud_service.redis_server import RedisServer
+from tests.factories import COHORT, EDGE, routed
 
 pytestmark = pytest.mark.timeout(120)
 

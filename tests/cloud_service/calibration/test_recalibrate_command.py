@@ -11,8 +11,8 @@ from cloud_service.cli import main
 from cloud_service.outcomes.config import OutcomeLogConfig
 from cloud_service.outcomes.writer import OutcomeWriter
 from cloud_service.redis_client import connect
-from tests.cloud_service.calibration.traffic import COHORT, EDGE, routed
 from tests.cloud_service.redis_server import RedisServer
+from tests.factories import COHORT, EDGE, routed
 
 pytestmark = pytest.mark.timeout(60)
 

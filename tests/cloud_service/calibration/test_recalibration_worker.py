@@ -23,8 +23,8 @@ from confroute.contract.common import ModelRef
 from confroute.contract.enums import RoutingMode
 from confroute.contract.outcome import OutcomeRecord
 from confroute.contract.policy import Policy, Thresholds
-from tests.cloud_service.calibration.traffic import COHORT, EDGE, T0, routed
 from tests.cloud_service.redis_server import RedisServer
+from tests.factories import COHORT, EDGE, T0, routed
 
 pytestmark = pytest.mark.timeout(120)
 T = TypeVar("T")

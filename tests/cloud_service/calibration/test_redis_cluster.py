@@ -25,8 +25,8 @@ from cloud_service.policies import PolicyStoreConfig, RedisPolicyStore
 from cloud_service.redis_client import connect
 from confroute.contract.enums import Label, LabelSource
 from confroute.contract.policy import Policy
-from tests.cloud_service.calibration.traffic import EDGE, routed
 from tests.cloud_service.redis_cluster import RedisCluster, RedisClusterMissing
+from tests.factories import EDGE, routed
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
 COHORTS = ("alpha", "beta", "gamma", "delta")

@@ -19,8 +19,8 @@ from cloud_service.outcomes.writer import OutcomeWriter
 from cloud_service.redis_client import connect
 from confroute.contract.enums import AnsweredBy, Decision, Label, RoutingMode
 from confroute.contract.outcome import OutcomeRecord
-from tests.cloud_service.calibration.traffic import EDGE, routed
 from tests.cloud_service.redis_server import RedisServer
+from tests.factories import EDGE, routed
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -1,53 +1,39 @@
-"""Sample outcome records, and ways to look at the stream they end up in."""
+"""The outcome records the outcome-log tests use, and ways to look at the stream they end up in."""
 
 from __future__ import annotations
 
 import asyncio
 import time
 from collections.abc import Callable
-from dataclasses import replace
-from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import redis
 
 from cloud_service.outcomes import codec
 from cloud_service.outcomes.config import OutcomeLogConfig
-from confroute.contract.common import ModelRef
-from confroute.contract.enums import AnsweredBy, Decision, Label, LabelSource, RoutingMode
-from confroute.contract.outcome import Latency, OutcomeRecord
+from confroute.contract.enums import Label, LabelSource
+from confroute.contract.outcome import OutcomeRecord
+from tests import factories
+from tests.factories import escalated
 
-T0 = datetime(2026, 1, 5, 9, 30, tzinfo=timezone.utc)
+JUDGED_WITH_TEXTS = {
+    "propensity": 0.9,
+    "label": Label.CORRECT,
+    "label_source": LabelSource.CLOUD_JUDGE,
+    "prompt_text": "What is 2 + 2?",
+    "answer_text": "4",
+}
 
 
 def outcome(query_id: str = "q-1", **changes: Any) -> OutcomeRecord:
-    """An escalated, labelled query with texts; ``changes`` override any field."""
-    record = OutcomeRecord(
-        query_id=query_id,
-        device_id="device-7",
-        cohort="beta",
-        edge_model=ModelRef("smollm2-135m", "2026.01"),
-        cloud_model=ModelRef("qwen2.5-7b", "3"),
-        mode=RoutingMode.POST,
-        decision=Decision.ESCALATED,
-        answered_by=AnsweredBy.CLOUD,
-        latency=Latency(edge_ms=41.5, total_ms=380.25, cloud_ms=320.0),
-        started_at=T0,
-        finished_at=T0 + timedelta(milliseconds=380),
-        signals={"seq_conf": 0.42, "probe": 0.37},
-        policy_version="p-3",
-        propensity=0.9,
-        label=Label.CORRECT,
-        label_source=LabelSource.CLOUD_JUDGE,
-        prompt_text="What is 2 + 2?",
-        answer_text="4",
-    )
-    return replace(record, **changes)
+    """An escalated query judged correct, with texts (``tests.factories.escalated``); ``changes`` override any
+    field."""
+    return escalated(query_id, **{**JUDGED_WITH_TEXTS, **changes})
 
 
 def outcomes(count: int, prefix: str = "q", start: int = 0) -> list[OutcomeRecord]:
     """``count`` records with ids ``<prefix>-<start>``, ``<prefix>-<start + 1>``, ..."""
-    return [outcome(f"{prefix}-{i}") for i in range(start, start + count)]
+    return factories.outcomes(count, prefix, start, shape=outcome)
 
 
 def stream_keys(config: OutcomeLogConfig) -> list[str]:

@@ -16,8 +16,8 @@ from cloud_service.outcomes.labels import LabelOutcome, LabelWriter, LateLabel
 from cloud_service.outcomes.writer import OutcomeWriter
 from cloud_service.redis_client import connect
 from confroute.contract.enums import Label, LabelSource
-from tests.cloud_service.calibration.traffic import COHORT, EDGE, routed
 from tests.cloud_service.redis_server import RedisServer
+from tests.factories import COHORT, EDGE, routed
 
 pytestmark = pytest.mark.timeout(60)
 T = TypeVar("T")

@@ -4,35 +4,22 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
 import grpc
 import pytest
 
-from confroute.contract import AnsweredBy, Decision, Latency, ModelRef, OutcomeRecord, RoutingMode
 from confroute.v1 import outcomes_pb2
+from tests.factories import outcome
 
 if TYPE_CHECKING:
     from tests.cloud_service.server.conftest import Service
 
 TIMEOUT_S = 10.0
-START = datetime(2025, 1, 1, tzinfo=timezone.utc)
 
 
 def record(query_id: str) -> outcomes_pb2.OutcomeRecord:
-    return OutcomeRecord(
-        query_id=query_id,
-        device_id="device-1",
-        cohort="beta",
-        edge_model=ModelRef("smollm2-135m-instruct", "b1"),
-        mode=RoutingMode.POST,
-        decision=Decision.LOCAL,
-        answered_by=AnsweredBy.EDGE,
-        latency=Latency(edge_ms=120.0, total_ms=125.0),
-        started_at=START,
-        finished_at=START + timedelta(milliseconds=125),
-    ).to_pb()
+    return outcome(query_id).to_pb()
 
 
 def batch(batch_id: str, *records: outcomes_pb2.OutcomeRecord) -> outcomes_pb2.UploadOutcomesRequest:

@@ -1,7 +1,7 @@
 """A probe trained on SmolLM2's own right and wrong answers to the arithmetic ladder predicts them.
 
 160 greedy generations of at most 16 tokens (1- and 2-digit questions, where the model is right about a
-quarter of the time), both probes, correctness labels. The numbers are printed for the README.
+quarter of the time), both probes, correctness labels. The numbers are printed for docs/routing-quality.md.
 """
 
 from __future__ import annotations

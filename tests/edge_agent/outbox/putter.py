@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from edge_agent.outbox import OutcomeQueue, QueueConfig
-from tests.edge_agent.outbox.samples import outcome
+from tests.factories import outcome
 
 
 def main(path: str, prefix: str, count: int) -> None:

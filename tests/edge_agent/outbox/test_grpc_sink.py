@@ -11,7 +11,7 @@ from confroute.contract import OutcomeBatch
 from confroute.errors import ConfrouteError, DeadlineExceeded, InvalidInput, Overloaded, RuntimeFailure, Unavailable
 from edge_agent.outbox import GrpcOutcomeSink
 from tests.edge_agent.outbox.fake_cloud import FakeCloud
-from tests.edge_agent.outbox.samples import outcomes
+from tests.factories import outcomes
 
 
 def a_batch(batch_id: str = "b-1") -> OutcomeBatch:

@@ -15,7 +15,7 @@ import pytest
 
 from edge_agent.outbox import GrpcOutcomeSink, OutcomeQueue, QueueConfig, Uploader
 from tests.edge_agent.outbox.fake_cloud import FakeCloud
-from tests.edge_agent.outbox.samples import outcomes
+from tests.factories import outcomes
 
 ROOT = Path(__file__).resolve().parents[3]
 WAIT_S = 30.0

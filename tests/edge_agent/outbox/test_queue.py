@@ -11,7 +11,7 @@ import pytest
 from confroute.contract import RejectedOutcome
 from confroute.errors import InvalidInput
 from edge_agent.outbox import OutcomeQueue, QueueConfig
-from tests.edge_agent.outbox.samples import outcome, outcomes
+from tests.factories import outcome, outcomes
 
 
 def ids(queue: OutcomeQueue, n: int = 1000) -> list[str]:

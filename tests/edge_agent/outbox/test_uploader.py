@@ -17,7 +17,7 @@ from confroute.contract import OutcomeAck, OutcomeBatch
 from confroute.errors import DeadlineExceeded, InvalidInput, RuntimeFailure, Unavailable
 from edge_agent.outbox import GrpcOutcomeSink, OutcomeQueue, Uploader, UploaderConfig
 from tests.edge_agent.outbox.fake_cloud import FakeCloud
-from tests.edge_agent.outbox.samples import outcome, outcomes
+from tests.factories import outcome, outcomes
 
 FAST = UploaderConfig(max_attempts=3, backoff=Backoff(base_s=0.01, cap_s=0.05), interval_s=0.05)
 

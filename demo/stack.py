@@ -14,8 +14,8 @@ from pathlib import Path
 
 from confroute.errors import Unavailable
 from confroute.signing.keys import PRIVATE_SUFFIX, PUBLIC_SUFFIX, generate_key_pair
-from edge_agent.demo import redis
-from edge_agent.demo.processes import child, free_port, tail, wait_for_port
+from demo import redis
+from demo.processes import child, free_port, tail, wait_for_port
 
 TRITON_MODEL = "bundle_llm"
 

@@ -1,14 +1,15 @@
-"""How many outcome records per second one thread can put into the queue (for ``bench.edge_agent``)."""
+"""How many outcome records per second one thread can put into the outbox queue (for ``bench.edge_agent``)."""
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 from pathlib import Path
 
-from confroute.contract import AnsweredBy, Decision, Latency, ModelRef, OutcomeRecord, RoutingMode
+from confroute.contract import Latency, OutcomeRecord, RoutingMode
 from edge_agent.outbox.queue import OutcomeQueue, QueueConfig, Synchronous
+from tests.factories import T0, escalated
 
 
 @dataclass(frozen=True)
@@ -39,20 +40,8 @@ def measure_put_rate(path: Path, puts: int = 2000, synchronous: Synchronous = "N
 
 def _typical_record(query_id: str) -> OutcomeRecord:
     """An escalated query with its signals and latencies, without texts (about 250 bytes)."""
-    start = datetime.now(timezone.utc)
-    return OutcomeRecord(
-        query_id=query_id,
-        device_id="bench-device",
-        cohort="default",
-        edge_model=ModelRef("smollm2-135m-instruct", "bench"),
-        cloud_model=ModelRef("qwen2.5-7b-instruct", "bench"),
-        mode=RoutingMode.HYBRID,
-        decision=Decision.ESCALATED,
-        answered_by=AnsweredBy.CLOUD,
-        latency=Latency(edge_ms=85.0, cloud_ms=420.0, total_ms=510.0),
-        started_at=start,
-        finished_at=start + timedelta(milliseconds=510),
-        signals={"probe_tbg": 0.41, "probe_slt": 0.38, "entropy_mean": 1.9, "max_prob_min": 0.12},
-        policy_version="bench-policy",
-        propensity=1.0,
-    )
+    return escalated(query_id, device_id="bench-device", mode=RoutingMode.HYBRID,
+                     latency=Latency(edge_ms=85.0, cloud_ms=420.0, total_ms=510.0),
+                     finished_at=T0 + timedelta(milliseconds=510),
+                     signals={"probe_tbg": 0.41, "probe_slt": 0.38, "entropy_mean": 1.9, "max_prob_min": 0.12},
+                     policy_version="bench-policy")

@@ -23,12 +23,12 @@ from confroute.bundle.store import needs_export
 from confroute.engine import SamplingParams
 from confroute.errors import ConfrouteError
 from confroute.paths import cache_dir, default_bundle_dir
+from demo.stack import TRITON_MODEL, StackConfig, cloud_stack
+from demo.table import HEADER, row, summary
 from edge_agent.answer import AgentAnswer
 from edge_agent.app import running_agent
 from edge_agent.cloud import CloudConfig
 from edge_agent.config import AgentConfig
-from edge_agent.demo.stack import TRITON_MODEL, StackConfig, cloud_stack
-from edge_agent.demo.table import HEADER, row, summary
 
 QUESTIONS = Path(__file__).with_name("questions.jsonl")
 CLOUD_BUNDLE = "qwen2.5-coder-0.5b-instruct-int8"

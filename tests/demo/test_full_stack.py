@@ -20,9 +20,9 @@ from confroute.modelkit.export import ExportOptions, export_bundle
 from confroute.modelkit.tiny import tiny_source
 from confroute.paths import cache_dir
 from confroute.routing import default_policy
+from demo.stack import TRITON_MODEL, Stack, StackConfig, cloud_stack
 from edge_agent.cloud import CloudConfig, EscalationClient, PolicyKeeper
 from edge_agent.core import AgentIdentity, EdgeAgent
-from edge_agent.demo.stack import TRITON_MODEL, Stack, StackConfig, cloud_stack
 from edge_agent.model import EdgeModel
 from edge_agent.outbox import GrpcOutcomeSink, OutcomeQueue, QueueConfig, Uploader
 

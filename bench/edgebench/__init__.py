@@ -1,0 +1,1 @@
+"""Helpers of ``bench.edge_agent``: the outbox write-throughput probe."""
