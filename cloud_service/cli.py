@@ -73,7 +73,8 @@ async def open_redis_stores(config: ServiceConfig) -> AsyncIterator[tuple[Outcom
     from cloud_service.policies.config import PolicyStoreConfig
     from cloud_service.policies.redis_store import RedisPolicyStore
 
-    outcome_log = RedisOutcomeLog(OutcomeLogConfig(url=config.redis_url, retain_text=config.retain_text))
+    outcome_log = RedisOutcomeLog(OutcomeLogConfig(url=config.redis_url, retain_text=config.retain_text,
+                                                   allow_volatile=config.allow_volatile_redis))
     signer = load_signing_key(Path(config.policy_signing_key)) if config.policy_signing_key else None
     policy_store = RedisPolicyStore(PolicyStoreConfig(url=config.redis_url), signer=signer)
     await outcome_log.start()

@@ -41,6 +41,10 @@ class OutcomeLogConfig:
     ``flush_interval_s`` for others to share its write (each write is a round trip and ~0.1 ms of CPU,
     so at hundreds of escalations a second a longer wait saves more than it delays). Prompt and answer
     texts are stored only with ``retain_text``.
+
+    ``start()`` refuses a Redis without an append-only file unless ``allow_volatile`` (see
+    ``cloud_service.store.durability``); where the server has ``WAITAOF``, an acknowledged batch waits up to
+    ``wait_aof_ms`` for its fsync and is refused (the device retries) if it takes longer.
     """
 
     url: str
@@ -57,13 +61,15 @@ class OutcomeLogConfig:
     retry_cap_s: float = 2.0
     retain_text: bool = False
     statistics: bool = True
+    allow_volatile: bool = False
+    wait_aof_ms: int = 2000
 
     def __post_init__(self) -> None:
         check_url(self.url, "outcome log url")
         braces = "{" in self.key_prefix or "}" in self.key_prefix
         if braces and not hash_tag(self.key_prefix):
             raise ValueError(f"key_prefix must hold one hash tag such as {{outcomes}}, or none: {self.key_prefix!r}")
-        for name in ("maxlen", "dedupe_ttl_s", "buffer_size", "batch_size"):
+        for name in ("maxlen", "dedupe_ttl_s", "buffer_size", "batch_size", "wait_aof_ms"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         for name in ("flush_interval_s", "close_timeout_s", "connect_timeout_s", "command_timeout_s"):
