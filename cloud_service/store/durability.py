@@ -85,6 +85,7 @@ async def inspect(client: RedisClient) -> Persistence:
     """Asks the server (every primary of a cluster) how it persists writes."""
     with translated("reading the persistence settings"):
         if isinstance(client, RedisCluster):
+            await client.initialize()  # learns the primaries (a no-op once it knows them)
             answers = [await _inspect_node(client, node) for node in client.get_primaries()]
             return _weakest(answers)
         return await _inspect_node(client, None)
