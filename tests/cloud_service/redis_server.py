@@ -46,11 +46,11 @@ def free_port() -> int:
 class RedisServer:
     """One ``redis-server`` child process; a context manager that starts it and removes its files."""
 
-    def __init__(self, *, appendonly: bool = True, password: str | None = None) -> None:
+    def __init__(self, *, appendonly: bool = True, password: str | None = None, binary: Path | None = None) -> None:
         self.appendonly = appendonly
         self.password = password
         self.port = free_port()
-        self._binary = find_redis_server()
+        self._binary = binary or find_redis_server()
         self._dir = Path(tempfile.mkdtemp(prefix="confroute-redis-"))
         self._process: subprocess.Popen[bytes] | None = None
 

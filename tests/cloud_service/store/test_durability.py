@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import platform
 import signal
 from collections.abc import Coroutine, Iterator
+from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
@@ -16,6 +19,7 @@ from cloud_service.outcomes import OutcomeLogConfig, RedisOutcomeLog
 from cloud_service.redis_client import connect
 from cloud_service.store.durability import Persistence, decide, inspect
 from confroute.errors import Unavailable
+from confroute.paths import cache_dir
 from tests.cloud_service.outcomes.samples import logged_ids, outcomes
 from tests.cloud_service.redis_server import RedisServer, RedisServerMissing
 
@@ -105,6 +109,32 @@ def test_waitaof_is_issued_only_where_the_server_has_it() -> None:
     assert decide(with_waitaof, cluster=True, allow_volatile=False, wait_aof_ms=1500).wait_aof_ms == 0
     assert decide(without, cluster=False, allow_volatile=False, wait_aof_ms=1500).wait_aof_ms == 0
     assert "power cut" in with_waitaof.promise()
+
+
+def valkey_binary() -> Path:
+    """The demo's valkey-server (it has WAITAOF), when the demo has fetched it into the cache."""
+    found = cache_dir(os.environ) / "bin" / f"valkey-server-{platform.machine()}"
+    if not found.is_file():
+        pytest.skip(f"no valkey-server at {found} (make demo fetches it)")
+    return found
+
+
+def test_on_a_server_with_waitaof_an_acknowledgement_waits_for_the_fsync() -> None:
+    with RedisServer(binary=valkey_binary()) as server:
+        config = OutcomeLogConfig(url=server.url, wait_aof_ms=1500)
+
+        async def scenario() -> tuple[int, tuple[str, ...]]:
+            async with RedisOutcomeLog(config) as log:
+                ack = await log.ack_policy()
+                result = await log.store(outcomes(50))
+                return ack.wait_aof_ms, result.stored
+
+        wait_aof_ms, stored = run(scenario())
+        server.stop(signal.SIGKILL)
+        server.start()
+
+        assert wait_aof_ms == 1500
+        assert sorted(logged_ids(config)) == sorted(stored)
 
 
 def test_every_acknowledged_outcome_survives_a_sigkill_of_redis(redis_server: RedisServer) -> None:
