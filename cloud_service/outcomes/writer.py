@@ -10,7 +10,6 @@ which cost more than encoding the records.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from itertools import groupby
 from typing import Any
@@ -21,41 +20,13 @@ from cloud_service.outcomes import codec, statistics
 from cloud_service.outcomes.config import OutcomeLogConfig, PartitionKeys
 from cloud_service.ports import StoreResult
 from cloud_service.redis_client import RedisClient, translated
+from cloud_service.store.scripts import script
 from confroute.contract.outcome import OutcomeRecord
 from confroute.errors import Unavailable
 
-# KEYS[1]: the stream; KEYS[4i-2], KEYS[4i-1], KEYS[4i], KEYS[4i+1]: record i's dedupe key, statistics
-# prefix, late-label marker and policy-version totals (all in the stream's hash slot).
-# ARGV[1]: dedupe TTL (s); ARGV[2]: approximate MAXLEN; ARGV[3]: a JSON array holding, for each
-# record, its fields as an array [field, value, field, value, ...]; ARGV[4]: a JSON array holding, for
-# each record, its statistics fold (see ``statistics.FOLD_FUNCTION``) or false. One argument for all the
-# records, not one per record or field: redis-py spends microseconds packing each argument, and one
-# JSON text is encoded (rapidjson) and decoded (Lua's bundled cjson) in C.
-# Returns a string of one character per record: "1" appended, "0" already logged.
-APPEND_ONCE = statistics.FOLD_FUNCTION + """
-local ttl, maxlen = ARGV[1], ARGV[2]
-local records = cjson.decode(ARGV[3])
-local folds = cjson.decode(ARGV[4])
-local added = {}
-local markers = {}
-for i = 1, #records do markers[i] = KEYS[4 * i] end
-local late = redis.call('MGET', unpack(markers))
-for i = 1, #records do
-  local seen = KEYS[4 * i - 2]
-  if redis.call('EXISTS', seen) == 0 then
-    local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', maxlen, '*', unpack(records[i]))
-    redis.call('SET', seen, id, 'EX', ttl)
-    local spec = folds[i]
-    if spec then fold(KEYS[4 * i - 1], KEYS[4 * i + 1], spec, late[i]) end
-    added[i] = '1'
-  else
-    added[i] = '0'
-  end
-end
-flush()
-return table.concat(added)
-"""
-_SHA = hashlib.sha1(APPEND_ONCE.encode()).hexdigest()
+# The script (``lua/append_once.lua``) takes all of a call's records in one JSON argument rather than one
+# argument per record or field: redis-py spends microseconds packing each argument, and one JSON text is
+# encoded (rapidjson) and decoded (Lua's bundled cjson) in C.
 # Records per script call: Redis runs one call at a time, so this bounds how long others wait (~0.5 ms).
 RECORDS_PER_CALL = 100
 
@@ -131,7 +102,7 @@ class OutcomeWriter:
         try:
             return await self._evalsha(calls, tags, wait_aof_ms)
         except NoScriptError:  # a restarted (or another) server: nothing ran, so running again is safe
-            await self._client.script_load(APPEND_ONCE)
+            await script("append_once").load(self._client)
             return await self._evalsha(calls, tags, wait_aof_ms)
 
     async def _evalsha(self, calls: list[_Call], tags: set[str], wait_aof_ms: int) -> bytes:
@@ -139,10 +110,9 @@ class OutcomeWriter:
         (a set in its own slot, so a separate command: registering twice is harmless). ``WAITAOF`` last,
         on the pipeline's connection: it waits for the fsync of that connection's writes."""
         pipe = self._client.pipeline(transaction=False)
+        append_once = script("append_once")
         for keys, args in calls:
-            # execute_command rather than evalsha(): redis-py's cluster pipeline refuses the latter by name,
-            # though each call touches one slot (one partition) and routes like any keyed command.
-            pipe.execute_command("EVALSHA", _SHA, len(keys), *keys, *args)
+            append_once.queue(pipe, keys, args)
         pipe.sadd(self._config.partitions_key, *sorted(tags))
         if wait_aof_ms:
             pipe.execute_command("WAITAOF", 1, 0, wait_aof_ms)

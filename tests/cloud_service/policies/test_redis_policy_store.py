@@ -14,7 +14,7 @@ import pytest
 from redis.crc import key_slot
 
 from cloud_service.policies import PolicyStoreConfig, RedisPolicyStore
-from cloud_service.redis_client import hash_tag
+from cloud_service.store.schema import hash_tag
 from confroute.contract.common import ModelRef
 from confroute.contract.enums import RoutingMode
 from confroute.contract.policy import CalibrationMap, Policy, Thresholds
