@@ -37,6 +37,11 @@ class ServiceConfig:
                           "redis+cluster://[user:password@]host[:port][,host[:port]...] for a Redis Cluster "
                           "(rediss+cluster:// for TLS; the listed nodes are startup nodes, one reachable is enough)"},
     )
+    allow_volatile_redis: bool = field(
+        default=False,
+        metadata={"help": "run against a Redis without an append-only file (every acknowledged outcome and policy "
+                          "is lost when it restarts; logged as a warning); without it such a Redis is refused"},
+    )
     max_inflight: int = 64  # escalations at once; more are refused with RESOURCE_EXHAUSTED
     max_deadline_s: float = 30.0  # the longest a backend call may take, whatever the client allows
     retain_text: bool = False  # keep prompt and answer texts in the outcome records of escalations

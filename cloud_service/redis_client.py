@@ -112,13 +112,6 @@ def redacted(url: str) -> str:
     return SplitResult(parts.scheme, f"{user}:***@{host}", parts.path, parts.query, parts.fragment).geturl()
 
 
-def hash_tag(key: str) -> str:
-    """What Redis Cluster hashes for ``key``: the text between its first ``{`` and the next ``}``, or ""."""
-    start = key.find("{")
-    end = key.find("}", start + 1)
-    return key[start + 1 : end] if start >= 0 and end > start + 1 else ""
-
-
 def connect(url: str, *, connect_timeout_s: float, command_timeout_s: float) -> RedisClient:
     """A client (and its connection pools) for ``url``; nothing connects until the first command.
 

@@ -27,7 +27,8 @@ WORKER_COMMAND_TIMEOUT_S = 30.0  # a worker's pass reads whole stream batches; s
 def outcome_log_config(config: ServiceConfig, *, retain_text: bool | None = None) -> OutcomeLogConfig:
     """The outcome log at ``redis_url``; ``retain_text`` None keeps the service's setting."""
     return OutcomeLogConfig(url=config.redis_url,
-                            retain_text=config.retain_text if retain_text is None else retain_text)
+                            retain_text=config.retain_text if retain_text is None else retain_text,
+                            allow_volatile=config.allow_volatile_redis)
 
 
 def signer(config: ServiceConfig) -> SigningKey | None:

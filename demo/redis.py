@@ -50,6 +50,7 @@ def _valkey(cache: Path, machine: str) -> Path:
 
 
 def server_command(binary: Path, port: int, folder: Path) -> list[str]:
-    """No persistence (a demo), loopback only, its files in ``folder``."""
-    return [str(binary), "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-            "--dir", str(folder), "--protected-mode", "yes"]
+    """Loopback only, its files in ``folder``; persistence as the cloud service requires (AOF, fsync
+    every second), so the demo's acknowledged outcomes and policies survive a restart of the server."""
+    return [str(binary), "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "yes",
+            "--appendfsync", "everysec", "--dir", str(folder), "--protected-mode", "yes"]

@@ -121,7 +121,8 @@ class _Child:
 
 
 class RedisProcess(_Child):
-    """``redis-server`` on a free loopback port, no persistence (RDB and AOF off)."""
+    """``redis-server`` on a free loopback port, persisting as the service requires: AOF with
+    ``appendfsync everysec`` in its temporary folder (no RDB snapshots)."""
 
     def __init__(self) -> None:
         super().__init__("confroute-bench-redis-")
@@ -136,7 +137,8 @@ class RedisProcess(_Child):
         if not binary:
             raise RuntimeError("redis-server not found: apt-get install redis-server, or set CONFROUTE_REDIS_SERVER")
         argv = [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.dir), "--save", ""]
-        self.launch([*argv, "--appendonly", "no", "--daemonize", "no", "--protected-mode", "no"])
+        argv += ["--appendonly", "yes", "--appendfsync", "everysec"]
+        self.launch([*argv, "--daemonize", "no", "--protected-mode", "no"])
         try:
             self._wait_ping()
         except BaseException:

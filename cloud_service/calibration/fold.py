@@ -10,11 +10,8 @@ statistics were kept at ingest (field ``st``) and the service's records are ackn
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-
-from redis.exceptions import NoScriptError
 
 from cloud_service.calibration.config import RecalibrationConfig
 from cloud_service.outcomes import codec, statistics
@@ -22,34 +19,8 @@ from cloud_service.outcomes.config import OutcomeLogConfig
 from cloud_service.outcomes.consumer import GroupConsumer, GroupSettings
 from cloud_service.outcomes.labels import folded_marker
 from cloud_service.redis_client import RedisClient, StreamEntry, translated
+from cloud_service.store.scripts import script
 from confroute.contract.outcome import OutcomeRecord
-
-# KEYS[1]: the stream; KEYS[4i-2], KEYS[4i-1], KEYS[4i], KEYS[4i+1]: entry i's statistics prefix, late-label
-# marker, fold marker and policy-version totals. ARGV[1]: the group; ARGV[2]: the markers' TTL;
-# ARGV[3]: JSON [[entry id, fold or false], ...].
-# Returns {acknowledged, folded}.
-FOLD_AND_ACK = statistics.FOLD_FUNCTION + """
-local group, ttl = ARGV[1], ARGV[2]
-local items = cjson.decode(ARGV[3])
-local acked, folded = 0, 0
-local markers = {}
-for i = 1, #items do markers[i] = KEYS[4 * i - 1] end
-local late = redis.call('MGET', unpack(markers))
-for i = 1, #items do
-  local id, spec = items[i][1], items[i][2]
-  if redis.call('XACK', KEYS[1], group, id) == 1 then
-    acked = acked + 1
-    if spec then
-      fold(KEYS[4 * i - 2], KEYS[4 * i + 1], spec, late[i])
-      redis.call('SET', KEYS[4 * i], id, 'EX', ttl)
-      folded = folded + 1
-    end
-  end
-end
-flush()
-return {acked, folded}
-"""
-_SHA = hashlib.sha1(FOLD_AND_ACK.encode()).hexdigest()
 
 
 @dataclass
@@ -93,12 +64,8 @@ class StreamFolder:
             keys += _entry_keys(self._log, record, stream)
             items.append([ident.decode() if isinstance(ident, bytes) else ident, spec])
         args: list[str | int] = [self._config.group, self._log.dedupe_ttl_s, codec.to_json(items)]
-        with translated("folding outcome entries"):
-            try:
-                acked, folded = await self._client.evalsha(_SHA, len(keys), *keys, *args)
-            except NoScriptError:
-                await self._client.script_load(FOLD_AND_ACK)
-                acked, folded = await self._client.evalsha(_SHA, len(keys), *keys, *args)
+        with translated("folding outcome entries"):  # lua/fold_and_ack.lua
+            acked, folded = await script("fold_and_ack").run(self._client, keys, args)
         return FoldCounts(read=len(entries), acknowledged=int(acked), folded=int(folded))
 
 

@@ -40,9 +40,9 @@ async def read_statistics(client: RedisClient, keys: PartitionKeys) -> Partition
     names = [(mode.value, signal, part) for mode in RoutingMode for signal in SIGNALS for part in _PARTS]
     pipe = client.pipeline(transaction=False)
     for mode, signal, part in names:
-        pipe.get(f"{keys.stats(mode)}:{signal}:{part}")
+        pipe.get(keys.histogram(mode, signal, part))
     for routing in RoutingMode:
-        pipe.hget(f"{keys.stats(routing.value)}:meta", "model")
+        pipe.hget(keys.stats_meta(routing.value), "model")
     with translated("reading outcome statistics"):
         replies: list[bytes | None] = await pipe.execute()
     arrays: dict[tuple[str, str], IntArray] = {}

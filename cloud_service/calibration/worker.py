@@ -101,7 +101,7 @@ class RecalibrationWorker:
     async def evaluate_canary(self, keys: PartitionKeys) -> CanaryDecision | None:
         """Promotes or rolls back the partition's running canary from the labelled outcomes each arm routed
         (``judge_canary``), or says to wait; None when no canary runs."""
-        version, cohort = _version_and_cohort(self._log, keys)
+        version, cohort = keys.partition.edge_model_version, keys.partition.cohort
         state = (await self._store.rollout(version, cohort)).state
         if not state.canary:
             return None
@@ -120,7 +120,7 @@ class RecalibrationWorker:
                                    {"canary": {"verdict": decision.verdict.value, "reason": decision.reason}})
             await self._record(keys, result)
             return result
-        version, cohort = _version_and_cohort(self._log, keys)
+        version, cohort = keys.partition.edge_model_version, keys.partition.cohort
         stats = await read_statistics(self._client, keys)
         current = await self._store.current(version, cohort)
         result = recalibrate(stats, current, self._config, edge_model_version=version, cohort=cohort,
@@ -163,13 +163,6 @@ async def publish(store: PolicyTarget, policy: Policy, canary_share: float) -> P
     the cohort's devices (the control at once when there is none yet, or the share is 0 or 1), which the
     rollout then promotes or rolls back (``cloud_service.policies.operations``)."""
     return await publish_candidate(store, policy, canary_share=canary_share)
-
-
-def _version_and_cohort(config: OutcomeLogConfig, keys: PartitionKeys) -> tuple[str, str]:
-    from urllib.parse import unquote
-
-    version, _, cohort = keys.tag.partition("|")
-    return unquote(version), unquote(cohort)
 
 
 def _text(value: object) -> str:

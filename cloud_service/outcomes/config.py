@@ -1,30 +1,17 @@
-"""The outcome log's settings, and the Redis keys they imply.
+"""The outcome log's settings; its Redis keys come from ``cloud_service.store.schema`` (layout there).
 
-Key layout (Redis Cluster ready). Each (edge model version, cohort) is a *partition* whose keys share one
-hash tag, so the Lua scripts that touch a stream and its statistics never cross slots:
-
-    <prefix>:{<version>|<cohort>}:stream               the outcome entries (XADD; consumer groups read it)
-    <prefix>:{<version>|<cohort>}:seen:<origin>:<qid>  dedupe marker, value: the entry id (TTL)
-    <prefix>:{<version>|<cohort>}:stats:<mode>:...     score histograms of that routing mode (see statistics)
-    <prefix>:{<version>|<cohort>}:labelled:<qid>       late-label marker: the label moved once (TTL)
-    <prefix>:{<version>|<cohort>}:folded:<qid>         set by the worker's fold of an entry not folded at ingest
-    <prefix>:{<version>|<cohort>}:arm:<policy>         label totals of the records one policy version routed
-    <prefix>:{<version>|<cohort>}:labels               late labels written back (judge, gold)
-    <prefix>:{<version>|<cohort>}:recalibrations       provenance of each recalibration (published or refused)
-    <prefix>:partitions                                a set of the partition tags (its own slot)
-
-``<version>`` and ``<cohort>`` are percent-escaped, so neither can close the tag; the policy store uses
-the same tag for its policy stream, so a cohort's outcomes and policies live on one node. A prefix that
-holds its own hash tag (``confroute:{outcomes}``) puts every partition in that one slot, with one
-stream for all of them: the single-node layout of earlier versions, kept for tests and benchmarks.
+Each (edge model version, cohort) is a *partition* whose keys share one hash tag; a prefix that holds its
+own hash tag (``confroute:{outcomes}``) puts every partition in that one slot, with one stream for all.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from urllib.parse import quote, unquote
 
-from cloud_service.redis_client import check_url, hash_tag
+from cloud_service.redis_client import check_url
+from cloud_service.store.schema import OutcomeKeys, Partition, PartitionKeys
+
+__all__ = ["OutcomeLogConfig", "Partition", "PartitionKeys"]
 
 
 @dataclass(frozen=True)
@@ -41,6 +28,10 @@ class OutcomeLogConfig:
     ``flush_interval_s`` for others to share its write (each write is a round trip and ~0.1 ms of CPU,
     so at hundreds of escalations a second a longer wait saves more than it delays). Prompt and answer
     texts are stored only with ``retain_text``.
+
+    ``start()`` refuses a Redis without an append-only file unless ``allow_volatile`` (see
+    ``cloud_service.store.durability``); where the server has ``WAITAOF``, an acknowledged batch waits up to
+    ``wait_aof_ms`` for its fsync and is refused (the device retries) if it takes longer.
     """
 
     url: str
@@ -57,13 +48,13 @@ class OutcomeLogConfig:
     retry_cap_s: float = 2.0
     retain_text: bool = False
     statistics: bool = True
+    allow_volatile: bool = False
+    wait_aof_ms: int = 2000
 
     def __post_init__(self) -> None:
         check_url(self.url, "outcome log url")
-        braces = "{" in self.key_prefix or "}" in self.key_prefix
-        if braces and not hash_tag(self.key_prefix):
-            raise ValueError(f"key_prefix must hold one hash tag such as {{outcomes}}, or none: {self.key_prefix!r}")
-        for name in ("maxlen", "dedupe_ttl_s", "buffer_size", "batch_size"):
+        OutcomeKeys(self.key_prefix)  # validates the prefix
+        for name in ("maxlen", "dedupe_ttl_s", "buffer_size", "batch_size", "wait_aof_ms"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         for name in ("flush_interval_s", "close_timeout_s", "connect_timeout_s", "command_timeout_s"):
@@ -73,68 +64,35 @@ class OutcomeLogConfig:
             raise ValueError("retry_base_s and retry_cap_s must satisfy 0 < retry_base_s <= retry_cap_s")
 
     @property
+    def keys(self) -> OutcomeKeys:
+        """The log's key schema."""
+        return OutcomeKeys(self.key_prefix)
+
+    @property
     def single_slot(self) -> bool:
         """True when the prefix holds its own hash tag: one stream, one slot for every partition."""
-        return bool(hash_tag(self.key_prefix))
+        return self.keys.single_slot
 
     @property
     def stream_key(self) -> str:
         """The one stream of a prefix with its own hash tag (see :meth:`partition`)."""
-        if not self.single_slot:
-            raise ValueError("key_prefix has no hash tag: each partition has its own stream (see partition())")
-        return f"{self.key_prefix}:stream"
+        return self.keys.stream
 
     def partition(self, edge_model_version: str, cohort: str) -> PartitionKeys:
         """The keys of one (edge model version, cohort)."""
-        tag = f"{quote(edge_model_version, safe='')}|{quote(cohort, safe='')}"
-        if self.single_slot:
-            return PartitionKeys(f"{self.key_prefix}:stream", f"{self.key_prefix}:{tag}", tag)
-        base = f"{self.key_prefix}:{{{tag}}}"
-        return PartitionKeys(f"{base}:stream", base, tag)
+        return self.keys.partition(Partition(edge_model_version, cohort))
 
     def partition_of_tag(self, tag: str) -> PartitionKeys:
         """The keys of a partition named by its tag (a member of :attr:`partitions_key`)."""
-        version, _, cohort = tag.partition("|")
-        return self.partition(unquote(version), unquote(cohort))
+        return self.keys.partition_of_tag(tag)
 
     @property
     def partitions_key(self) -> str:
         """A set holding the tag of every partition that was ever written."""
-        return f"{self.key_prefix}:partitions"
+        return self.keys.partitions
 
     def seen_key(self, query_id: str, origin: str = "device", edge_model_version: str = "", cohort: str = "") -> str:
         """The key whose existence marks ``query_id`` as already logged by ``origin`` (its value: the entry
         id). The service's record of an escalation and the device's record of the same query are two
         entries, each idempotent on its own."""
         return self.partition(edge_model_version, cohort).seen(query_id, origin)
-
-
-@dataclass(frozen=True)
-class PartitionKeys:
-    """The Redis keys of one (edge model version, cohort); all share one hash slot."""
-
-    stream: str
-    base: str
-    tag: str
-
-    def seen(self, query_id: str, origin: str) -> str:
-        return f"{self.base}:seen:{origin}:{query_id}"
-
-    def stats(self, mode: str) -> str:
-        """The prefix of one routing mode's histograms (see ``cloud_service.outcomes.statistics``)."""
-        return f"{self.base}:stats:{mode}"
-
-    def labelled(self, query_id: str) -> str:
-        return f"{self.base}:labelled:{query_id}"
-
-    def arm(self, policy_version: str) -> str:
-        """The label totals of the records routed by ``policy_version`` (see ``statistics``)."""
-        return f"{self.base}:arm:{quote(policy_version, safe='')}"
-
-    @property
-    def labels(self) -> str:
-        return f"{self.base}:labels"
-
-    @property
-    def recalibrations(self) -> str:
-        return f"{self.base}:recalibrations"

@@ -13,44 +13,14 @@ Only unlabelled records take a late label: a record that arrived with a gold lab
 from __future__ import annotations
 
 import enum
-import hashlib
 from dataclasses import dataclass
-
-from redis.exceptions import NoScriptError
 
 from cloud_service.outcomes import codec, statistics
 from cloud_service.outcomes.config import OutcomeLogConfig
 from cloud_service.redis_client import RedisClient, translated
+from cloud_service.store.scripts import script
 from confroute.contract.enums import Label, LabelSource
 from confroute.contract.outcome import OutcomeRecord
-
-# KEYS: [1] labelled marker, [2] labels stream, [3] the device record's dedupe key (value: its entry id),
-# [4] its statistics prefix, [5] its worker-fold marker, [6] the outcome stream, [7] its policy version's
-# totals. ARGV: [1] TTL (s),
-# [2] label code, [3] label source, [4] query id, [5] the record's fold as folded (label u).
-# Returns 1 moved, 2 waiting for the record's fold, 0 labelled before.
-LABEL_ONCE = statistics.FOLD_FUNCTION + """
-if not redis.call('SET', KEYS[1], ARGV[2], 'NX', 'EX', ARGV[1]) then return 0 end
-redis.call('XADD', KEYS[2], '*', 'qid', ARGV[4], 'label', ARGV[2], 'source', ARGV[3])
-local id = redis.call('GET', KEYS[3])
-if not id then return 2 end
-local folded = redis.call('EXISTS', KEYS[5]) == 1
-if not folded then
-  local entry = redis.call('XRANGE', KEYS[6], id, id)[1]
-  if not entry then return 2 end
-  local fields = entry[2]
-  for j = 1, #fields, 2 do
-    if fields[j] == 'st' then folded = true end
-  end
-end
-if not folded then return 2 end
-local spec = cjson.decode(ARGV[5])
-bump_record(KEYS[4], KEYS[7], spec, 'u', -1, false)
-bump_record(KEYS[4], KEYS[7], spec, ARGV[2], 1, false)
-flush()
-return 1
-"""
-_SHA = hashlib.sha1(LABEL_ONCE.encode()).hexdigest()
 
 
 class LabelOutcome(enum.Enum):
@@ -82,7 +52,7 @@ class LateLabel:
 
 def folded_marker(config: OutcomeLogConfig, record: OutcomeRecord) -> str:
     """The key the recalibration worker sets when it folds a record that was not folded at ingest."""
-    return f"{config.partition(record.edge_model.version, record.cohort).base}:folded:{record.query_id}"
+    return config.partition(record.edge_model.version, record.cohort).folded(record.query_id)
 
 
 class LabelWriter:
@@ -102,9 +72,5 @@ class LabelWriter:
         args: list[str | int] = [self._config.dedupe_ttl_s, statistics.LABEL_CODES[label.label], label.source._value_,
                 record.query_id, codec.to_json(spec)]
         with translated("writing a late label"):
-            try:
-                reply = await self._client.evalsha(_SHA, len(script_keys), *script_keys, *args)
-            except NoScriptError:
-                await self._client.script_load(LABEL_ONCE)
-                reply = await self._client.evalsha(_SHA, len(script_keys), *script_keys, *args)
+            reply = await script("label_once").run(self._client, script_keys, args)
         return _OUTCOMES[int(reply)]

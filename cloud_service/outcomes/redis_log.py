@@ -1,5 +1,9 @@
 """The outcome log on Redis: ``record()`` off the request path, ``store()`` before an acknowledgement.
 
+``start()`` (and the first ``store()``) asks Redis how it persists writes and refuses one without an
+append-only file unless the config allows it; ``store()`` returns only once the batch is durable under
+that policy (``cloud_service.store.durability``), since the device deletes what the service acknowledged.
+
 ``record()`` appends to a bounded in-memory buffer and returns at once. A background flusher, started by
 ``start()``, writes the buffer in batches: as soon as a batch is full, else ``flush_interval_s`` after the
 first record of a batch arrived (so a burst is written together). The flusher sleeps on an event that
@@ -23,11 +27,14 @@ from collections.abc import Sequence
 from contextlib import suppress
 from types import TracebackType
 
+from redis.asyncio.cluster import RedisCluster
+
 from cloud_service.outcomes.config import OutcomeLogConfig
 from cloud_service.outcomes.stats import Counters, OutcomeLogStats
 from cloud_service.outcomes.writer import OutcomeWriter
 from cloud_service.ports import StoreResult
 from cloud_service.redis_client import connect, redacted
+from cloud_service.store.durability import AckPolicy, Persistence, decide, inspect
 from confroute.backoff import Backoff, BackoffSchedule
 from confroute.contract.outcome import OutcomeRecord
 from confroute.errors import Overloaded, Unavailable
@@ -46,6 +53,7 @@ class RedisOutcomeLog:
             config.url, connect_timeout_s=config.connect_timeout_s, command_timeout_s=config.command_timeout_s
         )
         self._writer = OutcomeWriter(self._client, config)
+        self._ack: AckPolicy | None = None
         self._buffer: deque[OutcomeRecord] = deque()
         self._batch: list[OutcomeRecord] = []
         self._counters = Counters()
@@ -64,7 +72,17 @@ class RedisOutcomeLog:
         return self._counters.snapshot(buffered=len(self._buffer) + len(self._batch))
 
     async def start(self) -> None:
-        """Starts the background flusher (records passed to ``record()`` before are kept)."""
+        """Checks Redis's persistence (see :meth:`ack_policy`; raises ``Unavailable`` for a Redis without
+        it), then starts the background flusher (records passed to ``record()`` before are kept). A Redis
+        that cannot be reached now is checked on the first ``store()`` instead."""
+        if self._ack is None:
+            try:
+                persistence = await inspect(self._client)
+            except Unavailable as exc:
+                logger.warning("outcome log: Redis unreachable at start, its persistence is checked on the first "
+                               "upload: %s", exc)
+            else:
+                self._ack = self._decide(persistence)
         if self._flusher is None and not self._closing:
             self._flusher = asyncio.create_task(self._flush_loop(), name="outcome-log-flusher")
             logger.info("outcome log writing under %s at %s", self._config.key_prefix, redacted(self._config.url))
@@ -91,11 +109,24 @@ class RedisOutcomeLog:
         if len(self._buffer) >= self._config.batch_size:
             self._flush_now.set()
 
+    async def ack_policy(self) -> AckPolicy:
+        """How this log makes a batch durable before acknowledging it, read from the server once;
+        raises ``Unavailable`` for a Redis without persistence unless the config allows it (see
+        ``cloud_service.store.durability``)."""
+        if self._ack is None:
+            self._ack = self._decide(await inspect(self._client))
+        return self._ack
+
+    def _decide(self, persistence: Persistence) -> AckPolicy:
+        return decide(persistence, cluster=isinstance(self._client, RedisCluster),
+                      allow_volatile=self._config.allow_volatile, wait_aof_ms=self._config.wait_aof_ms)
+
     async def store(self, records: Sequence[OutcomeRecord]) -> StoreResult:
-        """Writes the records before returning; raises ``Unavailable`` (``Overloaded`` when Redis is out
-        of memory) if they could not be written."""
+        """Writes the records durably (see :meth:`ack_policy`) before returning; raises ``Unavailable``
+        (``Overloaded`` when Redis is out of memory) if they could not be written."""
         try:
-            result = await self._writer.write(records)
+            ack = await self.ack_policy()
+            result = await self._writer.write(records, wait_aof_ms=ack.wait_aof_ms)
         except (Unavailable, Overloaded):
             self._counters.write_errors += 1
             raise

@@ -10,9 +10,9 @@ which cost more than encoding the records.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from itertools import groupby
+from typing import Any
 
 from redis.exceptions import NoScriptError
 
@@ -20,40 +20,13 @@ from cloud_service.outcomes import codec, statistics
 from cloud_service.outcomes.config import OutcomeLogConfig, PartitionKeys
 from cloud_service.ports import StoreResult
 from cloud_service.redis_client import RedisClient, translated
+from cloud_service.store.scripts import script
 from confroute.contract.outcome import OutcomeRecord
+from confroute.errors import Unavailable
 
-# KEYS[1]: the stream; KEYS[4i-2], KEYS[4i-1], KEYS[4i], KEYS[4i+1]: record i's dedupe key, statistics
-# prefix, late-label marker and policy-version totals (all in the stream's hash slot).
-# ARGV[1]: dedupe TTL (s); ARGV[2]: approximate MAXLEN; ARGV[3]: a JSON array holding, for each
-# record, its fields as an array [field, value, field, value, ...]; ARGV[4]: a JSON array holding, for
-# each record, its statistics fold (see ``statistics.FOLD_FUNCTION``) or false. One argument for all the
-# records, not one per record or field: redis-py spends microseconds packing each argument, and one
-# JSON text is encoded (rapidjson) and decoded (Lua's bundled cjson) in C.
-# Returns a string of one character per record: "1" appended, "0" already logged.
-APPEND_ONCE = statistics.FOLD_FUNCTION + """
-local ttl, maxlen = ARGV[1], ARGV[2]
-local records = cjson.decode(ARGV[3])
-local folds = cjson.decode(ARGV[4])
-local added = {}
-local markers = {}
-for i = 1, #records do markers[i] = KEYS[4 * i] end
-local late = redis.call('MGET', unpack(markers))
-for i = 1, #records do
-  local seen = KEYS[4 * i - 2]
-  if redis.call('EXISTS', seen) == 0 then
-    local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', maxlen, '*', unpack(records[i]))
-    redis.call('SET', seen, id, 'EX', ttl)
-    local spec = folds[i]
-    if spec then fold(KEYS[4 * i - 1], KEYS[4 * i + 1], spec, late[i]) end
-    added[i] = '1'
-  else
-    added[i] = '0'
-  end
-end
-flush()
-return table.concat(added)
-"""
-_SHA = hashlib.sha1(APPEND_ONCE.encode()).hexdigest()
+# The script (``lua/append_once.lua``) takes all of a call's records in one JSON argument rather than one
+# argument per record or field: redis-py spends microseconds packing each argument, and one JSON text is
+# encoded (rapidjson) and decoded (Lua's bundled cjson) in C.
 # Records per script call: Redis runs one call at a time, so this bounds how long others wait (~0.5 ms).
 RECORDS_PER_CALL = 100
 
@@ -69,17 +42,21 @@ class OutcomeWriter:
         self._client = client
         self._config = config
 
-    async def write(self, records: Sequence[OutcomeRecord], origin: str = "device") -> StoreResult:
+    async def write(
+        self, records: Sequence[OutcomeRecord], origin: str = "device", wait_aof_ms: int = 0
+    ) -> StoreResult:
         """Appends the records ``origin`` has not logged before; returns which ids were new and which were not.
 
         ``origin`` is ``device`` for uploaded outcomes and ``service`` for the service's own record of an
-        escalation; it is stored in the entry's ``origin`` field.
+        escalation; it is stored in the entry's ``origin`` field. ``wait_aof_ms`` > 0 returns only once the
+        server fsynced the batch to its AOF (``WAITAOF 1 0``, see ``cloud_service.store.durability``) and
+        raises ``Unavailable`` if that took longer.
         """
         if not records:
             return StoreResult(stored=(), duplicates=())
         order, calls, tags = self._calls(records, origin)
         with translated("appending outcome records"):
-            by_order = await self._run(calls, tags)
+            by_order = await self._run(calls, tags, wait_aof_ms)
         flags = bytearray(len(records))
         for position, flag in zip(order, by_order, strict=True):
             flags[position] = flag
@@ -121,21 +98,27 @@ class OutcomeWriter:
             folds.append(statistics.record_fold(record).to_lua() if fold else _SKIP_FOLD)
         return script_keys, [config.dedupe_ttl_s, config.maxlen, codec.to_json(fields), codec.to_json(folds)]
 
-    async def _run(self, calls: list[_Call], tags: set[str]) -> bytes:
+    async def _run(self, calls: list[_Call], tags: set[str], wait_aof_ms: int) -> bytes:
         try:
-            return await self._evalsha(calls, tags)
+            return await self._evalsha(calls, tags, wait_aof_ms)
         except NoScriptError:  # a restarted (or another) server: nothing ran, so running again is safe
-            await self._client.script_load(APPEND_ONCE)
-            return await self._evalsha(calls, tags)
+            await script("append_once").load(self._client)
+            return await self._evalsha(calls, tags, wait_aof_ms)
 
-    async def _evalsha(self, calls: list[_Call], tags: set[str]) -> bytes:
+    async def _evalsha(self, calls: list[_Call], tags: set[str], wait_aof_ms: int) -> bytes:
         """The flags of every record of ``calls``, in order; the partitions' tags are registered too
-        (a set in its own slot, so a separate command: registering twice is harmless)."""
+        (a set in its own slot, so a separate command: registering twice is harmless). ``WAITAOF`` last,
+        on the pipeline's connection: it waits for the fsync of that connection's writes."""
         pipe = self._client.pipeline(transaction=False)
+        append_once = script("append_once")
         for keys, args in calls:
-            # execute_command rather than evalsha(): redis-py's cluster pipeline refuses the latter by name,
-            # though each call touches one slot (one partition) and routes like any keyed command.
-            pipe.execute_command("EVALSHA", _SHA, len(keys), *keys, *args)
+            append_once.queue(pipe, keys, args)
         pipe.sadd(self._config.partitions_key, *sorted(tags))
-        replies: list[bytes] = await pipe.execute()
-        return b"".join(replies[:-1])
+        if wait_aof_ms:
+            pipe.execute_command("WAITAOF", 1, 0, wait_aof_ms)
+        replies: list[Any] = await pipe.execute()
+        if wait_aof_ms:
+            fsynced = replies.pop()
+            if int(fsynced[0]) < 1:
+                raise Unavailable(f"Redis did not fsync the batch to its AOF within {wait_aof_ms} ms")
+        return b"".join(replies[:len(calls)])

@@ -1,11 +1,11 @@
-"""The policy store's settings, and the Redis keys they imply."""
+"""The policy store's settings; its Redis keys come from ``cloud_service.store.schema``."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from urllib.parse import quote
 
 from cloud_service.redis_client import check_url
+from cloud_service.store.schema import Partition, PolicyKeys
 
 
 @dataclass(frozen=True)
@@ -30,8 +30,7 @@ class PolicyStoreConfig:
 
     def __post_init__(self) -> None:
         check_url(self.url, "policy store url")
-        if "{" in self.key_prefix or "}" in self.key_prefix:
-            raise ValueError(f"key_prefix must not contain braces (keys bring their own hash tag): {self.key_prefix!r}")
+        PolicyKeys.of(self.key_prefix, Partition("", ""))  # validates the prefix
         if self.history < 1:
             raise ValueError(f"history must be >= 1, got {self.history}")
         if not 0 < self.watch_block_s < self.command_timeout_s:
@@ -41,15 +40,15 @@ class PolicyStoreConfig:
         if not 0 < self.retry_base_s <= self.retry_cap_s:
             raise ValueError("retry_base_s and retry_cap_s must satisfy 0 < retry_base_s <= retry_cap_s")
 
+    def keys(self, edge_model_version: str, cohort: str) -> PolicyKeys:
+        """The keys of one (edge model version, cohort); escaped so that no version or cohort can break out
+        of the hash tag."""
+        return PolicyKeys.of(self.key_prefix, Partition(edge_model_version, cohort))
+
     def stream_key(self, edge_model_version: str, cohort: str) -> str:
-        """The stream of policies published for one (edge model version, cohort); escaped so that no
-        version or cohort can break out of the hash tag."""
-        return f"{self._tagged(edge_model_version, cohort)}:policies"
+        """The stream of policies published for one (edge model version, cohort)."""
+        return self.keys(edge_model_version, cohort).stream
 
     def versions_key(self, edge_model_version: str, cohort: str) -> str:
         """The hash of every stored version of one (edge model version, cohort), in the stream's slot."""
-        return f"{self._tagged(edge_model_version, cohort)}:versions"
-
-    def _tagged(self, edge_model_version: str, cohort: str) -> str:
-        tag = f"{quote(edge_model_version, safe='')}|{quote(cohort, safe='')}"
-        return f"{self.key_prefix}:{{{tag}}}"
+        return self.keys(edge_model_version, cohort).versions

@@ -1,7 +1,7 @@
 """Versioned routing policies and their rollout in Redis, per (edge model version, cohort).
 
-Keys, all sharing the hash tag ``{<edge model version>|<cohort>}`` so that a Redis Cluster keeps one
-cohort's keys in one slot (and the Lua scripts may touch them together):
+Keys (built by ``cloud_service.store.schema``), all sharing the hash tag ``{<edge model version>|<cohort>}``, so one
+cohort's keys are in one Redis Cluster slot (and the Lua scripts may touch them together):
 
 - ``<prefix>:{tag}:versions`` - hash: version -> the ``confroute.v1.Policy`` bytes (signed when the store
   has a signing key). A version's content never changes once stored.
@@ -41,6 +41,8 @@ from cloud_service.policies.state import (
     state_to_fields,
 )
 from cloud_service.redis_client import connect, read_entries, stream_entries, translated
+from cloud_service.store.schema import PolicyKeys
+from cloud_service.store.scripts import script
 from confroute.backoff import Backoff, BackoffSchedule
 from confroute.contract.policy import Policy
 from confroute.errors import InvalidPolicy, Unavailable
@@ -50,25 +52,6 @@ from confroute.v1 import fleet_pb2
 
 logger = logging.getLogger(__name__)
 
-# KEYS: history stream, versions hash. ARGV: expected last entry id, history length, number of new
-# versions n, n (version, bytes) pairs, then the new entry's field/value pairs.
-# Returns 1 when appended, -2 when the last entry moved on (retry), -1 when a version exists with other bytes.
-TRANSITION = """
-local last = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)[1]
-local last_id = '0-0'
-if last then last_id = last[1] end
-if last_id ~= ARGV[1] then return -2 end
-local n = tonumber(ARGV[3])
-for i = 0, n - 1 do
-  local old = redis.call('HGET', KEYS[2], ARGV[4 + 2 * i])
-  if old and old ~= ARGV[5 + 2 * i] then return -1 end
-end
-for i = 0, n - 1 do redis.call('HSET', KEYS[2], ARGV[4 + 2 * i], ARGV[5 + 2 * i]) end
-local entry = {}
-for i = 4 + 2 * n, #ARGV do entry[#entry + 1] = ARGV[i] end
-redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[2], '*', unpack(entry))
-return 1
-"""
 _MICROSECOND = timedelta(microseconds=1)
 
 
@@ -92,7 +75,8 @@ class RedisPolicyStore:
         self._client = connect(
             config.url, connect_timeout_s=config.connect_timeout_s, command_timeout_s=config.command_timeout_s
         )
-        self._transition = self._client.register_script(TRANSITION)
+        self._transition = script("transition")  # lua/transition.lua
+        self._known: dict[str, PolicyKeys] = {}  # stream -> its partition's keys
         self._hub: PolicyHub[Rollout] = PolicyHub(self._follow)
 
     @property
@@ -113,18 +97,17 @@ class RedisPolicyStore:
 
     async def rollout(self, edge_model_version: str, cohort: str) -> Rollout:
         """The current state and the policies it names."""
-        return await self._rollout(self._config.stream_key(edge_model_version, cohort))
+        return await self._rollout(self._keys(edge_model_version, cohort))
 
     async def version(self, edge_model_version: str, cohort: str, version: str) -> Policy | None:
         """A stored version, current or not."""
-        key = self._config.stream_key(edge_model_version, cohort)
-        return (await self._load(key, [version])).get(version)
+        return (await self._load(self._keys(edge_model_version, cohort), [version])).get(version)
 
     async def history(self, edge_model_version: str, cohort: str, count: int = 20) -> list[HistoryEntry]:
         """The last ``count`` transitions, newest first."""
-        key = self._config.stream_key(edge_model_version, cohort)
+        keys = self._keys(edge_model_version, cohort)
         with translated("reading the policy history"):
-            reply = await self._client.xrevrange(key, count=count)
+            reply = await self._client.xrevrange(keys.stream, count=count)
         return [entry_from_fields(entry_id, fields) for entry_id, fields in stream_entries(reply)]
 
     def watch(
@@ -134,7 +117,7 @@ class RedisPolicyStore:
 
         Never ends by itself; Redis outages are waited out (the caller cancels or ``aclose()``s it).
         """
-        return self._watch(self._config.stream_key(edge_model_version, cohort), known_version, device_id)
+        return self._watch(self._keys(edge_model_version, cohort), known_version, device_id)
 
     # -- writing (see operations for what each transition does) --------------------------------------
 
@@ -163,7 +146,7 @@ class RedisPolicyStore:
     ) -> None:
         """Appends ``state`` if ``base`` is still current, storing ``new_policies``; raises
         :class:`TransitionConflict` when it is not, InvalidPolicy when a version exists with other content."""
-        key = self._config.stream_key(edge_model_version, cohort)
+        keys = self._keys(edge_model_version, cohort)
         pairs: list[str | bytes] = []
         issued = state.issued_us
         for policy in new_policies:
@@ -174,16 +157,16 @@ class RedisPolicyStore:
         args = [base.entry_id, self._config.history, len(pairs) // 2, *pairs]
         args += [item for pair in entry.items() for item in pair]
         with translated("publishing a policy"):
-            outcome = await self._transition(keys=[key, _versions_of(key)], args=args)
+            outcome = await self._transition.run(self._client, [keys.stream, keys.versions], args)
         if outcome == -2:
-            raise TransitionConflict(key)
+            raise TransitionConflict(keys.stream)
         if outcome == -1:
             raise InvalidPolicy(
                 f"a version in {[p for p in pairs[::2]]} is already stored for edge model {edge_model_version!r}, "
                 f"cohort {cohort!r}, with other content; publish changes under a new version",
                 field="policy_version",
             )
-        logger.info("policy rollout %s %s: %s (%s)", key, action, state, reason)
+        logger.info("policy rollout %s %s: %s (%s)", keys.stream, action, state, reason)
 
     async def close(self) -> None:
         """Stops the followers and closes the connections; cancel or close the watchers first."""
@@ -192,8 +175,14 @@ class RedisPolicyStore:
 
     # -- internals -------------------------------------------------------------------------------
 
-    async def _watch(self, key: str, known_version: str, device_id: str) -> AsyncGenerator[Policy, None]:
-        async with self._hub.subscribe(key) as feed:
+    def _keys(self, edge_model_version: str, cohort: str) -> PolicyKeys:
+        """The partition's keys, remembered by stream so that a follower of the stream finds them again."""
+        keys = self._config.keys(edge_model_version, cohort)
+        self._known.setdefault(keys.stream, keys)
+        return keys
+
+    async def _watch(self, keys: PolicyKeys, known_version: str, device_id: str) -> AsyncGenerator[Policy, None]:
+        async with self._hub.subscribe(keys.stream) as feed:
             while True:
                 rollout, changed = feed.view, feed.changed
                 policy = rollout.policy_for(device_id) if rollout is not None else None
@@ -202,41 +191,42 @@ class RedisPolicyStore:
                     yield policy
                 await changed.wait()
 
-    async def _rollout(self, key: str) -> Rollout:
+    async def _rollout(self, keys: PolicyKeys) -> Rollout:
         with translated("reading the current policy"):
-            reply = await self._client.xrevrange(key, count=1)
+            reply = await self._client.xrevrange(keys.stream, count=1)
         entries = stream_entries(reply)
         if not entries:
             return Rollout(NO_ENTRY, RolloutState(), {})
         entry = entry_from_fields(*entries[0])
-        return Rollout(entry.entry_id, entry.state, await self._load(key, entry.state.versions))
+        return Rollout(entry.entry_id, entry.state, await self._load(keys, entry.state.versions))
 
-    async def _load(self, key: str, versions: Iterable[str], cache: dict[str, Policy] | None = None
+    async def _load(self, keys: PolicyKeys, versions: Iterable[str], cache: dict[str, Policy] | None = None
                     ) -> dict[str, Policy]:
         versions = tuple(versions)
         wanted = [v for v in versions if cache is None or v not in cache]
         found = {} if cache is None else {v: cache[v] for v in versions if v in cache}
         if wanted:
             with translated("reading policy versions"):
-                bodies = await self._client.hmget(_versions_of(key), wanted)
-            found.update(_decoded(key, wanted, bodies))
+                bodies = await self._client.hmget(keys.versions, wanted)
+            found.update(_decoded(keys.versions, wanted, bodies))
         return found
 
-    async def _follow(self, key: str) -> AsyncIterator[Rollout]:
-        """Each new rollout of ``key``, starting with the current one (if any); never ends by itself."""
+    async def _follow(self, stream: str) -> AsyncIterator[Rollout]:
+        """Each new rollout of ``stream``, starting with the current one (if any); never ends by itself."""
+        keys = self._known[stream]
         backoff = Backoff(self._config.retry_base_s, self._config.retry_cap_s).schedule()
         after: str | None = None  # None: (re)start from the current state
         cache: dict[str, Policy] = {}
         while True:
             try:
                 if after is None:
-                    rollout = await self._rollout(key)
+                    rollout = await self._rollout(keys)
                     after = rollout.entry_id
                     if rollout.entry_id != NO_ENTRY:
                         cache = dict(rollout.policies)
                         yield rollout
                     continue
-                after, rollouts = await self._next(key, after, cache)
+                after, rollouts = await self._next(keys, after, cache)
             except Unavailable as exc:
                 after = None
                 await self._wait_to_retry(backoff, exc)
@@ -246,15 +236,15 @@ class RedisPolicyStore:
                 cache = dict(rollout.policies)
                 yield rollout
 
-    async def _next(self, key: str, after: str, cache: dict[str, Policy]) -> tuple[str, list[Rollout]]:
+    async def _next(self, keys: PolicyKeys, after: str, cache: dict[str, Policy]) -> tuple[str, list[Rollout]]:
         block_ms = int(self._config.watch_block_s * 1000)
         with translated("waiting for policy updates"):
-            reply = await self._client.xread({key: after}, count=16, block=block_ms)
+            reply = await self._client.xread({keys.stream: after}, count=16, block=block_ms)
         entries = [entry_from_fields(entry_id, fields) for entry_id, fields in read_entries(reply)]
         if not entries:
             return after, []
         last = entries[-1]  # intermediate states are history; watchers only need the newest
-        policies = await self._load(key, last.state.versions, cache)
+        policies = await self._load(keys, last.state.versions, cache)
         return last.entry_id, [Rollout(last.entry_id, last.state, policies)]
 
     async def _wait_to_retry(self, backoff: BackoffSchedule, exc: Unavailable) -> None:
@@ -262,11 +252,6 @@ class RedisPolicyStore:
         log = logger.warning if backoff.attempts == 1 else logger.debug  # one warning per outage
         log("policy watch lost Redis, retrying in %.2f s: %s", delay, exc)
         await asyncio.sleep(delay)
-
-
-def _versions_of(stream_key: str) -> str:
-    """The versions hash beside a history stream (see ``PolicyStoreConfig.versions_key``)."""
-    return stream_key.removesuffix(":policies") + ":versions"
 
 
 def _decoded(key: str, versions: Sequence[str], bodies: Sequence[object]) -> dict[str, Policy]:

@@ -11,7 +11,7 @@ from tests.cloud_service.redis_server import RedisServer, RedisServerMissing
 
 @pytest.fixture
 def redis_server() -> Iterator[RedisServer]:
-    """A fresh, empty redis-server on a free loopback port (no persistence), stopped after the test."""
+    """A fresh, empty redis-server on a free loopback port (AOF, fsync every second), stopped after the test."""
     try:
         server = RedisServer()
     except RedisServerMissing as exc:

@@ -78,7 +78,8 @@ class RedisCluster:
         folder.mkdir()
         command = [str(self._server), "--port", str(port), "--bind", "127.0.0.1", "--dir", str(folder),
                    "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf", "--save", "",
-                   "--appendonly", "no", "--protected-mode", "no", "--loglevel", "warning"]
+                   "--appendonly", "yes", "--appendfsync", "everysec", "--protected-mode", "no",
+                   "--loglevel", "warning"]
         log = (folder / "redis.log").open("ab")
         with log:
             process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=folder)

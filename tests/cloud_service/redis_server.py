@@ -1,8 +1,10 @@
 """A real ``redis-server`` for tests: a free loopback port, a temporary directory, no RDB snapshots.
 
 The port stays the same across ``stop()`` and ``start()``, so a test can take Redis away from a client
-and give it back where the client expects it. With ``appendonly`` the data survives the restart (the
-server fsyncs its AOF on a clean shutdown); without it a restarted server is empty.
+and give it back where the client expects it. By default the server persists as the cloud service
+requires (AOF, ``appendfsync everysec``): the data survives a restart, a SIGKILL included (what Redis
+wrote to its AOF is in the page cache). ``appendonly=False`` gives a volatile server, empty after a
+restart, which the service refuses unless told ``allow_volatile``.
 """
 
 from __future__ import annotations
@@ -44,11 +46,11 @@ def free_port() -> int:
 class RedisServer:
     """One ``redis-server`` child process; a context manager that starts it and removes its files."""
 
-    def __init__(self, *, appendonly: bool = False, password: str | None = None) -> None:
+    def __init__(self, *, appendonly: bool = True, password: str | None = None, binary: Path | None = None) -> None:
         self.appendonly = appendonly
         self.password = password
         self.port = free_port()
-        self._binary = find_redis_server()
+        self._binary = binary or find_redis_server()
         self._dir = Path(tempfile.mkdtemp(prefix="confroute-redis-"))
         self._process: subprocess.Popen[bytes] | None = None
 
@@ -62,8 +64,13 @@ class RedisServer:
     def running(self) -> bool:
         return self._process is not None and self._process.poll() is None
 
+    @property
+    def folder(self) -> Path:
+        """Where the server keeps its files (the AOF under ``appendonlydir/``) and its log."""
+        return self._dir
+
     def start(self) -> None:
-        """Starts the server on its port and waits until it answers PING."""
+        """Starts the server on its port and waits until it answers PING (after loading its AOF)."""
         if self.running:
             return
         log = (self._dir / "redis.log").open("ab")
@@ -107,6 +114,7 @@ class RedisServer:
     def _command(self) -> list[str]:
         command = [str(self._binary), "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self._dir)]
         command += ["--save", "", "--appendonly", "yes" if self.appendonly else "no", "--daemonize", "no"]
+        command += ["--appendfsync", "everysec"]
         command += ["--loglevel", "warning", "--protected-mode", "no"]
         if self.password:
             command += ["--requirepass", self.password]

@@ -14,7 +14,7 @@ import pytest
 from redis.crc import key_slot
 
 from cloud_service.policies import PolicyStoreConfig, RedisPolicyStore
-from cloud_service.redis_client import hash_tag
+from cloud_service.store.schema import hash_tag
 from confroute.contract import CalibrationMap, Policy, Thresholds
 from confroute.contract.common import ModelRef
 from confroute.contract.enums import RoutingMode
@@ -228,7 +228,7 @@ def test_a_watcher_reconnects_after_redis_restarts(redis_server: RedisServer) ->
             await store.publish(policy("p-1"))
             async with watching(store, known_version="p-1") as updates:
                 assert await updates.nothing_within(0.3)
-                redis_server.restart()  # without persistence: the policy stream is gone too
+                redis_server.restart()  # the AOF keeps the policy stream; the watcher's connection drops
                 await asyncio.sleep(0.3)
                 await store.publish(policy("p-2"))
                 return await updates.next(timeout_s=5.0)

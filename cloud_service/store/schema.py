@@ -1,0 +1,167 @@
+"""Confroute's Redis key schema: every key name and hash tag is built here, and a partition tag parsed here.
+
+A *partition* is one (edge model version, cohort). Its keys share one Redis Cluster hash tag, so the Lua
+scripts that touch a stream, its statistics and its policies never cross slots:
+
+    <outcomes>:{<tag>}:stream               the outcome entries (XADD; consumer groups read it)
+    <outcomes>:{<tag>}:seen:<origin>:<qid>  dedupe marker, value: the entry id (TTL)
+    <outcomes>:{<tag>}:stats:<mode>         prefix of one routing mode's histograms (see ``outcomes.statistics``):
+                                            ``:<sig>:n``, ``:<sig>:w:<label>``, ``:<sig>:t`` and ``:meta``
+    <outcomes>:{<tag>}:labelled:<qid>       late-label marker: the label moved once (TTL)
+    <outcomes>:{<tag>}:folded:<qid>         set by the worker's fold of an entry not folded at ingest
+    <outcomes>:{<tag>}:arm:<policy>         label totals of the records one policy version routed
+    <outcomes>:{<tag>}:labels               late labels written back (judge, gold)
+    <outcomes>:{<tag>}:recalibrations       provenance of each recalibration (published or refused)
+    <outcomes>:partitions                   a set of the partition tags (its own slot)
+    <policy>:{<tag>}:policies               the rollout history stream of one partition
+    <policy>:{<tag>}:versions               hash: version -> the policy's bytes
+
+``<tag>`` is ``<version>|<cohort>``, each percent-escaped, so neither can close the tag or fake the
+separator; :meth:`Partition.from_tag` is its one parser. An outcome prefix that holds its own hash tag
+(``confroute:{outcomes}``) puts every partition in that one slot, with one stream for all of them (the
+single-node layout of earlier versions, kept for tests and benchmarks); there the partition's tag is
+written without braces.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from urllib.parse import quote, unquote
+
+_SEPARATOR = "|"
+
+
+def hash_tag(key: str) -> str:
+    """What Redis Cluster hashes for ``key``: the text between its first ``{`` and the next ``}``, or ""."""
+    start = key.find("{")
+    end = key.find("}", start + 1)
+    return key[start + 1 : end] if start >= 0 and end > start + 1 else ""
+
+
+def _escape(text: str) -> str:
+    return quote(text, safe="")
+
+
+@dataclass(frozen=True)
+class Partition:
+    """One (edge model version, cohort): the unit of outcome statistics and of policy rollout."""
+
+    edge_model_version: str
+    cohort: str
+
+    @property
+    def tag(self) -> str:
+        """``<version>|<cohort>``, percent-escaped: the hash tag of the partition's keys."""
+        return f"{_escape(self.edge_model_version)}{_SEPARATOR}{_escape(self.cohort)}"
+
+    @classmethod
+    def from_tag(cls, tag: str) -> Partition:
+        """The partition a :attr:`tag` names (a member of the partitions set)."""
+        version, separator, cohort = tag.partition(_SEPARATOR)
+        if not separator:
+            raise ValueError(f"not a partition tag (version|cohort): {tag!r}")
+        return cls(unquote(version), unquote(cohort))
+
+
+@dataclass(frozen=True)
+class PartitionKeys:
+    """The outcome keys of one partition; all share one hash slot."""
+
+    partition: Partition
+    stream: str
+    base: str
+
+    @property
+    def tag(self) -> str:
+        return self.partition.tag
+
+    def seen(self, query_id: str, origin: str) -> str:
+        """Marks ``query_id`` as logged by ``origin`` (``device`` or ``service``; value: the entry id)."""
+        return f"{self.base}:seen:{origin}:{query_id}"
+
+    def stats(self, mode: str) -> str:
+        """The prefix of one routing mode's histograms (see ``cloud_service.outcomes.statistics``)."""
+        return f"{self.base}:stats:{mode}"
+
+    def histogram(self, mode: str, signal: str, part: str) -> str:
+        """One histogram of a mode's score ``signal``: ``part`` is ``n``, ``t`` or ``w:<label>``."""
+        return f"{self.stats(mode)}:{signal}:{part}"
+
+    def stats_meta(self, mode: str) -> str:
+        """The hash of what the statistics of one mode were computed on (``model``)."""
+        return f"{self.stats(mode)}:meta"
+
+    def labelled(self, query_id: str) -> str:
+        return f"{self.base}:labelled:{query_id}"
+
+    def folded(self, query_id: str) -> str:
+        """Set by the recalibration worker when it folds a record that was not folded at ingest."""
+        return f"{self.base}:folded:{query_id}"
+
+    def arm(self, policy_version: str) -> str:
+        """The label totals of the records routed by ``policy_version`` (see ``outcomes.statistics``)."""
+        return f"{self.base}:arm:{_escape(policy_version)}"
+
+    @property
+    def labels(self) -> str:
+        return f"{self.base}:labels"
+
+    @property
+    def recalibrations(self) -> str:
+        return f"{self.base}:recalibrations"
+
+
+@dataclass(frozen=True)
+class OutcomeKeys:
+    """The outcome log's keys under ``prefix``: no braces (a hash tag per partition) or one hash tag
+    (everything in that slot)."""
+
+    prefix: str
+
+    def __post_init__(self) -> None:
+        braces = "{" in self.prefix or "}" in self.prefix
+        if braces and not hash_tag(self.prefix):
+            raise ValueError(f"key_prefix must hold one hash tag such as {{outcomes}}, or none: {self.prefix!r}")
+
+    @property
+    def single_slot(self) -> bool:
+        """True when the prefix holds its own hash tag: one stream, one slot for every partition."""
+        return bool(hash_tag(self.prefix))
+
+    @property
+    def stream(self) -> str:
+        """The one stream of a prefix with its own hash tag (see :meth:`partition`)."""
+        if not self.single_slot:
+            raise ValueError("key_prefix has no hash tag: each partition has its own stream (see partition())")
+        return f"{self.prefix}:stream"
+
+    @property
+    def partitions(self) -> str:
+        """A set holding the tag of every partition that was ever written."""
+        return f"{self.prefix}:partitions"
+
+    def partition(self, partition: Partition) -> PartitionKeys:
+        if self.single_slot:
+            return PartitionKeys(partition, f"{self.prefix}:stream", f"{self.prefix}:{partition.tag}")
+        base = f"{self.prefix}:{{{partition.tag}}}"
+        return PartitionKeys(partition, f"{base}:stream", base)
+
+    def partition_of_tag(self, tag: str) -> PartitionKeys:
+        return self.partition(Partition.from_tag(tag))
+
+
+@dataclass(frozen=True)
+class PolicyKeys:
+    """The policy keys of one partition: the rollout history stream and the versions hash (one slot)."""
+
+    partition: Partition
+    stream: str
+    versions: str
+
+    @classmethod
+    def of(cls, prefix: str, partition: Partition) -> PolicyKeys:
+        """``prefix`` holds no braces: the keys bring the partition's hash tag."""
+        if "{" in prefix or "}" in prefix:
+            raise ValueError(f"key_prefix must not contain braces (keys bring their own hash tag): {prefix!r}")
+        base = f"{prefix}:{{{partition.tag}}}"
+        return cls(partition, f"{base}:policies", f"{base}:versions")
