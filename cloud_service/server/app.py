@@ -2,8 +2,11 @@
 
 :func:`build_server` wires injected dependencies (backend, outcome log, policy store, metrics) into
 one ``grpc.aio`` server behind the error interceptor, binds it and returns a :class:`CloudServer`.
-Health (``grpc.health.v1``) says NOT_SERVING until the backend's readiness check first passes, then
-follows it; at shutdown everything turns NOT_SERVING before calls in flight get ``grace_s`` to finish.
+Health (``grpc.health.v1``): the overall status ("") and EscalationService say NOT_SERVING until the
+backend's readiness check first passes, then follow it; OutcomesService and FleetService need only Redis
+(open before the server starts) and say SERVING while the process serves, so a readiness probe on them
+keeps uploads and policy watches flowing while only Triton is down. At shutdown everything turns
+NOT_SERVING before calls in flight get ``grace_s`` to finish.
 """
 
 from __future__ import annotations
@@ -45,6 +48,8 @@ SERVICE_NAMES: tuple[str, ...] = (
     outcomes_pb2.DESCRIPTOR.services_by_name["OutcomesService"].full_name,
     fleet_pb2.DESCRIPTOR.services_by_name["FleetService"].full_name,
 )
+BACKEND_HEALTH_NAMES: tuple[str, ...] = ("", SERVICE_NAMES[0])  # follow Triton
+STORE_HEALTH_NAMES: tuple[str, ...] = SERVICE_NAMES[1:]  # outcomes and fleet: Redis only
 _SERVING = health_pb2.HealthCheckResponse.SERVING
 _NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 
@@ -70,7 +75,8 @@ class CloudServer:
 
     async def start(self, ready: ReadinessCheck, interval_s: float) -> None:
         """Starts serving and the task that keeps health in step with ``ready``."""
-        await self._set_health(_NOT_SERVING)
+        await self._set_health(_NOT_SERVING, BACKEND_HEALTH_NAMES)
+        await self._set_health(_SERVING, STORE_HEALTH_NAMES)
         await self._server.start()
         self._readiness = asyncio.create_task(self._follow(ready, interval_s), name="readiness")
 
@@ -94,12 +100,12 @@ class CloudServer:
             now = await ready()
             if now != serving:
                 logger.info("backend %s", "ready: SERVING" if now else "not ready: NOT_SERVING")
-                await self._set_health(_SERVING if now else _NOT_SERVING)
+                await self._set_health(_SERVING if now else _NOT_SERVING, BACKEND_HEALTH_NAMES)
                 serving = now
             await asyncio.sleep(interval_s)
 
-    async def _set_health(self, status: int) -> None:
-        for name in ("", *SERVICE_NAMES):
+    async def _set_health(self, status: int, names: tuple[str, ...]) -> None:
+        for name in names:
             await self._health.set(name, status)
 
 

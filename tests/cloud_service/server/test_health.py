@@ -71,6 +71,21 @@ def test_triton_stopped_is_unavailable_within_the_deadline_and_not_serving(
     assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
     assert time.monotonic() - started < 3.0
     service.wait_for(lambda: status(service) == NOT_SERVING, "NOT_SERVING")
+    assert status(service, "confroute.v1.EscalationService") == NOT_SERVING
+
+
+def test_uploads_and_policy_watches_stay_serving_while_triton_is_down(
+    make_service: ServiceFactory, own_triton: TritonServerProcess
+) -> None:
+    service = make_service(triton_url=own_triton.endpoints.grpc_url)
+    service.wait_for(lambda: status(service) == SERVING, "SERVING")
+
+    own_triton.stop()
+    service.wait_for(lambda: status(service) == NOT_SERVING, "NOT_SERVING")
+
+    # What the Kubernetes readiness probe asks (deploy/k8s): the pod stays in the load balancer.
+    assert status(service, "confroute.v1.FleetService") == SERVING
+    assert status(service, "confroute.v1.OutcomesService") == SERVING
 
 
 def test_health_watch_streams_the_status_through_the_interceptor(bare_service: Service) -> None:
