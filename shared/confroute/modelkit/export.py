@@ -41,6 +41,11 @@ PLAIN_CHAT_TEMPLATE = (
 #: bench.edge_generation prints) for parity KL 0.0084 instead of 0.0043 (the export's parity report);
 #: blocks of 128 gave parity KL 0.0122, over the 0.01 the 8-bit bundle must keep.
 EDGE_INT8 = QuantSpec(block_size=64, symmetric=True)
+#: ``confroute-export --int4``: every weight on its GGUF source's own grid (:mod:`confroute.modelkit.grid`),
+#: so the bundle holds exactly the values the source means; ``bits`` and ``block_size`` describe the
+#: 4-bit grids (Q4_0/Q4_1/Q4_K), while Q5/Q6_K/Q8_0 tensors keep 8-bit codes in their own blocks.
+SOURCE_GRID = "source-grid"
+EDGE_INT4 = QuantSpec(method=SOURCE_GRID, bits=4, block_size=32, accuracy_level=4, symmetric=True)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -65,9 +70,12 @@ def export_bundle(source: LoadedSource, dest: Path, options: ExportOptions,
     if not 0 <= first <= last < spec.num_layers:
         raise ExportError(f"probe layers {first}..{last} are outside the model's 0..{spec.num_layers - 1}")
     layout = ProbeLayout(first, last, spec.hidden_size)
+    if options.quantization is not None and options.quantization.method == SOURCE_GRID and not source.grids:
+        raise ExportError(f"{source.model_id}: --int4 keeps a GGUF source's own quantization grid; this source "
+                          "has no quantized tensors (use --int8)")
     with write_atomically(dest) as staging:
         progress(f"building the ONNX graph ({spec.model_type}, {spec.num_layers} layers, "
-                 f"{'8-bit' if options.quantization else 'fp32'}, probes on layers {first}..{last})")
+                 f"{_precision(options.quantization)}, probes on layers {first}..{last})")
         gb = _build_graph(source, layout, options.quantization, options.head)
         progress("writing model.onnx and its external data")
         total = sum(a.nbytes for a in gb.initializers.values())
@@ -121,10 +129,23 @@ def _byte_bar(total: int, label: str) -> Any:
     return tqdm(total=total, desc=label, unit="B", unit_scale=True, disable=not sys.stderr.isatty(), leave=False)
 
 
+def _precision(quant: QuantSpec | None) -> str:
+    if quant is None:
+        return "fp32"
+    return "the source's own 4/8-bit grids" if quant.method == SOURCE_GRID else f"{quant.bits}-bit"
+
+
+def _suffix(quant: QuantSpec | None) -> str:
+    if quant is None:
+        return ""
+    return "-int4" if quant.method == SOURCE_GRID else "-int8"
+
+
 def _build_graph(source: LoadedSource, layout: ProbeLayout, quant: QuantSpec | None, head: bool) -> GraphBuilder:
     gb = GraphBuilder()
-    qconfig = QuantConfig(quant.bits, quant.block_size, quant.accuracy_level, quant.symmetric) if quant else None
-    dec = build_decoder(gb, source.spec, source.weights, qconfig)
+    qconfig = QuantConfig(quant.bits, quant.block_size, quant.accuracy_level, quant.symmetric,
+                          source_grids=quant.method == SOURCE_GRID) if quant else None
+    dec = build_decoder(gb, source.spec, source.weights, qconfig, source.grids)
     if head:
         add_head(gb, dec, "vocab", source.spec.vocab_size)
         add_probes(gb, dec, layout, *untrained_probe(layout))
@@ -155,7 +176,7 @@ def _manifest(source: LoadedSource, options: ExportOptions, layout: ProbeLayout,
     kv = [f"{kind}.{i}.{part}" for i in range(spec.num_layers) for kind, part in
           (("past_key_values", "key"), ("past_key_values", "value"))]
     present = [name.replace("past_key_values", "present") for name in kv]
-    model_id = source.model_id + ("-int8" if options.quantization else "")
+    model_id = source.model_id + _suffix(options.quantization)
     head = HeadSpec()
     return Manifest(
         model_id=model_id, source=source.info, architecture=spec.to_dict(), context_length=spec.max_positions,
@@ -168,4 +189,4 @@ def _manifest(source: LoadedSource, options: ExportOptions, layout: ProbeLayout,
     )
 
 
-__all__ = ["EDGE_INT8", "MANIFEST_FILE", "ExportOptions", "export_bundle"]
+__all__ = ["EDGE_INT4", "EDGE_INT8", "MANIFEST_FILE", "SOURCE_GRID", "ExportOptions", "export_bundle"]

@@ -10,7 +10,7 @@ import dataclasses
 import json
 import struct
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +18,8 @@ from confroute.bundle.manifest import SourceInfo
 from confroute.bundle.store import sha256_file
 from confroute.errors import SourceIntegrityError, SourceNotFound, UnsupportedArchitecture
 from confroute.modelkit.fetch import check_sha256, pip_download
+from confroute.modelkit.gguf_grids import read_grids
+from confroute.modelkit.grid import SourceGrid
 from confroute.modelkit.spec import DecoderSpec, spec_from_hf_config
 from confroute.modelkit.weights import Weights, canonical_from_hf
 
@@ -43,6 +45,8 @@ class LoadedSource:
     chat_template: str | None
     eos_token_ids: tuple[int, ...]
     info: SourceInfo
+    #: The source's quantized matmul weights on their own grid (GGUF sources; see ``gguf_grids``).
+    grids: Mapping[str, SourceGrid] = dataclasses.field(default_factory=dict)
 
 
 def fetch_default_gguf(cache: Path, progress: Progress = print) -> Path:
@@ -73,7 +77,7 @@ def load_default(cache: Path, progress: Progress = print) -> LoadedSource:
 
 
 def load_gguf(path: Path, progress: Progress = print) -> LoadedSource:
-    """Loads (and dequantises) a GGUF file with transformers."""
+    """Loads (and dequantises) a GGUF file with transformers, and reads its quantized weights' grids."""
     if not path.is_file():
         raise SourceNotFound(f"GGUF file {path} does not exist")
     with open(path, "rb") as f:
@@ -82,7 +86,12 @@ def load_gguf(path: Path, progress: Progress = print) -> LoadedSource:
     progress(f"loading and dequantising {path.name}")
     kwargs = {"gguf_file": path.name}
     model_id = path.stem.lower().split(".")[0]
-    return _load_transformers(str(path.parent), kwargs, model_id, SourceInfo("gguf", str(path), sha256_file(path)))
+    loaded = _load_transformers(str(path.parent), kwargs, model_id, SourceInfo("gguf", str(path), sha256_file(path)))
+    try:
+        grids = read_grids(path, loaded.spec, loaded.weights)
+    except (ValueError, KeyError, IndexError) as exc:  # a GGUF transformers read but gguf cannot
+        raise SourceIntegrityError(f"cannot read the quantized tensors of {path}: {exc}") from exc
+    return dataclasses.replace(loaded, grids=grids)
 
 
 def load_hf_folder(folder: Path, progress: Progress = print) -> LoadedSource:

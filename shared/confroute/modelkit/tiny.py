@@ -5,6 +5,9 @@ Unit tests and quick checks use it: same graph, same head, same runtime as the r
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Mapping
+
 import numpy as np
 
 from confroute.bundle.manifest import SourceInfo
@@ -82,3 +85,71 @@ def tiny_source(model_type: str = "llama", seed: int = 0) -> LoadedSource:
     return LoadedSource(model_id=f"tiny-random-{model_type}", spec=spec, weights=tiny_weights(spec, seed),
                         tokenizer_json=tiny_tokenizer_json(spec.vocab_size), chat_template=CHATML_TEMPLATE,
                         eos_token_ids=(2,), info=SourceInfo(kind="tiny-random", ref=f"{model_type}:seed={seed}"))
+
+
+#: The grid types of a tiny GGUF-like source: Q4_1 matmuls (SmolLM2's source) and a Q8_0 embedding.
+TINY_GRID_TYPES = {"embed": "Q8_0", "lm_head": "Q8_0"}
+
+
+def tiny_grid_source(model_type: str = "llama", types: Mapping[str, str] | None = None, seed: int = 0,
+                     spec: DecoderSpec | None = None) -> LoadedSource:
+    """:func:`tiny_source`'s model as a GGUF source loads: every matmul weight on a source grid (``types``
+    maps a grid name -- ``embed``, ``L0.q``, ``down`` for every layer's -- to a GGUF type; default Q4_1,
+    embedding Q8_0) and the float32 weights replaced by the grid's values. K-quant types need input sizes
+    that are multiples of 256 (pass a ``spec``) and get random blocks."""
+    from confroute.modelkit.gguf_grids import expected_rows
+    from confroute.modelkit.grid import decode
+
+    source = tiny_source(model_type, seed)
+    spec = spec or source.spec
+    w = dict(tiny_weights(spec, seed) if spec != source.spec else source.weights)
+    rng = np.random.default_rng(seed + 1)
+    grids = {}
+    for name in _grid_names(spec):
+        kind = (types or {}).get(name) or (types or {}).get(name.split(".")[-1]) or TINY_GRID_TYPES.get(name, "Q4_1")
+        rows = expected_rows(spec, w, name)
+        grid = decode(kind, gguf_blocks(kind, rows, rng), rows.shape[1])
+        assert grid is not None
+        grids[name] = grid
+        _write_back(spec, w, name, grid.dequantize())
+    return dataclasses.replace(source, spec=spec, weights=w, grids=grids, model_id=f"tiny-grid-{model_type}")
+
+
+def _grid_names(spec: DecoderSpec) -> list[str]:
+    layers = [f"L{i}.{p}" for i in range(spec.num_layers) for p in ("q", "k", "v", "o", "gate", "up", "down")]
+    return ["embed", *layers, *([] if spec.tie_embeddings else ["lm_head"])]
+
+
+def gguf_blocks(kind: str, rows: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """GGUF blocks of type ``kind`` for rows [N, K]: quantized by gguf's reference code, or random blocks
+    with small scales for the K-quants (gguf has no numpy quantizer for them)."""
+    from gguf import GGMLQuantizationType, quants
+    from gguf.constants import GGML_QUANT_SIZES
+
+    qtype = GGMLQuantizationType[kind]
+    if not kind.endswith("_K"):
+        return np.asarray(quants.quantize(rows, qtype))
+    values, size = GGML_QUANT_SIZES[qtype]
+    raw = rng.integers(0, 256, (rows.shape[0] * rows.shape[1] // values, size), dtype=np.uint8)
+    scale = rng.uniform(2e-5, 2e-4, (raw.shape[0], 2)).astype(np.float16).view(np.uint8)
+    if kind == "Q6_K":  # d, scaled by int8 sub-block scales up to 127 and codes up to 31
+        d = np.asarray(rng.uniform(1e-5, 4e-5, raw.shape[0]), dtype=np.float16)
+        raw[:, 208:210] = d.view(np.uint8).reshape(-1, 2)
+    else:
+        raw[:, 0:4] = scale
+    return raw.reshape(rows.shape[0], -1)
+
+
+def _write_back(spec: DecoderSpec, w: Weights, name: str, rows: np.ndarray) -> None:
+    """Stores a grid's values [out, in] over the canonical float32 weight they stand for."""
+    if name == "embed":
+        w["embed"] = rows
+    elif name == "lm_head":
+        w["lm_head.w"] = np.ascontiguousarray(rows.T)
+    else:
+        layer, part = name.split(".")
+        if part in ("q", "k", "v"):
+            start = {"q": 0, "k": spec.q_size, "v": spec.q_size + spec.kv_size}[part]
+            w[f"{layer}.qkv.w"][:, start:start + rows.shape[0]] = rows.T
+        else:
+            w[f"{layer}.{part}.w"] = np.ascontiguousarray(rows.T)

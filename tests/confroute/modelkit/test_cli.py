@@ -22,3 +22,11 @@ def test_zero_points_and_a_block_size_select_the_asymmetric_scheme(tmp_path: Pat
 
 def test_without_int8_the_bundle_is_fp32(tmp_path: Path) -> None:
     assert parse_args(["-o", str(tmp_path / "b")], {}).options.quantization is None
+
+
+def test_int4_keeps_the_sources_grid_in_its_own_folder(tmp_path: Path) -> None:
+    from confroute.modelkit.export import EDGE_INT4
+
+    config = parse_args(["--int4"], {"CONFROUTE_CACHE_DIR": str(tmp_path)})
+    assert config.options.quantization == EDGE_INT4
+    assert config.output == tmp_path / "bundles" / "smollm2-135m-instruct-int4"
