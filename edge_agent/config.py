@@ -5,12 +5,12 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
-import socket
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from confroute.paths import cache_dir, default_bundle_dir
 from edge_agent.cloud import CloudConfig
+from edge_agent.identity import read_secret, stable_device_id
 
 ENV = "CONFROUTE_EDGE_"
 
@@ -36,6 +36,9 @@ class AgentConfig:
     policy_keys: tuple[Path, ...] = ()
     cors_origins: tuple[str, ...] = ()  # web origins allowed to call the HTTP API from a browser
     huge_pages: bool = True  # `serve` re-executes itself with huge-page malloc (see edge_agent.huge_pages)
+    # ``Authorization: Bearer <key>`` required on the HTTP API (but /health) when set; from
+    # CONFROUTE_EDGE_API_KEY or --api-key-file (0600), never a flag.
+    api_key: str = dataclasses.field(default="", repr=False)
 
     @property
     def queue_path(self) -> Path:
@@ -54,7 +57,8 @@ def add_arguments(parser: argparse.ArgumentParser, env: Mapping[str, str]) -> No
     parser.add_argument("--bundle", type=Path, default=opt("bundle", None), help="model bundle folder")
     parser.add_argument("--device", default=opt("device", "cpu"), help="cpu, cuda or tensorrt")
     parser.add_argument("--threads", type=int, default=int(opt("threads", "2") or 2))
-    parser.add_argument("--device-id", default=opt("device-id", socket.gethostname()))
+    parser.add_argument("--device-id", default=opt("device-id", None),
+                        help="default: derived from /etc/machine-id, else a UUID kept in the state folder")
     parser.add_argument("--cohort", default=opt("cohort", "default"))
     parser.add_argument("--state-dir", type=Path, default=opt("state-dir", None),
                         help="outbox and last good policy (default: <cache>/edge)")
@@ -64,6 +68,10 @@ def add_arguments(parser: argparse.ArgumentParser, env: Mapping[str, str]) -> No
     parser.add_argument("--root-certs", type=Path, default=opt("root-certs", None))
     parser.add_argument("--client-cert", type=Path, default=opt("client-cert", None))
     parser.add_argument("--client-key", type=Path, default=opt("client-key", None))
+    parser.add_argument("--token-file", type=Path, default=opt("token-file", None),
+                        help="the device's bearer token, a file of mode 0600 (or env CONFROUTE_EDGE_TOKEN)")
+    parser.add_argument("--api-key-file", type=Path, default=opt("api-key-file", None),
+                        help="require this key (file of mode 0600, or env CONFROUTE_EDGE_API_KEY) on the HTTP API")
     parser.add_argument("--privacy-pattern", action="append", default=None,
                         help="regular expression; a matching query never leaves the device (repeatable)")
     parser.add_argument("--never-escalate", action="store_true", default=opt("never-escalate", "") in ("1", "true"))
@@ -84,17 +92,22 @@ def add_arguments(parser: argparse.ArgumentParser, env: Mapping[str, str]) -> No
 
 def config_from(args: argparse.Namespace, env: Mapping[str, str]) -> AgentConfig:
     cache = cache_dir(env)
+    state_dir = Path(args.state_dir) if args.state_dir else cache / "edge"
     cloud = None
     if args.cloud:
+        token_file = getattr(args, "token_file", None)
+        token = read_secret(token_file, "token_file") if token_file else env.get(ENV + "TOKEN", "")
         cloud = CloudConfig(target=args.cloud, deadline_s=args.cloud_deadline, tls=args.tls,
                             root_certs=args.root_certs, client_cert=args.client_cert, client_key=args.client_key,
-                            token=env.get(ENV + "TOKEN", ""))
+                            token=token)
+    api_key_file = getattr(args, "api_key_file", None)
+    api_key = read_secret(api_key_file, "api_key_file") if api_key_file else env.get(ENV + "API_KEY", "")
     patterns: Sequence[str] = args.privacy_pattern or [p for p in env.get(ENV + "PRIVACY_PATTERNS", "").split("\n")
                                                        if p]
     return AgentConfig(
         bundle=Path(args.bundle) if args.bundle else default_bundle_dir(cache, quantized=False),
-        device=args.device, threads=args.threads, device_id=args.device_id, cohort=args.cohort,
-        state_dir=Path(args.state_dir) if args.state_dir else cache / "edge", cloud=cloud,
+        device=args.device, threads=args.threads, device_id=args.device_id or stable_device_id(state_dir),
+        cohort=args.cohort, state_dir=state_dir, cloud=cloud, api_key=api_key,
         privacy_patterns=tuple(patterns), never_escalate=args.never_escalate, http_host=args.host,
         http_port=args.port, log_format=args.log_format, huge_pages=args.huge_pages,
         policy_keys=tuple(args.policy_key or [Path(p) for p in env.get(ENV + "POLICY_KEYS", "").split(os.pathsep)
