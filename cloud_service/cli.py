@@ -17,6 +17,8 @@
   version, cohort), by hand (see ``cloud_service.policies.operations``).
 - ``cloud-service recalibrate [--once | --interval S]``: folds new outcomes into the statistics and
   publishes a recalibrated policy per (edge model version, cohort) (see ``cloud_service.calibration``).
+- ``cloud-service ca init|server-cert`` and ``cloud-service devices enroll|list|revoke|rotate``: the fleet
+  CA and the enrolled devices and operators (see ``cloud_service.identity.command``, docs/identity.md).
 - ``cloud-service judge [--once | --interval S]``: labels shadowed outcomes with the cloud model as an
   LLM judge (see ``cloud_service.judge``).
 
@@ -159,6 +161,7 @@ def _parser() -> argparse.ArgumentParser:
     triton.set_defaults(run=_triton)
     _add_policy_commands(commands)
     _add_calibration_commands(commands)
+    _add_identity_commands(commands)
     backpressure = commands.add_parser("backpressure", help="raise the bar for escalating while Triton is overloaded")
     backpressure_command.add_arguments(backpressure)
     backpressure.set_defaults(run=backpressure_command.run)
@@ -190,6 +193,12 @@ def _add_calibration_commands(commands: Any) -> None:
     judge = commands.add_parser("judge", help="label shadowed outcomes with the cloud model as judge")
     judge_command.add_arguments(judge)
     judge.set_defaults(run=judge_command.run)
+
+
+def _add_identity_commands(commands: Any) -> None:
+    from cloud_service.identity import command as identity_command
+
+    identity_command.add_commands(commands)
 
 
 if __name__ == "__main__":

@@ -61,6 +61,17 @@ class ServiceConfig:
     event_loop: EventLoop = field(
         default="auto", metadata={"help": "auto (uvloop when installed), asyncio or uvloop"}
     )
+    # Identity (docs/identity.md): TLS with the server's certificate and key (PEM files); with a client CA,
+    # a client certificate is required and identifies the device. With a client CA or an identity secret
+    # (the HMAC key of bearer tokens), every call to a confroute service is authenticated.
+    tls_cert: str = field(default="", metadata={"help": "the server's certificate (PEM); empty: no TLS"})
+    tls_key: str = field(default="", metadata={"help": "the server's private key (PEM)"})
+    tls_client_ca: str = field(
+        default="", metadata={"help": "the fleet CA (PEM): client certificates are required and identify devices"}
+    )
+    identity_secret: str = field(
+        default="", metadata={"help": "file holding the HMAC key of bearer tokens: devices may present tokens"}
+    )
 
     def __post_init__(self) -> None:
         split_address(self.listen, "listen")
@@ -74,9 +85,17 @@ class ServiceConfig:
         _require(self.max_pending_requests >= 1, "max_pending_requests", ">= 1")
         _require(self.gc_threshold >= 0, "gc_threshold", ">= 0")
         _require(self.event_loop in EVENT_LOOPS, "event_loop", f"one of {EVENT_LOOPS}")
+        _require(bool(self.tls_cert) == bool(self.tls_key), "tls_cert", "set together with tls_key")
+        _require(not self.tls_client_ca or bool(self.tls_cert), "tls_client_ca", "used with tls_cert and tls_key")
         for name in ("max_deadline_s", "grace_s", "readiness_interval_s"):
             value = getattr(self, name)
             _require(math.isfinite(value) and value > 0, name, "a positive number of seconds")
+
+
+    @property
+    def authenticates(self) -> bool:
+        """Whether calls must present a credential (a client CA or a token secret is configured)."""
+        return bool(self.tls_client_ca or self.identity_secret)
 
 
 def split_address(address: str, name: str = "address") -> tuple[str, int]:

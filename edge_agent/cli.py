@@ -67,7 +67,10 @@ def serve(config: AgentConfig) -> None:
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
     with running_agent(config) as agent:
-        api = ApiConfig(host=config.http_host, port=config.http_port, cors_origins=config.cors_origins)
+        api = ApiConfig(host=config.http_host, port=config.http_port, cors_origins=config.cors_origins,
+                        api_key=config.api_key)
+        if not config.api_key and config.http_host not in ("127.0.0.1", "::1", "localhost"):
+            log.warning("the HTTP API listens on %s without an API key (set CONFROUTE_EDGE_API_KEY)", config.http_host)
         server = serve_api(agent, api)
         log.info("edge agent serving on http://%s:%d/v1 (cloud: %s; huge-page malloc: %s)", config.http_host,
                  server.port, config.cloud.target if config.cloud else "offline",

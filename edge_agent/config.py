@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
-import socket
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ from confroute.logs import LOG_FORMATS
 from confroute.paths import cache_dir, default_bundle_dir
 from confroute.settings import Setting, add_flags, resolve
 from edge_agent.cloud import CloudConfig
+from edge_agent.identity import read_secret, stable_device_id
 
 ENV = "CONFROUTE_EDGE_"
 
@@ -43,6 +43,9 @@ class AgentConfig:
     policy_keys: tuple[Path, ...] = ()
     cors_origins: tuple[str, ...] = ()  # web origins allowed to call the HTTP API from a browser
     huge_pages: bool = True  # `serve` re-executes itself with huge-page malloc (see edge_agent.huge_pages)
+    # ``Authorization: Bearer <key>`` required on the HTTP API (but /health) when set; from
+    # CONFROUTE_EDGE_API_KEY or --api-key-file (0600), never a flag.
+    api_key: str = dataclasses.field(default="", repr=False)
 
     @property
     def queue_path(self) -> Path:
@@ -57,7 +60,7 @@ SETTINGS = (
     Setting("bundle", "path", help="model bundle folder (default: the cached default bundle)"),
     Setting("device", default="cpu", help="execution provider: cpu, cuda or tensorrt"),
     Setting("threads", "int", 2, "CPU threads of the model runtime"),
-    Setting("device_id", help="this device's id in outcomes and policy requests (default: the host name)"),
+    Setting("device_id", help="this device's id (default: derived from /etc/machine-id, else a UUID kept in the state folder)"),
     Setting("cohort", default="default", help="the cohort whose routing policy this device follows"),
     Setting("state_dir", "path", help="outbox and last good policy (default: <cache>/edge)"),
     Setting("cloud", help="cloud service host:port (omit: offline, every escalation answered locally)"),
@@ -68,6 +71,9 @@ SETTINGS = (
     Setting("client_key", "path", help="PEM key of --client-cert"),
     Setting("token", default="", flag=None,
             help="the device's credential, sent as a bearer token (no flag: it would show in the process list)"),
+    Setting("token_file", "path", help="the device's bearer token, a file of mode 0600 (wins over the variable)"),
+    Setting("api_key", default="", flag=None, help="require this key (Authorization: Bearer) on the HTTP API"),
+    Setting("api_key_file", "path", help="the HTTP API key, a file of mode 0600 (wins over the variable)"),
     Setting("privacy_patterns", default=(), flag="--privacy-pattern", separator="\n",
             help="regular expression; a matching query never leaves the device (variable: one per line)"),
     Setting("never_escalate", "bool", False, "answer everything on the device"),
@@ -94,13 +100,21 @@ def config_from(args: argparse.Namespace, env: Mapping[str, str]) -> AgentConfig
     """The config from parsed flags, then ``CONFROUTE_EDGE_*`` variables, then the defaults."""
     values = resolve(SETTINGS, args, env, ENV)
     cache = cache_dir(env)
+    state_dir = values["state_dir"] or cache / "edge"
     return AgentConfig(
         bundle=values["bundle"] or default_bundle_dir(cache, quantized=False),
-        device=values["device"], threads=values["threads"], device_id=values["device_id"] or socket.gethostname(),
-        cohort=values["cohort"], state_dir=values["state_dir"] or cache / "edge", cloud=_cloud(values),
+        device=values["device"], threads=values["threads"],
+        device_id=values["device_id"] or stable_device_id(state_dir),
+        cohort=values["cohort"], state_dir=state_dir, cloud=_cloud(values), api_key=_secret(values, "api_key"),
         privacy_patterns=values["privacy_patterns"], never_escalate=values["never_escalate"],
         http_host=values["host"], http_port=values["port"], log_format=values["log_format"],
         huge_pages=values["huge_pages"], policy_keys=values["policy_keys"], cors_origins=values["cors_origins"])
+
+
+def _secret(values: Mapping[str, Any], name: str) -> str:
+    """A credential from its 0600 file (``<name>_file``) or else its variable."""
+    path = values[name + "_file"]
+    return read_secret(path, name + "_file") if path else str(values[name])
 
 
 def _cloud(values: Mapping[str, Any]) -> CloudConfig | None:
@@ -108,4 +122,4 @@ def _cloud(values: Mapping[str, Any]) -> CloudConfig | None:
         return None
     return CloudConfig(target=values["cloud"], deadline_s=values["cloud_deadline"], tls=values["tls"],
                        root_certs=values["root_certs"], client_cert=values["client_cert"],
-                       client_key=values["client_key"], token=values["token"])
+                       client_key=values["client_key"], token=_secret(values, "token"))

@@ -90,8 +90,17 @@ class RecalibrationWorker:
         return counts
 
     async def recalibrate(self) -> list[Recalibration]:
-        """One recalibration per partition, from the statistics alone."""
-        return [await self.recalibrate_partition(keys) for keys in await self.partitions()]
+        """One recalibration per partition, from the statistics alone. A partition that fails (bad data) is
+        logged and skipped, so that it cannot stop the pass for the others; a Redis outage stops the pass."""
+        results = []
+        for keys in await self.partitions():
+            try:
+                results.append(await self.recalibrate_partition(keys))
+            except Unavailable:
+                raise
+            except Exception:  # one bad partition must not hold back every other one
+                logger.exception("recalibrating partition %s failed; the other partitions go on", keys.tag)
+        return results
 
     async def partitions(self) -> list[PartitionKeys]:
         with translated("listing outcome partitions"):

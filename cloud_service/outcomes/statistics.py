@@ -45,6 +45,10 @@ BINS = 1000
 SIGNALS = tuple(stage.value for stage in (Stage.POST, Stage.PRE))
 LABELS = ("c", "w", "u")
 WEIGHT_SCALE = 1_000_000  # weights are stored as integers in millionths
+# Propensities below this count as this (docs/identity.md): one record weighs at most 1/0.01 = 100 honest
+# ones, so a device cannot move a threshold with a few records of propensity 1e-6 (a weight of a million),
+# and a record's weight^2 (1e10 millionths at most) cannot wrap the int64 totals (that takes ~9e8 records).
+PROPENSITY_FLOOR = 0.01
 LABEL_CODES = {Label.CORRECT: "c", Label.INCORRECT: "w", Label.UNKNOWN: "u"}
 CODE_LABELS = {code: label for label, code in LABEL_CODES.items()}
 FOLDED_FIELD = "st"  # present (value "1") on entries whose statistics were kept at ingest
@@ -75,11 +79,12 @@ def score_bin(score: float) -> int:
 
 
 def fold_spec(signals: Mapping[str, float], label: Label, propensity: float, model: str) -> FoldSpec:
-    """The fold of one record from its signals, label, logged propensity in (0, 1] and edge model id.
+    """The fold of one record from its signals, label, logged propensity in (0, 1] (clipped to
+    :data:`PROPENSITY_FLOOR`) and edge model id.
 
     The scores binned are the routing contract's raw scores (:func:`confroute.routing.logged_scores`).
     """
-    weight = 1.0 / propensity if 0.0 < propensity <= 1.0 else 1.0
+    weight = 1.0 / max(propensity, PROPENSITY_FLOOR) if 0.0 < propensity <= 1.0 else 1.0
     bins = tuple((name, score_bin(value)) for name, value in logged_scores(signals).items())
     return FoldSpec(LABEL_CODES[label], round(weight * WEIGHT_SCALE), round(weight * weight * WEIGHT_SCALE), model,
                     bins)

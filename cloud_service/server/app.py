@@ -23,6 +23,8 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc  # type: ignore[i
 from grpc_reflection.v1alpha import reflection  # type: ignore[import-untyped]
 
 from cloud_service.config import ServiceConfig
+from cloud_service.identity.authenticator import Authenticator
+from cloud_service.identity.service import server_credentials
 from cloud_service.metrics import ServiceMetrics
 from cloud_service.ports import InferenceBackend, OutcomeLog, PolicyStore
 from cloud_service.server.escalation import EscalationServicer, EscalationSettings
@@ -62,6 +64,7 @@ class Dependencies:
     outcome_log: OutcomeLog
     policy_store: PolicyStore
     metrics: ServiceMetrics
+    authenticator: Authenticator | None = None  # None: calls are not authenticated (a development service)
 
 
 class CloudServer:
@@ -121,7 +124,7 @@ def server_options(config: ServiceConfig) -> list[tuple[str, int]]:
 
 def build_server(config: ServiceConfig, deps: Dependencies) -> CloudServer:
     """The server with every service added and ``config.listen`` bound (port 0: a free port)."""
-    server = grpc.aio.server(interceptors=[ErrorInterceptor()], options=server_options(config))
+    server = grpc.aio.server(interceptors=[ErrorInterceptor(deps.authenticator)], options=server_options(config))
     settings = EscalationSettings(max_deadline_s=config.max_deadline_s, retain_text=config.retain_text)
     limit = InflightLimit(config.max_inflight)
     deps.metrics.watch_inflight(lambda: limit.in_use)
@@ -131,12 +134,17 @@ def build_server(config: ServiceConfig, deps: Dependencies) -> CloudServer:
     escalation_pb2_grpc.add_EscalationServiceServicer_to_server(escalation, server)  # type: ignore[no-untyped-call]
     outcomes = OutcomesServicer(deps.outcome_log, deps.metrics)
     outcomes_pb2_grpc.add_OutcomesServiceServicer_to_server(outcomes, server)  # type: ignore[no-untyped-call]
-    fleet_pb2_grpc.add_FleetServiceServicer_to_server(FleetServicer(deps.policy_store), server)  # type: ignore[no-untyped-call]
+    fleet = FleetServicer(deps.policy_store, deps.authenticator)
+    fleet_pb2_grpc.add_FleetServiceServicer_to_server(fleet, server)  # type: ignore[no-untyped-call]
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection((*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
+    credentials = server_credentials(config)
     try:
-        port = server.add_insecure_port(config.listen)
+        if credentials is None:
+            port = server.add_insecure_port(config.listen)
+        else:
+            port = server.add_secure_port(config.listen, credentials)
     except RuntimeError as exc:
         raise Unavailable(f"cannot listen on {config.listen}: {exc}") from exc
     return CloudServer(server, health_servicer, port)

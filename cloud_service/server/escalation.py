@@ -4,6 +4,9 @@ Thin: pb -> :class:`EscalationRequest` -> backend -> pb. The backend gets the cl
 deadline, capped by the configured maximum. Each answered escalation is also recorded in the outcome
 log, with its metrics and one DEBUG line, in a callback scheduled after the answer is handed to gRPC,
 so none of it sits on the request path.
+
+With authentication on, the escalation's ``device_id`` and ``cohort`` must be the caller's own
+(PERMISSION_DENIED otherwise), so every recorded outcome names the device that really sent it.
 """
 
 from __future__ import annotations
@@ -18,6 +21,9 @@ from datetime import datetime, timezone
 
 import grpc
 
+from cloud_service.identity.access import require_self
+from cloud_service.identity.context import current_principal
+from cloud_service.identity.record import ESCALATE
 from cloud_service.metrics import ServiceMetrics
 from cloud_service.ports import InferenceBackend, OutcomeLog
 from cloud_service.server.limits import InflightLimit
@@ -64,6 +70,7 @@ class EscalationServicer(escalation_pb2_grpc.EscalationServiceServicer):  # type
         """The whole answer in one response."""
         with self._counted(request.escalation):
             escalation = EscalationRequest.from_pb(request.escalation)
+            require_self(current_principal(), escalation.device_id, escalation.cohort, ESCALATE)
             with self._limit.slot():
                 started_at = datetime.now(timezone.utc)
                 answer = await self._backend.generate(escalation, self._timeout(context))
@@ -76,6 +83,7 @@ class EscalationServicer(escalation_pb2_grpc.EscalationServiceServicer):  # type
         """Token deltas as the model produces them, then the final answer."""
         with self._counted(request.escalation):
             escalation = EscalationRequest.from_pb(request.escalation)
+            require_self(current_principal(), escalation.device_id, escalation.cohort, ESCALATE)
             with self._limit.slot():
                 started_at = datetime.now(timezone.utc)
                 async with closing(self._backend.stream(escalation, self._timeout(context))) as events:

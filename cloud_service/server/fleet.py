@@ -4,26 +4,37 @@ Policies are keyed by the edge model's *build* (``edge_model.version``) and the 
 policy store keys them; while a canary runs, each device gets the version assigned to it (by its
 ``device_id``), and Watch pushes the canary only to the canary's devices. A change reaches thousands
 of watchers at once, so each policy's Watch response is built once and shared (a small cache).
+
+With authentication on, a device reads only its own cohort's policy as itself, so the canary arm it gets
+is the one the store assigns to its enrolled id; an operator with ``policy:read`` reads any. A watch
+ends with UNAUTHENTICATED once the credential it opened with is revoked or rotated out.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
-from typing import NoReturn
+from typing import NoReturn, TypeVar
 
 import grpc
 
+from cloud_service.identity.access import require_policy_read
+from cloud_service.identity.authenticator import Authenticator
+from cloud_service.identity.context import current_caller, current_principal
 from cloud_service.ports import PolicyStore
 from cloud_service.server.streams import closing
 from confroute.contract.policy import Policy, PolicyRequest
+from confroute.errors import Unauthenticated
 from confroute.v1 import fleet_pb2, fleet_pb2_grpc
 
 
 class FleetServicer(fleet_pb2_grpc.FleetServiceServicer):  # type: ignore[misc]
     """Serves policies from the policy store."""
 
-    def __init__(self, store: PolicyStore) -> None:
+    def __init__(self, store: PolicyStore, authenticator: Authenticator | None = None) -> None:
         self._store = store
+        self._authenticator = authenticator
         self._responses = _ResponseCache()
 
     async def GetPolicy(  # noqa: N802 -- the name is the RPC's
@@ -31,6 +42,7 @@ class FleetServicer(fleet_pb2_grpc.FleetServiceServicer):  # type: ignore[misc]
     ) -> fleet_pb2.GetPolicyResponse:
         """The current policy, or NOT_FOUND when none was published."""
         wanted = PolicyRequest.from_pb(request)
+        require_policy_read(current_principal(), wanted.device_id, wanted.cohort)
         policy = await self._store.current(wanted.edge_model.version, wanted.cohort, wanted.device_id)
         if policy is None:
             await _not_found(context, wanted)
@@ -41,12 +53,19 @@ class FleetServicer(fleet_pb2_grpc.FleetServiceServicer):  # type: ignore[misc]
     ) -> AsyncIterator[fleet_pb2.WatchPolicyResponse]:
         """The current policy unless the device holds it, then each one published later."""
         wanted = PolicyRequest.from_pb(request)
+        require_policy_read(current_principal(), wanted.device_id, wanted.cohort)
         watch = self._store.watch(
             wanted.edge_model.version, wanted.cohort, wanted.known_policy_version, wanted.device_id
         )
+        caller = current_caller()
         async with closing(watch) as policies:
-            async for policy in policies:
-                yield self._responses.get(policy)
+            if self._authenticator is None or caller is None:
+                async for policy in policies:
+                    yield self._responses.get(policy)
+                return
+            with self._authenticator.watching(caller) as revoked:
+                async for policy in _until(policies, revoked):
+                    yield self._responses.get(policy)
 
 
 class _ResponseCache:
@@ -70,6 +89,29 @@ class _ResponseCache:
             self._entries.clear()
         self._entries[id(policy)] = (policy, response)
         return response
+
+
+T = TypeVar("T")
+
+
+async def _until(items: AsyncIterator[T], revoked: asyncio.Event) -> AsyncIterator[T]:
+    """``items`` until ``revoked`` is set, then Unauthenticated (a policy change is rare: one race per item)."""
+    ended = asyncio.ensure_future(revoked.wait())
+    try:
+        while True:
+            following = asyncio.ensure_future(anext(items))
+            await asyncio.wait((following, ended), return_when=asyncio.FIRST_COMPLETED)
+            if ended.done():
+                following.cancel()
+                with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration):
+                    await following
+                raise Unauthenticated("the credential was revoked or rotated out")
+            try:
+                yield following.result()
+            except StopAsyncIteration:
+                return
+    finally:
+        ended.cancel()
 
 
 async def _not_found(context: grpc.aio.ServicerContext, wanted: PolicyRequest) -> NoReturn:

@@ -7,6 +7,13 @@ Aborts that a servicer made itself (``context.abort``) and cancellations pass th
 Requests are decoded inside the wrapper rather than by gRPC, so that bytes which are not a valid
 message (proto3 strings must be UTF-8) are INVALID_ARGUMENT (field ``request``) instead of gRPC's
 UNKNOWN with an error logged.
+
+With an :class:`~cloud_service.identity.authenticator.Authenticator`, every call to a confroute service
+(``/confroute.``; health and reflection stay open) is authenticated first, in the wrapper, where the call's
+``auth_context`` is at hand: no credential, or an unknown, expired or revoked one, is UNAUTHENTICATED
+before the request is decoded; the caller is then set for the servicer (:mod:`cloud_service.identity.context`).
+A :class:`~confroute.errors.RateLimited` refusal carries its retry delay in the trailing metadata
+``retry-after-ms``, which the device honours.
 """
 
 from __future__ import annotations
@@ -20,13 +27,18 @@ from typing import Any
 import grpc
 from google.protobuf.message import DecodeError
 
+from cloud_service.identity.authenticator import Authenticator
+from cloud_service.identity.context import set_caller
 from cloud_service.server.status import details_for, status_for
-from confroute.errors import ConfrouteError, InvalidInput
+from confroute.errors import ConfrouteError, InvalidInput, RateLimited
 
 logger = logging.getLogger(__name__)
 
 Behavior = Callable[..., Any]
 Decode = Callable[[Any], Any]
+Authenticate = Callable[[grpc.aio.ServicerContext], Awaitable[None]]
+RETRY_AFTER_KEY = "retry-after-ms"
+_AUTHENTICATED_PREFIX = "/confroute."
 
 
 class ErrorInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]  # grpc ships no type stubs
@@ -36,8 +48,9 @@ class ErrorInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]  # grp
     paid on every call otherwise).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, authenticator: Authenticator | None = None) -> None:
         self._wrapped: dict[str, tuple[Any, Any]] = {}
+        self._authenticate = _authenticating(authenticator) if authenticator is not None else None
 
     async def intercept_service(
         self,
@@ -51,19 +64,27 @@ class ErrorInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]  # grp
         cached = self._wrapped.get(method)
         if cached is not None and cached[0] is handler:
             return cached[1]
-        wrapped = _wrap_handler(handler, method)
+        authenticate = self._authenticate if method.startswith(_AUTHENTICATED_PREFIX) else None
+        wrapped = _wrap_handler(handler, method, authenticate)
         self._wrapped[method] = (handler, wrapped)
         return wrapped
 
 
-def _wrap_handler(handler: Any, method: str) -> Any:
+def _authenticating(authenticator: Authenticator) -> Authenticate:
+    async def authenticate(context: grpc.aio.ServicerContext) -> None:
+        set_caller(await authenticator.authenticate(context.invocation_metadata() or (), context.auth_context))
+
+    return authenticate
+
+
+def _wrap_handler(handler: Any, method: str, authenticate: Authenticate | None = None) -> Any:
     """The handler with its behaviour wrapped by :func:`_wrap` (or the handler itself if it has none)."""
     for kind, factory in _FACTORIES.items():
         behavior = getattr(handler, kind)
         if behavior is not None:
             decode = _decoder(handler.request_deserializer)
             return factory(
-                _wrap(behavior, method, decode, streaming_request=kind.startswith("stream_")),
+                _wrap(behavior, method, decode, authenticate, streaming_request=kind.startswith("stream_")),
                 request_deserializer=None,  # decoded in the wrapper, see the module docstring
                 response_serializer=handler.response_serializer,
             )
@@ -78,7 +99,9 @@ _FACTORIES: dict[str, Callable[..., Any]] = {
 }
 
 
-def _wrap(behavior: Behavior, method: str, decode: Decode, *, streaming_request: bool) -> Behavior:
+def _wrap(
+    behavior: Behavior, method: str, decode: Decode, authenticate: Authenticate | None, *, streaming_request: bool
+) -> Behavior:
     def arguments(request: Any) -> Any:
         return _decoded(request, decode) if streaming_request else decode(request)
 
@@ -86,6 +109,8 @@ def _wrap(behavior: Behavior, method: str, decode: Decode, *, streaming_request:
 
         async def stream(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
             try:
+                if authenticate is not None:
+                    await authenticate(context)
                 async for response in behavior(arguments(request), context):
                     yield response
             except Exception as exc:  # translated or reported, never swallowed
@@ -95,6 +120,8 @@ def _wrap(behavior: Behavior, method: str, decode: Decode, *, streaming_request:
 
     async def call(request: Any, context: grpc.aio.ServicerContext) -> Any:
         try:
+            if authenticate is not None:
+                await authenticate(context)
             return await behavior(arguments(request), context)
         except Exception as exc:
             await _abort(exc, context, method)
@@ -128,5 +155,7 @@ async def _abort(exc: Exception, context: grpc.aio.ServicerContext, method: str)
         logger.error("internal error in %s", method, exc_info=exc)
         await context.abort(grpc.StatusCode.INTERNAL, "internal error")
     else:
+        if isinstance(exc, RateLimited):
+            context.set_trailing_metadata(((RETRY_AFTER_KEY, str(max(1, round(exc.retry_after_s * 1000)))),))
         await context.abort(code, details_for(exc))
     raise AssertionError("context.abort returned")  # pragma: no cover -- abort always raises

@@ -4,6 +4,10 @@ A batch's invalid records are rejected one by one (the device drops them) while 
 stored; the ack is sent only after :meth:`OutcomeLog.store` returned, so a device that deletes what an
 ack names never loses a record. A log that cannot be reached ends the call with UNAVAILABLE and the
 device sends the batch again later (the log is idempotent by ``query_id``).
+
+What steers thresholds is checked here: a record's label may come only from a source a device can
+witness (:data:`DEVICE_LABEL_SOURCES`: never a reference answer or the cloud judge), and with
+authentication on, a record for another device than the caller is rejected (the device drops it).
 """
 
 from __future__ import annotations
@@ -12,12 +16,19 @@ from collections.abc import AsyncIterator
 
 import grpc
 
+from cloud_service.identity.access import require_scope
+from cloud_service.identity.context import current_principal
+from cloud_service.identity.record import UPLOAD, Principal
 from cloud_service.metrics import ServiceMetrics
 from cloud_service.ports import OutcomeLog, StoreResult
-from confroute.contract.upload import OutcomeAck, OutcomeBatch
+from confroute.contract.enums import LabelSource
+from confroute.contract.outcome import OutcomeRecord
+from confroute.contract.upload import OutcomeAck, OutcomeBatch, RejectedOutcome
+from confroute.errors import PermissionDenied
 from confroute.v1 import outcomes_pb2, outcomes_pb2_grpc
 
 _NOTHING_STORED = StoreResult(stored=(), duplicates=())
+DEVICE_LABEL_SOURCES = frozenset({LabelSource.NONE, LabelSource.USER_FEEDBACK, LabelSource.AGREEMENT})
 
 
 class OutcomesServicer(outcomes_pb2_grpc.OutcomesServiceServicer):  # type: ignore[misc]
@@ -33,9 +44,15 @@ class OutcomesServicer(outcomes_pb2_grpc.OutcomesServiceServicer):  # type: igno
         context: grpc.aio.ServicerContext,
     ) -> AsyncIterator[outcomes_pb2.UploadOutcomesResponse]:
         """One ack per batch, in order, each after the batch's records are stored."""
+        principal = current_principal()
+        require_scope(principal, UPLOAD)
+        if principal is not None and not principal.is_device:
+            raise PermissionDenied(f"operator {principal.principal_id} may not upload outcomes")
         async for request in request_iterator:
             batch, rejected = OutcomeBatch.partition_pb(request)
-            result = await self._log.store(batch.records) if batch.records else _NOTHING_STORED
+            records, refused = admissible(batch.records, principal)
+            rejected += refused
+            result = await self._log.store(records) if records else _NOTHING_STORED
             self._count(len(result.stored), len(result.duplicates), len(rejected))
             ack = OutcomeAck(
                 batch_id=batch.batch_id,
@@ -50,3 +67,21 @@ class OutcomesServicer(outcomes_pb2_grpc.OutcomesServiceServicer):  # type: igno
         writes.labels("upload", "stored").inc(stored)
         writes.labels("upload", "duplicate").inc(duplicates)
         writes.labels("upload", "rejected").inc(rejected)
+
+
+def admissible(
+    records: tuple[OutcomeRecord, ...], principal: Principal | None
+) -> tuple[tuple[OutcomeRecord, ...], tuple[RejectedOutcome, ...]]:
+    """The records a device may upload, and a rejection for each other one."""
+    kept: list[OutcomeRecord] = []
+    refused: list[RejectedOutcome] = []
+    for record in records:
+        if principal is not None and record.device_id != principal.principal_id:
+            reason = f"not the uploading device {principal.principal_id}"
+            refused.append(RejectedOutcome(record.query_id, "device_id", reason))
+        elif record.label_source not in DEVICE_LABEL_SOURCES:
+            refused.append(RejectedOutcome(record.query_id, "label_source",
+                                           f"a device may not assert label_source {record.label_source.value}"))
+        else:
+            kept.append(record)
+    return tuple(kept), tuple(refused)

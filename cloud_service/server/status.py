@@ -16,7 +16,9 @@ from confroute.errors import (
     DeadlineExceeded,
     InvalidInput,
     Overloaded,
+    PermissionDenied,
     RuntimeFailure,
+    Unauthenticated,
     Unavailable,
 )
 
@@ -26,6 +28,8 @@ STATUS_FOR: dict[type[ConfrouteError], grpc.StatusCode] = {
     Unavailable: grpc.StatusCode.UNAVAILABLE,
     DeadlineExceeded: grpc.StatusCode.DEADLINE_EXCEEDED,
     RuntimeFailure: grpc.StatusCode.INTERNAL,
+    Unauthenticated: grpc.StatusCode.UNAUTHENTICATED,
+    PermissionDenied: grpc.StatusCode.PERMISSION_DENIED,
 }
 
 

@@ -15,6 +15,7 @@ instead of a connection reset).
 
 from __future__ import annotations
 
+import hmac
 import logging
 import socket
 import time
@@ -85,6 +86,8 @@ class ApiHandler(BaseHTTPRequestHandler):
             handler = methods.get(self.command)
             if handler is None:
                 raise _no_route(self.command, self.path, methods)
+            if label != "/health":
+                require_api_key(self.server.config.api_key, self.headers.get("Authorization"))
             handler(self)
         except Exception as exc:
             self._fail(exc)
@@ -272,6 +275,16 @@ ROUTES: dict[str, dict[str, Route]] = {
     "/metrics": {"GET": ApiHandler._metrics},
 }
 MODEL_ROUTE = MODELS_PREFIX + "{model}"
+
+
+def require_api_key(api_key: str, authorization: str | None) -> None:
+    """401 unless no key is configured or ``authorization`` is ``Bearer <api_key>`` (compared in constant time)."""
+    if not api_key:
+        return
+    scheme, _, given = (authorization or "").partition(" ")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), api_key.encode()):
+        raise HttpError(401, "this API needs an API key: Authorization: Bearer <key>", code="invalid_api_key",
+                        headers=(("WWW-Authenticate", "Bearer"),))
 
 
 def _route(path: str) -> tuple[str, dict[str, Route]]:

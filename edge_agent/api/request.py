@@ -6,7 +6,9 @@ model ids), ``max_completion_tokens`` or else ``max_tokens``, ``temperature``, `
 ``stop`` (a string or a list), ``n`` (only 1), ``stream`` and ``stream_options.include_usage``.
 A JSON ``null`` means "not given". Other fields are ignored, as OpenAI's API ignores unknown ones.
 Every problem raises ``InvalidInput`` whose ``field`` is the offending request field (the error's
-``param``), except an unknown model: 404 ``model_not_found``.
+``param``), except an unknown model: 404 ``model_not_found``. Strings must be encodable as UTF-8 (JSON
+lets a lone surrogate such as ``\ud800`` through; no tokenizer or protobuf accepts one) and ``seed``
+must lie in [0, 2^63) (what the sampler and the escalation's int64 field can carry).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from confroute.engine import SamplingParams
 from confroute.errors import InvalidInput
 from edge_agent.api.errors import HttpError
 
+MAX_SEED = 2**63 - 1
 _ROLES = {"system": "system", "developer": "system", "user": "user", "assistant": "assistant"}
 
 
@@ -80,7 +83,8 @@ def _message(item: object, where: str) -> Mapping[str, str]:
     role = item.get("role")
     if not isinstance(role, str) or role not in _ROLES:
         raise InvalidInput(f"{where}.role must be one of {sorted(_ROLES)}, got {role!r}", field=f"{where}.role")
-    return {"role": _ROLES[role], "content": _content(item.get("content"), f"{where}.content")}
+    content = _content(item.get("content"), f"{where}.content")
+    return {"role": _ROLES[role], "content": _utf8(content, f"{where}.content")}
 
 
 def _content(raw: object, where: str) -> str:
@@ -102,9 +106,12 @@ def _params(data: Mapping[str, Any]) -> SamplingParams:
     max_tokens = _integer(data, tokens_field)
     if max_tokens is not None and max_tokens < 1:
         raise InvalidInput(f"{tokens_field} must be >= 1, got {max_tokens}", field=tokens_field)
+    seed = _integer(data, "seed")
+    if seed is not None and not 0 <= seed <= MAX_SEED:
+        raise InvalidInput(f"seed must be in [0, 2^63 - 1], got {seed}", field="seed")
     given: dict[str, Any] = {
         "max_new_tokens": max_tokens, "temperature": _number(data, "temperature"),
-        "top_p": _number(data, "top_p"), "seed": _integer(data, "seed"), "stop": _stop(data.get("stop")),
+        "top_p": _number(data, "top_p"), "seed": seed, "stop": _stop(data.get("stop")),
     }
     # SamplingParams checks the ranges; its fields are named as the request's (temperature, top_p, stop).
     return SamplingParams(**{name: value for name, value in given.items() if value is not None})
@@ -112,10 +119,18 @@ def _params(data: Mapping[str, Any]) -> SamplingParams:
 
 def _stop(raw: object) -> tuple[str, ...] | None:
     if raw is None or isinstance(raw, str):
-        return None if raw is None else (raw,)
+        return None if raw is None else (_utf8(raw, "stop"),)
     if isinstance(raw, list) and all(isinstance(item, str) for item in raw):
-        return tuple(raw)
+        return tuple(_utf8(item, "stop") for item in raw)
     raise InvalidInput("stop must be a string or an array of strings", field="stop")
+
+
+def _utf8(text: str, field: str) -> str:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise InvalidInput(f"{field} is not valid Unicode text (a lone surrogate at {exc.start})", field=field) from exc
+    return text
 
 
 def _typed(data: Mapping[str, Any], key: str, kinds: tuple[type, ...], what: str, field: str | None) -> Any:
@@ -129,7 +144,7 @@ def _typed(data: Mapping[str, Any], key: str, kinds: tuple[type, ...], what: str
 
 def _string(data: Mapping[str, Any], key: str) -> str | None:
     value: str | None = _typed(data, key, (str,), "a string", None)
-    return value
+    return None if value is None else _utf8(value, key)
 
 
 def _integer(data: Mapping[str, Any], key: str) -> int | None:

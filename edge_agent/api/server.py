@@ -44,6 +44,8 @@ class ApiConfig:
     max_body_bytes: int = 1 << 20
     request_timeout_s: float = 30.0
     cors_origins: tuple[str, ...] = ()
+    # When set, every request but ``GET /health`` must carry ``Authorization: Bearer <api_key>`` (else 401).
+    api_key: str = dataclasses.field(default="", repr=False)
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:

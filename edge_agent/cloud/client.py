@@ -12,6 +12,10 @@ A stream is retried only until its first event arrives; once events were deliver
 raises the domain error for its status (or ``Unavailable`` if it ended without a final answer).
 An answer that fails the contract's checks is the cloud's fault, not the caller's: ``RuntimeFailure``
 (never ``InvalidInput``, which the agent's local API would report as the user's bad request).
+
+A refusal that carries ``retry-after-ms`` trailing metadata (the cloud's per-device rate limit) is
+honoured: no attempt is made before that delay, neither a retry nor the next escalation, which fails
+at once with ``Overloaded`` (the agent answers locally) until the delay has passed.
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ import grpc
 
 from confroute.contract import EscalationRequest, EscalationResponse
 from confroute.contract.answer import StreamEvent, stream_event_from_pb
-from confroute.errors import DeadlineExceeded, InvalidInput, RuntimeFailure, Unavailable
+from confroute.errors import DeadlineExceeded, InvalidInput, Overloaded, RuntimeFailure, Unavailable
 from confroute.v1 import escalation_pb2, escalation_pb2_grpc
 from edge_agent.cloud.breaker import CircuitBreaker, Clock
 from edge_agent.cloud.channel import call_metadata, open_channel
@@ -37,6 +41,8 @@ from edge_agent.cloud.status import meaning, status_code, translate
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
+RETRY_AFTER_KEY = "retry-after-ms"
+MAX_RETRY_AFTER_S = 3600.0
 Attempt = Callable[[float], T]  # one try, given the seconds left of the budget
 
 
@@ -66,10 +72,11 @@ class EscalationClient:
         self._rng = rng if rng is not None else random.Random()
         self._clock = clock
         self._sleep = sleep
+        self._held_until = 0.0  # the cloud asked for no call before this (retry-after-ms)
 
     def escalate(self, request: EscalationRequest) -> EscalationResponse:
         """The cloud's whole answer; raises a ``ConfrouteError`` when there is none within the budget."""
-        message = escalation_pb2.EscalateRequest(escalation=request.to_pb())
+        message = escalation_pb2.EscalateRequest(escalation=_to_pb(request))
 
         def attempt(timeout: float) -> Any:
             return self._stub.Escalate(message, timeout=timeout, metadata=self._metadata)
@@ -81,7 +88,7 @@ class EscalationClient:
     def stream(self, request: EscalationRequest) -> Iterator[StreamEvent]:
         """Token deltas, then the final answer. Nothing is sent before the first event is asked for;
         closing the iterator early cancels the call."""
-        message = escalation_pb2.EscalateStreamRequest(escalation=request.to_pb())
+        message = escalation_pb2.EscalateStreamRequest(escalation=_to_pb(request))
         what = f"escalation stream {request.query_id}"
 
         def attempt(timeout: float) -> tuple[Any, Any]:
@@ -118,7 +125,7 @@ class EscalationClient:
             except grpc.RpcError as exc:
                 code = status_code(exc)
                 self._record(code)
-                delay = self._retry_delay(code, tries, deadline)
+                delay = self._retry_delay(code, tries, deadline, self._hold(exc))
                 if delay is None:
                     raise translate(exc, what) from exc
                 tries += 1
@@ -130,7 +137,10 @@ class EscalationClient:
 
     def _admit(self, what: str, deadline: float) -> float:
         """The seconds left for the next attempt, unless the budget is spent or the breaker is open."""
-        remaining = deadline - self._clock()
+        now = self._clock()
+        if now < self._held_until:
+            raise Overloaded(f"{what} not sent: the cloud asked for no call for {self._held_until - now:.2f} s more")
+        remaining = deadline - now
         if remaining <= 0:
             raise DeadlineExceeded(f"{what}: the {self._config.deadline_s:g} s budget is spent")
         if not self.breaker.allow():
@@ -138,12 +148,19 @@ class EscalationClient:
             raise Unavailable(f"{what} not sent: the cloud failed repeatedly; circuit open for {wait:.1f} s more")
         return remaining
 
-    def _retry_delay(self, code: grpc.StatusCode, tries: int, deadline: float) -> float | None:
-        """The backoff before the next attempt, or None when there must be none."""
+    def _retry_delay(self, code: grpc.StatusCode, tries: int, deadline: float, hold: float) -> float | None:
+        """The backoff before the next attempt (at least the cloud's ``hold``), or None when there must be none."""
         if not meaning(code).retry or tries >= self._config.retries:
             return None
-        delay = self._config.backoff.delay(tries, self._rng)
+        delay = max(hold, self._config.backoff.delay(tries, self._rng))
         return delay if self._clock() + delay < deadline else None
+
+    def _hold(self, exc: grpc.RpcError) -> float:
+        """The cloud's ``retry-after-ms``, remembered so that no call goes out before it; 0 when none."""
+        hold = retry_after_s(exc)
+        if hold > 0:
+            self._held_until = max(self._held_until, self._clock() + hold)
+        return hold
 
     def _record(self, code: grpc.StatusCode) -> None:
         if meaning(code).breaker_failure:
@@ -166,6 +183,26 @@ class EscalationClient:
                 self._record(status_code(exc))
                 raise translate(exc, f"{what} (broken after {received} events)") from exc
         raise Unavailable(f"{what} ended after {received} events without a final answer")
+
+
+def retry_after_s(exc: grpc.RpcError) -> float:
+    """The delay a refusal asks for in its ``retry-after-ms`` trailing metadata (capped); 0 when none."""
+    trailing = getattr(exc, "trailing_metadata", None)
+    for key, value in (trailing() if callable(trailing) else None) or ():
+        if key == RETRY_AFTER_KEY:
+            try:
+                return min(max(0.0, int(value) / 1000.0), MAX_RETRY_AFTER_S)
+            except (TypeError, ValueError):
+                return 0.0
+    return 0.0
+
+
+def _to_pb(request: EscalationRequest) -> escalation_pb2.Escalation:
+    """The request's message; a value protobuf cannot carry (a seed past int64) is the caller's bad input."""
+    try:
+        return request.to_pb()
+    except (ValueError, TypeError) as exc:
+        raise InvalidInput(f"the escalation cannot be encoded: {exc}", field="params") from exc
 
 
 def _from_cloud(decode: Callable[[Any], T], message: Any, what: str) -> T:

@@ -19,7 +19,10 @@ exactly one boundary per external system, with ``raise ... from exc``.
     ├── RuntimeFailure               the model runtime failed while running a valid request
     ├── Unavailable                  a dependency (cloud, Triton, Redis) is down (-> UNAVAILABLE)
     ├── DeadlineExceeded             a call ran past its deadline (-> DEADLINE_EXCEEDED)
-    └── Overloaded                   bounded capacity is full (-> RESOURCE_EXHAUSTED)
+    ├── Overloaded                   bounded capacity is full (-> RESOURCE_EXHAUSTED)
+    │   └── RateLimited              a caller's own rate is spent; ``retry_after_s`` says when to come back
+    ├── Unauthenticated              no credential, or one that is unknown, expired or revoked (-> UNAUTHENTICATED)
+    └── PermissionDenied             a known caller asked for what its identity does not allow (-> PERMISSION_DENIED)
 """
 
 from __future__ import annotations
@@ -106,3 +109,19 @@ class DeadlineExceeded(ConfrouteError):
 
 class Overloaded(ConfrouteError):
     """Bounded capacity is full; the caller should back off and retry."""
+
+
+class RateLimited(Overloaded):
+    """The caller's own rate limit is spent; it may try again after ``retry_after_s`` seconds."""
+
+    def __init__(self, message: str, *, retry_after_s: float) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+class Unauthenticated(ConfrouteError):
+    """The caller presented no credential, or one that is unknown, expired, rotated out or revoked."""
+
+
+class PermissionDenied(ConfrouteError):
+    """The caller is known, but its identity does not allow what it asked for."""

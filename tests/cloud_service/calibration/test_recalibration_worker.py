@@ -275,3 +275,44 @@ def test_an_unknown_model_in_a_partition_is_taken_from_the_statistics(redis_serv
 
     assert policy is not None and policy.edge_model == ModelRef(EDGE.id, EDGE.version)
     assert 0.0 <= policy.thresholds.hybrid_low <= policy.thresholds.hybrid_high <= 1.0
+
+
+def test_tiny_propensities_weigh_no_more_than_the_documented_floor() -> None:
+    from cloud_service.outcomes.statistics import PROPENSITY_FLOOR, WEIGHT_SCALE, fold_spec
+    from confroute.contract.enums import Label
+
+    for propensity in (1e-300, 1e-12, 1e-7, PROPENSITY_FLOOR):
+        spec = fold_spec({"probe_tbg": 0.5}, Label.CORRECT, propensity, "m")
+        assert spec.weight == round(WEIGHT_SCALE / PROPENSITY_FLOOR)
+        assert spec.weight_sq == round(WEIGHT_SCALE / PROPENSITY_FLOOR**2)
+
+
+class _FailingFor:
+    """The policy store, except that reading one cohort's policy fails like a bug would."""
+
+    def __init__(self, store: RedisPolicyStore, cohort: str) -> None:
+        self._store = store
+        self._cohort = cohort
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+    async def current(self, version: str, cohort: str, device_id: str = "") -> Policy | None:
+        if cohort == self._cohort:
+            raise ValueError("a corrupt partition")
+        return await self._store.current(version, cohort, device_id)
+
+
+def test_one_failing_partition_does_not_stop_the_pass_for_the_others(redis_server: RedisServer) -> None:
+    from dataclasses import replace
+
+    log = OutcomeLogConfig(url=redis_server.url)
+
+    async def scenario() -> list[str]:
+        poisoned = [replace(r, propensity=1e-300) for r in routed(300, cohort="aaa", prefix="p", seed=3)]
+        await ingest(log, poisoned + routed(3000, cohort="alpha", seed=1))
+        async with worker(redis_server, log, min_labelled=200, target="rate") as (recal, store):
+            recal._store = _FailingFor(store, "aaa")  # type: ignore[assignment]
+            return [result.reason for result in await recal.run_once()]
+
+    assert run(scenario()) == [""]  # "aaa" failed and was logged; alpha was still recalibrated

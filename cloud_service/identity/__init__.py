@@ -1,0 +1,10 @@
+"""Fleet identity: who a caller is, decided by the service from an issued credential, never from a message.
+
+- :mod:`.keys`: the Redis key names of identity records, token hashes, revocations and rate buckets.
+- :mod:`.record`: a principal's record (device or operator): id, cohort, created, expires, scopes.
+- :mod:`.tokens`: random 256-bit bearer tokens, stored only as keyed hashes (HMAC-SHA256, server secret).
+- :mod:`.ca`: the fleet CA (``cloud-service ca init``) and device certificates with the id in the SAN.
+- :mod:`.registry`: the records in Redis: enrol, list, revoke, rotate, look up by token or certificate.
+- :mod:`.authenticator`: the server side: credential of a call -> :class:`.record.Principal`, cached briefly.
+- :mod:`.rate`: a per-device token bucket in Redis (one Lua call).
+"""

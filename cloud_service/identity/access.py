@@ -1,0 +1,38 @@
+"""What an authenticated principal may do: pure functions of its record and what a message claims.
+
+A device may act only as itself: every ``device_id`` and ``cohort`` in its messages must be those of
+its record, or the call is PERMISSION_DENIED. An operator may read any cohort's policy with the
+``policy:read`` scope (roles read-only and policy-admin) and may neither escalate nor upload.
+"""
+
+from __future__ import annotations
+
+from cloud_service.identity.record import POLICY_READ, WATCH, Principal
+from confroute.errors import PermissionDenied
+
+
+def require_scope(principal: Principal | None, scope: str) -> None:
+    """PermissionDenied unless the principal holds ``scope`` (None: authentication is off)."""
+    if principal is not None and not principal.allows(scope):
+        raise PermissionDenied(f"{principal.kind} {principal.principal_id} may not {scope}")
+
+
+def require_self(principal: Principal | None, device_id: str, cohort: str | None, scope: str) -> None:
+    """A device acting as itself, in its own cohort (``cohort`` None: not claimed by this message)."""
+    if principal is None:
+        return
+    require_scope(principal, scope)
+    if not principal.is_device:
+        raise PermissionDenied(f"operator {principal.principal_id} may not {scope} as a device")
+    if device_id != principal.principal_id:
+        raise PermissionDenied(f"device {principal.principal_id} may not {scope} as device {device_id!r}")
+    if cohort is not None and cohort != principal.cohort:
+        raise PermissionDenied(f"device {principal.principal_id} is in cohort {principal.cohort!r}, not {cohort!r}")
+
+
+def require_policy_read(principal: Principal | None, device_id: str, cohort: str) -> None:
+    """A device watches its own cohort as itself; an operator with ``policy:read`` reads any cohort."""
+    if principal is not None and not principal.is_device:
+        require_scope(principal, POLICY_READ)
+        return
+    require_self(principal, device_id, cohort, WATCH)
