@@ -60,7 +60,7 @@ SETTINGS = (
     Setting("bundle", "path", help="model bundle folder (default: the cached default bundle)"),
     Setting("device", default="cpu", help="execution provider: cpu, cuda or tensorrt"),
     Setting("threads", "int", 2, "CPU threads of the model runtime"),
-    Setting("device_id", help="this device's id (default: derived from /etc/machine-id, else a UUID kept in the state folder)"),
+    Setting("device_id", help="this device's id (default: from /etc/machine-id, else a UUID kept in the state folder)"),
     Setting("cohort", default="default", help="the cohort whose routing policy this device follows"),
     Setting("state_dir", "path", help="outbox and last good policy (default: <cache>/edge)"),
     Setting("cloud", help="cloud service host:port (omit: offline, every escalation answered locally)"),
