@@ -9,9 +9,10 @@ from dataclasses import replace
 import grpc
 import pytest
 
+from confroute.backoff import Backoff
 from confroute.contract.answer import StreamEvent
 from confroute.errors import InvalidInput, Overloaded
-from edge_agent.cloud import Backoff, CloudConfig, EscalationClient
+from edge_agent.cloud import CloudConfig, EscalationClient
 from tests.edge_agent.cloud.samples import escalation
 from tests.edge_agent.cloud.scripted import Behaviour, ScriptedCloud, answers, serving
 
