@@ -93,6 +93,7 @@ SETTINGS = (
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The agent's flags; each defaults to None so that its ``CONFROUTE_EDGE_*`` variable shows through."""
+    parser.allow_abbrev = False  # else ``--token VALUE`` (no such flag: secrets stay off argv) reads as --token-file
     add_flags(parser, SETTINGS, ENV)
 
 
