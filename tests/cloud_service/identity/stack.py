@@ -18,7 +18,7 @@ from cloud_service import cli
 from cloud_service.config import ServiceConfig
 from cloud_service.identity.authenticator import AuthSettings
 from cloud_service.identity.ca import FleetCA, init_ca
-from cloud_service.identity.service import open_authenticator
+from cloud_service.identity.service import open_identity
 from cloud_service.metrics import create_metrics
 from cloud_service.server.app import CloudServer, Dependencies, build_server
 from confroute.contract import (
@@ -151,9 +151,9 @@ async def start_secure(
     else:
         values |= {"identity_secret": str(fleet.ca_dir / "identity.secret")}
     config = ServiceConfig(**(values | overrides))
-    authenticator = await stack.enter_async_context(open_authenticator(config, settings))
+    identity = await stack.enter_async_context(open_identity(config, settings))
     log, store = MemoryOutcomeLog(), MemoryPolicyStore()
-    server = build_server(config, Dependencies(EchoBackend(), log, store, create_metrics(), authenticator))
+    server = build_server(config, Dependencies(EchoBackend(), log, store, create_metrics(), identity))
 
     async def ready() -> bool:
         return True
