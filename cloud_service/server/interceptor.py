@@ -72,7 +72,9 @@ class ErrorInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]  # grp
 
 def _authenticating(authenticator: Authenticator) -> Authenticate:
     async def authenticate(context: grpc.aio.ServicerContext) -> None:
-        set_caller(await authenticator.authenticate(context.invocation_metadata() or (), context.auth_context))
+        metadata = context.invocation_metadata() or ()
+        caller = authenticator.cached(metadata, context.auth_context)
+        set_caller(caller if caller is not None else await authenticator.authenticate(metadata, context.auth_context))
 
     return authenticate
 
