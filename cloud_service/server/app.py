@@ -118,7 +118,8 @@ def server_options(config: ServiceConfig) -> list[tuple[str, int]]:
 def build_server(config: ServiceConfig, deps: Dependencies) -> CloudServer:
     """The server with every service added and ``config.listen`` bound (port 0: a free port)."""
     authenticator = deps.identity.authenticator if deps.identity is not None else None
-    server = grpc.aio.server(interceptors=[ErrorInterceptor(authenticator)], options=server_options(config))
+    interceptor = ErrorInterceptor(authenticator, deps.metrics.count_refusal)
+    server = grpc.aio.server(interceptors=[interceptor], options=server_options(config))
     sizes = RequestLimits(config.max_tokens, config.max_messages, config.max_prompt_bytes, config.max_batch_records)
     settings = EscalationSettings(max_deadline_s=config.max_deadline_s, retain_text=config.retain_text, limits=sizes)
     devices = DeviceLimits(

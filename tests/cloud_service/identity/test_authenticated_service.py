@@ -62,6 +62,22 @@ def test_a_device_with_its_token_escalates_and_no_or_a_garbage_token_is_unauthen
         )
 
 
+def test_refusals_are_counted_by_method_and_status(fleet: Fleet, secure_service: SecureFactory) -> None:
+    service = secure_service(mtls=False)
+    token = fleet.enroll_token("dev-a")
+    escalate = stubs(service.channel())[0].Escalate
+    code_of(lambda: escalate(escalation("dev-a"), timeout=T))
+    code_of(lambda: escalate(escalation("dev-b"), metadata=bearer(token), timeout=T))
+
+    def count(status: str) -> float:
+        value = service.metrics.registry.get_sample_value(
+            "confroute_refusals_total", {"method": "/confroute.v1.EscalationService/Escalate", "status": status}
+        )
+        return value or 0.0
+
+    assert count("UNAUTHENTICATED") == count("PERMISSION_DENIED") == 1.0
+
+
 def test_health_stays_open_without_a_credential(secure_service: SecureFactory) -> None:
     service = secure_service(mtls=False)
 
