@@ -254,3 +254,41 @@ def test_revoking_a_certificate_ends_its_open_watch(fleet: Fleet, secure_service
 
     assert code_of(lambda: next(watch)) == grpc.StatusCode.UNAUTHENTICATED
     ended.set()
+
+
+def test_identity_works_as_a_redis_acl_user_limited_to_confroute_keys(
+    fleet: Fleet, loop: Any, tmp_path: Path
+) -> None:
+    from contextlib import AsyncExitStack
+
+    import redis
+
+    from tests.cloud_service.identity.stack import Fleet as FleetOf
+    from tests.cloud_service.identity.stack import start_secure
+
+    with redis.Redis.from_url(fleet.redis_url) as admin:
+        admin.acl_setuser("svc", enabled=True, passwords=["+s3cret-pw"], keys=["confroute:*"],
+                          commands=["+@all", "-@dangerous"])
+    url = fleet.redis_url.replace("redis://", "redis://svc:s3cret-pw@")
+    limited = FleetOf(fleet.folder, url)
+    token = limited.enroll_token("dev-a")
+    stack = AsyncExitStack()
+    try:
+        service = loop.run(start_secure(limited, stack, mtls=False))
+        escalate = stubs(service.channel())[0].Escalate
+        assert escalate(escalation("dev-a"), metadata=bearer(token), timeout=T).answer.text
+        limited.cli("devices", "revoke", "dev-a")
+        deadline = time.monotonic() + REVOCATION_BOUND_S
+        while code_of_or_ok(lambda: escalate(escalation("dev-a"), metadata=bearer(token), timeout=T)) == "OK":
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+    finally:
+        loop.run(stack.aclose())
+
+
+def code_of_or_ok(call: Any) -> str:
+    try:
+        call()
+    except grpc.RpcError as exc:
+        return str(exc.code().name)
+    return "OK"
