@@ -73,6 +73,7 @@ class Authenticator:
         self._clock = clock
         self._wall = wall
         self._cache: dict[object, tuple[Caller, float]] = {}
+        self._keys_of: dict[str, set[object]] = {}  # principal id -> its cache keys (revocations drop them)
         self._unknown: dict[object, float] = {}
         self._streams: dict[str, set[_Stream]] = {}
         self._feed_ms: int | None = None
@@ -135,7 +136,11 @@ class Authenticator:
             _bounded(self._unknown)[key] = now + self._settings.negative_ttl_s
             raise Unauthenticated("unknown credential")
         caller = Caller(record, credential)
-        _bounded(self._cache)[key] = (caller, now + self._settings.cache_ttl_s)
+        if len(self._cache) >= _MAX_CACHED:
+            self._cache.clear()
+            self._keys_of.clear()
+        self._cache[key] = (caller, now + self._settings.cache_ttl_s)
+        self._keys_of.setdefault(record.principal_id, set()).add(key)
         return caller
 
     def _usable(self, caller: Caller) -> Caller:
@@ -183,8 +188,8 @@ class Authenticator:
         self._feed_ms = max([self._feed_ms, *(ms for _, ms in rows)])
 
     async def _apply(self, principal_id: str) -> None:
-        for key in [key for key, (caller, _) in self._cache.items() if caller.principal.principal_id == principal_id]:
-            del self._cache[key]
+        for key in self._keys_of.pop(principal_id, ()):
+            self._cache.pop(key, None)
         streams = self._streams.get(principal_id)
         if not streams:
             return

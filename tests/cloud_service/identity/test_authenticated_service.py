@@ -186,6 +186,25 @@ def test_revoking_a_token_refuses_its_next_calls_and_ends_its_open_watch_within_
     )
 
 
+def test_a_revocation_reaches_every_replica_within_the_bound(fleet: Fleet, secure_service: SecureFactory) -> None:
+    replicas = [secure_service(mtls=False) for _ in range(3)]
+    token = fleet.enroll_token("dev-a")
+    calls = [stubs(replica.channel())[0].Escalate for replica in replicas]
+    for escalate in calls:
+        escalate(escalation("dev-a"), metadata=bearer(token), timeout=T)  # cached on every replica
+
+    fleet.cli("devices", "revoke", "dev-a")
+    revoked_at = time.monotonic()
+
+    refused: set[int] = set()
+    while len(refused) < len(calls):
+        assert time.monotonic() - revoked_at < REVOCATION_BOUND_S, f"replicas {refused} refused, others not"
+        for i, escalate in enumerate(calls):
+            if code_of_or_ok(lambda e=escalate: e(escalation("dev-a"), metadata=bearer(token), timeout=T)) != "OK":
+                refused.add(i)
+        time.sleep(0.05)
+
+
 def test_a_rotated_out_token_is_refused_and_the_new_one_works(fleet: Fleet, secure_service: SecureFactory) -> None:
     service = secure_service(mtls=False)
     old = fleet.enroll_token("dev-a")
