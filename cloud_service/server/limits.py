@@ -87,6 +87,8 @@ class RequestLimits:
 
     def check_escalation(self, request: EscalationRequest) -> None:
         """InvalidInput naming the field when the request asks for more than the service gives."""
+        if request.params.seed is not None and request.params.seed < 0:  # samplers take seeds in [0, 2^63)
+            raise InvalidInput(f"seed must be >= 0, got {request.params.seed}", field="params.seed")
         if request.params.max_tokens > self.max_tokens:
             raise InvalidInput(f"max_tokens must be <= {self.max_tokens}, got {request.params.max_tokens}",
                                field="params.max_tokens")

@@ -33,6 +33,7 @@ def test_oversized_requests_are_refused_before_any_work(fleet: Fleet, secure_ser
     many = escalation("dev-a")
     many.escalation.messages.extend([many.escalation.messages[0]] * 8)
     assert refused(escalation("dev-a", max_tokens=10**6)) == grpc.StatusCode.INVALID_ARGUMENT
+    assert refused(escalation("dev-a", seed=-1)) == grpc.StatusCode.INVALID_ARGUMENT
     assert refused(many) == grpc.StatusCode.INVALID_ARGUMENT
     assert refused(escalation("dev-a", text="x" * 1001)) == grpc.StatusCode.INVALID_ARGUMENT
     assert refused(escalation("dev-a", text="x" * 100_000)) == grpc.StatusCode.RESOURCE_EXHAUSTED
