@@ -72,6 +72,21 @@ class ServiceConfig:
     identity_secret: str = field(
         default="", metadata={"help": "file holding the HMAC key of bearer tokens: devices may present tokens"}
     )
+    # Bounds on every request (docs/identity.md); larger ones are INVALID_ARGUMENT (gRPC's own limit for
+    # messages: RESOURCE_EXHAUSTED).
+    max_message_bytes: int = 1 << 20  # the largest gRPC message received
+    max_tokens: int = 4096  # the most new tokens an escalation may ask for
+    max_messages: int = 256  # chat messages in one escalation
+    max_prompt_bytes: int = 256 * 1024  # UTF-8 bytes of an escalation's messages (bounds its prompt tokens)
+    max_batch_records: int = 1000  # outcome records in one upload batch (devices send 200)
+    # Per authenticated device: rates shared by all replicas (a token bucket in Redis; 0: none) and
+    # concurrent calls on each replica.
+    rate_escalations_per_s: float = 10.0
+    rate_escalation_burst: int = 40
+    rate_uploads_per_s: float = 2.0  # upload batches
+    rate_upload_burst: int = 20
+    max_device_escalations: int = 8
+    max_device_watches: int = 4
 
     def __post_init__(self) -> None:
         split_address(self.listen, "listen")
@@ -84,6 +99,12 @@ class ServiceConfig:
         _require(self.max_inflight >= 1, "max_inflight", ">= 1")
         _require(self.max_pending_requests >= 1, "max_pending_requests", ">= 1")
         _require(self.gc_threshold >= 0, "gc_threshold", ">= 0")
+        for name in ("max_message_bytes", "max_tokens", "max_messages", "max_prompt_bytes", "max_batch_records",
+                     "rate_escalation_burst", "rate_upload_burst", "max_device_escalations", "max_device_watches"):
+            _require(getattr(self, name) >= 1, name, ">= 1")
+        for name in ("rate_escalations_per_s", "rate_uploads_per_s"):
+            value = getattr(self, name)
+            _require(math.isfinite(value) and value >= 0, name, "a rate >= 0 (0: no limit)")
         _require(self.event_loop in EVENT_LOOPS, "event_loop", f"one of {EVENT_LOOPS}")
         _require(bool(self.tls_cert) == bool(self.tls_key), "tls_cert", "set together with tls_key")
         _require(not self.tls_client_ca or bool(self.tls_cert), "tls_client_ca", "used with tls_cert and tls_key")

@@ -13,6 +13,8 @@ Nothing is registered at import: :func:`create_metrics` builds a fresh ``Collect
 - ``confroute_outcomes_buffered`` / ``confroute_outcomes_dropped``: read at scrape time from the
   outcome log's ``stats`` (an attribute or a method returning an object with ``buffered`` and
   ``dropped``); NaN when the log has none.
+- ``confroute_refusals_total{method,status}``: calls refused for their caller or their content
+  (UNAUTHENTICATED, PERMISSION_DENIED, RESOURCE_EXHAUSTED, INVALID_ARGUMENT), by RPC method.
 - ``confroute_escalations_inflight``: escalations being answered now (read at scrape time).
 - ``confroute_policy_watchers``: WatchPolicy calls this process serves now (read at scrape time).
 - ``confroute_policy_threshold_shift{edge_model_version,cohort}``: how far back-pressure has lowered the
@@ -39,6 +41,10 @@ _MAX_CACHED_CHILDREN = 10_000  # cohorts past max_cohorts share "other" but woul
 class ServiceMetrics:
     """The service's instruments; one instance per process, injected into the servicers."""
 
+    def count_refusal(self, method: str, status: str) -> None:
+        """One call refused (method names are the service's own, a bounded set)."""
+        self.refusals.labels(method, status).inc()
+
     def __init__(self, registry: CollectorRegistry, max_cohorts: int = 100) -> None:
         self.registry = registry
         self._cohorts: set[str] = set()
@@ -60,6 +66,10 @@ class ServiceMetrics:
             "Outcome records written, by source and result",
             ["source", "result"],
             registry=registry,
+        )
+        self.refusals = Counter(
+            "confroute_refusals", "Calls refused for their caller or content, by method and status",
+            ["method", "status"], registry=registry,
         )
         self.outcomes_buffered = Gauge("confroute_outcomes_buffered", "Outcome records buffered", registry=registry)
         self.outcomes_dropped = Gauge("confroute_outcomes_dropped", "Outcome records dropped", registry=registry)

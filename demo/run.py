@@ -85,10 +85,12 @@ def run(config: DemoConfig) -> None:
         else:
             workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="confroute-demo-")))
         cloud = stack.enter_context(cloud_stack(StackConfig(
-            config.cache, workdir, config.cloud_bundle, config.redis_url, config.triton_url, config.triton_model)))
+            config.cache, workdir, config.cloud_bundle, config.redis_url, config.triton_url, config.triton_model,
+            devices=(("demo-device", "demo"),))))
         agent_config = AgentConfig(
             bundle=config.edge_bundle, device="cpu", threads=2, device_id="demo-device", cohort="demo",
-            state_dir=workdir / "edge", cloud=CloudConfig(target=cloud.cloud_target, deadline_s=120.0),
+            state_dir=workdir / "edge",
+            cloud=CloudConfig(target=cloud.cloud_target, deadline_s=120.0, token=cloud.tokens["demo-device"]),
             privacy_patterns=(), never_escalate=False, http_host="127.0.0.1", http_port=0, log_format="text",
             policy_keys=(cloud.policy_key,))
         agent = stack.enter_context(running_agent(agent_config))

@@ -1,5 +1,8 @@
 """Starts the cloud side for the demo (Redis-compatible server, tritonserver with the cloud model, the cloud
-service) as child processes, or uses what the user points at; everything started is stopped on exit."""
+service) as child processes, or uses what the user points at; everything started is stopped on exit.
+
+Identity is on, as in a deployment: a fleet CA is created for the run, the service checks bearer tokens,
+and each device of ``StackConfig.devices`` is enrolled with ``cloud-service devices enroll``."""
 
 from __future__ import annotations
 
@@ -16,6 +19,7 @@ from confroute.errors import Unavailable
 from confroute.signing.keys import PRIVATE_SUFFIX, PUBLIC_SUFFIX, generate_key_pair
 from demo import redis
 from demo.processes import child, free_port, tail, wait_for_port
+from edge_agent.identity import read_secret
 
 TRITON_MODEL = "bundle_llm"
 
@@ -29,6 +33,7 @@ class StackConfig:
     triton_url: str | None
     triton_model: str
     startup_timeout_s: float = 600.0
+    devices: tuple[tuple[str, str], ...] = ()  # (device id, cohort) to enrol: each gets a bearer token
 
 
 @dataclasses.dataclass(frozen=True)
@@ -37,6 +42,7 @@ class Stack:
     triton_url: str
     cloud_target: str
     policy_key: Path  # the public key of the service's policy signing key: what devices trust
+    tokens: dict[str, str] = dataclasses.field(default_factory=dict, repr=False)  # device id -> its token
 
 
 def _say(message: str) -> None:
@@ -49,8 +55,11 @@ def cloud_stack(config: StackConfig) -> Iterator[Stack]:
         redis_url = config.redis_url or stack.enter_context(_redis(config))
         triton_url = config.triton_url or stack.enter_context(_triton(config))
         private_key, public_key = _signing_key_pair(config.workdir)
-        target = stack.enter_context(_service(config, redis_url, triton_url, private_key))
-        yield Stack(redis_url, triton_url, target, public_key)
+        secret = _fleet_ca(config.workdir)
+        target = stack.enter_context(_service(config, redis_url, triton_url, private_key, secret))
+        tokens = {device_id: _enrol(config.workdir, redis_url, secret, device_id, cohort)
+                  for device_id, cohort in config.devices}
+        yield Stack(redis_url, triton_url, target, public_key, tokens)
         _say("shutting the cloud side down")
 
 
@@ -59,6 +68,30 @@ def _signing_key_pair(workdir: Path) -> tuple[Path, Path]:
     stem = workdir / "policy-signing"
     generate_key_pair(stem)
     return stem.with_name(stem.name + PRIVATE_SUFFIX), stem.with_name(stem.name + PUBLIC_SUFFIX)
+
+
+def _fleet_ca(workdir: Path) -> Path:
+    """A fleet CA for this run (``cloud-service ca init``); returns the token secret the service verifies with."""
+    folder = workdir / "fleet-ca"
+    _cloud_cli("ca", "init", "--ca-dir", str(folder))
+    return folder / "identity.secret"
+
+
+def _enrol(workdir: Path, redis_url: str, secret: Path, device_id: str, cohort: str) -> str:
+    """``cloud-service devices enroll``: the device's record and its bearer token (written 0600, read back)."""
+    token_file = workdir / "tokens" / device_id
+    token_file.parent.mkdir(exist_ok=True)
+    _cloud_cli("devices", "enroll", device_id, "--cohort", cohort, "--redis-url", redis_url,
+               "--identity-secret", str(secret), "--token-file", str(token_file))
+    _say(f"enrolled device {device_id} (cohort {cohort}); its token is in {token_file}")
+    return read_secret(token_file, "token_file")
+
+
+def _cloud_cli(*args: str) -> None:
+    done = subprocess.run([sys.executable, "-m", "cloud_service.cli", *args], capture_output=True, text=True,
+                          check=False)
+    if done.returncode != 0:
+        raise Unavailable(f"cloud-service {args[0]} {args[1]} failed: {done.stderr.strip()}")
 
 
 @contextlib.contextmanager
@@ -88,12 +121,13 @@ def _triton(config: StackConfig) -> Iterator[str]:
 
 
 @contextlib.contextmanager
-def _service(config: StackConfig, redis_url: str, triton_url: str, signing_key: Path) -> Iterator[str]:
+def _service(config: StackConfig, redis_url: str, triton_url: str, signing_key: Path, secret: Path) -> Iterator[str]:
     port = free_port()
     log = config.workdir / "cloud-service.log"
     command = [sys.executable, "-m", "cloud_service.cli", "serve", "--listen", f"127.0.0.1:{port}",
                "--triton-url", triton_url, "--triton-model", config.triton_model, "--redis-url", redis_url,
-               "--metrics-listen", "", "--max-deadline-s", "120", "--policy-signing-key", str(signing_key)]
+               "--metrics-listen", "", "--max-deadline-s", "120", "--policy-signing-key", str(signing_key),
+               "--identity-secret", str(secret)]
     with child("cloud-service", command, log) as process:
         wait_for_port("the cloud service", process, port, log, 60.0)
         _say(f"cloud service on 127.0.0.1:{port}")

@@ -72,9 +72,9 @@ def serve(config: AgentConfig) -> None:
         if not config.api_key and config.http_host not in ("127.0.0.1", "::1", "localhost"):
             log.warning("the HTTP API listens on %s without an API key (set CONFROUTE_EDGE_API_KEY)", config.http_host)
         server = serve_api(agent, api)
-        log.info("edge agent serving on http://%s:%d/v1 (cloud: %s; huge-page malloc: %s)", config.http_host,
-                 server.port, config.cloud.target if config.cloud else "offline",
-                 "on" if huge_pages.active() else "off")
+        log.info("edge agent %s (cohort %s) serving on http://%s:%d/v1 (cloud: %s; huge-page malloc: %s)",
+                 config.device_id, config.cohort, config.http_host, server.port,
+                 config.cloud.target if config.cloud else "offline", "on" if huge_pages.active() else "off")
         print(f"http://{config.http_host}:{server.port}/v1", flush=True)
         try:
             stop.wait()

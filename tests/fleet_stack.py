@@ -25,6 +25,10 @@ import redis
 
 from cloud_service.calibration import RecalibrationConfig, RecalibrationWorker
 from cloud_service.config import ServiceConfig
+from cloud_service.identity.ca import init_ca
+from cloud_service.identity.record import DEVICE_SCOPES, Principal
+from cloud_service.identity.registry import IdentityRegistry
+from cloud_service.identity.tokens import TokenHasher, load_secret, new_token
 from cloud_service.outcomes import codec
 from cloud_service.outcomes.config import OutcomeLogConfig
 from cloud_service.outcomes.labels import LabelWriter, LateLabel
@@ -114,10 +118,14 @@ class Fleet:
         self.log_config = OutcomeLogConfig(url=self.redis.url)
         self.loop = LoopThread("fleet-loop")
         self._exit.callback(self.loop.close)
+        init_ca(workdir / "fleet-ca")  # identity on: every device is enrolled and presents its token
         config = ServiceConfig(listen="127.0.0.1:0", triton_url=self.servers.triton_url, triton_model="echo",
                                prompt_format="plain", redis_url=self.redis.url, metrics_listen="",
                                readiness_interval_s=0.1, grace_s=0.2,
-                               policy_signing_key=str(self.servers.private_key))
+                               policy_signing_key=str(self.servers.private_key),
+                               identity_secret=str(workdir / "fleet-ca" / "identity.secret"),
+                               rate_escalations_per_s=1000.0, rate_escalation_burst=1000,
+                               rate_uploads_per_s=100.0, rate_upload_burst=100)
         service_stack = AsyncExitStack()
         running = self.loop.run(start_service(config, open_redis_stores, service_stack), timeout_s=60.0)
         self._exit.callback(lambda: self.loop.run(service_stack.aclose()))
@@ -126,7 +134,16 @@ class Fleet:
         self._exit.callback(lambda: self.loop.run(self.store.close()))
         self.client = self.loop.run(self._new_client())
         self._exit.callback(lambda: self.loop.run(self.client.aclose()))
+        secret = load_secret(workdir / "fleet-ca" / "identity.secret")
+        self.tokens = {device_id: self.loop.run(self._enrol(device_id, secret)) for device_id in device_ids}
         self.devices = [self._device(workdir, device_id) for device_id in device_ids]
+
+    async def _enrol(self, device_id: str, secret: TokenHasher) -> str:
+        """Enrols a device of this cohort (as ``cloud-service devices enroll`` does) and returns its token."""
+        token = new_token()
+        await IdentityRegistry(self.client).create(Principal(
+            device_id, "device", self.cohort, int(time.time()), 0, DEVICE_SCOPES, token_hash=secret.hash(token)))
+        return token
 
     async def _new_store(self, signer: SigningKey) -> RedisPolicyStore:
         return RedisPolicyStore(PolicyStoreConfig(url=self.redis.url), signer=signer)
@@ -140,7 +157,8 @@ class Fleet:
 
     def device_config(self, device_id: str, state_dir: Path, target: str) -> AgentConfig:
         """A device of this cohort, trusting the cloud's key, following the cloud at ``target``."""
-        cloud = CloudConfig(target=target, deadline_s=30.0, reconnect=Backoff(base_s=0.05, cap_s=0.5))
+        cloud = CloudConfig(target=target, deadline_s=30.0, reconnect=Backoff(base_s=0.05, cap_s=0.5),
+                            token=self.tokens.get(device_id, ""))
         return AgentConfig(bundle=self.servers.bundle, device="cpu", threads=1, device_id=device_id,
                            cohort=self.cohort, state_dir=state_dir, cloud=cloud, privacy_patterns=(),
                            never_escalate=False, http_host="127.0.0.1", http_port=0, log_format="text",

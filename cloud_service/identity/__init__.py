@@ -5,6 +5,9 @@
 - :mod:`.tokens`: random 256-bit bearer tokens, stored only as keyed hashes (HMAC-SHA256, server secret).
 - :mod:`.ca`: the fleet CA (``cloud-service ca init``) and device certificates with the id in the SAN.
 - :mod:`.registry`: the records in Redis: enrol, list, revoke, rotate, look up by token or certificate.
-- :mod:`.authenticator`: the server side: credential of a call -> :class:`.record.Principal`, cached briefly.
+- :mod:`.authenticator`: the server side: credential of a call -> :class:`.context.Caller`, cached briefly,
+  following the revocation feed; :mod:`.context` hands the caller to the servicers.
+- :mod:`.access`: what a caller may do (pure functions: scopes, acting as itself, its own cohort).
 - :mod:`.rate`: a per-device token bucket in Redis (one Lua call).
+- :mod:`.service`: wiring into the running service; :mod:`.command`: ``cloud-service ca`` and ``devices``.
 """

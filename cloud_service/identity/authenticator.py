@@ -2,8 +2,8 @@
 
 Two credentials are accepted: ``authorization: Bearer <token>`` metadata (looked up by keyed hash), and
 the verified TLS client certificate (``auth_context``), whose URI SAN names the device and whose serial
-must be the one its record holds. Verified credentials are cached for ``cache_ttl_s`` (the hot path is
-one HMAC and one dict lookup), unknown tokens for ``negative_ttl_s``.
+must be the one its record holds. Verified credentials are cached for ``cache_ttl_s`` (the hot path,
+:meth:`Authenticator.cached`, is one dict lookup without an await), unknown ones for ``negative_ttl_s``.
 
 Revocation and rotation: :meth:`Authenticator.follow` reads the registry's revocation feed every
 ``feed_interval_s``; for each principal named there it drops what it cached and ends the open streams
@@ -73,9 +73,18 @@ class Authenticator:
         self._clock = clock
         self._wall = wall
         self._cache: dict[object, tuple[Caller, float]] = {}
+        self._keys_of: dict[str, set[object]] = {}  # principal id -> its cache keys (revocations drop them)
         self._unknown: dict[object, float] = {}
         self._streams: dict[str, set[_Stream]] = {}
         self._feed_ms: int | None = None
+
+    def cached(self, metadata: Metadata, auth_context: Callable[[], AuthContext]) -> Caller | None:
+        """The caller when its credential was verified within ``cache_ttl_s`` (the hot path: no await, no
+        hash); None when :meth:`authenticate` must look it up. Raises Unauthenticated like it."""
+        token = _bearer(metadata)
+        key: object = ("t", token) if token is not None else _cert_key(auth_context())
+        caller = self._cached(key) if key is not None else None
+        return self._usable(caller) if caller is not None else None
 
     async def authenticate(self, metadata: Metadata, auth_context: Callable[[], AuthContext]) -> Caller:
         """The caller, from its bearer token or else its client certificate; Unauthenticated otherwise."""
@@ -88,12 +97,14 @@ class Authenticator:
         raise Unauthenticated("no credential: present a client certificate or an authorization: Bearer token")
 
     async def _by_token(self, token: str) -> Caller:
+        # Cached by the token itself, which is in this process's memory anyway (it came with the call): a hit
+        # costs a dict lookup instead of an HMAC. Redis is asked by the keyed hash only.
         if self._hasher is None:
             raise Unauthenticated("this service accepts no bearer tokens")
-        token_hash = self._hasher.hash(token)
-        key = ("t", token_hash)
+        key = ("t", token)
         caller = self._cached(key)
         if caller is None:
+            token_hash = self._hasher.hash(token)
             record = await self._registry.by_token_hash(token_hash)
             caller = self._remember(key, record, f"token:{token_hash}")
         return self._usable(caller)
@@ -125,7 +136,11 @@ class Authenticator:
             _bounded(self._unknown)[key] = now + self._settings.negative_ttl_s
             raise Unauthenticated("unknown credential")
         caller = Caller(record, credential)
-        _bounded(self._cache)[key] = (caller, now + self._settings.cache_ttl_s)
+        if len(self._cache) >= _MAX_CACHED:
+            self._cache.clear()
+            self._keys_of.clear()
+        self._cache[key] = (caller, now + self._settings.cache_ttl_s)
+        self._keys_of.setdefault(record.principal_id, set()).add(key)
         return caller
 
     def _usable(self, caller: Caller) -> Caller:
@@ -173,8 +188,8 @@ class Authenticator:
         self._feed_ms = max([self._feed_ms, *(ms for _, ms in rows)])
 
     async def _apply(self, principal_id: str) -> None:
-        for key in [key for key, (caller, _) in self._cache.items() if caller.principal.principal_id == principal_id]:
-            del self._cache[key]
+        for key in self._keys_of.pop(principal_id, ()):
+            self._cache.pop(key, None)
         streams = self._streams.get(principal_id)
         if not streams:
             return
@@ -192,6 +207,11 @@ def _bearer(metadata: Metadata) -> str | None:
                 raise Unauthenticated("the authorization metadata must be 'Bearer <token>'")
             return text[7:].strip()
     return None
+
+
+def _cert_key(auth_context: AuthContext) -> tuple[str, bytes] | None:
+    pem = _peer_cert(auth_context)
+    return ("c", pem) if pem is not None else None
 
 
 def _peer_cert(auth_context: AuthContext) -> bytes | None:

@@ -1,5 +1,6 @@
-"""Wiring identity into the running service: the authenticator, its Redis client and its feed follower,
-and the server's TLS credentials. Built in ``start_service`` from the one config; nothing at import.
+"""Wiring identity into the running service: the authenticator, its feed follower and the per-device rate
+limiter on one Redis client, and the server's TLS credentials. Built in ``start_service`` from the one
+config; nothing at import.
 """
 
 from __future__ import annotations
@@ -7,12 +8,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
 
 from cloud_service.config import ServiceConfig
 from cloud_service.identity.authenticator import Authenticator, AuthSettings
+from cloud_service.identity.rate import Rate, RateLimiter
+from cloud_service.identity.record import ESCALATE, UPLOAD
 from cloud_service.identity.registry import IdentityRegistry
 from cloud_service.identity.tokens import load_secret
 from cloud_service.redis_client import connect
@@ -22,11 +26,27 @@ CONNECT_TIMEOUT_S = 1.0
 COMMAND_TIMEOUT_S = 2.0
 
 
+@dataclass(frozen=True)
+class IdentityServices:
+    """What an authenticating service runs: the authenticator and the per-device rate limiter."""
+
+    authenticator: Authenticator
+    rate: RateLimiter
+
+
+def rates(config: ServiceConfig) -> dict[str, Rate]:
+    return {
+        ESCALATE: Rate(config.rate_escalations_per_s, config.rate_escalation_burst),
+        UPLOAD: Rate(config.rate_uploads_per_s, config.rate_upload_burst),
+    }
+
+
 @contextlib.asynccontextmanager
-async def open_authenticator(
+async def open_identity(
     config: ServiceConfig, settings: AuthSettings | None = None
-) -> AsyncIterator[Authenticator | None]:
-    """The authenticator following the revocation feed, or None when the config authenticates nobody."""
+) -> AsyncIterator[IdentityServices | None]:
+    """The authenticator following the revocation feed and the rate limiter, or None when the config
+    authenticates nobody."""
     if not config.authenticates:
         yield None
         return
@@ -37,7 +57,7 @@ async def open_authenticator(
         await authenticator.refresh()
     follower = asyncio.create_task(authenticator.follow(), name="revocation-feed")
     try:
-        yield authenticator
+        yield IdentityServices(authenticator, RateLimiter(redis, rates(config)))
     finally:
         follower.cancel()
         with contextlib.suppress(asyncio.CancelledError):

@@ -40,10 +40,6 @@ class TokenHasher:
         """The hex HMAC-SHA256 of ``token``."""
         return hmac.new(self._secret, token.encode("utf-8", "surrogatepass"), hashlib.sha256).hexdigest()
 
-    @staticmethod
-    def same(a: str, b: str) -> bool:
-        return bool(a) and hmac.compare_digest(a, b)
-
 
 def load_secret(path: Path) -> TokenHasher:
     """The hasher for the secret in ``path``; an unreadable or short file is InvalidInput."""

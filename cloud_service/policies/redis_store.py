@@ -46,7 +46,7 @@ from cloud_service.store.scripts import script
 from confroute.backoff import Backoff, BackoffSchedule
 from confroute.contract.policy import Policy
 from confroute.errors import InvalidPolicy, Unavailable
-from confroute.signing import SigningKey, sign_policy
+from confroute.signing import PolicyVerifier, SigningKey, TrustedKeys, sign_policy
 from confroute.signing.canonical import microseconds_since_epoch
 from confroute.v1 import fleet_pb2
 
@@ -71,6 +71,9 @@ class RedisPolicyStore:
     ) -> None:
         self._config = config
         self._signer = signer
+        # With a signing key, what is read back must carry its valid signature: a version altered inside Redis
+        # is never served, nor re-issued (pin, rollback, back-pressure start from what was read).
+        self._verify = PolicyVerifier(TrustedKeys.of([signer.private_key.public_key()])) if signer else None
         self._clock = clock
         self._client = connect(
             config.url, connect_timeout_s=config.connect_timeout_s, command_timeout_s=config.command_timeout_s
@@ -208,7 +211,7 @@ class RedisPolicyStore:
         if wanted:
             with translated("reading policy versions"):
                 bodies = await self._client.hmget(keys.versions, wanted)
-            found.update(_decoded(keys.versions, wanted, bodies))
+            found.update(_decoded(keys.versions, wanted, bodies, self._verify))
         return found
 
     async def _follow(self, stream: str) -> AsyncIterator[Rollout]:
@@ -254,16 +257,21 @@ class RedisPolicyStore:
         await asyncio.sleep(delay)
 
 
-def _decoded(key: str, versions: Sequence[str], bodies: Sequence[object]) -> dict[str, Policy]:
-    """The versions that decode; one that does not (written behind the store's back, or by a newer release
-    with a mode this one does not know) is skipped with a logged reason, so it is never served and a publish
-    can still replace it."""
+def _decoded(
+    key: str, versions: Sequence[str], bodies: Sequence[object], verify: PolicyVerifier | None = None
+) -> dict[str, Policy]:
+    """The versions that decode (and verify, with ``verify``); one that does not (written behind the store's
+    back, or by a newer release with a mode this one does not know) is skipped with a logged reason, so it is
+    never served and a publish can still replace it."""
     found = {}
     for version, body in zip(versions, bodies, strict=True):
         if not isinstance(body, bytes):
             continue
         try:
-            found[version] = _decode(body)
+            policy = _decode(body)
+            if verify is not None:
+                verify(policy)
+            found[version] = policy
         except InvalidPolicy as exc:
             logger.warning("policy %s of %s skipped: %s", version, key, exc)
     return found

@@ -23,14 +23,13 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc  # type: ignore[i
 from grpc_reflection.v1alpha import reflection  # type: ignore[import-untyped]
 
 from cloud_service.config import ServiceConfig
-from cloud_service.identity.authenticator import Authenticator
-from cloud_service.identity.service import server_credentials
+from cloud_service.identity.service import IdentityServices, server_credentials
 from cloud_service.metrics import ServiceMetrics
 from cloud_service.ports import InferenceBackend, OutcomeLog, PolicyStore
 from cloud_service.server.escalation import EscalationServicer, EscalationSettings
 from cloud_service.server.fleet import FleetServicer
 from cloud_service.server.interceptor import ErrorInterceptor
-from cloud_service.server.limits import InflightLimit
+from cloud_service.server.limits import DeviceLimits, InflightLimit, PerKeySlots, RequestLimits
 from cloud_service.server.outcomes import OutcomesServicer
 from confroute.errors import Unavailable
 from confroute.v1 import (
@@ -64,7 +63,7 @@ class Dependencies:
     outcome_log: OutcomeLog
     policy_store: PolicyStore
     metrics: ServiceMetrics
-    authenticator: Authenticator | None = None  # None: calls are not authenticated (a development service)
+    identity: IdentityServices | None = None  # None: calls are not authenticated (a development service)
 
 
 class CloudServer:
@@ -114,8 +113,10 @@ class CloudServer:
 
 def server_options(config: ServiceConfig) -> list[tuple[str, int]]:
     """Channel arguments: room for bursts of Watch calls (by default grpc cancels calls beyond ~1,000-3,000 not
-    yet accepted: a burst of 10,000 Watch calls left ~4,000 connected) and no shared ports."""
+    yet accepted: a burst of 10,000 Watch calls left ~4,000 connected), bounded messages and no
+    shared ports."""
     return [
+        ("grpc.max_receive_message_length", config.max_message_bytes),
         ("grpc.server.max_pending_requests", config.max_pending_requests),
         ("grpc.server.max_pending_requests_hard_limit", 2 * config.max_pending_requests),
         ("grpc.so_reuseport", 0),  # a port already taken must fail loudly, not be shared
@@ -124,17 +125,25 @@ def server_options(config: ServiceConfig) -> list[tuple[str, int]]:
 
 def build_server(config: ServiceConfig, deps: Dependencies) -> CloudServer:
     """The server with every service added and ``config.listen`` bound (port 0: a free port)."""
-    server = grpc.aio.server(interceptors=[ErrorInterceptor(deps.authenticator)], options=server_options(config))
-    settings = EscalationSettings(max_deadline_s=config.max_deadline_s, retain_text=config.retain_text)
+    authenticator = deps.identity.authenticator if deps.identity is not None else None
+    interceptor = ErrorInterceptor(authenticator, deps.metrics.count_refusal)
+    server = grpc.aio.server(interceptors=[interceptor], options=server_options(config))
+    sizes = RequestLimits(config.max_tokens, config.max_messages, config.max_prompt_bytes, config.max_batch_records)
+    settings = EscalationSettings(max_deadline_s=config.max_deadline_s, retain_text=config.retain_text, limits=sizes)
+    devices = DeviceLimits(
+        deps.identity.rate if deps.identity is not None else None,
+        PerKeySlots(config.max_device_escalations, "escalations"),
+        PerKeySlots(config.max_device_watches, "policy watches"),
+    )
     limit = InflightLimit(config.max_inflight)
     deps.metrics.watch_inflight(lambda: limit.in_use)
     deps.metrics.watch_policy_watchers(lambda: float(getattr(deps.policy_store, "watchers", math.nan)))
-    escalation = EscalationServicer(deps.backend, deps.outcome_log, limit, deps.metrics, settings)
+    escalation = EscalationServicer(deps.backend, deps.outcome_log, limit, deps.metrics, settings, devices)
     # The generated *_pb2_grpc modules are untyped.
     escalation_pb2_grpc.add_EscalationServiceServicer_to_server(escalation, server)  # type: ignore[no-untyped-call]
-    outcomes = OutcomesServicer(deps.outcome_log, deps.metrics)
+    outcomes = OutcomesServicer(deps.outcome_log, deps.metrics, sizes, devices)
     outcomes_pb2_grpc.add_OutcomesServiceServicer_to_server(outcomes, server)  # type: ignore[no-untyped-call]
-    fleet = FleetServicer(deps.policy_store, deps.authenticator)
+    fleet = FleetServicer(deps.policy_store, authenticator, devices.watches)
     fleet_pb2_grpc.add_FleetServiceServicer_to_server(fleet, server)  # type: ignore[no-untyped-call]
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)

@@ -6,7 +6,9 @@ log, with its metrics and one DEBUG line, in a callback scheduled after the answ
 so none of it sits on the request path.
 
 With authentication on, the escalation's ``device_id`` and ``cohort`` must be the caller's own
-(PERMISSION_DENIED otherwise), so every recorded outcome names the device that really sent it.
+(PERMISSION_DENIED otherwise), so every recorded outcome names the device that really sent it, and the
+device's rate and concurrent escalations are bounded (:class:`DeviceLimits`). Every escalation's sizes
+are bounded (:class:`RequestLimits`: INVALID_ARGUMENT beyond them).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import functools
 import logging
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 import grpc
@@ -26,7 +28,7 @@ from cloud_service.identity.context import current_principal
 from cloud_service.identity.record import ESCALATE
 from cloud_service.metrics import ServiceMetrics
 from cloud_service.ports import InferenceBackend, OutcomeLog
-from cloud_service.server.limits import InflightLimit
+from cloud_service.server.limits import DeviceLimits, InflightLimit, RequestLimits
 from cloud_service.server.status import status_for
 from cloud_service.server.streams import closing
 from confroute.contract.answer import EscalationResponse, stream_event_to_pb
@@ -44,6 +46,7 @@ class EscalationSettings:
 
     max_deadline_s: float
     retain_text: bool = False
+    limits: RequestLimits = field(default_factory=RequestLimits)
 
 
 class EscalationServicer(escalation_pb2_grpc.EscalationServiceServicer):  # type: ignore[misc]
@@ -56,8 +59,10 @@ class EscalationServicer(escalation_pb2_grpc.EscalationServiceServicer):  # type
         limit: InflightLimit,
         metrics: ServiceMetrics,
         settings: EscalationSettings,
+        devices: DeviceLimits | None = None,
     ) -> None:
         self._backend = backend
+        self._devices = devices or DeviceLimits.unlimited()
         self._log = outcome_log
         self._limit = limit
         self._metrics = metrics
@@ -69,9 +74,8 @@ class EscalationServicer(escalation_pb2_grpc.EscalationServiceServicer):  # type
     ) -> escalation_pb2.EscalateResponse:
         """The whole answer in one response."""
         with self._counted(request.escalation):
-            escalation = EscalationRequest.from_pb(request.escalation)
-            require_self(current_principal(), escalation.device_id, escalation.cohort, ESCALATE)
-            with self._limit.slot():
+            escalation, device = await self._admit(request.escalation)
+            with self._devices.escalations.slot(device), self._limit.slot():
                 started_at = datetime.now(timezone.utc)
                 answer = await self._backend.generate(escalation, self._timeout(context))
         self._record_later(escalation, answer, started_at)
@@ -82,15 +86,24 @@ class EscalationServicer(escalation_pb2_grpc.EscalationServiceServicer):  # type
     ) -> AsyncIterator[escalation_pb2.EscalateStreamResponse]:
         """Token deltas as the model produces them, then the final answer."""
         with self._counted(request.escalation):
-            escalation = EscalationRequest.from_pb(request.escalation)
-            require_self(current_principal(), escalation.device_id, escalation.cohort, ESCALATE)
-            with self._limit.slot():
+            escalation, device = await self._admit(request.escalation)
+            with self._devices.escalations.slot(device), self._limit.slot():
                 started_at = datetime.now(timezone.utc)
                 async with closing(self._backend.stream(escalation, self._timeout(context))) as events:
                     async for event in events:
                         if isinstance(event, EscalationResponse):
                             self._record_later(escalation, event, started_at)
                         yield stream_event_to_pb(event)
+
+    async def _admit(self, pb: escalation_pb2.Escalation) -> tuple[EscalationRequest, str | None]:
+        """The checked request and the calling device (None: authentication is off), or why not."""
+        escalation = EscalationRequest.from_pb(pb)
+        principal = current_principal()
+        require_self(principal, escalation.device_id, escalation.cohort, ESCALATE)
+        self._settings.limits.check_escalation(escalation)
+        device = principal.principal_id if principal is not None else None
+        await self._devices.take(device, ESCALATE)
+        return escalation, device
 
     def _timeout(self, context: grpc.aio.ServicerContext) -> float:
         remaining: float | None = context.time_remaining()

@@ -7,7 +7,8 @@ of watchers at once, so each policy's Watch response is built once and shared (a
 
 With authentication on, a device reads only its own cohort's policy as itself, so the canary arm it gets
 is the one the store assigns to its enrolled id; an operator with ``policy:read`` reads any. A watch
-ends with UNAUTHENTICATED once the credential it opened with is revoked or rotated out.
+ends with UNAUTHENTICATED once the credential it opened with is revoked or rotated out, and a device
+holds at most ``max_device_watches`` watches on a replica (RESOURCE_EXHAUSTED beyond).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from cloud_service.identity.access import require_policy_read
 from cloud_service.identity.authenticator import Authenticator
 from cloud_service.identity.context import current_caller, current_principal
 from cloud_service.ports import PolicyStore
+from cloud_service.server.limits import DeviceLimits, PerKeySlots
 from cloud_service.server.streams import closing
 from confroute.contract.policy import Policy, PolicyRequest
 from confroute.errors import Unauthenticated
@@ -32,9 +34,12 @@ from confroute.v1 import fleet_pb2, fleet_pb2_grpc
 class FleetServicer(fleet_pb2_grpc.FleetServiceServicer):  # type: ignore[misc]
     """Serves policies from the policy store."""
 
-    def __init__(self, store: PolicyStore, authenticator: Authenticator | None = None) -> None:
+    def __init__(
+        self, store: PolicyStore, authenticator: Authenticator | None = None, watches: PerKeySlots | None = None
+    ) -> None:
         self._store = store
         self._authenticator = authenticator
+        self._watches = watches
         self._responses = _ResponseCache()
 
     async def GetPolicy(  # noqa: N802 -- the name is the RPC's
@@ -58,12 +63,14 @@ class FleetServicer(fleet_pb2_grpc.FleetServiceServicer):  # type: ignore[misc]
             wanted.edge_model.version, wanted.cohort, wanted.known_policy_version, wanted.device_id
         )
         caller = current_caller()
-        async with closing(watch) as policies:
-            if self._authenticator is None or caller is None:
+        if self._authenticator is None or caller is None:
+            async with closing(watch) as policies:
                 async for policy in policies:
                     yield self._responses.get(policy)
-                return
-            with self._authenticator.watching(caller) as revoked:
+            return
+        slots = self._watches or DeviceLimits.unlimited().watches
+        with slots.slot(caller.principal.principal_id), self._authenticator.watching(caller) as revoked:
+            async with closing(watch) as policies:
                 async for policy in _until(policies, revoked):
                     yield self._responses.get(policy)
 
@@ -95,23 +102,30 @@ T = TypeVar("T")
 
 
 async def _until(items: AsyncIterator[T], revoked: asyncio.Event) -> AsyncIterator[T]:
-    """``items`` until ``revoked`` is set, then Unauthenticated (a policy change is rare: one race per item)."""
+    """``items`` until ``revoked`` is set, then Unauthenticated (a policy change is rare: one race per item).
+
+    The pending ``anext`` is always finished before this ends, so that ``items`` can be closed after it.
+    """
     ended = asyncio.ensure_future(revoked.wait())
+    following: asyncio.Future[T] | None = None
     try:
         while True:
             following = asyncio.ensure_future(anext(items))
             await asyncio.wait((following, ended), return_when=asyncio.FIRST_COMPLETED)
             if ended.done():
-                following.cancel()
-                with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration):
-                    await following
                 raise Unauthenticated("the credential was revoked or rotated out")
             try:
-                yield following.result()
+                item = following.result()
             except StopAsyncIteration:
                 return
+            following = None
+            yield item
     finally:
         ended.cancel()
+        if following is not None and not following.done():
+            following.cancel()
+            with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration):
+                await following
 
 
 async def _not_found(context: grpc.aio.ServicerContext, wanted: PolicyRequest) -> NoReturn:

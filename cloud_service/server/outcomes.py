@@ -8,10 +8,12 @@ device sends the batch again later (the log is idempotent by ``query_id``).
 What steers thresholds is checked here: a record's label may come only from a source a device can
 witness (:data:`DEVICE_LABEL_SOURCES`: never a reference answer or the cloud judge), and with
 authentication on, a record for another device than the caller is rejected (the device drops it).
+Batches are bounded (``max_batch_records``), rate limited per device, and checked off the event loop.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import grpc
@@ -21,6 +23,7 @@ from cloud_service.identity.context import current_principal
 from cloud_service.identity.record import UPLOAD, Principal
 from cloud_service.metrics import ServiceMetrics
 from cloud_service.ports import OutcomeLog, StoreResult
+from cloud_service.server.limits import DeviceLimits, RequestLimits
 from confroute.contract.enums import LabelSource
 from confroute.contract.outcome import OutcomeRecord
 from confroute.contract.upload import OutcomeAck, OutcomeBatch, RejectedOutcome
@@ -34,9 +37,17 @@ DEVICE_LABEL_SOURCES = frozenset({LabelSource.NONE, LabelSource.USER_FEEDBACK, L
 class OutcomesServicer(outcomes_pb2_grpc.OutcomesServiceServicer):  # type: ignore[misc]
     """Stores uploaded batches in the outcome log and acknowledges each."""
 
-    def __init__(self, outcome_log: OutcomeLog, metrics: ServiceMetrics) -> None:
+    def __init__(
+        self,
+        outcome_log: OutcomeLog,
+        metrics: ServiceMetrics,
+        limits: RequestLimits | None = None,
+        devices: DeviceLimits | None = None,
+    ) -> None:
         self._log = outcome_log
         self._metrics = metrics
+        self._limits = limits or RequestLimits()
+        self._devices = devices
 
     async def UploadOutcomes(  # noqa: N802 -- the name is the RPC's
         self,
@@ -48,8 +59,14 @@ class OutcomesServicer(outcomes_pb2_grpc.OutcomesServiceServicer):  # type: igno
         require_scope(principal, UPLOAD)
         if principal is not None and not principal.is_device:
             raise PermissionDenied(f"operator {principal.principal_id} may not upload outcomes")
+        device = principal.principal_id if principal is not None else None
         async for request in request_iterator:
-            batch, rejected = OutcomeBatch.partition_pb(request)
+            self._limits.check_batch(len(request.records))
+            if self._devices is not None:
+                await self._devices.take(device, UPLOAD)
+            # Checking thousands of records takes milliseconds of Python: off the loop, so that escalations
+            # answered meanwhile do not wait for it.
+            batch, rejected = await asyncio.to_thread(OutcomeBatch.partition_pb, request)
             records, refused = admissible(batch.records, principal)
             rejected += refused
             result = await self._log.store(records) if records else _NOTHING_STORED

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from cloud_service.backends.triton import TritonBackend, TritonBackendConfig
 from cloud_service.config import ServiceConfig, split_address
-from cloud_service.identity.service import open_authenticator
+from cloud_service.identity.service import open_identity
 from cloud_service.metrics import ServiceMetrics, create_metrics, serve_metrics
 from cloud_service.ports import OutcomeLog, PolicyStore
 from cloud_service.server.app import CloudServer, Dependencies, build_server
@@ -62,10 +62,10 @@ async def start_service(config: ServiceConfig, open_stores: StoresFactory, stack
         stack.callback(endpoint.close)
         metrics_port = endpoint.port
         logger.info("metrics on http://%s:%d/metrics", host, metrics_port)
-    authenticator = await stack.enter_async_context(open_authenticator(config))
-    if authenticator is None:
+    identity = await stack.enter_async_context(open_identity(config))
+    if identity is None:
         logger.warning("authentication is off: any caller may escalate, upload and watch (docs/identity.md)")
-    deps = Dependencies(backend, outcome_log, policy_store, metrics, authenticator)
+    deps = Dependencies(backend, outcome_log, policy_store, metrics, identity)
     server = build_server(config, deps)
     await server.start(backend.ready, config.readiness_interval_s)
     stack.push_async_callback(server.stop, config.grace_s)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import hmac
 import logging
 import socket
+import threading
 import time
 from collections.abc import Callable, Generator, Iterable
 from contextlib import closing, suppress
@@ -66,6 +67,24 @@ class ApiHandler(BaseHTTPRequestHandler):
         super().setup()
         self.connection.settimeout(self.server.config.request_timeout_s)
 
+    def handle_one_request(self) -> None:
+        """One request, whose line and headers must arrive within ``request_timeout_s`` in all: the socket
+        timeout bounds each read only, so a client sending a byte at a time (slow loris) would hold the
+        connection and its thread for ever."""
+        deadline = threading.Timer(self.server.config.request_timeout_s, self._hang_up)
+        deadline.daemon = True
+        self._header_deadline = deadline
+        deadline.start()
+        try:
+            super().handle_one_request()
+        finally:
+            deadline.cancel()
+
+    def _hang_up(self) -> None:
+        self.close_connection = True
+        with suppress(OSError):
+            self.connection.shutdown(socket.SHUT_RDWR)
+
     def do_GET(self) -> None:
         """Every method goes through the same routing, which answers 404/405 itself."""
         self._dispatch()
@@ -73,6 +92,7 @@ class ApiHandler(BaseHTTPRequestHandler):
     do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = do_GET  # noqa: N815
 
     def _dispatch(self) -> None:
+        self._header_deadline.cancel()  # the headers are in; the body and the answer have their own bounds
         self._started = time.monotonic()
         self._status = 0
         self._headers_sent = False

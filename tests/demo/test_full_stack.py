@@ -22,6 +22,7 @@ from confroute.paths import cache_dir
 from confroute.routing import default_policy
 from demo.stack import TRITON_MODEL, Stack, StackConfig, cloud_stack
 from edge_agent.cloud import CloudConfig, EscalationClient, PolicyKeeper
+from edge_agent.cloud.channel import call_metadata
 from edge_agent.core import AgentIdentity, EdgeAgent
 from edge_agent.model import EdgeModel
 from edge_agent.outbox import GrpcOutcomeSink, OutcomeQueue, QueueConfig, Uploader
@@ -39,7 +40,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Stack, Pat
     work = root / "work"
     work.mkdir()
     with cloud_stack(StackConfig(cache_dir(os.environ), work, cloud_bundle, None, None, TRITON_MODEL,
-                                 startup_timeout_s=120.0)) as running:
+                                 startup_timeout_s=120.0, devices=(("it-device", "it"),))) as running:
         yield running, root
     shutil.rmtree(root, ignore_errors=True)
 
@@ -70,7 +71,7 @@ def test_escalations_go_through_triton_and_every_outcome_lands_in_redis(
     running, _ = stack
     model = EdgeModel(tiny_bundle)
     keeper = PolicyKeeper(ModelRef(model.model_id, model.version), "it")
-    config = CloudConfig(target=running.cloud_target, deadline_s=60.0)
+    config = CloudConfig(target=running.cloud_target, deadline_s=60.0, token=running.tokens["it-device"])
     before = _stream_length(running.redis_url, model)
     with OutcomeQueue(QueueConfig(tmp_path / "outbox.db")) as queue, EscalationClient(config) as client:
         agent = EdgeAgent(model, keeper, queue, AgentIdentity("it-device", "it"), escalator=client,
@@ -85,7 +86,7 @@ def test_escalations_go_through_triton_and_every_outcome_lands_in_redis(
         import grpc
 
         with grpc.insecure_channel(running.cloud_target) as channel:
-            report = Uploader(queue, GrpcOutcomeSink(channel)).run_once()
+            report = Uploader(queue, GrpcOutcomeSink(channel, metadata=call_metadata(config))).run_once()
         assert queue.stats().queued == 0, report
     # the device's three outcomes, plus the service's own record of each of the two escalations (written
     # in the background: its log flushes a few tens of milliseconds after answering)

@@ -69,3 +69,14 @@ def test_the_token_file_sets_the_cloud_credential(tmp_path: Path) -> None:
 
     assert config.cloud is not None and config.cloud.token == "crt_from_file"
     assert "crt_from_file" not in repr(config)
+
+
+def test_the_api_key_comes_from_the_environment_or_a_private_file_and_stays_out_of_repr(tmp_path: Path) -> None:
+    from edge_agent.cli import parse_args
+
+    _, from_env, _ = parse_args(["serve", "--device-id", "d"], {"CONFROUTE_EDGE_API_KEY": "k-env"})
+    write_secret(tmp_path / "key", "k-file")
+    _, from_file, _ = parse_args(["serve", "--device-id", "d", "--api-key-file", str(tmp_path / "key")], {})
+
+    assert (from_env.api_key, from_file.api_key) == ("k-env", "k-file")
+    assert "k-env" not in repr(from_env) and "k-file" not in repr(from_file)

@@ -40,8 +40,12 @@ def timestamp_to_pb(moment: datetime) -> timestamp_pb2.Timestamp:
 
 
 def timestamp_from_pb(pb: timestamp_pb2.Timestamp, field: str, error: Error = InvalidInput) -> datetime:
-    """An aware UTC datetime; the all-zero (unset) timestamp is rejected."""
+    """An aware UTC datetime; the all-zero (unset) timestamp, and one outside years 1-9999 or with nanos
+    outside [0, 1e9), are rejected."""
     if pb.seconds == 0 and pb.nanos == 0:
         raise error(f"{field} must be set", field=field)
-    moment: datetime = pb.ToDatetime(tzinfo=timezone.utc)
+    try:
+        moment: datetime = pb.ToDatetime(tzinfo=timezone.utc)
+    except (ValueError, OverflowError) as exc:
+        raise error(f"{field} is not a valid timestamp: {exc}", field=field) from exc
     return moment

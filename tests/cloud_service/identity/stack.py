@@ -18,8 +18,8 @@ from cloud_service import cli
 from cloud_service.config import ServiceConfig
 from cloud_service.identity.authenticator import AuthSettings
 from cloud_service.identity.ca import FleetCA, init_ca
-from cloud_service.identity.service import open_authenticator
-from cloud_service.metrics import create_metrics
+from cloud_service.identity.service import open_identity
+from cloud_service.metrics import ServiceMetrics, create_metrics
 from cloud_service.server.app import CloudServer, Dependencies, build_server
 from confroute.contract import (
     ChatMessage,
@@ -119,6 +119,7 @@ class SecureService:
     store: MemoryPolicyStore
     fleet: Fleet
     mtls: bool
+    metrics: ServiceMetrics
     loop: LoopThread | None = None  # set by the fixture: the loop the service runs on
 
     def publish(self, policy: Policy) -> None:
@@ -151,16 +152,16 @@ async def start_secure(
     else:
         values |= {"identity_secret": str(fleet.ca_dir / "identity.secret")}
     config = ServiceConfig(**(values | overrides))
-    authenticator = await stack.enter_async_context(open_authenticator(config, settings))
-    log, store = MemoryOutcomeLog(), MemoryPolicyStore()
-    server = build_server(config, Dependencies(EchoBackend(), log, store, create_metrics(), authenticator))
+    identity = await stack.enter_async_context(open_identity(config, settings))
+    log, store, metrics = MemoryOutcomeLog(), MemoryPolicyStore(), create_metrics()
+    server = build_server(config, Dependencies(EchoBackend(), log, store, metrics, identity))
 
     async def ready() -> bool:
         return True
 
     await server.start(ready, config.readiness_interval_s)
     stack.push_async_callback(server.stop, config.grace_s)
-    return SecureService(server, log, store, fleet, mtls)
+    return SecureService(server, log, store, fleet, mtls, metrics)
 
 
 def escalation(device_id: str, cohort: str = "beta", text: str = "the quick brown fox", **params: Any) -> Any:

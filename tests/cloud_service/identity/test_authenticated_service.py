@@ -62,6 +62,22 @@ def test_a_device_with_its_token_escalates_and_no_or_a_garbage_token_is_unauthen
         )
 
 
+def test_refusals_are_counted_by_method_and_status(fleet: Fleet, secure_service: SecureFactory) -> None:
+    service = secure_service(mtls=False)
+    token = fleet.enroll_token("dev-a")
+    escalate = stubs(service.channel())[0].Escalate
+    code_of(lambda: escalate(escalation("dev-a"), timeout=T))
+    code_of(lambda: escalate(escalation("dev-b"), metadata=bearer(token), timeout=T))
+
+    def count(status: str) -> float:
+        value = service.metrics.registry.get_sample_value(
+            "confroute_refusals_total", {"method": "/confroute.v1.EscalationService/Escalate", "status": status}
+        )
+        return value or 0.0
+
+    assert count("UNAUTHENTICATED") == count("PERMISSION_DENIED") == 1.0
+
+
 def test_health_stays_open_without_a_credential(secure_service: SecureFactory) -> None:
     service = secure_service(mtls=False)
 
@@ -170,6 +186,25 @@ def test_revoking_a_token_refuses_its_next_calls_and_ends_its_open_watch_within_
     )
 
 
+def test_a_revocation_reaches_every_replica_within_the_bound(fleet: Fleet, secure_service: SecureFactory) -> None:
+    replicas = [secure_service(mtls=False) for _ in range(3)]
+    token = fleet.enroll_token("dev-a")
+    calls = [stubs(replica.channel())[0].Escalate for replica in replicas]
+    for escalate in calls:
+        escalate(escalation("dev-a"), metadata=bearer(token), timeout=T)  # cached on every replica
+
+    fleet.cli("devices", "revoke", "dev-a")
+    revoked_at = time.monotonic()
+
+    refused: set[int] = set()
+    while len(refused) < len(calls):
+        assert time.monotonic() - revoked_at < REVOCATION_BOUND_S, f"replicas {refused} refused, others not"
+        for i, escalate in enumerate(calls):
+            if code_of_or_ok(lambda e=escalate: e(escalation("dev-a"), metadata=bearer(token), timeout=T)) != "OK":
+                refused.add(i)
+        time.sleep(0.05)
+
+
 def test_a_rotated_out_token_is_refused_and_the_new_one_works(fleet: Fleet, secure_service: SecureFactory) -> None:
     service = secure_service(mtls=False)
     old = fleet.enroll_token("dev-a")
@@ -238,3 +273,41 @@ def test_revoking_a_certificate_ends_its_open_watch(fleet: Fleet, secure_service
 
     assert code_of(lambda: next(watch)) == grpc.StatusCode.UNAUTHENTICATED
     ended.set()
+
+
+def test_identity_works_as_a_redis_acl_user_limited_to_confroute_keys(
+    fleet: Fleet, loop: Any, tmp_path: Path
+) -> None:
+    from contextlib import AsyncExitStack
+
+    import redis
+
+    from tests.cloud_service.identity.stack import Fleet as FleetOf
+    from tests.cloud_service.identity.stack import start_secure
+
+    with redis.Redis.from_url(fleet.redis_url) as admin:
+        admin.acl_setuser("svc", enabled=True, passwords=["+s3cret-pw"], keys=["confroute:*"],
+                          commands=["+@all", "-@dangerous"])
+    url = fleet.redis_url.replace("redis://", "redis://svc:s3cret-pw@")
+    limited = FleetOf(fleet.folder, url)
+    token = limited.enroll_token("dev-a")
+    stack = AsyncExitStack()
+    try:
+        service = loop.run(start_secure(limited, stack, mtls=False))
+        escalate = stubs(service.channel())[0].Escalate
+        assert escalate(escalation("dev-a"), metadata=bearer(token), timeout=T).answer.text
+        limited.cli("devices", "revoke", "dev-a")
+        deadline = time.monotonic() + REVOCATION_BOUND_S
+        while code_of_or_ok(lambda: escalate(escalation("dev-a"), metadata=bearer(token), timeout=T)) == "OK":
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+    finally:
+        loop.run(stack.aclose())
+
+
+def code_of_or_ok(call: Any) -> str:
+    try:
+        call()
+    except grpc.RpcError as exc:
+        return str(exc.code().name)
+    return "OK"

@@ -287,3 +287,33 @@ def test_a_canary_is_judged_by_labelled_outcomes(
     got_verdict, got_runs, reason = run(scenario())
     assert (got_verdict, got_runs) == (verdict, runs)
     assert reason.startswith("automatic: canary")
+
+
+def test_a_version_altered_inside_redis_is_never_served_nor_re_signed_by_a_pin(
+    redis_server: RedisServer, tmp_path: Path
+) -> None:
+    import redis
+
+    from confroute.v1 import fleet_pb2
+
+    key = generate_key_pair(tmp_path / "cloud")
+
+    def alter(versions_key: str) -> None:
+        with redis.Redis.from_url(redis_server.url) as client:
+            stored = fleet_pb2.Policy.FromString(client.hget(versions_key, "v1"))  # type: ignore[arg-type]
+            stored.thresholds.pre = stored.thresholds.post = 0.0  # every query stays local; the signature is kept
+            client.hset(versions_key, "v1", stored.SerializeToString())
+
+    async def scenario() -> Policy | None:
+        store = store_for(redis_server, signer=key)
+        try:
+            await store.publish(candidate("v1"))
+            await store.publish(candidate("v2"))
+            alter(store.config.versions_key(EDGE.version, "beta"))
+            with pytest.raises(InvalidPolicy, match="no version 'v1'"):
+                await pin(store, EDGE.version, "beta", "v1")
+            return await store.version(EDGE.version, "beta", "v1")
+        finally:
+            await store.close()
+
+    assert run(scenario()) is None

@@ -59,3 +59,20 @@ def _json(body: dict[str, object]) -> bytes:
     import json
 
     return json.dumps(body).encode()  # ensure_ascii: lone surrogates travel as \ud800 escapes
+
+
+def test_a_slow_loris_client_is_hung_up_on_within_the_request_timeout(fake: FakeAnswerer) -> None:
+    import socket
+    import time
+
+    with serve_api(fake, ApiConfig(request_timeout_s=1.0)) as running, \
+            socket.create_connection((running.host, running.port), timeout=5) as raw:
+        started = time.monotonic()
+        with pytest.raises(OSError):  # the hang-up shows on some send or on the final read
+            for byte in b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nX-Slow: " + b"y" * 100:
+                raw.sendall(bytes([byte]))
+                time.sleep(0.2)
+            if not raw.recv(1):
+                raise ConnectionResetError("closed")
+        assert time.monotonic() - started < 3.0
+        assert_still_serving(running)
