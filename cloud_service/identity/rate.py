@@ -10,33 +10,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
 
-from cloud_service.identity.keys import IdentityKeys
 from cloud_service.redis_client import RedisClient, translated
+from cloud_service.store.schema import IdentityKeys
+from cloud_service.store.scripts import script
 from confroute.errors import RateLimited
-
-# KEYS[1] the bucket; ARGV rate per second, burst, cost. Returns 0 when admitted, else the wait in ms.
-TOKEN_BUCKET = """
-local rate = tonumber(ARGV[1])
-local burst = tonumber(ARGV[2])
-local cost = tonumber(ARGV[3])
-local clock = redis.call('TIME')
-local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
-local state = redis.call('HMGET', KEYS[1], 'tokens', 'at')
-local tokens = tonumber(state[1]) or burst
-local at = tonumber(state[2]) or now
-tokens = math.min(burst, tokens + math.max(0, now - at) * rate / 1000)
-local wait = 0
-if tokens >= cost then
-  tokens = tokens - cost
-else
-  wait = math.ceil((cost - tokens) * 1000 / rate)
-end
-redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'at', tostring(now))
-redis.call('PEXPIRE', KEYS[1], math.ceil(burst * 1000 / rate) + 1000)
-return wait
-"""
 
 
 @dataclass(frozen=True)
@@ -58,7 +36,6 @@ class RateLimiter:
         self._redis = redis
         self._rates = {kind: rate for kind, rate in rates.items() if rate.per_s > 0}
         self._keys = keys or IdentityKeys()
-        self._script: Any = redis.register_script(TOKEN_BUCKET)
 
     async def take(self, principal_id: str, kind: str) -> None:
         """Admits one call of ``kind`` or raises RateLimited with the wait; kinds without a rate pass."""
@@ -66,8 +43,8 @@ class RateLimiter:
         if rate is None:
             return
         with translated("checking a rate limit"):
-            wait_ms = int(await self._script(keys=[self._keys.rate(principal_id, kind)],
-                                             args=[rate.per_s, rate.burst, 1]))
+            wait_ms = int(await script("token_bucket").run(self._redis, [self._keys.rate(principal_id, kind)],
+                                                            [rate.per_s, rate.burst, 1]))
         if wait_ms > 0:
             raise RateLimited(f"device {principal_id} is over its {kind} rate of {rate.per_s:g}/s",
                               retry_after_s=wait_ms / 1000.0)

@@ -13,9 +13,9 @@ from collections.abc import Iterable
 from dataclasses import replace
 from typing import cast
 
-from cloud_service.identity.keys import IdentityKeys
 from cloud_service.identity.record import Principal, check_id
 from cloud_service.redis_client import RedisClient, translated
+from cloud_service.store.schema import IdentityKeys
 from confroute.errors import InvalidInput
 
 FEED_KEEP_S = 3600  # revocation feed entries older than this are trimmed

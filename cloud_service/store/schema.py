@@ -21,6 +21,15 @@ separator; :meth:`Partition.from_tag` is its one parser. An outcome prefix that 
 (``confroute:{outcomes}``) puts every partition in that one slot, with one stream for all of them (the
 single-node layout of earlier versions, kept for tests and benchmarks); there the partition's tag is
 written without braces.
+
+Fleet identity's keys (:class:`IdentityKeys`) all carry the one hash tag ``{identity}``, so that an
+enrolment (record, token index, member set, revocation feed) is one MULTI on one Cluster node:
+
+    <identity>:principal:<id>           a device's or operator's record (JSON)
+    <identity>:token:<keyed hash>       a bearer token's keyed hash -> its principal's id
+    <identity>:members                  set of every enrolled principal's id
+    <identity>:revocations              sorted set: principal id -> ms of its latest revocation or rotation
+    <identity>:rate:<id>:<kind>         a principal's token bucket for one kind of call
 """
 
 from __future__ import annotations
@@ -165,3 +174,37 @@ class PolicyKeys:
             raise ValueError(f"key_prefix must not contain braces (keys bring their own hash tag): {prefix!r}")
         base = f"{prefix}:{{{partition.tag}}}"
         return cls(partition, f"{base}:policies", f"{base}:versions")
+
+
+# Fleet identity. Ids and token hashes are restricted to [A-Za-z0-9._-] by their producers, so no key can
+# break out of its place.
+IDENTITY_PREFIX = "confroute:{identity}"
+
+
+@dataclass(frozen=True)
+class IdentityKeys:
+    """Key names under one prefix (tests use their own prefix to share a Redis)."""
+
+    prefix: str = IDENTITY_PREFIX
+
+    def principal(self, principal_id: str) -> str:
+        """A principal's record (JSON string)."""
+        return f"{self.prefix}:principal:{principal_id}"
+
+    def token(self, token_hash: str) -> str:
+        """A bearer token's keyed hash -> the id of the principal it belongs to."""
+        return f"{self.prefix}:token:{token_hash}"
+
+    @property
+    def members(self) -> str:
+        """The set of every enrolled principal's id."""
+        return f"{self.prefix}:members"
+
+    @property
+    def revocations(self) -> str:
+        """Sorted set: principal id -> milliseconds of its latest revocation or rotation (caches follow it)."""
+        return f"{self.prefix}:revocations"
+
+    def rate(self, principal_id: str, bucket: str) -> str:
+        """A principal's token bucket for one kind of call (hash: tokens, at_ms)."""
+        return f"{self.prefix}:rate:{principal_id}:{bucket}"

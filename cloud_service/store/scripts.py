@@ -25,6 +25,7 @@ _LIBRARIES = {
     "label_once": ("fold",),
     "fold_and_ack": ("fold",),
     "transition": (),
+    "token_bucket": (),
 }
 NAMES = tuple(_LIBRARIES)
 

@@ -153,8 +153,8 @@ def test_an_expired_credential_is_unauthenticated(fleet: Fleet, secure_service: 
 def _expire(fleet: Fleet, device_id: str) -> None:
     import redis
 
-    from cloud_service.identity.keys import IdentityKeys
     from cloud_service.identity.record import Principal
+    from cloud_service.store.schema import IdentityKeys
 
     client = redis.Redis.from_url(fleet.redis_url)
     key = IdentityKeys().principal(device_id)
