@@ -15,7 +15,8 @@ Routing metadata (which side answered, the confidence, the policy version):
   ``X-Confroute-Side`` of the first text (the side that began answering) and ``X-Request-Id``; the final
   chunk's ``confroute`` field is authoritative.
 
-Errors have OpenAI's shape and status codes (:mod:`edge_agent.api.errors`). Standard library only.
+Errors have OpenAI's shape and status codes (:mod:`edge_agent.api.errors`). Served by uvicorn and starlette
+(:mod:`edge_agent.api.server`).
 """
 
 from edge_agent.api.server import ApiConfig, ApiServer, serve_api

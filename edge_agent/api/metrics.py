@@ -53,6 +53,8 @@ class ApiMetrics:
         self._buckets = tuple(buckets)
         self._latency = {side: _Histogram(self._buckets) for side in SIDES}
         self._unavailable = 0
+        self._first_token = _Histogram(self._buckets)
+        self._queue = (0, 0)
 
     def request(self, route: str, status: int) -> None:
         """Counts one HTTP request by its route template and the status it was answered with."""
@@ -65,6 +67,15 @@ class ApiMetrics:
             self._answers[answer.side] += 1
             self._latency.setdefault(answer.side, _Histogram(self._buckets)).observe(seconds)
             self._unavailable += answer.escalation_unavailable
+
+    def first_token(self, seconds: float) -> None:
+        """The time from a request's arrival to its first text (or its whole answer, when held back)."""
+        with self._lock:
+            self._first_token.observe(seconds)
+
+    def set_queue(self, *, waiting: int, running: int) -> None:
+        with self._lock:
+            self._queue = (waiting, running)
 
     def requests(self, route: str, status: int) -> int:
         """How many requests to ``route`` were answered with ``status``."""

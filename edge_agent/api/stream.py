@@ -8,13 +8,12 @@
 
 An error after the response has begun (status 200 and headers are already sent) becomes one event
 ``data: {"error": {...}}`` (OpenAI's clients raise it as an APIError) and the stream ends without
-``[DONE]``. The answerer's iterator is closed when the client goes away, so generation stops.
+``[DONE]``.
 """
 
 from __future__ import annotations
 
-import itertools
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import AsyncIterator, Callable
 
 from confroute.errors import RuntimeFailure
 from edge_agent.answer import AgentAnswer, TextDelta
@@ -22,12 +21,12 @@ from edge_agent.api.errors import reply_for
 from edge_agent.api.wire import SSE_DONE, Reply, chunk, closing_chunks, sse
 
 
-def sse_events(reply: Reply, first: TextDelta | AgentAnswer, rest: Iterator[TextDelta | AgentAnswer], *,
-               include_usage: bool, on_answer: Callable[[AgentAnswer], None]) -> Generator[bytes, None, None]:
+async def sse_events(reply: Reply, first: TextDelta | AgentAnswer, rest: AsyncIterator[TextDelta | AgentAnswer], *,
+                     include_usage: bool, on_answer: Callable[[AgentAnswer], None]) -> AsyncIterator[bytes]:
     """The events of one stream; ``first`` was taken from the answerer before the headers were sent."""
     yield sse(chunk(reply, {"role": "assistant", "content": ""}, with_usage=include_usage))
     try:
-        for item in itertools.chain((first,), rest):
+        async for item in _chain(first, rest):
             if isinstance(item, AgentAnswer):
                 on_answer(item)
                 for body in closing_chunks(reply, item, include_usage):
@@ -39,3 +38,10 @@ def sse_events(reply: Reply, first: TextDelta | AgentAnswer, rest: Iterator[Text
         raise RuntimeFailure("the answer stream ended without its final answer")
     except Exception as exc:  # the status line is sent: the error can only travel as an event
         yield sse(reply_for(exc).body())
+
+
+async def _chain(first: TextDelta | AgentAnswer,
+                 rest: AsyncIterator[TextDelta | AgentAnswer]) -> AsyncIterator[TextDelta | AgentAnswer]:
+    yield first
+    async for item in rest:
+        yield item
