@@ -28,7 +28,7 @@ from starlette.responses import Response, StreamingResponse
 from starlette.types import Message, Receive, Scope, Send
 
 from confroute.errors import RuntimeFailure
-from edge_agent.answer import AgentAnswer, Answerer, TextDelta
+from edge_agent.answer import AgentAnswer, Answerer, TextDelta, TokenLogprob
 from edge_agent.api.admission import Admission
 from edge_agent.api.errors import SERVER_ERROR, HttpError, reply_for
 from edge_agent.api.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
@@ -129,13 +129,13 @@ class ApiApp:
             self.metrics.first_token(time.monotonic() - started)
             if chat.stream:
                 return self._stream(chat, reply, first, items, pump, started)
-            answer = await _last(first, items)
+            answer, tokens = await _collect(first, items)
         except BaseException:
             pump.close()
             raise
         self._count_answer(answer, started)
-        return _json(200, completion(reply, answer), {"X-Request-Id": reply.completion_id,
-                                                       **dict(routing_headers(answer))})
+        body = completion(reply, answer, tokens if chat.logprobs else None)
+        return _json(200, body, {"X-Request-Id": reply.completion_id, **dict(routing_headers(answer))})
 
     def _stream(self, chat: ChatRequest, reply: Reply, first: Item, items: AsyncIterator[Item], pump: Pump[Item],
                 started: float) -> Response:
@@ -144,6 +144,7 @@ class ApiApp:
         async def body() -> AsyncIterator[bytes]:
             try:
                 async for event in sse_events(reply, first, items, include_usage=chat.include_usage,
+                                              with_logprobs=chat.logprobs,
                                               on_answer=lambda answer: self._count_answer(answer, started)):
                     yield event
             finally:
@@ -205,14 +206,16 @@ ROUTES: dict[str, dict[str, Route]] = {
 MODEL_ROUTE = MODELS_PREFIX + "{model}"
 
 
-async def _last(first: Item, items: AsyncIterator[Item]) -> AgentAnswer:
-    """The final AgentAnswer of a stream whose first item is ``first``."""
+async def _collect(first: Item, items: AsyncIterator[Item]) -> tuple[AgentAnswer, list[TokenLogprob]]:
+    """The final AgentAnswer of a stream whose first item is ``first``, and the logprobs of its deltas."""
+    tokens: list[TokenLogprob] = []
     item: Item | None = first
     while not isinstance(item, AgentAnswer):
-        item = await anext(items, None)
         if item is None:
             raise RuntimeFailure("the answer stream ended without its final answer")
-    return item
+        tokens.extend(item.logprobs)
+        item = await anext(items, None)
+    return item, tokens
 
 
 def require_api_key(api_key: str, authorization: str | None) -> None:

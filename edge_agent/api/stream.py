@@ -1,8 +1,10 @@
 """A streamed chat completion as server-sent events, the way OpenAI's API sends one:
 
     data: {chat.completion.chunk, delta {"role": "assistant", "content": ""}}
-    data: {chunk, delta {"content": "..."}}                       one per non-empty TextDelta
-    data: {chunk, delta {}, finish_reason, "confroute": {...}}      once the AgentAnswer arrives
+    data: {chunk, delta {"content": "..."}}                       one per non-empty TextDelta (with its
+                                                                   tokens' logprobs when asked for)
+    data: {chunk, delta {}, finish_reason, "confroute": {...}}      once the AgentAnswer arrives; its
+                                                                   ``model`` names the model that answered
     data: {chunk, choices [], usage, "confroute": {...}}            only with stream_options.include_usage
     data: [DONE]
 
@@ -22,7 +24,8 @@ from edge_agent.api.wire import SSE_DONE, Reply, chunk, closing_chunks, sse
 
 
 async def sse_events(reply: Reply, first: TextDelta | AgentAnswer, rest: AsyncIterator[TextDelta | AgentAnswer], *,
-                     include_usage: bool, on_answer: Callable[[AgentAnswer], None]) -> AsyncIterator[bytes]:
+                     include_usage: bool, with_logprobs: bool,
+                     on_answer: Callable[[AgentAnswer], None]) -> AsyncIterator[bytes]:
     """The events of one stream; ``first`` was taken from the answerer before the headers were sent."""
     yield sse(chunk(reply, {"role": "assistant", "content": ""}, with_usage=include_usage))
     try:
@@ -34,7 +37,8 @@ async def sse_events(reply: Reply, first: TextDelta | AgentAnswer, rest: AsyncIt
                 yield SSE_DONE
                 return
             if item.text:
-                yield sse(chunk(reply, {"content": item.text}, with_usage=include_usage))
+                tokens = item.logprobs if with_logprobs and item.side == "edge" else None
+                yield sse(chunk(reply, {"content": item.text}, with_usage=include_usage, tokens=tokens))
         raise RuntimeFailure("the answer stream ended without its final answer")
     except Exception as exc:  # the status line is sent: the error can only travel as an event
         yield sse(reply_for(exc).body())
