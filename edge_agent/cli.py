@@ -23,7 +23,7 @@ from confroute.errors import ConfrouteError
 from confroute.logs import configure_logging, report_error
 from edge_agent import huge_pages
 from edge_agent.answer import AgentAnswer
-from edge_agent.app import running_agent
+from edge_agent.app import running_agent, running_device
 from edge_agent.config import AgentConfig, add_arguments, config_from
 
 log = logging.getLogger("edge_agent")
@@ -66,12 +66,12 @@ def serve(config: AgentConfig) -> None:
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
-    with running_agent(config) as agent:
+    with running_device(config) as device:
         api = ApiConfig(host=config.http_host, port=config.http_port, cors_origins=config.cors_origins,
                         api_key=config.api_key)
         if not config.api_key and config.http_host not in ("127.0.0.1", "::1", "localhost"):
             log.warning("the HTTP API listens on %s without an API key (set CONFROUTE_EDGE_API_KEY)", config.http_host)
-        server = serve_api(agent, api)
+        server = serve_api(device.agent, api, device=device.status)
         log.info("edge agent serving on http://%s:%d/v1 (cloud: %s; huge-page malloc: %s)", config.http_host,
                  server.port, config.cloud.target if config.cloud else "offline",
                  "on" if huge_pages.active() else "off")

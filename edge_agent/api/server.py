@@ -13,6 +13,7 @@ import dataclasses
 import logging
 import socket
 import threading
+from collections.abc import Callable
 from types import TracebackType
 from urllib.parse import urlsplit
 
@@ -20,7 +21,7 @@ from confroute.errors import InvalidInput, Unavailable
 from edge_agent.answer import Answerer
 from edge_agent.api.admission import Admission
 from edge_agent.api.asgi import ApiApp
-from edge_agent.api.metrics import ApiMetrics
+from edge_agent.api.metrics import ApiMetrics, DeviceSnapshot
 
 logger = logging.getLogger(__name__)
 
@@ -147,11 +148,14 @@ class ApiServer:
         self.shutdown()
 
 
-def serve_api(answerer: Answerer, config: ApiConfig | None = None) -> ApiServer:
-    """Listens on ``config.host:config.port`` and serves on a background thread until ``shutdown()``."""
+def serve_api(answerer: Answerer, config: ApiConfig | None = None, *,
+              device: Callable[[], DeviceSnapshot] | None = None) -> ApiServer:
+    """Listens on ``config.host:config.port`` and serves on a background thread until ``shutdown()``.
+
+    ``device``: what ``/metrics`` reports of the device beside the API (outbox, breaker, policy)."""
     config = config or ApiConfig()
     sock = _listen(config)
-    app = ApiApp(answerer, metrics=ApiMetrics(), admission=Admission(config.parallel, config.queue),
+    app = ApiApp(answerer, metrics=ApiMetrics(device=device), admission=Admission(config.parallel, config.queue),
                  max_body_bytes=config.max_body_bytes, body_timeout_s=config.request_timeout_s,
                  cors_origins=config.cors_origins, api_key=config.api_key)
     return ApiServer(app, config, sock).start()
