@@ -14,6 +14,10 @@ package, in this process, on loopback.
 * ``http_overhead_pct``: the API round trip of one whole answer at c=1 vs the engine alone generating
   the same tokens (median of interleaved pairs); ``agent_overhead_pct``: the agent called in process vs
   the engine, so the HTTP layer's own share is the difference.
+* ``api_cpu_us_per_token``: the CPU time the API spends per streamed token (server and a raw ``http.client``
+  reader, with an answerer that produces tokens instantly), and ``api_cpu_share_pct``: that cost as a share
+  of one token of the engine alone. Counted in CPU time, it holds on a loaded machine, where wall-clock
+  overheads do not.
 * ``rss_mb``: the process's resident memory after the run (model, server and clients together).
 
 Numbers from a shared machine are ad hoc: ratios within one run are what to compare.
@@ -24,6 +28,7 @@ from __future__ import annotations
 import argparse
 import concurrent.futures
 import dataclasses
+import http.client
 import json
 import os
 import resource
@@ -46,6 +51,7 @@ from confroute.contract import ModelRef, RoutingMode, Thresholds
 from confroute.engine import SamplingParams
 from confroute.paths import cache_dir, default_bundle_dir
 from confroute.routing import default_policy
+from edge_agent.answer import AgentAnswer, TextDelta, TokenLogprob
 from edge_agent.api import ApiConfig, serve_api
 from edge_agent.cloud import PolicyKeeper
 from edge_agent.core import AgentIdentity, EdgeAgent
@@ -179,6 +185,39 @@ def overheads(agent: EdgeAgent, model: EdgeModel, client: Any, model_id: str, pa
             "api_answer_ms": 1000.0 * statistics.median(runs["api"])}
 
 
+class _InstantAnswerer:
+    """Produces ``n`` one-token deltas at once: what is left to measure is the API's own cost."""
+
+    model_ids = ("instant",)
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+
+    def stream(self, messages: Any, params: SamplingParams) -> Iterator[TextDelta | AgentAnswer]:
+        for _ in range(self.n):
+            yield TextDelta(" tok", "edge", (TokenLogprob(" tok", -0.1),))
+        yield AgentAnswer("q", " tok" * self.n, "edge", "instant", "local", 0.9, 0.5, "bench", False, "length", 1,
+                          self.n, 0.0)
+
+    def answer(self, messages: Any, params: SamplingParams) -> AgentAnswer:
+        raise NotImplementedError
+
+
+def api_cpu_per_token(n: int = 3000, rounds: int = 3) -> float:
+    """Microseconds of CPU per streamed token through the API (best of ``rounds``)."""
+    body = json.dumps({"model": "instant", "stream": True, "messages": [{"role": "user", "content": "x"}]})
+    costs = []
+    with serve_api(_InstantAnswerer(n)) as server:
+        for _ in range(rounds):
+            connection = http.client.HTTPConnection(server.host, server.port, timeout=60)
+            started = time.process_time()
+            connection.request("POST", "/v1/chat/completions", body, {"Content-Type": "application/json"})
+            connection.getresponse().read()
+            costs.append((time.process_time() - started) / n * 1e6)
+            connection.close()
+    return min(costs)
+
+
 def run(bundle: Path, workdir: Path, *, tokens: int, rounds: int, concurrency: Sequence[int]) -> dict[str, Any]:
     import openai
 
@@ -203,6 +242,8 @@ def run(bundle: Path, workdir: Path, *, tokens: int, rounds: int, concurrency: S
                 _log(f"{clients} concurrent streams")
                 result.update(concurrent_streams(make_client, model_id, clients, max(1, rounds // 2), tokens))
             client.close()
+    result["api_cpu_us_per_token"] = api_cpu_per_token()
+    result["api_cpu_share_pct"] = result["api_cpu_us_per_token"] * result["engine_tps"] / 1e4
     result["rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
     result["load_avg_1m"] = os.getloadavg()[0]
     return result
