@@ -87,3 +87,16 @@ def test_shutdown_lets_a_request_in_flight_finish(fake: FakeAnswerer) -> None:
         status, _, reply = in_flight.result()
 
     assert status == 200 and reply["choices"][0]["message"]["content"].endswith("word ")
+
+
+def test_a_burst_of_twenty_chat_requests_is_answered_or_told_to_retry_never_reset(server: ApiServer) -> None:
+    barrier = threading.Barrier(20)
+
+    def ask(_: int) -> int:
+        barrier.wait()
+        return call(server, "POST", CHAT, slow_body(words=5))[0]
+
+    with concurrent.futures.ThreadPoolExecutor(20) as pool:
+        statuses = list(pool.map(ask, range(20)))  # a reset would raise here
+
+    assert set(statuses) <= {200, 429} and statuses.count(200) >= 17  # 1 answering + 16 waiting fit
