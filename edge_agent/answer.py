@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterator, Mapping, Sequence
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, NamedTuple, Protocol
 
 from confroute.engine import SamplingParams
 
@@ -46,12 +46,24 @@ class AgentAnswer:
         }
 
 
+class TokenLogprob(NamedTuple):
+    """One generated token: the text it released (may be empty while a character is pending) and the
+    log-probability of its choice."""
+
+    text: str
+    logprob: float
+
+
 @dataclasses.dataclass(frozen=True)
 class TextDelta:
-    """Streamed text as it is produced (by the edge model, or relayed from the cloud)."""
+    """Streamed text as it is produced (by the edge model, or relayed from the cloud).
+
+    ``logprobs``: the edge model's tokens that produced ``text`` (empty for the cloud's text, which comes
+    without them)."""
 
     text: str
     side: Side
+    logprobs: tuple[TokenLogprob, ...] = ()
 
 
 class Answerer(Protocol):

@@ -4,7 +4,9 @@ escalation client. A context manager: everything it starts, it stops."""
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+import dataclasses
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
 
 from confroute.contract import ModelRef
 from edge_agent.cloud import EscalationClient, PolicyKeeper, PolicyWatcher, open_channel, signature_check
@@ -15,9 +17,26 @@ from edge_agent.model import EdgeModel, runtime_options
 from edge_agent.outbox import GrpcOutcomeSink, OutcomeQueue, QueueConfig, Uploader
 from edge_agent.routing import PrivacyRules
 
+if TYPE_CHECKING:
+    from edge_agent.api.metrics import DeviceSnapshot
+
+
+@dataclasses.dataclass(frozen=True)
+class RunningDevice:
+    """The agent, and what the device reports beside it (``/metrics``: outbox, breaker, policy)."""
+
+    agent: EdgeAgent
+    status: Callable[[], DeviceSnapshot]
+
 
 @contextlib.contextmanager
 def running_agent(config: AgentConfig) -> Iterator[EdgeAgent]:
+    with running_device(config) as device:
+        yield device.agent
+
+
+@contextlib.contextmanager
+def running_device(config: AgentConfig) -> Iterator[RunningDevice]:
     config.state_dir.mkdir(parents=True, exist_ok=True)
     model = EdgeModel(config.bundle, runtime_options(config.device, config.threads))
     keeper = PolicyKeeper(ModelRef(model.model_id, model.version), config.cohort, config.policy_path,
@@ -38,4 +57,15 @@ def running_agent(config: AgentConfig) -> Iterator[EdgeAgent]:
         agent = EdgeAgent(model, keeper, queue, AgentIdentity(config.device_id, config.cohort), escalator=client,
                           privacy=privacy, on_recorded=uploader.wake if uploader else None)
         stack.callback(agent.close)
-        yield agent
+        yield RunningDevice(agent, _status_of(agent, queue, client, model.version))
+
+
+def _status_of(agent: EdgeAgent, queue: OutcomeQueue, client: EscalationClient | None,
+               model_version: str) -> Callable[[], DeviceSnapshot]:
+    def status() -> DeviceSnapshot:
+        from edge_agent.api.metrics import DeviceSnapshot
+
+        breaker = None if client is None else client.breaker.state.value
+        return DeviceSnapshot(queue.stats().queued, breaker, agent.policy.policy_version, model_version)
+
+    return status

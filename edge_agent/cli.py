@@ -2,6 +2,8 @@
 
     edge-agent serve [--cloud HOST:PORT] [--port 8080]   # OpenAI-compatible HTTP API on the device
     edge-agent ask "What is 12 times 7?" [--cloud ...]   # streams the answer, then one line of routing metadata
+                                                        # (with ttft_ms: in post mode the answer waits for
+                                                        # the decision, so it comes whole)
 
 Every option also reads ``CONFROUTE_EDGE_<OPTION>`` (e.g. ``CONFROUTE_EDGE_CLOUD``); the device's credential
 is ``CONFROUTE_EDGE_TOKEN`` only (never a flag: it would show in the process list).
@@ -16,6 +18,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from collections.abc import Mapping, Sequence
 
 from confroute.engine import SamplingParams
@@ -23,7 +26,7 @@ from confroute.errors import ConfrouteError
 from confroute.logs import configure_logging, report_error
 from edge_agent import huge_pages
 from edge_agent.answer import AgentAnswer
-from edge_agent.app import running_agent
+from edge_agent.app import running_agent, running_device
 from edge_agent.config import AgentConfig, add_arguments, config_from
 
 log = logging.getLogger("edge_agent")
@@ -50,12 +53,16 @@ def ask(config: AgentConfig, args: argparse.Namespace) -> None:
     params = SamplingParams(max_new_tokens=args.max_tokens, temperature=args.temperature, top_p=args.top_p,
                             seed=args.seed)
     with running_agent(config) as agent:
+        started = time.perf_counter()
+        first_ms: float | None = None
         for event in agent.stream([{"role": "user", "content": args.question}], params):
             if isinstance(event, AgentAnswer):
                 meta = {**event.routing(), "model": event.model, "tokens": event.completion_tokens,
-                        "finish": event.finish_reason}
+                        "finish": event.finish_reason, "ttft_ms": None if first_ms is None else round(first_ms, 1)}
                 print("\n" + json.dumps(meta))
             else:
+                if first_ms is None and event.text:
+                    first_ms = (time.perf_counter() - started) * 1000.0
                 sys.stdout.write(event.text)
                 sys.stdout.flush()
 
@@ -66,12 +73,12 @@ def serve(config: AgentConfig) -> None:
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
-    with running_agent(config) as agent:
+    with running_device(config) as device:
         api = ApiConfig(host=config.http_host, port=config.http_port, cors_origins=config.cors_origins,
                         api_key=config.api_key)
         if not config.api_key and config.http_host not in ("127.0.0.1", "::1", "localhost"):
             log.warning("the HTTP API listens on %s without an API key (set CONFROUTE_EDGE_API_KEY)", config.http_host)
-        server = serve_api(agent, api)
+        server = serve_api(device.agent, api, device=device.status)
         log.info("edge agent %s (cohort %s) serving on http://%s:%d/v1 (cloud: %s; huge-page malloc: %s)",
                  config.device_id, config.cohort, config.http_host, server.port,
                  config.cloud.target if config.cloud else "offline", "on" if huge_pages.active() else "off")

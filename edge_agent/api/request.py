@@ -3,7 +3,13 @@
 Mapping: ``messages`` (role + content; content is a string or an array of ``{"type": "text"}`` parts,
 joined with newlines; the ``developer`` role is read as ``system``), ``model`` (one of the answerer's
 model ids), ``max_completion_tokens`` or else ``max_tokens``, ``temperature``, ``top_p``, ``seed``,
-``stop`` (a string or a list), ``n`` (only 1), ``stream`` and ``stream_options.include_usage``.
+``stop`` (a string or a list), ``n`` (only 1), ``stream``, ``stream_options.include_usage`` and
+``logprobs`` (the chosen token's log-probability, as the fused head computes it).
+Fields this server cannot honour are refused with a 400 naming them rather than silently ignored:
+``tools``/``tool_choice``/``functions``/``function_call`` (no tool calling), ``response_format`` other
+than ``text``, a non-empty ``logit_bias``, non-zero ``presence_penalty``/``frequency_penalty``,
+``top_logprobs`` above 0 (the graph returns the argmax log-probability, not the top-k), ``n`` above 1.
+Ranges are OpenAI's (``temperature`` 0..2, ``top_p`` 0..1, penalties -2..2, ``top_logprobs`` 0..20).
 A JSON ``null`` means "not given". Other fields are ignored, as OpenAI's API ignores unknown ones.
 Every problem raises ``InvalidInput`` whose ``field`` is the offending request field (the error's
 ``param``), except an unknown model: 404 ``model_not_found``. Strings must be encodable as UTF-8 (JSON
@@ -23,6 +29,8 @@ from confroute.errors import InvalidInput
 from edge_agent.api.errors import HttpError
 
 MAX_SEED = 2**63 - 1
+MAX_TEMPERATURE = 2.0
+MAX_TOP_LOGPROBS = 20
 _ROLES = {"system": "system", "developer": "system", "user": "user", "assistant": "assistant"}
 
 
@@ -35,6 +43,7 @@ class ChatRequest:
     params: SamplingParams
     stream: bool = False
     include_usage: bool = False
+    logprobs: bool = False
 
 
 def parse_chat_request(body: bytes, model_ids: Sequence[str]) -> ChatRequest:
@@ -54,7 +63,39 @@ def parse_chat_request(body: bytes, model_ids: Sequence[str]) -> ChatRequest:
     if options is not None and not isinstance(options, dict):
         raise InvalidInput("stream_options must be an object", field="stream_options")
     include_usage = _boolean(options or {}, "include_usage", "stream_options.include_usage") or False
-    return ChatRequest(model, _messages(data.get("messages")), _params(data), stream, include_usage)
+    _refuse_unsupported(data)
+    logprobs = _boolean(data, "logprobs") or False
+    return ChatRequest(model, _messages(data.get("messages")), _params(data), stream, include_usage, logprobs)
+
+
+def _refuse_unsupported(data: Mapping[str, Any]) -> None:
+    """A 400 naming the first field asking for something this server does not do (never a silent ignore)."""
+    for field in ("tools", "functions"):
+        if data.get(field):
+            raise InvalidInput(f"{field}: this model does not call tools", field=field)
+    for field in ("tool_choice", "function_call"):
+        if data.get(field) not in (None, "none"):
+            raise InvalidInput(f"{field}: this model does not call tools (only \"none\" is accepted)", field=field)
+    response_format = data.get("response_format")
+    if response_format is not None and (not isinstance(response_format, dict)
+                                        or response_format.get("type") != "text"):
+        raise InvalidInput("response_format: only {\"type\": \"text\"} is supported (no JSON mode or schema)",
+                           field="response_format")
+    logit_bias = data.get("logit_bias")
+    if logit_bias is not None and (not isinstance(logit_bias, dict) or logit_bias):
+        raise InvalidInput("logit_bias is not supported by this server", field="logit_bias")
+    for field in ("presence_penalty", "frequency_penalty"):
+        penalty = _number(data, field)
+        if penalty is not None and not -2.0 <= penalty <= 2.0:
+            raise InvalidInput(f"{field} must be in [-2, 2], got {penalty}", field=field)
+        if penalty:
+            raise InvalidInput(f"{field} is not supported by this server (only 0)", field=field)
+    top = _integer(data, "top_logprobs")
+    if top is not None and not 0 <= top <= MAX_TOP_LOGPROBS:
+        raise InvalidInput(f"top_logprobs must be in [0, {MAX_TOP_LOGPROBS}], got {top}", field="top_logprobs")
+    if top:
+        raise InvalidInput("top_logprobs above 0 is not supported: the model returns only the chosen token's "
+                           "log-probability (use logprobs: true)", field="top_logprobs")
 
 
 def _load_object(body: bytes) -> dict[str, Any]:
@@ -106,11 +147,14 @@ def _params(data: Mapping[str, Any]) -> SamplingParams:
     max_tokens = _integer(data, tokens_field)
     if max_tokens is not None and max_tokens < 1:
         raise InvalidInput(f"{tokens_field} must be >= 1, got {max_tokens}", field=tokens_field)
+    temperature = _number(data, "temperature")
+    if temperature is not None and not 0.0 <= temperature <= MAX_TEMPERATURE:
+        raise InvalidInput(f"temperature must be in [0, 2], got {temperature}", field="temperature")
     seed = _integer(data, "seed")
     if seed is not None and not 0 <= seed <= MAX_SEED:
         raise InvalidInput(f"seed must be in [0, 2^63 - 1], got {seed}", field="seed")
     given: dict[str, Any] = {
-        "max_new_tokens": max_tokens, "temperature": _number(data, "temperature"),
+        "max_new_tokens": max_tokens, "temperature": temperature,
         "top_p": _number(data, "top_p"), "seed": seed, "stop": _stop(data.get("stop")),
     }
     # SamplingParams checks the ranges; its fields are named as the request's (temperature, top_p, stop).

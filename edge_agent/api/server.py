@@ -1,42 +1,46 @@
-"""``serve_api``: the OpenAI-compatible HTTP server of the edge agent, on the standard library alone.
+"""``serve_api``: the device API served by uvicorn (HTTP/1.1 keep-alive, h11) on a background thread.
 
-Each connection gets its own thread (``ThreadingHTTPServer``, HTTP/1.1 keep-alive), so a slow client
-never blocks others; the device has one model, though, and the answerer may serialize queries (it
-answers one at a time), so concurrent requests mostly wait their turn. ``shutdown()`` stops accepting,
-closes idle keep-alive connections, lets requests in flight finish and joins every thread.
+The event loop holds every connection (idle keep-alive connections cost no thread); answers run on
+worker threads behind the admission gate. Connections beyond ``max_connections`` are answered 503;
+requests beyond ``parallel + queue`` are answered 429 with ``Retry-After``. ``shutdown()`` drains: it
+stops accepting, closes idle connections, and lets requests in flight finish for up to ``drain_s``.
 """
 
 from __future__ import annotations
 
-import contextlib
+import asyncio
 import dataclasses
 import logging
 import socket
-import sys
 import threading
-import time
-from http.server import ThreadingHTTPServer
-from socketserver import TCPServer
+from collections.abc import Callable
 from types import TracebackType
-from typing import Any
 from urllib.parse import urlsplit
 
 from confroute.errors import InvalidInput, Unavailable
 from edge_agent.answer import Answerer
-from edge_agent.api.handler import ApiHandler
-from edge_agent.api.metrics import ApiMetrics
+from edge_agent.api.admission import Admission
+from edge_agent.api.asgi import ApiApp
+from edge_agent.api.metrics import ApiMetrics, DeviceSnapshot
 
 logger = logging.getLogger(__name__)
+
+#: The most bytes of request line and headers accepted (beyond: 400 and the connection closes).
+MAX_HEADER_BYTES = 64 * 1024
 
 
 @dataclasses.dataclass(frozen=True)
 class ApiConfig:
     """Where the API listens and what it accepts. ``port`` 0 picks a free port.
 
-    ``request_timeout_s`` bounds every wait on the socket: an idle keep-alive connection, a body that
-    arrives too slowly, a client that stops reading a stream. It does not bound generation time.
+    ``request_timeout_s`` bounds the wait for a request body and for the next request on an idle
+    keep-alive connection. It does not bound generation time.
     ``cors_origins``: web origins (``https://app.example``, or ``*`` for any) whose pages may call the API
     from a browser (CORS); empty: none, browsers keep other origins' pages out.
+    ``parallel``: requests answered at once (the device's model answers one at a time); ``queue``: how many
+    more may wait for their turn before a request is refused with 429. ``max_connections``: open
+    connections (and requests) beyond it are answered 503. ``drain_s``: how long a shutdown waits for
+    requests in flight.
     """
 
     host: str = "127.0.0.1"
@@ -46,15 +50,23 @@ class ApiConfig:
     cors_origins: tuple[str, ...] = ()
     # When set, every request but ``GET /health`` must carry ``Authorization: Bearer <api_key>`` (else 401).
     api_key: str = dataclasses.field(default="", repr=False)
+    parallel: int = 1
+    queue: int = 16
+    max_connections: int = 256
+    backlog: int = 1024
+    drain_s: float = 30.0
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
             raise InvalidInput(f"port must be in [0, 65535], got {self.port}", field="port")
-        if self.max_body_bytes < 1:
-            raise InvalidInput(f"max_body_bytes must be >= 1, got {self.max_body_bytes}", field="max_body_bytes")
-        if not self.request_timeout_s > 0:
-            raise InvalidInput(f"request_timeout_s must be > 0, got {self.request_timeout_s}",
-                               field="request_timeout_s")
+        for name in ("max_body_bytes", "parallel", "max_connections", "backlog"):
+            if getattr(self, name) < 1:
+                raise InvalidInput(f"{name} must be >= 1, got {getattr(self, name)}", field=name)
+        if self.queue < 0:
+            raise InvalidInput(f"queue must be >= 0, got {self.queue}", field="queue")
+        for name in ("request_timeout_s", "drain_s"):
+            if not getattr(self, name) > 0:
+                raise InvalidInput(f"{name} must be > 0, got {getattr(self, name)}", field=name)
         for origin in self.cors_origins:
             if not (origin == "*" or _is_web_origin(origin)):
                 raise InvalidInput(f"a CORS origin is * or http(s)://host[:port] without a path, got {origin!r}",
@@ -68,72 +80,34 @@ def _is_web_origin(origin: str) -> bool:
                                                                               or parts.fragment)
 
 
-class ApiHttpServer(ThreadingHTTPServer):
-    """The socket server; holds what every request handler needs, and the open connections."""
-
-    daemon_threads = False  # server_close() joins the connection threads
-    block_on_close = True
-
-    def __init__(self, answerer: Answerer, config: ApiConfig, metrics: ApiMetrics) -> None:
-        self.answerer = answerer
-        self.config = config
-        self.metrics = metrics
-        self.created = int(time.time())
-        self._connections: set[socket.socket] = set()
-        self._connections_lock = threading.Lock()
-        if ":" in config.host:
-            self.address_family = socket.AF_INET6
-        super().__init__((config.host, config.port), ApiHandler)
-
-    def server_bind(self) -> None:
-        """Binds without HTTPServer's reverse DNS lookup of the host (slow, or hanging, on a device)."""
-        TCPServer.server_bind(self)
-        self.server_name, self.server_port = self.config.host, self.server_address[1]
-
-    def process_request(self, request: Any, client_address: Any) -> None:
-        with self._connections_lock:
-            self._connections.add(request)
-        super().process_request(request, client_address)
-
-    def shutdown_request(self, request: Any) -> None:
-        with self._connections_lock:
-            self._connections.discard(request)
-        super().shutdown_request(request)
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        """A connection that broke outside a request (a reset while idle) is routine; anything else a bug."""
-        exc = sys.exc_info()[1]
-        if isinstance(exc, OSError):
-            logger.debug("connection from %s ended: %s", client_address, exc)
-        else:
-            logger.error("connection from %s failed", client_address, exc_info=exc)
-
-    def close_connections(self) -> None:
-        """Wakes every connection thread blocked on its socket, so that each ends."""
-        with self._connections_lock:
-            connections = list(self._connections)
-        for connection in connections:
-            with contextlib.suppress(OSError):  # already closed by its client
-                connection.shutdown(socket.SHUT_RDWR)
-
-
 class ApiServer:
     """A running API server: ``port``, ``url`` (the OpenAI ``base_url``), ``metrics``, ``shutdown()``."""
 
-    def __init__(self, httpd: ApiHttpServer) -> None:
-        self._httpd = httpd
-        self._thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05},
-                                        name=f"edge-api:{self.port}", daemon=True)
-        self._closed = False
+    def __init__(self, app: ApiApp, config: ApiConfig, sock: socket.socket) -> None:
+        import uvicorn
+
+        from edge_agent.api.protocol import ApiProtocol
+
+        self.app = app
+        self.config = config
+        self._socket = sock
+        self._server = uvicorn.Server(uvicorn.Config(
+            app, loop="asyncio", http=ApiProtocol, lifespan="off", log_config=None, access_log=False,
+            server_header=False,
+            timeout_keep_alive=max(1, round(config.request_timeout_s)), limit_concurrency=config.max_connections,
+            backlog=config.backlog, timeout_graceful_shutdown=max(1, round(config.drain_s)),
+            h11_max_incomplete_event_size=MAX_HEADER_BYTES))
+        self._thread = threading.Thread(target=self._serve, name=f"edge-api:{self.port}", daemon=True)
         self._lock = threading.Lock()
+        self._closed = False
 
     @property
     def host(self) -> str:
-        return self._httpd.config.host
+        return self.config.host
 
     @property
     def port(self) -> int:
-        return int(self._httpd.server_address[1])
+        return int(self._socket.getsockname()[1])
 
     @property
     def url(self) -> str:
@@ -143,23 +117,28 @@ class ApiServer:
 
     @property
     def metrics(self) -> ApiMetrics:
-        return self._httpd.metrics
+        return self.app.metrics
 
     def start(self) -> ApiServer:
         self._thread.start()
+        while not self._server.started and self._thread.is_alive():
+            self._thread.join(0.01)
+        if not self._server.started:
+            raise Unavailable(f"the API server on {self.host}:{self.port} did not start")
         return self
 
     def shutdown(self) -> None:
-        """Stops serving and joins every thread (idempotent); requests in flight finish first."""
+        """Drains and stops (idempotent): no new connections, idle ones closed, requests in flight finish."""
         with self._lock:
             if self._closed:
                 return
             self._closed = True
-        if self._thread.is_alive():
-            self._httpd.shutdown()
-            self._thread.join()
-        self._httpd.close_connections()
-        self._httpd.server_close()
+        self._server.should_exit = True
+        self._thread.join()
+        self._socket.close()
+
+    def _serve(self) -> None:
+        asyncio.run(self._server.serve(sockets=[self._socket]))
 
     def __enter__(self) -> ApiServer:
         return self
@@ -169,11 +148,28 @@ class ApiServer:
         self.shutdown()
 
 
-def serve_api(answerer: Answerer, config: ApiConfig | None = None) -> ApiServer:
-    """Listens on ``config.host:config.port`` and serves on a background thread until ``shutdown()``."""
+def serve_api(answerer: Answerer, config: ApiConfig | None = None, *,
+              device: Callable[[], DeviceSnapshot] | None = None) -> ApiServer:
+    """Listens on ``config.host:config.port`` and serves on a background thread until ``shutdown()``.
+
+    ``device``: what ``/metrics`` reports of the device beside the API (outbox, breaker, policy)."""
     config = config or ApiConfig()
+    sock = _listen(config)
+    app = ApiApp(answerer, metrics=ApiMetrics(device=device), admission=Admission(config.parallel, config.queue),
+                 max_body_bytes=config.max_body_bytes, body_timeout_s=config.request_timeout_s,
+                 cors_origins=config.cors_origins, api_key=config.api_key)
+    return ApiServer(app, config, sock).start()
+
+
+def _listen(config: ApiConfig) -> socket.socket:
+    family = socket.AF_INET6 if ":" in config.host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
     try:
-        httpd = ApiHttpServer(answerer, config, ApiMetrics())
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((config.host, config.port))
+        sock.listen(config.backlog)
     except OSError as exc:
+        sock.close()
         raise Unavailable(f"cannot listen on {config.host}:{config.port}: {exc}") from exc
-    return ApiServer(httpd).start()
+    sock.set_inheritable(True)
+    return sock

@@ -14,7 +14,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from edge_agent.answer import AgentAnswer
+from edge_agent.answer import AgentAnswer, TokenLogprob
 
 #: The server-sent event that ends a successful stream.
 SSE_DONE = b"data: [DONE]\n\n"
@@ -30,23 +30,30 @@ class Reply:
     model: str
 
 
-def completion(reply: Reply, answer: AgentAnswer) -> dict[str, Any]:
-    """A whole ``chat.completion`` object."""
+def completion(reply: Reply, answer: AgentAnswer, tokens: Sequence[TokenLogprob] | None = None) -> dict[str, Any]:
+    """A whole ``chat.completion`` object; ``model`` names the model that answered (the cloud's when it did).
+
+    ``tokens``: the answer's token log-probabilities when ``logprobs`` was asked for (None: not asked; a
+    cloud answer has none and reports ``"logprobs": null``)."""
+    served = tokens is not None and answer.side == "edge"
     return {
-        "id": reply.completion_id, "object": "chat.completion", "created": reply.created, "model": reply.model,
+        "id": reply.completion_id, "object": "chat.completion", "created": reply.created, "model": answer.model,
         "choices": [{"index": 0, "message": {"role": "assistant", "content": answer.text, "refusal": None},
-                     "logprobs": None, "finish_reason": answer.finish_reason}],
+                     "logprobs": logprobs(tokens or ()) if served else None, "finish_reason": answer.finish_reason}],
         "usage": usage(answer), "system_fingerprint": None, "confroute": answer.routing(),
     }
 
 
-def chunk(reply: Reply, delta: dict[str, Any], *, finish_reason: str | None = None,
-          with_usage: bool = False) -> dict[str, Any]:
-    """A ``chat.completion.chunk`` with one choice; ``with_usage`` adds ``"usage": null`` as OpenAI does."""
+def chunk(reply: Reply, delta: dict[str, Any], *, finish_reason: str | None = None, with_usage: bool = False,
+          tokens: Sequence[TokenLogprob] | None = None, model: str | None = None) -> dict[str, Any]:
+    """A ``chat.completion.chunk`` with one choice; ``with_usage`` adds ``"usage": null`` as OpenAI does.
+
+    ``model``: the model that answered, once known (the final chunks); before, the model asked for."""
     body: dict[str, Any] = {
         "id": reply.completion_id, "object": "chat.completion.chunk", "created": reply.created,
-        "model": reply.model, "system_fingerprint": None,
-        "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}],
+        "model": model or reply.model, "system_fingerprint": None,
+        "choices": [{"index": 0, "delta": delta, "logprobs": None if tokens is None else logprobs(tokens),
+                     "finish_reason": finish_reason}],
     }
     if with_usage:
         body["usage"] = None
@@ -55,13 +62,19 @@ def chunk(reply: Reply, delta: dict[str, Any], *, finish_reason: str | None = No
 
 def closing_chunks(reply: Reply, answer: AgentAnswer, include_usage: bool) -> list[dict[str, Any]]:
     """The chunk with ``finish_reason`` and the routing extension, then the usage chunk if asked for."""
-    final = chunk(reply, {}, finish_reason=answer.finish_reason, with_usage=include_usage)
+    final = chunk(reply, {}, finish_reason=answer.finish_reason, with_usage=include_usage, model=answer.model)
     final["confroute"] = answer.routing()
     if not include_usage:
         return [final]
-    usage_chunk = chunk(reply, {}, with_usage=True)
+    usage_chunk = chunk(reply, {}, with_usage=True, model=answer.model)
     usage_chunk.update(choices=[], usage=usage(answer), confroute=answer.routing())
     return [final, usage_chunk]
+
+
+def logprobs(tokens: Sequence[TokenLogprob]) -> dict[str, Any]:
+    """OpenAI's ``logprobs`` of a choice: each token's text, log-probability and UTF-8 bytes (no top-k)."""
+    return {"content": [{"token": token.text, "logprob": token.logprob, "bytes": list(token.text.encode()),
+                         "top_logprobs": []} for token in tokens], "refusal": None}
 
 
 def usage(answer: AgentAnswer) -> dict[str, int]:

@@ -26,7 +26,7 @@ from confroute.engine import Generation, SamplingParams
 from confroute.engine.engine import GenerationRun
 from confroute.errors import DeadlineExceeded, Overloaded, RuntimeFailure, Unavailable
 from confroute.routing import PROBE_TBG, Action, Decision, Stage, decide
-from edge_agent.answer import AgentAnswer, TextDelta
+from edge_agent.answer import AgentAnswer, TextDelta, TokenLogprob
 from edge_agent.cloud import EscalationClient, PolicyKeeper
 from edge_agent.core.records import QueryContext, escalation_request, outcome_record
 from edge_agent.model import EdgeModel, signals
@@ -148,7 +148,7 @@ class EdgeAgent:
         else:
             gen = local
             if gen.text:
-                yield TextDelta(gen.text, "edge")
+                yield _whole(gen)
         unavailable = dataclasses.replace(decision, action=Action.LOCAL)
         return self._finish(query, unavailable, {**named, **signals(gen)}, gen.text, "edge", started, cloud_ms,
                             gen=gen, unavailable=True)
@@ -156,7 +156,7 @@ class EdgeAgent:
     def _local(self, query: QueryContext, decision: Decision, gen: Generation, started: float,
                streamed: bool) -> Events:
         if not streamed and gen.text:
-            yield TextDelta(gen.text, "edge")
+            yield _whole(gen)
         named = {**({} if gen.tbg is None else {PROBE_TBG: gen.tbg}), **signals(gen)}
         if decision.shadow and not self._send_shadow(query, named, gen.text, decision.propensity):
             decision = dataclasses.replace(decision, shadow=False)  # never record a shadow that was not sent
@@ -206,10 +206,19 @@ class EdgeAgent:
 
 
 def _decode(run: GenerationRun) -> Generator[TextDelta, None, Generation]:
+    pending: list[TokenLogprob] = []  # tokens whose text is still held back travel with the next text
     for event in run:
+        if event.token_id is not None:
+            pending.append(TokenLogprob(event.text, event.logprob))
         if event.text:
-            yield TextDelta(event.text, "edge")
+            yield TextDelta(event.text, "edge", tuple(pending))
+            pending.clear()
     return run.result
+
+
+def _whole(gen: Generation) -> TextDelta:
+    """A finished local answer as one delta, with its tokens' log-probabilities."""
+    return TextDelta(gen.text, "edge", tuple(map(TokenLogprob, gen.token_texts, map(float, gen.logprobs))))
 
 
 def _latency(edge_ms: float, cloud_ms: float | None, total_ms: float) -> Latency:

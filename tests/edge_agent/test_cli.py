@@ -16,6 +16,7 @@ def test_ask_streams_an_answer_then_one_line_of_routing_metadata(tiny_bundles: d
     assert meta["side"] == "edge"
     assert meta["model"] == "tiny-random-llama"
     assert meta["policy_version"] == "builtin"
+    assert meta["ttft_ms"] is None or meta["ttft_ms"] > 0
     assert (tmp_path / "outbox.db").exists()  # the outcome was recorded
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -29,6 +30,8 @@ def test_edge_agent_serve_answers_an_openai_client_and_stops_on_sigterm(tiny_bun
                                                    messages=[{"role": "user", "content": "hello"}])
         assert reply.choices[0].message.content is not None
         assert reply.model_extra is not None and reply.model_extra["confroute"]["side"] == "edge"
+        metrics = urllib.request.urlopen(base_url.removesuffix("/v1") + "/metrics", timeout=10).read().decode()
+        assert "confroute_edge_outbox_depth 1.0" in metrics and "confroute_edge_policy_info{" in metrics
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=30) == 0
     finally:

@@ -144,6 +144,7 @@ class GenerationRun:
         self._tokens: list[int] = []
         self._signals: list[tuple[float, float, float]] = []
         self._text: list[str] = []
+        self._text_per_token: list[str] = []  # the text each token released (a held-back tail joins the last)
         self._finish: FinishReason | None = None
         self._decode_ms = 0.0
 
@@ -177,6 +178,8 @@ class GenerationRun:
             self._finish = self._finish or "stop"
         if tail := stops.flush():
             self._text.append(tail)
+            if self._text_per_token:
+                self._text_per_token[-1] += tail
             yield TokenEvent(token_id=None, text=tail, logprob=0.0, entropy=0.0, max_prob=1.0)
 
     def _choose(self, step: StepOutput) -> tuple[int, float]:
@@ -189,6 +192,7 @@ class GenerationRun:
         self._tokens.append(token)
         self._signals.append((logprob, step.entropy, step.max_prob))
         self._text.append(text)
+        self._text_per_token.append(text)
         return TokenEvent(token_id=token, text=text, logprob=logprob, entropy=step.entropy, max_prob=step.max_prob)
 
     @property
@@ -213,6 +217,7 @@ class GenerationRun:
             entropies=signals[:, 1], max_probs=signals[:, 2], tbg=self.tbg,
             slt=self._engine.probe_score(self._last, "slt"), finish_reason=self._finish or "stop",
             prompt_tokens=self.prompt_tokens, prefill_ms=self.prefill_ms, decode_ms=self._decode_ms,
+            token_texts=tuple(self._text_per_token),
         )
 
 

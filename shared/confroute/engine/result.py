@@ -41,6 +41,8 @@ class Generation:
     prompt_tokens: int
     prefill_ms: float
     decode_ms: float
+    #: The text each token released, aligned with ``token_ids`` (joined: ``text``); empty when not recorded.
+    token_texts: tuple[str, ...] = ()
 
     @property
     def completion_tokens(self) -> int:

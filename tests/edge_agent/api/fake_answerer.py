@@ -1,6 +1,6 @@
 """A deterministic ``Answerer`` for the API tests, steered by keywords in the last user message.
 
-* the answer is ``You said: <message>``, streamed word by word;
+* the answer is ``You said: <message>``, streamed word by word (an edge word: one token of log-probability -0.25);
 * ``hard`` -> the cloud answers (confidence 0.2), otherwise the edge (confidence 0.9);
 * ``offline`` -> the edge answers, flagged "escalation wanted but unavailable";
 * ``secret`` -> a privacy veto: the edge answers with no confidence (no decision was made);
@@ -17,7 +17,7 @@ from collections.abc import Iterator, Mapping, Sequence
 
 from confroute.engine import SamplingParams
 from confroute.errors import DeadlineExceeded, InvalidInput, Overloaded, PromptTooLong, RuntimeFailure, Unavailable
-from edge_agent.answer import AgentAnswer, TextDelta
+from edge_agent.answer import AgentAnswer, TextDelta, TokenLogprob
 
 MODEL_IDS = ("confroute-edge", "confroute-auto")
 POLICY_VERSION = "policy-7"
@@ -63,7 +63,8 @@ class FakeAnswerer:
         final = self._final(question)
         try:
             for i, word in enumerate(final.text.split(" ")):
-                yield TextDelta(word if i == 0 else " " + word, final.side)
+                text = word if i == 0 else " " + word
+                yield TextDelta(text, final.side, (TokenLogprob(text, -0.25),) if final.side == "edge" else ())
                 if "slow" in question:
                     time.sleep(0.02)
                 self._maybe_raise(question, "midway:")

@@ -1,12 +1,12 @@
-"""The API adds nothing heavy to the device image: standard library HTTP, no cloud or export modules."""
+"""The API adds nothing heavy to the device image: uvicorn (h11) and starlette, no cloud, export or client modules."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
 
-FORBIDDEN = ("cloud_service", "redis", "tritonclient", "torch", "transformers", "prometheus_client", "openai",
-             "httpx", "fastapi", "starlette", "uvicorn")
+FORBIDDEN = ("cloud_service", "redis", "tritonclient", "torch", "transformers", "openai", "httpx", "fastapi",
+             "uvloop", "httptools", "websockets", "pydantic")
 
 
 def test_importing_and_starting_the_api_loads_no_heavy_modules() -> None:

@@ -6,8 +6,8 @@ import re
 
 import openai
 
-from edge_agent.api import ApiServer
-from edge_agent.api.metrics import CONTENT_TYPE, ApiMetrics
+from edge_agent.api import ApiServer, serve_api
+from edge_agent.api.metrics import CONTENT_TYPE, ApiMetrics, DeviceSnapshot
 from tests.edge_agent.api.fake_answerer import MODEL_IDS, FakeAnswerer
 from tests.edge_agent.api.http_helpers import call
 
@@ -38,9 +38,13 @@ def test_metrics_count_requests_answers_and_unavailable_escalations(server: ApiS
     assert sample(text, 'confroute_api_answers_total{side="edge"}') == 3
     assert sample(text, 'confroute_api_answers_total{side="cloud"}') == 1
     assert sample(text, 'confroute_api_answer_seconds_count{side="edge"}') == 3
-    assert sample(text, 'confroute_api_answer_seconds_bucket{side="edge",le="+Inf"}') == 3
+    assert sample(text, 'confroute_api_answer_seconds_bucket{le="+Inf",side="edge"}') == 3
     assert sample(text, "confroute_api_escalation_unavailable_total") == 1
     assert "# TYPE confroute_api_answer_seconds histogram" in text
+    assert sample(text, "confroute_api_time_to_first_token_seconds_count") == 4
+    assert sample(text, 'confroute_api_completion_tokens_total{side="cloud"}') == 5  # "You said: a hard one"
+    assert sample(text, 'confroute_api_confidence_bucket{le="0.5",side="cloud"}') == 1
+    assert sample(text, "process_resident_memory_bytes") > 0
 
 
 def test_a_scrape_is_counted_after_it_is_served(server: ApiServer) -> None:
@@ -57,8 +61,21 @@ def test_histogram_buckets_are_cumulative() -> None:
 
     text = metrics.render()
 
-    assert sample(text, 'confroute_api_answer_seconds_bucket{side="edge",le="0.1"}') == 1
-    assert sample(text, 'confroute_api_answer_seconds_bucket{side="edge",le="1.0"}') == 3
-    assert sample(text, 'confroute_api_answer_seconds_bucket{side="edge",le="+Inf"}') == 4
+    assert sample(text, 'confroute_api_answer_seconds_bucket{le="0.1",side="edge"}') == 1
+    assert sample(text, 'confroute_api_answer_seconds_bucket{le="1.0",side="edge"}') == 3
+    assert sample(text, 'confroute_api_answer_seconds_bucket{le="+Inf",side="edge"}') == 4
     assert sample(text, 'confroute_api_answer_seconds_sum{side="edge"}') == 6.25
     assert sample(text, 'confroute_api_answer_seconds_count{side="cloud"}') == 0
+
+
+def test_the_device_reports_its_outbox_breaker_and_policy(fake: FakeAnswerer) -> None:
+    snapshot = DeviceSnapshot(outbox_depth=7, breaker_state="open", policy_version="p-3", edge_model_version="m-1")
+    with serve_api(fake, device=lambda: snapshot) as server:
+        text = call(server, "GET", "/metrics")[2]
+
+    assert sample(text, "confroute_edge_outbox_depth") == 7
+    assert sample(text, 'confroute_edge_breaker_state{state="open"}') == 1
+    assert sample(text, 'confroute_edge_breaker_state{state="closed"}') == 0
+    assert sample(text, 'confroute_edge_policy_info{edge_model_version="m-1",policy_version="p-3"}') == 1
+    assert sample(text, "confroute_api_requests_waiting") == 0
+    assert sample(text, "confroute_api_batch_size") == 0

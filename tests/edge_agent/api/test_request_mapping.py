@@ -38,8 +38,40 @@ def test_stream_usage_is_read_from_stream_options() -> None:
     assert request.stream and request.include_usage
 
 
-def test_unknown_fields_are_ignored() -> None:
-    assert parse(tools=[], response_format={"type": "text"}, user="me", logit_bias={}) == parse()
+def test_unknown_fields_and_neutral_values_are_ignored() -> None:
+    assert parse(tools=[], tool_choice="none", response_format={"type": "text"}, user="me", logit_bias={},
+                 presence_penalty=0, frequency_penalty=0.0, top_logprobs=0) == parse()
+
+
+def test_logprobs_are_asked_for() -> None:
+    assert parse(logprobs=True).logprobs and not parse().logprobs
+
+
+@pytest.mark.parametrize(("fields", "param"), [
+    ({"tools": [{"type": "function", "function": {"name": "f"}}]}, "tools"),
+    ({"tool_choice": "auto"}, "tool_choice"),
+    ({"functions": [{"name": "f"}]}, "functions"),
+    ({"function_call": "auto"}, "function_call"),
+    ({"response_format": {"type": "json_object"}}, "response_format"),
+    ({"response_format": {"type": "json_schema", "json_schema": {}}}, "response_format"),
+    ({"logit_bias": {"50256": -100}}, "logit_bias"),
+    ({"presence_penalty": 0.5}, "presence_penalty"),
+    ({"frequency_penalty": -1}, "frequency_penalty"),
+    ({"frequency_penalty": 3}, "frequency_penalty"),
+    ({"top_logprobs": 5}, "top_logprobs"),
+    ({"top_logprobs": 21}, "top_logprobs"),
+    ({"temperature": 2.5}, "temperature"),
+    ({"logprobs": "yes"}, "logprobs"),
+    ({"n": 2}, "n"),
+])
+def test_what_the_server_cannot_honour_is_refused_naming_the_field(fields: dict[str, Any], param: str) -> None:
+    with pytest.raises(InvalidInput) as caught:
+        parse(**fields)
+    assert caught.value.field == param
+
+
+def test_temperature_two_is_openais_maximum() -> None:
+    assert parse(temperature=2).params.temperature == 2.0
 
 
 def test_an_integral_temperature_is_a_number() -> None:
