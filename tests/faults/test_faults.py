@@ -1,0 +1,160 @@
+"""One fault at a time under steady traffic through the real stack: the promise holds.
+
+Two device processes ask a question every 50 ms (each escalated to the cloud: the policy's post threshold
+is 1.0) and upload their outcomes in the background, while the suite kills a dependency and brings it
+back. Then the devices stop asking and drain their outboxes, and the suite checks:
+
+- every query was answered within its deadline (the cloud's budget plus the local model's; the local
+  answer counts), and every process exited by itself (nothing hung);
+- every outcome a device had acknowledged is in the cloud's log exactly once, and nothing else is
+  (entries in the stream counted against the devices' acknowledgements);
+- the time from the restart to the first acknowledgement and to the first cloud answer (recovery).
+
+Set ``CONFROUTE_FAULTS_REPORT=path`` to append each fault's measurements to a JSON-lines file
+(``docs/faults.md`` holds a run's).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import pytest
+
+from cloud_service.inference import TritonServerProcess
+from tests.cloud_service.redis_server import RedisServer
+from tests.faults.device import CLOUD_DEADLINE_S
+from tests.faults.stack import Device, Service, device_entries, start_device
+
+pytestmark = [pytest.mark.faults, pytest.mark.slow, pytest.mark.timeout(240)]
+
+LOCAL_BUDGET_S = 2.5  # the tiny local model's answer on a busy 2-core machine, with room to spare
+QUERY_DEADLINE_S = CLOUD_DEADLINE_S + LOCAL_BUDGET_S
+STEADY_S = 4.0  # traffic before the fault, and again after the recovery
+OUTAGE_S = 1.5  # how long the killed process stays down
+DEVICES = 2
+
+
+@dataclass
+class Stack:
+    redis: RedisServer
+    service: Service
+    bundle: Path
+    folder: Path
+
+
+@dataclass(frozen=True)
+class FaultReport:
+    """What one fault did to the traffic, measured."""
+
+    fault: str
+    outage_s: float  # from the kill until the restarted process listens again
+    answered: int
+    answered_by_cloud: int
+    answered_locally_during_outage: int
+    max_latency_s: float
+    acknowledged: int
+    log_entries: int
+    restart_to_first_ack_s: float
+    restart_to_first_cloud_answer_s: float
+
+
+@pytest.fixture
+def stack(triton: TritonServerProcess, edge_bundle: Path, tmp_path: Path) -> Iterator[Stack]:
+    with RedisServer() as redis_server:
+        service = Service(tmp_path, redis_server.url, triton.endpoints.grpc_url)
+        service.start()
+        try:
+            yield Stack(redis_server, service, edge_bundle, tmp_path)
+        finally:
+            service.stop()
+
+
+def kill_redis(stack: Stack) -> float:
+    stack.redis.stop(signal.SIGKILL)
+    time.sleep(OUTAGE_S)
+    stack.redis.start()  # from its AOF
+    return time.time()
+
+
+def kill_service(stack: Stack) -> float:
+    assert stack.service.stop(signal.SIGKILL) == -signal.SIGKILL
+    time.sleep(OUTAGE_S)
+    stack.service.start()
+    return time.time()
+
+
+def under_traffic(stack: Stack, name: str, fault: Callable[[Stack], float]) -> FaultReport:
+    devices = [start_device(stack.bundle, stack.folder / f"device-{i}", stack.service.target, f"device-{i}")
+               for i in range(DEVICES)]
+    try:
+        time.sleep(STEADY_S)
+        injected = time.time()
+        restarted = fault(stack)
+        time.sleep(STEADY_S)
+    finally:
+        codes = [device.stop() for device in devices]
+    assert codes == [0] * DEVICES, [device.folder for device in devices]
+    return check_the_promise(stack, name, devices, injected, restarted)
+
+
+def check_the_promise(stack: Stack, name: str, devices: list[Device], injected: float, restarted: float
+                      ) -> FaultReport:
+    answers = [answer for device in devices for answer in device.answers()]
+    acked: dict[str, float] = {}
+    for device in devices:
+        assert device.summary() == {**device.summary(), "left_in_outbox": 0}, f"{device.device_id} did not drain"
+        assert device.summary()["asked"] == len(device.answers())
+        acked.update(device.acked())
+    version = str(devices[0].summary()["edge_model_version"])
+    logged = device_entries(stack.redis, version)
+
+    late = [a for a in answers if float(str(a["latency_s"])) > QUERY_DEADLINE_S]
+    assert not late, f"{len(late)} answers past {QUERY_DEADLINE_S} s: {late[:3]}"
+    assert {str(a["qid"]) for a in answers} <= set(acked), "an answered query's outcome was never acknowledged"
+    duplicated = {qid: n for qid, n in logged.items() if n != 1}
+    assert not duplicated, f"logged more than once: {list(duplicated.items())[:5]}"
+    assert set(logged) == set(acked), (f"acknowledged but not logged: {len(set(acked) - set(logged))}, "
+                                       f"logged but not acknowledged: {len(set(logged) - set(acked))}")
+    return measured(name, answers, acked, logged, injected, restarted)
+
+
+def measured(name: str, answers: list[dict[str, object]], acked: dict[str, float], logged: dict[str, int],
+             injected: float, restarted: float) -> FaultReport:
+    after = [float(str(a["t"])) for a in answers if a["side"] == "cloud" and float(str(a["t"])) > restarted]
+    acks_after = [at for at in acked.values() if at > restarted]
+    during = [a for a in answers if injected <= float(str(a["t"])) <= restarted and a["side"] == "edge"]
+    report = FaultReport(
+        fault=name, outage_s=round(restarted - injected, 3), answered=len(answers),
+        answered_by_cloud=sum(a["side"] == "cloud" for a in answers),
+        answered_locally_during_outage=len(during),
+        max_latency_s=round(max(float(str(a["latency_s"])) for a in answers), 3),
+        acknowledged=len(acked), log_entries=sum(logged.values()),
+        restart_to_first_ack_s=round(min(acks_after) - restarted, 3) if acks_after else float("nan"),
+        restart_to_first_cloud_answer_s=round(min(after) - restarted, 3) if after else float("nan"),
+    )
+    destination = os.environ.get("CONFROUTE_FAULTS_REPORT")
+    if destination:
+        with open(destination, "a") as out:
+            out.write(json.dumps(asdict(report)) + "\n")
+    return report
+
+
+def test_a_sigkill_of_redis_loses_no_acknowledged_outcome(stack: Stack) -> None:
+    report = under_traffic(stack, "Redis SIGKILL, restarted from its AOF", kill_redis)
+
+    assert report.acknowledged == report.answered
+    assert report.restart_to_first_ack_s < 10.0
+
+
+def test_a_sigkill_of_the_service_loses_nothing_and_devices_answer_locally_meanwhile(stack: Stack) -> None:
+    report = under_traffic(stack, "cloud service SIGKILL, restarted", kill_service)
+
+    assert report.acknowledged == report.answered
+    assert report.answered_locally_during_outage > 0
+    assert report.restart_to_first_cloud_answer_s < 10.0
