@@ -11,9 +11,8 @@ import pytest
 from cloud_service.inference import TritonServerConfig, TritonServerProcess
 from confroute.modelkit.export import ExportOptions, export_bundle
 from confroute.modelkit.tiny import tiny_source
+from tests.faults.stack import ECHO
 from tests.harness import triton_python_or_skip
-
-ECHO = Path(__file__).resolve().parents[2] / "cloud_service" / "model_repository" / "echo"
 
 
 @pytest.fixture(scope="module")

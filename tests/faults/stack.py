@@ -25,6 +25,7 @@ from cloud_service.outcomes.config import OutcomeLogConfig
 from tests.cloud_service.redis_server import RedisServer, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
+ECHO = ROOT / "cloud_service" / "model_repository" / "echo"
 COHORT = "faults"
 START_TIMEOUT_S = 60.0
 EXIT_TIMEOUT_S = 60.0

@@ -16,6 +16,7 @@ Set ``CONFROUTE_FAULTS_REPORT=path`` to append each fault's measurements to a JS
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -26,10 +27,12 @@ from pathlib import Path
 
 import pytest
 
-from cloud_service.inference import TritonServerProcess
-from tests.cloud_service.redis_server import RedisServer
+from cloud_service.inference import TritonServerConfig, TritonServerProcess
+from tests.cloud_service.redis_server import RedisServer, free_port
 from tests.faults.device import CLOUD_DEADLINE_S
-from tests.faults.stack import Device, Service, device_entries, start_device
+from tests.faults.proxy import TcpProxy
+from tests.faults.stack import ECHO, Device, Service, device_entries, start_device
+from tests.harness import triton_python_or_skip
 
 pytestmark = [pytest.mark.faults, pytest.mark.slow, pytest.mark.timeout(240)]
 
@@ -37,6 +40,7 @@ LOCAL_BUDGET_S = 2.5  # the tiny local model's answer on a busy 2-core machine, 
 QUERY_DEADLINE_S = CLOUD_DEADLINE_S + LOCAL_BUDGET_S
 STEADY_S = 4.0  # traffic before the fault, and again after the recovery
 OUTAGE_S = 1.5  # how long the killed process stays down
+PARTITION_S = 5.0  # longer than an escalation's budget and than an upload round's retries
 DEVICES = 2
 
 
@@ -46,6 +50,12 @@ class Stack:
     service: Service
     bundle: Path
     folder: Path
+    proxy: TcpProxy | None = None  # between the devices and the service, when a test partitions them
+    triton: TritonServerProcess | None = None  # the test's own, when it kills it
+
+    @property
+    def target(self) -> str:
+        return self.proxy.target if self.proxy is not None else self.service.target
 
 
 @dataclass(frozen=True)
@@ -64,15 +74,45 @@ class FaultReport:
     restart_to_first_cloud_answer_s: float
 
 
-@pytest.fixture
-def stack(triton: TritonServerProcess, edge_bundle: Path, tmp_path: Path) -> Iterator[Stack]:
+@contextlib.contextmanager
+def running_stack(triton_url: str, edge_bundle: Path, folder: Path) -> Iterator[Stack]:
     with RedisServer() as redis_server:
-        service = Service(tmp_path, redis_server.url, triton.endpoints.grpc_url)
+        service = Service(folder, redis_server.url, triton_url)
         service.start()
         try:
-            yield Stack(redis_server, service, edge_bundle, tmp_path)
+            yield Stack(redis_server, service, edge_bundle, folder)
         finally:
-            service.stop()
+            assert service.stop() == 0, "the service did not shut down cleanly"
+
+
+@pytest.fixture
+def stack(triton: TritonServerProcess, edge_bundle: Path, tmp_path: Path) -> Iterator[Stack]:
+    with running_stack(triton.endpoints.grpc_url, edge_bundle, tmp_path) as running:
+        yield running
+
+
+@pytest.fixture
+def partitionable_stack(stack: Stack) -> Iterator[Stack]:
+    stack.proxy = TcpProxy(stack.service.target)
+    try:
+        yield stack
+    finally:
+        stack.proxy.close()
+
+
+@pytest.fixture
+def own_triton_stack(edge_bundle: Path, tmp_path: Path) -> Iterator[Stack]:
+    """A stack whose tritonserver (on fixed ports, so that it comes back where the service expects it) the
+    test may kill."""
+    repository = tmp_path / "models"
+    repository.mkdir()
+    (repository / "echo").symlink_to(ECHO, target_is_directory=True)
+    config = TritonServerConfig(repository, backend_python=triton_python_or_skip(), grpc_port=free_port(),
+                                http_port=free_port(), metrics_port=free_port())
+    with TritonServerProcess(config) as triton, running_stack(triton.endpoints.grpc_url, edge_bundle,
+                                                               tmp_path) as running:
+        running.triton = triton
+        yield running
 
 
 def kill_redis(stack: Stack) -> float:
@@ -89,8 +129,25 @@ def kill_service(stack: Stack) -> float:
     return time.time()
 
 
+def partition(stack: Stack) -> float:
+    assert stack.proxy is not None
+    stack.proxy.partition()
+    time.sleep(PARTITION_S)
+    stack.proxy.heal()
+    return time.time()
+
+
+def kill_triton(stack: Stack) -> float:
+    assert stack.triton is not None and stack.triton.pid is not None
+    os.kill(stack.triton.pid, signal.SIGKILL)
+    stack.triton.stop()
+    time.sleep(OUTAGE_S)
+    stack.triton.start()
+    return time.time()
+
+
 def under_traffic(stack: Stack, name: str, fault: Callable[[Stack], float]) -> FaultReport:
-    devices = [start_device(stack.bundle, stack.folder / f"device-{i}", stack.service.target, f"device-{i}")
+    devices = [start_device(stack.bundle, stack.folder / f"device-{i}", stack.target, f"device-{i}")
                for i in range(DEVICES)]
     try:
         time.sleep(STEADY_S)
@@ -158,3 +215,18 @@ def test_a_sigkill_of_the_service_loses_nothing_and_devices_answer_locally_meanw
     assert report.acknowledged == report.answered
     assert report.answered_locally_during_outage > 0
     assert report.restart_to_first_cloud_answer_s < 10.0
+
+
+def test_a_partition_longer_than_the_retry_horizon_is_healed_without_loss(partitionable_stack: Stack) -> None:
+    report = under_traffic(partitionable_stack, "network partition (devices | cloud), healed", partition)
+
+    assert report.acknowledged == report.answered
+    assert report.answered_locally_during_outage > 0
+    assert report.restart_to_first_ack_s < 10.0
+
+
+def test_a_sigkill_of_tritonserver_is_answered_locally_until_it_is_back(own_triton_stack: Stack) -> None:
+    report = under_traffic(own_triton_stack, "tritonserver SIGKILL, restarted", kill_triton)
+
+    assert report.acknowledged == report.answered
+    assert report.answered_locally_during_outage > 0
