@@ -170,10 +170,21 @@ def summary(results: dict[str, Any], options: Options) -> dict[str, Any]:
         "errors_past_max": one["errors_past_max"],
         "p99_bound_ms": options.p99_bound_ms,
         **results,
-        "cpu": platform.processor() or platform.machine(),
+        "cpu": cpu_name(),
         "cores": os.cpu_count(),
         "load_avg_after": [round(x, 2) for x in os.getloadavg()],
     }
+
+
+def cpu_name() -> str:
+    """The CPU's model name (``/proc/cpuinfo``), else the machine type."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.partition(":")[2].strip()
+    except OSError:
+        pass
+    return platform.machine()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
