@@ -52,9 +52,12 @@ class Stack:
     folder: Path
     proxy: TcpProxy | None = None  # between the devices and the service, when a test partitions them
     triton: TritonServerProcess | None = None  # the test's own, when it kills it
+    replica: Service | None = None  # a second service on the same Redis and Triton
 
     @property
     def target(self) -> str:
+        if self.replica is not None:  # both addresses: gRPC's pick_first moves to the next when one dies
+            return f"ipv4:{self.service.target},{self.replica.target}"
         return self.proxy.target if self.proxy is not None else self.service.target
 
 
@@ -101,6 +104,17 @@ def partitionable_stack(stack: Stack) -> Iterator[Stack]:
 
 
 @pytest.fixture
+def two_replica_stack(stack: Stack, triton: TritonServerProcess) -> Iterator[Stack]:
+    (stack.folder / "replica").mkdir()
+    stack.replica = Service(stack.folder / "replica", stack.redis.url, triton.endpoints.grpc_url)
+    stack.replica.start()
+    try:
+        yield stack
+    finally:
+        assert stack.replica.stop() == 0, "the surviving replica did not shut down cleanly"
+
+
+@pytest.fixture
 def own_triton_stack(edge_bundle: Path, tmp_path: Path) -> Iterator[Stack]:
     """A stack whose tritonserver (on fixed ports, so that it comes back where the service expects it) the
     test may kill."""
@@ -143,6 +157,12 @@ def kill_triton(stack: Stack) -> float:
     stack.triton.stop()
     time.sleep(OUTAGE_S)
     stack.triton.start()
+    return time.time()
+
+
+def kill_one_replica(stack: Stack) -> float:
+    """SIGKILLs the replica the devices use first; the other keeps serving (nothing is restarted)."""
+    assert stack.service.stop(signal.SIGKILL) == -signal.SIGKILL
     return time.time()
 
 
@@ -230,3 +250,11 @@ def test_a_sigkill_of_tritonserver_is_answered_locally_until_it_is_back(own_trit
 
     assert report.acknowledged == report.answered
     assert report.answered_locally_during_outage > 0
+
+
+def test_with_two_replicas_a_sigkill_of_one_is_absorbed_by_the_other(two_replica_stack: Stack) -> None:
+    report = under_traffic(two_replica_stack, "one of two service replicas SIGKILLed (not restarted)",
+                           kill_one_replica)
+
+    assert report.acknowledged == report.answered
+    assert report.restart_to_first_cloud_answer_s < 5.0
