@@ -5,7 +5,9 @@ Usage: python -m tests.faults.device BUNDLE STATE_DIR TARGET DEVICE_ID COHORT
 
 It writes, in STATE_DIR:
 
-- ``answers.jsonl``: one line per answered query (wall time, query id, side, latency in seconds);
+- ``model.json`` at start: the edge model's id and version (what a policy for this device names);
+- ``answers.jsonl``: one line per answered query (wall time, query id, side, latency in seconds, the
+  policy version it was routed with: the device watches the cloud's policies);
 - ``acked.txt``: ``<wall time> <query id>`` for each record the cloud acknowledged (the outbox then
   deletes it), fsynced before the uploader acts on the acknowledgement;
 - ``summary.json`` when it exits: questions asked, records left in the outbox, the model version.
@@ -24,9 +26,17 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import IO
 
-from confroute.contract import ModelRef, OutcomeAck, OutcomeBatch, RoutingMode, Thresholds
+from confroute.contract import ModelRef, OutcomeAck, OutcomeBatch, Policy, RoutingMode, Thresholds
 from confroute.engine import SamplingParams
-from edge_agent.cloud import Backoff, BreakerSettings, CloudConfig, EscalationClient, PolicyKeeper, open_channel
+from edge_agent.cloud import (
+    Backoff,
+    BreakerSettings,
+    CloudConfig,
+    EscalationClient,
+    PolicyKeeper,
+    PolicyWatcher,
+    open_channel,
+)
 from edge_agent.core import AgentIdentity, EdgeAgent
 from edge_agent.model import EdgeModel
 from edge_agent.outbox import GrpcOutcomeSink, OutcomeQueue, QueueConfig, Uploader
@@ -57,9 +67,10 @@ class RecordingSink:
         return ack
 
 
-def always_escalate(model: EdgeModel, cohort: str) -> object:
-    base = default_policy(ModelRef(model.model_id, model.version), cohort)
-    return dataclasses.replace(base, policy_version="faults-1", mode=RoutingMode.POST, shadow_rate=0.0,
+def always_escalate(edge_model: ModelRef, cohort: str, version: str) -> Policy:
+    """A policy that escalates every query (post-generation threshold 1.0), issued now."""
+    base = default_policy(edge_model, cohort)
+    return dataclasses.replace(base, policy_version=version, mode=RoutingMode.POST, shadow_rate=0.0,
                                thresholds=Thresholds(pre=0.5, post=1.0, hybrid_low=0.2, hybrid_high=0.8),
                                issued_at=datetime.now(timezone.utc))
 
@@ -67,8 +78,10 @@ def always_escalate(model: EdgeModel, cohort: str) -> object:
 def main(bundle: str, state: str, target: str, device_id: str, cohort: str) -> int:
     folder = Path(state)
     model = EdgeModel(Path(bundle))
-    keeper = PolicyKeeper(ModelRef(model.model_id, model.version), cohort)
-    assert keeper.offer(always_escalate(model, cohort)).applied  # type: ignore[arg-type]
+    edge_model = ModelRef(model.model_id, model.version)
+    (folder / "model.json").write_text(json.dumps({"id": edge_model.id, "version": edge_model.version}))
+    keeper = PolicyKeeper(edge_model, cohort)
+    assert keeper.offer(always_escalate(edge_model, cohort, "faults-1")).applied
     # The breaker cools down for 2 s rather than the product's 30 s, so that a short run sees escalations resume.
     cloud = CloudConfig(target=target, deadline_s=CLOUD_DEADLINE_S, reconnect=Backoff(base_s=0.05, cap_s=0.5),
                         breaker=BreakerSettings(failure_threshold=5, cooldown_s=BREAKER_COOLDOWN_S),
@@ -81,17 +94,21 @@ def main(bundle: str, state: str, target: str, device_id: str, cohort: str) -> i
             (folder / "acked.txt").open("a") as acked, (folder / "answers.jsonl").open("a") as answers:
         uploader = Uploader(queue, RecordingSink(GrpcOutcomeSink(channel, deadline_s=5.0), acked), uploads)
         uploader.start()
-        agent = EdgeAgent(model, keeper, queue, AgentIdentity(device_id, cohort), escalator=client)
+        watcher = PolicyWatcher(keeper, cloud, device_id, channel=channel)
+        watcher.start()
+        agent = EdgeAgent(model, keeper, queue, AgentIdentity(device_id, cohort), escalator=client,
+                          on_recorded=uploader.wake)
         while not (folder / "stop").exists():
             started = time.monotonic()
             answer = agent.answer([{"role": "user", "content": f"{device_id} question {asked}"}], PARAMS)
             latency = time.monotonic() - started
             answers.write(json.dumps({"t": time.time(), "qid": answer.query_id, "side": answer.side,
-                                      "latency_s": latency}) + "\n")
+                                      "latency_s": latency, "policy": answer.policy_version}) + "\n")
             answers.flush()
             asked += 1
             time.sleep(PACE_S)
         agent.close()
+        watcher.stop()
         deadline = time.monotonic() + DRAIN_S
         while queue.stats().queued and time.monotonic() < deadline:
             uploader.wake()

@@ -22,6 +22,7 @@ from pathlib import Path
 import redis
 
 from cloud_service.outcomes.config import OutcomeLogConfig
+from confroute.contract import ModelRef
 from tests.cloud_service.redis_server import RedisServer, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -96,6 +97,16 @@ class Device:
             at, query_id = line.split()
             first.setdefault(query_id, float(at))
         return first
+
+    def edge_model(self) -> ModelRef:
+        """The device's edge model, once it has started (``model.json``)."""
+        path = self.folder / "model.json"
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while not path.exists():
+            assert self.process.poll() is None and time.monotonic() < deadline, f"{self.device_id} did not start"
+            time.sleep(0.05)
+        model = json.loads(path.read_text())
+        return ModelRef(model["id"], model["version"])
 
     def summary(self) -> dict[str, object]:
         loaded: dict[str, object] = json.loads((self.folder / "summary.json").read_text())

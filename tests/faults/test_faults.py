@@ -8,7 +8,9 @@ back. Then the devices stop asking and drain their outboxes, and the suite check
   answer counts), and every process exited by itself (nothing hung);
 - every outcome a device had acknowledged is in the cloud's log exactly once, and nothing else is
   (entries in the stream counted against the devices' acknowledgements);
-- the time from the restart to the first acknowledgement and to the first cloud answer (recovery).
+- a policy published after the recovery reaches every device (the devices watch policies);
+- the time from the restart to the first acknowledgement and to the first cloud answer (recovery), and
+  from publishing that policy to every device routing with it.
 
 Set ``CONFROUTE_FAULTS_REPORT=path`` to append each fault's measurements to a JSON-lines file
 (``docs/faults.md`` holds a run's).
@@ -16,7 +18,9 @@ Set ``CONFROUTE_FAULTS_REPORT=path`` to append each fault's measurements to a JS
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import dataclasses
 import json
 import os
 import signal
@@ -28,10 +32,11 @@ from pathlib import Path
 import pytest
 
 from cloud_service.inference import TritonServerConfig, TritonServerProcess
+from cloud_service.policies import PolicyStoreConfig, RedisPolicyStore
 from tests.cloud_service.redis_server import RedisServer, free_port
-from tests.faults.device import CLOUD_DEADLINE_S
+from tests.faults.device import CLOUD_DEADLINE_S, always_escalate
 from tests.faults.proxy import TcpProxy
-from tests.faults.stack import ECHO, Device, Service, device_entries, start_device
+from tests.faults.stack import COHORT, ECHO, Device, Service, device_entries, start_device
 from tests.harness import triton_python_or_skip
 
 pytestmark = [pytest.mark.faults, pytest.mark.slow, pytest.mark.timeout(240)]
@@ -40,6 +45,7 @@ LOCAL_BUDGET_S = 2.5  # the tiny local model's answer on a busy 2-core machine, 
 QUERY_DEADLINE_S = CLOUD_DEADLINE_S + LOCAL_BUDGET_S
 STEADY_S = 4.0  # traffic before the fault, and again after the recovery
 OUTAGE_S = 1.5  # how long the killed process stays down
+CONVERGE_S = 15.0  # a policy published after the recovery reaches every device within this
 PARTITION_S = 5.0  # longer than an escalation's budget and than an upload round's retries
 DEVICES = 2
 
@@ -75,6 +81,7 @@ class FaultReport:
     log_entries: int
     restart_to_first_ack_s: float
     restart_to_first_cloud_answer_s: float
+    policy_converged_s: float = float("nan")  # from publishing a policy after the recovery to every device using it
 
 
 @contextlib.contextmanager
@@ -173,11 +180,39 @@ def under_traffic(stack: Stack, name: str, fault: Callable[[Stack], float]) -> F
         time.sleep(STEADY_S)
         injected = time.time()
         restarted = fault(stack)
+        converged_s = publish_and_converge(stack, devices)
         time.sleep(STEADY_S)
     finally:
         codes = [device.stop() for device in devices]
     assert codes == [0] * DEVICES, [device.folder for device in devices]
-    return check_the_promise(stack, name, devices, injected, restarted)
+    report = dataclasses.replace(check_the_promise(stack, name, devices, injected, restarted),
+                                 policy_converged_s=converged_s)
+    write_down(report)
+    return report
+
+
+def publish_and_converge(stack: Stack, devices: list[Device]) -> float:
+    """Publishes a new policy after the recovery and returns how long until every device routed with it."""
+    policy = always_escalate(devices[0].edge_model(), COHORT, "faults-2")
+
+    async def publish() -> None:
+        store = RedisPolicyStore(PolicyStoreConfig(url=stack.redis.url))
+        try:
+            await store.publish(policy)
+        finally:
+            await store.close()
+
+    published = time.time()
+    asyncio.run(publish())
+    deadline = time.monotonic() + CONVERGE_S
+    while not all(routes_with(device, "faults-2") for device in devices):
+        assert time.monotonic() < deadline, f"the devices did not all run faults-2 within {CONVERGE_S} s"
+        time.sleep(0.05)
+    return round(time.time() - published, 3)
+
+
+def routes_with(device: Device, version: str) -> bool:
+    return any(answer["policy"] == version for answer in device.answers()[-5:])
 
 
 def check_the_promise(stack: Stack, name: str, devices: list[Device], injected: float, restarted: float
@@ -215,11 +250,14 @@ def measured(name: str, answers: list[dict[str, object]], acked: dict[str, float
         restart_to_first_ack_s=round(min(acks_after) - restarted, 3) if acks_after else float("nan"),
         restart_to_first_cloud_answer_s=round(min(after) - restarted, 3) if after else float("nan"),
     )
+    return report
+
+
+def write_down(report: FaultReport) -> None:
     destination = os.environ.get("CONFROUTE_FAULTS_REPORT")
     if destination:
         with open(destination, "a") as out:
             out.write(json.dumps(asdict(report)) + "\n")
-    return report
 
 
 def test_a_sigkill_of_redis_loses_no_acknowledged_outcome(stack: Stack) -> None:
