@@ -45,6 +45,16 @@ def wait_for_port(port: int, process: subprocess.Popen[bytes], log: Path, timeou
     raise RuntimeError(f"nothing listens on {port} after {timeout_s} s:\n{log.read_text(errors='replace')[-3000:]}")
 
 
+def wait_or_kill(process: subprocess.Popen[bytes], what: str) -> int:
+    """The exit status; a process still running after ``EXIT_TIMEOUT_S`` hung: it is killed, and that fails."""
+    try:
+        return process.wait(EXIT_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+        raise AssertionError(f"{what} hung: still running {EXIT_TIMEOUT_S} s after being asked to stop") from None
+
+
 class Service:
     """``cloud-service serve`` as a child process on a port that stays the same across restarts."""
 
@@ -71,7 +81,7 @@ class Service:
         if process is None:
             return 0
         process.send_signal(sig)
-        return process.wait(EXIT_TIMEOUT_S)
+        return wait_or_kill(process, "the service")
 
 
 @dataclass
@@ -84,7 +94,7 @@ class Device:
 
     def stop(self) -> int:
         (self.folder / "stop").touch()
-        return self.process.wait(EXIT_TIMEOUT_S)
+        return wait_or_kill(self.process, self.device_id)
 
     def answers(self) -> list[dict[str, object]]:
         lines = (self.folder / "answers.jsonl").read_text().splitlines()
