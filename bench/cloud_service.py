@@ -152,7 +152,11 @@ async def outcome_benchmark(url: str, options: Options) -> dict[str, outcome_log
     )
     _log(f"outcome log: record() of {options.record_records} records")
     recorded = await outcome_log.record_throughput(url, outcome_log.sample_records(f"r-{run}", options.record_records))
-    return {"store": stored, "record": recorded}
+    _log(f"outcome log floor: raw pipelined XADD of {options.store_records} records, batches of {options.store_batch}")
+    floor = await outcome_log.floor_throughput(
+        url, outcome_log.sample_records(f"f-{run}", options.store_records + options.store_batch), options.store_batch
+    )
+    return {"store": stored, "record": recorded, "floor": floor}
 
 
 async def measure(

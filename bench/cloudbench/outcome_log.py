@@ -1,7 +1,9 @@
 """Outcome-log throughput into a real redis-server, through ``RedisOutcomeLog``.
 
 - ``store()``: durable writes of batches (the upload path, acked only once stored);
-- ``record()``: the escalation path, a non-blocking enqueue drained by the background flusher.
+- ``record()``: the escalation path, a non-blocking enqueue drained by the background flusher;
+- the floor under both: the same records' fields appended with raw pipelined ``XADD`` (no dedupe, no
+  statistics), one pipeline per batch, from a client built as the log builds its own.
 
 Records are built before the clock starts (in the service they arrive built from protobuf); encoding
 them for Redis, the round trips and Redis's own work are timed. Each measurement writes to a stream of
@@ -17,8 +19,10 @@ from datetime import timedelta
 
 import redis
 
+from cloud_service.outcomes import codec
 from cloud_service.outcomes.config import OutcomeLogConfig
 from cloud_service.outcomes.redis_log import RedisOutcomeLog
+from cloud_service.redis_client import RedisClient, connect
 from confroute.contract.common import ModelRef
 from confroute.contract.outcome import Latency, OutcomeRecord
 from tests.factories import T0, escalated, outcomes
@@ -70,6 +74,31 @@ async def store_throughput(url: str, records: list[OutcomeRecord], batch: int, n
     finally:
         await log.close()
     return Throughput(len(records), elapsed, _xlen(config) - batch)
+
+
+async def floor_throughput(url: str, records: list[OutcomeRecord], batch: int, name: str = "floor") -> Throughput:
+    """Raw pipelined ``XADD MAXLEN ~`` of the records' fields (encoded before the clock starts: the floor is
+    the client's and Redis's cost of the append itself), ``batch`` per pipeline, one awaited after the other."""
+    config = _config(url, name)
+    client = connect(url, connect_timeout_s=config.connect_timeout_s, command_timeout_s=config.command_timeout_s)
+    fields = [codec.encode_pairs(record, retain_text=config.retain_text) for record in records]
+    try:
+        await _xadd_all(client, config, fields[:batch])  # connects, as the warm-up batch of store() does
+        before = _xlen(config)
+        started = time.perf_counter()
+        for i in range(batch, len(fields), batch):
+            await _xadd_all(client, config, fields[i : i + batch])
+        elapsed = time.perf_counter() - started
+    finally:
+        await client.aclose()
+    return Throughput(len(fields) - batch, elapsed, _xlen(config) - before)
+
+
+async def _xadd_all(client: RedisClient, config: OutcomeLogConfig, fields: list[list[str]]) -> None:
+    pipe = client.pipeline(transaction=False)
+    for pairs in fields:
+        pipe.execute_command("XADD", config.stream_key, "MAXLEN", "~", config.maxlen, "*", *pairs)
+    await pipe.execute()
 
 
 async def record_throughput(url: str, records: list[OutcomeRecord], name: str = "record") -> Throughput:

@@ -82,7 +82,11 @@ class RedisOutcomeLog:
                 logger.warning("outcome log: Redis unreachable at start, its persistence is checked on the first "
                                "upload: %s", exc)
             else:
-                self._ack = self._decide(persistence)
+                try:
+                    self._ack = self._decide(persistence)
+                except Unavailable:  # refused: this log is never used, so its connections go now
+                    await self._client.aclose()
+                    raise
         if self._flusher is None and not self._closing:
             self._flusher = asyncio.create_task(self._flush_loop(), name="outcome-log-flusher")
             logger.info("outcome log writing under %s at %s", self._config.key_prefix, redacted(self._config.url))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import signal
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Coroutine
 from contextlib import asynccontextmanager, suppress
@@ -281,3 +282,25 @@ def test_a_policy_keeps_every_field_through_the_store(redis_server: RedisServer)
             await store.close()
 
     assert content(run(scenario())) == unsigned
+
+
+def test_a_published_policy_survives_a_sigkill_of_redis(redis_server: RedisServer) -> None:
+    async def publish() -> None:
+        store = RedisPolicyStore(config(redis_server))
+        try:
+            await store.publish(policy("p-1"))
+        finally:
+            await store.close()
+
+    async def current() -> Policy | None:
+        store = RedisPolicyStore(config(redis_server))
+        try:
+            return await store.current(EDGE.version, "beta")
+        finally:
+            await store.close()
+
+    run(publish())
+    redis_server.stop(signal.SIGKILL)
+    redis_server.start()  # from its AOF
+
+    assert content(run(current())) == policy("p-1")

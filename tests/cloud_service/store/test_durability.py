@@ -3,11 +3,14 @@ survives a SIGKILL of Redis, and the promise is read from the server even where 
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import logging
 import os
 import platform
 import signal
+import subprocess
+import sys
 from collections.abc import Coroutine, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
@@ -15,6 +18,7 @@ from typing import Any, TypeVar
 import pytest
 import redis
 
+from cloud_service.config import ServiceConfig, add_arguments, config_from
 from cloud_service.outcomes import OutcomeLogConfig, RedisOutcomeLog
 from cloud_service.redis_client import connect
 from cloud_service.store.durability import Persistence, decide, inspect
@@ -24,6 +28,7 @@ from tests.cloud_service.outcomes.samples import logged_ids, outcomes
 from tests.cloud_service.redis_server import RedisServer, RedisServerMissing
 
 pytestmark = pytest.mark.timeout(60)
+ROOT = Path(__file__).resolve().parents[3]
 T = TypeVar("T")
 
 
@@ -154,3 +159,28 @@ def test_every_acknowledged_outcome_survives_a_sigkill_of_redis(redis_server: Re
 
     assert len(acknowledged) == 2000
     assert sorted(logged_ids(config)) == sorted(acknowledged)
+
+
+def test_cloud_service_serve_refuses_a_volatile_redis_and_names_the_flag(volatile_redis: RedisServer) -> None:
+    flags = ["--listen", "127.0.0.1:0", "--redis-url", volatile_redis.url, "--triton-url", "127.0.0.1:1",
+             "--metrics-listen", ""]
+
+    done = subprocess.run([sys.executable, "-m", "cloud_service.cli", "serve", *flags], capture_output=True,
+                          text=True, timeout=60, cwd=ROOT, check=False)
+
+    assert done.returncode == 1, done.stderr
+    assert "--allow-volatile-redis" in done.stderr
+
+
+def test_the_flag_and_its_variable_allow_a_volatile_redis() -> None:
+    from_flag = config_from(parser_of_serve().parse_args(["--allow-volatile-redis"]), {})
+    from_env = config_from(argparse.Namespace(), {"CONFROUTE_CLOUD_ALLOW_VOLATILE_REDIS": "1"})
+
+    assert from_flag.allow_volatile_redis and from_env.allow_volatile_redis
+    assert not ServiceConfig().allow_volatile_redis
+
+
+def parser_of_serve() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    return parser

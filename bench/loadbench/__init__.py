@@ -1,0 +1,1 @@
+"""Parts of ``python -m bench.load``: the simulated devices' traffic and the processes' memory."""

@@ -1,0 +1,31 @@
+"""The parts of the fault suite's stack that live for the whole module: a tiny edge bundle and tritonserver
+serving the echo model (the cloud model; its answers cost no CPU worth counting)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from cloud_service.inference import TritonServerConfig, TritonServerProcess
+from confroute.modelkit.export import ExportOptions, export_bundle
+from confroute.modelkit.tiny import tiny_source
+from tests.faults.stack import ECHO
+from tests.harness import triton_python_or_skip
+
+
+@pytest.fixture(scope="module")
+def edge_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("faults-bundle") / "tiny"
+    export_bundle(tiny_source("llama"), folder, ExportOptions(), lambda _message: None)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def triton(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TritonServerProcess]:
+    python = triton_python_or_skip()
+    repository = tmp_path_factory.mktemp("faults-models")
+    (repository / "echo").symlink_to(ECHO, target_is_directory=True)
+    with TritonServerProcess(TritonServerConfig(repository, backend_python=python)) as process:
+        yield process
