@@ -2,6 +2,7 @@
 
     edge-agent serve [--cloud HOST:PORT] [--port 8080]   # OpenAI-compatible HTTP API on the device
     edge-agent ask "What is 12 times 7?" [--cloud ...]   # streams the answer, then one line of routing metadata
+    edge-agent --version
 
 Every option also reads ``CONFROUTE_EDGE_<OPTION>`` (e.g. ``CONFROUTE_EDGE_CLOUD``); the device's credential
 is ``CONFROUTE_EDGE_TOKEN`` only (never a flag: it would show in the process list).
@@ -17,7 +18,9 @@ import signal
 import sys
 import threading
 from collections.abc import Mapping, Sequence
+from contextlib import ExitStack
 
+from confroute import __version__
 from confroute.engine import SamplingParams
 from confroute.errors import ConfrouteError
 from edge_agent import huge_pages
@@ -31,6 +34,7 @@ log = logging.getLogger("edge_agent")
 def parse_args(argv: Sequence[str], env: Mapping[str, str]) -> tuple[str, AgentConfig, argparse.Namespace]:
     parser = argparse.ArgumentParser(prog="edge-agent", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"edge-agent {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     serve = sub.add_parser("serve", help="run the agent with its OpenAI-compatible HTTP API")
     add_arguments(serve, env)
@@ -73,9 +77,14 @@ def serve(config: AgentConfig) -> None:
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
-    with running_agent(config) as agent:
+    with running_agent(config) as agent, ExitStack() as board:
         api = ApiConfig(host=config.http_host, port=config.http_port, cors_origins=config.cors_origins)
         server = serve_api(agent, api)
+        if config.tegrastats_interval_ms:
+            from edge_agent.platform.tegrastats import TegrastatsReader
+
+            reader = board.enter_context(TegrastatsReader(config.tegrastats_interval_ms))
+            server.metrics.add_source(reader.metric_lines)
         log.info("edge agent serving on http://%s:%d/v1 (cloud: %s; huge-page malloc: %s)", config.http_host,
                  server.port, config.cloud.target if config.cloud else "offline",
                  "on" if huge_pages.active() else "off")

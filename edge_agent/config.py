@@ -36,6 +36,7 @@ class AgentConfig:
     policy_keys: tuple[Path, ...] = ()
     cors_origins: tuple[str, ...] = ()  # web origins allowed to call the HTTP API from a browser
     huge_pages: bool = True  # `serve` re-executes itself with huge-page malloc (see edge_agent.huge_pages)
+    tegrastats_interval_ms: int = 0  # Jetson: export tegrastats power/thermal/GPU load on /metrics; 0: off
 
     @property
     def queue_path(self) -> Path:
@@ -77,6 +78,9 @@ def add_arguments(parser: argparse.ArgumentParser, env: Mapping[str, str]) -> No
                         default=opt("huge-pages", "1") not in ("0", "false", "no", "off"),
                         help="serve: keep glibc's default malloc (huge pages for the weights made decoding 0-5%% "
                              f"faster in bench.edge_generation; env {ENV}HUGE_PAGES=0)")
+    parser.add_argument("--tegrastats-interval-ms", type=int, default=int(opt("tegrastats-interval-ms", "0") or 0),
+                        help="Jetson: run tegrastats at this interval and export power, temperatures and GPU load "
+                             f"on /metrics (env {ENV}TEGRASTATS_INTERVAL_MS); 0: off")
     parser.add_argument("--policy-key", type=Path, action="append", default=None,
                         help="trusted policy signing key (*.pub) or folder of them (repeatable; env "
                              f"{ENV}POLICY_KEYS, separated by '{os.pathsep}'); omit: accept unsigned policies")
@@ -97,6 +101,7 @@ def config_from(args: argparse.Namespace, env: Mapping[str, str]) -> AgentConfig
         state_dir=Path(args.state_dir) if args.state_dir else cache / "edge", cloud=cloud,
         privacy_patterns=tuple(patterns), never_escalate=args.never_escalate, http_host=args.host,
         http_port=args.port, log_format=args.log_format, huge_pages=args.huge_pages,
+        tegrastats_interval_ms=args.tegrastats_interval_ms,
         policy_keys=tuple(args.policy_key or [Path(p) for p in env.get(ENV + "POLICY_KEYS", "").split(os.pathsep)
                                               if p]),
         cors_origins=tuple(args.cors_origin or [o.strip() for o in env.get(ENV + "CORS_ORIGINS", "").split(",")

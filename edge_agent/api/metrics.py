@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 from edge_agent.answer import AgentAnswer
 
@@ -53,6 +53,12 @@ class ApiMetrics:
         self._buckets = tuple(buckets)
         self._latency = {side: _Histogram(self._buckets) for side in SIDES}
         self._unavailable = 0
+        self._sources: list[Callable[[], Iterable[str]]] = []
+
+    def add_source(self, source: Callable[[], Iterable[str]]) -> None:
+        """Adds the exposition lines ``source()`` returns at each scrape (board telemetry, for one)."""
+        with self._lock:
+            self._sources.append(source)
 
     def request(self, route: str, status: int) -> None:
         """Counts one HTTP request by its route template and the status it was answered with."""
@@ -88,6 +94,9 @@ class ApiMetrics:
             lines.extend(_family("confroute_api_escalation_unavailable_total", "counter",
                                  "Answers given locally because the wanted escalation was unavailable.",
                                  [("", self._unavailable)]))
+            sources = list(self._sources)
+        for source in sources:
+            lines.extend(source())
         return "\n".join(lines) + "\n"
 
 
