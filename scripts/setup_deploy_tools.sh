@@ -48,7 +48,10 @@ fi
 if [ "$AARCH64" = 1 ]; then
   missing=()
   command -v debootstrap >/dev/null 2>&1 || missing+=(debootstrap)
-  command -v qemu-aarch64-static >/dev/null 2>&1 || missing+=(qemu-user-static binfmt-support)
+  # qemu-user-binfmt (another project's choice) conflicts with qemu-user-static: either registers aarch64.
+  if ! command -v qemu-aarch64-static >/dev/null 2>&1 && ! dpkg -s qemu-user-binfmt >/dev/null 2>&1; then
+    missing+=(qemu-user-static binfmt-support)
+  fi
   if [ "${#missing[@]}" -gt 0 ]; then
     echo "[deploy-tools] installing ${missing[*]}"
     apt_install "${missing[@]}"
