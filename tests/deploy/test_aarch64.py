@@ -152,6 +152,28 @@ def test_the_installed_agent_generates_then_escalates_to_the_host_cloud(
     assert (state / "outbox.db").exists()
 
 
+@pytest.mark.real_model
+def test_the_real_8bit_bundle_generates_then_escalates_on_arm64(
+    arm64_root: Arm64Root, installed: str, cloud: str, smollm2_int8_bundle: Path
+) -> None:
+    # What a Pi installs (the 8-bit SmolLM2-135M bundle); the longest step of the tier under emulation.
+    bundle = arm64_root.share / "real"
+    if not bundle.exists():
+        shutil.copytree(smollm2_int8_bundle, bundle)
+    state = arm64_root.share / "state-real"
+    escalate_everything(bundle, state)
+
+    result = arm64_root.run("/opt/confroute/venv/bin/edge-agent", "ask", QUESTION, "--bundle", f"{SHARE}/real",
+                            "--cloud", cloud, "--max-tokens", "4", "--state-dir", f"{SHARE}/state-real",
+                            "--cloud-deadline", "60", timeout=1500)
+
+    assert result.returncode == 0, result.stderr[-3000:]
+    meta = json.loads(result.stdout.strip().splitlines()[-1])
+    # The policy made for this bundle's model build was applied, the local answer was scored, the cloud answered.
+    assert (meta["side"], meta["model"], meta["policy_version"]) == ("cloud", "echo", "aarch64-proof")
+    assert 0.0 < meta["confidence"] < 1.0
+
+
 def test_the_repository_tree_is_not_what_the_device_runs(arm64_root: Arm64Root, installed: str) -> None:
     result = arm64_root.run("/opt/confroute/venv/bin/python", "-c",
                             "import edge_agent, sys; print(edge_agent.__file__)")

