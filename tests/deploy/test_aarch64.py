@@ -34,7 +34,8 @@ from tests.cloud_service.redis_server import RedisServer, free_port
 from tests.deploy.tools import DEPLOY, REPO, DeployTools, ensure_tools, run
 from tests.harness import triton_python_or_skip
 
-pytestmark = [pytest.mark.aarch64, pytest.mark.slow]
+# The first run builds the root (debootstrap under emulation, ~15 min) and installs into it: past the default 900 s.
+pytestmark = [pytest.mark.aarch64, pytest.mark.slow, pytest.mark.timeout(3600)]
 
 HERE = Path(__file__).parent / "aarch64"
 SHARE = "/mnt/confroute"  # where in_root.sh binds the host's share folder

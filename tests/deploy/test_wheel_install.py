@@ -11,7 +11,7 @@ import pytest
 from confroute import __version__
 from tests.deploy.tools import clean_env, run
 
-pytestmark = [pytest.mark.deploy, pytest.mark.slow]
+pytestmark = [pytest.mark.deploy, pytest.mark.slow, pytest.mark.timeout(1800)]  # a cold pip cache: minutes
 
 
 @pytest.fixture(scope="module")
