@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -195,6 +196,9 @@ def test_gpu_prod_serves_the_vllm_model_repository_with_mtls_on_the_edge_port(ma
 
     assert 'backend: "vllm"' in config["data"]["config.pbtxt"]
     assert {item["path"] for item in repository["items"]} == {"config.pbtxt", "1/model.json"}
-    assert triton["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == "2"
+    engine = json.loads(config["data"]["model.json"])
+    gpus = int(triton["containers"][0]["resources"]["limits"]["nvidia.com/gpu"])
+    assert engine["tensor_parallel_size"] == gpus  # vLLM shards the model over exactly the GPUs it is given
+    assert engine["model"].startswith("/weights/")  # from the read-only volume, never downloaded at start
     assert {"CONFROUTE_CLOUD_TLS_CERT", "CONFROUTE_CLOUD_TLS_KEY", "CONFROUTE_CLOUD_TLS_CLIENT_CA"} <= {
         e["name"] for e in service["env"]}
