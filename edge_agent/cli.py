@@ -4,6 +4,7 @@
     edge-agent ask "What is 12 times 7?" [--cloud ...]   # streams the answer, then one line of routing metadata
                                                         # (with ttft_ms: in post mode the answer waits for
                                                         # the decision, so it comes whole)
+    edge-agent --version                                 # the installed release
 
 Every option also reads ``CONFROUTE_EDGE_<OPTION>`` (e.g. ``CONFROUTE_EDGE_CLOUD``); the device's credential
 is ``CONFROUTE_EDGE_TOKEN`` only (never a flag: it would show in the process list).
@@ -20,7 +21,9 @@ import sys
 import threading
 import time
 from collections.abc import Mapping, Sequence
+from contextlib import ExitStack
 
+from confroute import __version__
 from confroute.engine import SamplingParams
 from confroute.errors import ConfrouteError
 from confroute.logs import configure_logging, report_error
@@ -35,6 +38,7 @@ log = logging.getLogger("edge_agent")
 def parse_args(argv: Sequence[str], env: Mapping[str, str]) -> tuple[str, AgentConfig, argparse.Namespace]:
     parser = argparse.ArgumentParser(prog="edge-agent", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"edge-agent {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     serve = sub.add_parser("serve", help="run the agent with its OpenAI-compatible HTTP API")
     add_arguments(serve)
@@ -73,12 +77,17 @@ def serve(config: AgentConfig) -> None:
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
-    with running_device(config) as device:
+    with running_device(config) as device, ExitStack() as board:
         api = ApiConfig(host=config.http_host, port=config.http_port, cors_origins=config.cors_origins,
                         api_key=config.api_key)
         if not config.api_key and config.http_host not in ("127.0.0.1", "::1", "localhost"):
             log.warning("the HTTP API listens on %s without an API key (set CONFROUTE_EDGE_API_KEY)", config.http_host)
         server = serve_api(device.agent, api, device=device.status)
+        if config.tegrastats_interval_ms:
+            from edge_agent.platform.tegrastats import TegrastatsReader
+
+            reader = board.enter_context(TegrastatsReader(config.tegrastats_interval_ms))
+            server.metrics.add_source(reader.metric_lines)
         log.info("edge agent %s (cohort %s) serving on http://%s:%d/v1 (cloud: %s; huge-page malloc: %s)",
                  config.device_id, config.cohort, config.http_host, server.port,
                  config.cloud.target if config.cloud else "offline", "on" if huge_pages.active() else "off")

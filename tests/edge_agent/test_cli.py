@@ -30,3 +30,13 @@ def test_asking_for_a_device_this_build_cannot_use_fails_clearly(tiny_bundles: d
 def test_a_missing_bundle_says_how_to_build_one(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["ask", "hi", "--bundle", str(tmp_path), "--state-dir", str(tmp_path)]) == 2
     assert "confroute-export" in capsys.readouterr().err
+
+
+def test_version_prints_the_package_version(capsys: pytest.CaptureFixture[str]) -> None:
+    from confroute import __version__
+
+    with pytest.raises(SystemExit) as exited:
+        main(["--version"])
+
+    assert exited.value.code == 0
+    assert capsys.readouterr().out.strip() == f"edge-agent {__version__}"

@@ -28,6 +28,7 @@ from typing import IO
 
 from confroute.contract import ModelRef, OutcomeAck, OutcomeBatch, Policy, RoutingMode, Thresholds
 from confroute.engine import SamplingParams
+from confroute.routing import default_policy
 from edge_agent.cloud import (
     Backoff,
     BreakerSettings,
@@ -41,7 +42,6 @@ from edge_agent.core import AgentIdentity, EdgeAgent
 from edge_agent.model import EdgeModel
 from edge_agent.outbox import GrpcOutcomeSink, OutcomeQueue, QueueConfig, Uploader
 from edge_agent.outbox.uploader import UploaderConfig
-from edge_agent.routing import default_policy
 
 CLOUD_DEADLINE_S = 1.5  # one escalation's budget, retries included
 BREAKER_COOLDOWN_S = 2.0
