@@ -14,14 +14,16 @@ from confroute.errors import (
     InvalidInput,
     InvalidPolicy,
     Overloaded,
+    PermissionDenied,
     PromptTooLong,
     RuntimeFailure,
+    Unauthenticated,
     Unavailable,
 )
 from edge_agent.cloud.status import MEANINGS, OTHER, meaning
 
 SENT = [InvalidInput("x"), InvalidPolicy("x"), PromptTooLong(10, 5, 8), Overloaded("x"), Unavailable("x"),
-        DeadlineExceeded("x"), RuntimeFailure("x")]
+        DeadlineExceeded("x"), RuntimeFailure("x"), Unauthenticated("x"), PermissionDenied("x")]
 
 
 @pytest.mark.parametrize("error", SENT, ids=lambda e: type(e).__name__)
@@ -45,4 +47,5 @@ def test_only_transient_codes_are_retried_and_refusals_do_not_trip_the_breaker()
     assert retried == {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.RESOURCE_EXHAUSTED,
                        grpc.StatusCode.DEADLINE_EXCEEDED}
     assert not meaning(grpc.StatusCode.INVALID_ARGUMENT).breaker_failure
-    assert meaning(grpc.StatusCode.PERMISSION_DENIED) is OTHER
+    assert not meaning(grpc.StatusCode.PERMISSION_DENIED).breaker_failure
+    assert meaning(grpc.StatusCode.UNIMPLEMENTED) is OTHER

@@ -8,8 +8,9 @@ whether the same call is worth sending again, and whether it counts against the 
     DEADLINE_EXCEEDED               DeadlineExceeded  yes    yes
     INTERNAL, UNKNOWN, DATA_LOSS    RuntimeFailure    no     yes
     INVALID_ARGUMENT, OUT_OF_RANGE  InvalidInput      no     no
-    anything else                   Unavailable       no     no   (UNAUTHENTICATED, PERMISSION_DENIED,
-                                                                   UNIMPLEMENTED, NOT_FOUND, CANCELLED, ...:
+    UNAUTHENTICATED                 Unauthenticated   no     no   (the credential is missing, revoked or expired)
+    PERMISSION_DENIED               PermissionDenied  no     no   (the identity does not allow this call)
+    anything else                   Unavailable       no     no   (UNIMPLEMENTED, NOT_FOUND, CANCELLED, ...:
                                                                    the cloud will not serve this device now)
 
 INTERNAL is a bug in the cloud (the cloud answers its own failures with the other codes; gRPC servers
@@ -36,7 +37,9 @@ from confroute.errors import (
     DeadlineExceeded,
     InvalidInput,
     Overloaded,
+    PermissionDenied,
     RuntimeFailure,
+    Unauthenticated,
     Unavailable,
 )
 
@@ -68,6 +71,8 @@ MEANINGS: dict[grpc.StatusCode, Meaning] = {
     _Code.DATA_LOSS: _BUG,
     _Code.INVALID_ARGUMENT: _REFUSED,
     _Code.OUT_OF_RANGE: _REFUSED,
+    _Code.UNAUTHENTICATED: Meaning(Unauthenticated, retry=False, breaker_failure=False),
+    _Code.PERMISSION_DENIED: Meaning(PermissionDenied, retry=False, breaker_failure=False),
 }
 
 

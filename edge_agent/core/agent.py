@@ -24,7 +24,14 @@ from confroute.contract import AnsweredBy, EscalationRequest, EscalationResponse
 from confroute.contract import Decision as Recorded
 from confroute.engine import Generation, SamplingParams
 from confroute.engine.engine import GenerationRun
-from confroute.errors import DeadlineExceeded, Overloaded, RuntimeFailure, Unavailable
+from confroute.errors import (
+    DeadlineExceeded,
+    Overloaded,
+    PermissionDenied,
+    RuntimeFailure,
+    Unauthenticated,
+    Unavailable,
+)
 from confroute.routing import PROBE_TBG, Action, Decision, Stage, decide
 from edge_agent.answer import AgentAnswer, TextDelta, TokenLogprob
 from edge_agent.cloud import EscalationClient, PolicyKeeper
@@ -36,7 +43,8 @@ from edge_agent.routing import PrivacyRules
 log = logging.getLogger(__name__)
 
 INTERRUPTED = "\n[the cloud's answer was interrupted; the device's answer follows]\n"
-_CLOUD_FAILURES = (Unavailable, DeadlineExceeded, Overloaded, RuntimeFailure)
+# The cloud could not or would not answer: the device answers itself (a refused credential included).
+_CLOUD_FAILURES = (Unavailable, DeadlineExceeded, Overloaded, RuntimeFailure, Unauthenticated, PermissionDenied)
 Events = Generator[TextDelta, None, AgentAnswer]
 
 

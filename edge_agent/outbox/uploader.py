@@ -22,7 +22,16 @@ from typing import Protocol
 
 from confroute.backoff import Backoff
 from confroute.contract import OutcomeAck, OutcomeBatch, OutcomeRecord, RejectedOutcome
-from confroute.errors import ConfrouteError, DeadlineExceeded, InvalidInput, Overloaded, RuntimeFailure, Unavailable
+from confroute.errors import (
+    ConfrouteError,
+    DeadlineExceeded,
+    InvalidInput,
+    Overloaded,
+    PermissionDenied,
+    RuntimeFailure,
+    Unauthenticated,
+    Unavailable,
+)
 from edge_agent.outbox.queue import OutcomeQueue, QueuedOutcome
 
 logger = logging.getLogger(__name__)
@@ -30,8 +39,9 @@ logger = logging.getLogger(__name__)
 #: The sink errors worth another try: the cloud may come back, answer faster or have room later.
 RETRYABLE = (Unavailable, DeadlineExceeded, Overloaded)
 #: The errors that end a round with the batch still queued: the retryable ones, and a bug in the cloud
-#: (RuntimeFailure, from INTERNAL): the same batch sent again at once meets the same bug, a later round may not.
-ROUND_ENDING = (*RETRYABLE, RuntimeFailure)
+#: (RuntimeFailure, from INTERNAL): the same batch sent again at once meets the same bug, a later round may not;
+#: and a refused credential: the records wait for the device to be enrolled again or its credential renewed.
+ROUND_ENDING = (*RETRYABLE, RuntimeFailure, Unauthenticated, PermissionDenied)
 UPLOAD_BACKOFF = Backoff(base_s=0.5, cap_s=30.0)
 
 

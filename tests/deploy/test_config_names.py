@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import re
 from typing import Any
@@ -13,7 +12,7 @@ import pytest
 from cloud_service.cli import _parser as cloud_parser
 from cloud_service.config import ENV_PREFIX, ServiceConfig
 from edge_agent.config import ENV as EDGE_PREFIX
-from edge_agent.config import add_arguments as add_edge_arguments
+from edge_agent.config import SETTINGS as EDGE_SETTINGS
 from tests.deploy.tools import DEPLOY, OVERLAYS
 
 pytestmark = pytest.mark.deploy
@@ -56,10 +55,7 @@ def test_every_cloud_container_command_parses(manifests: dict[str, list[dict[str
 
 
 def test_every_edge_variable_is_an_agent_option() -> None:
-    parser = argparse.ArgumentParser()
-    add_edge_arguments(parser, {})
-    flags = {option[2:].upper().replace("-", "_") for action in parser._actions
-             for option in action.option_strings if option.startswith("--")}
+    flags = {setting.env_name("") for setting in EDGE_SETTINGS}
     for path in EDGE_FILES:
         names = set(re.findall(rf"\b{EDGE_PREFIX}(\w+)", path.read_text()))
 

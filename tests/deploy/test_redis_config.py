@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 import redis
 
-from cloud_service.cli import open_redis_stores
 from cloud_service.config import ServiceConfig
+from cloud_service.stores import open_redis_stores
 from confroute.contract import ModelRef
 from confroute.routing import default_policy
 from tests.cloud_service.outcomes.samples import outcome

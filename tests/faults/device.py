@@ -26,11 +26,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import IO
 
+from confroute.backoff import Backoff
 from confroute.contract import ModelRef, OutcomeAck, OutcomeBatch, Policy, RoutingMode, Thresholds
 from confroute.engine import SamplingParams
 from confroute.routing import default_policy
 from edge_agent.cloud import (
-    Backoff,
     BreakerSettings,
     CloudConfig,
     EscalationClient,
@@ -87,7 +87,7 @@ def main(bundle: str, state: str, target: str, device_id: str, cohort: str) -> i
                         breaker=BreakerSettings(failure_threshold=5, cooldown_s=BREAKER_COOLDOWN_S),
                         max_reconnect_backoff_s=0.5)
     # Rounds every 0.2 s rather than the product's 5 s, so that a short run sees many uploads; backoff as short.
-    uploads = UploaderConfig(max_attempts=2, backoff_base_s=0.05, backoff_cap_s=0.5, interval_s=0.2)
+    uploads = UploaderConfig(max_attempts=2, backoff=Backoff(base_s=0.05, cap_s=0.5), interval_s=0.2)
     asked = 0
     channel = open_channel(cloud)  # shared by escalations and uploads, as edge_agent.app wires them
     with OutcomeQueue(QueueConfig(folder / "outbox.db")) as queue, EscalationClient(cloud, channel=channel) as client, \
