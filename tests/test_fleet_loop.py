@@ -231,7 +231,7 @@ def _runs_content_of(device: Device, original: Policy, newer_than: Policy) -> bo
 
 
 def _content(policy: Policy) -> Policy:
-    return dataclasses.replace(policy, policy_version="", issued_at=datetime(1970, 1, 1, tzinfo=timezone.utc),
+    return dataclasses.replace(policy, policy_version="content", issued_at=datetime(1970, 1, 1, tzinfo=timezone.utc),
                                signature=b"", key_id="")
 
 
