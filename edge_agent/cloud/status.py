@@ -31,14 +31,7 @@ from dataclasses import dataclass
 
 import grpc
 
-from confroute.errors import (
-    ConfrouteError,
-    DeadlineExceeded,
-    InvalidInput,
-    Overloaded,
-    RuntimeFailure,
-    Unavailable,
-)
+from confroute.errors import ConfrouteError, DeadlineExceeded, InvalidInput, Overloaded, RuntimeFailure, Unavailable
 
 _Code = grpc.StatusCode
 
