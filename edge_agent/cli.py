@@ -3,8 +3,9 @@
     edge-agent serve [--cloud HOST:PORT] [--port 8080]   # OpenAI-compatible HTTP API on the device
     edge-agent ask "What is 12 times 7?" [--cloud ...]   # streams the answer, then one line of routing metadata
 
-Every option also reads ``CONFROUTE_EDGE_<OPTION>`` (e.g. ``CONFROUTE_EDGE_CLOUD``); the device's credential
-is ``CONFROUTE_EDGE_TOKEN`` only (never a flag: it would show in the process list).
+Every option also reads ``CONFROUTE_EDGE_<OPTION>`` (e.g. ``CONFROUTE_EDGE_CLOUD``; docs/configuration.md lists
+them all); the device's credential is ``CONFROUTE_EDGE_TOKEN`` only (never a flag: it would show in the process
+list).
 """
 
 from __future__ import annotations
