@@ -23,70 +23,80 @@ from confroute.settings import add_flags, resolve, settings_of
 ENV_PREFIX = "CONFROUTE_CLOUD_"
 
 
+def _help(meaning: str) -> dict[str, str]:
+    """A field's meaning, shown by ``--help`` and in docs/configuration.md."""
+    return {"help": meaning}
+
+
 @dataclass(frozen=True)
 class ServiceConfig:
     """What ``cloud-service serve`` needs. Addresses are ``host:port``; port 0 picks a free one."""
 
-    listen: str = "127.0.0.1:50051"
-    triton_url: str = "127.0.0.1:8001"
-    triton_model: str = "echo"
-    prompt_format: PromptFormat = "chatml"
-    redis_url: str = field(
-        default="redis://127.0.0.1:6379/0",
-        metadata={"help": "redis://[user:password@]host[:port][/db] for one server (rediss:// for TLS), "
-                          "redis+cluster://[user:password@]host[:port][,host[:port]...] for a Redis Cluster "
-                          "(rediss+cluster:// for TLS; the listed nodes are startup nodes, one reachable is enough)"},
-    )
-    allow_volatile_redis: bool = field(
-        default=False,
-        metadata={"help": "run against a Redis without an append-only file (every acknowledged outcome and policy "
-                          "is lost when it restarts; logged as a warning); without it such a Redis is refused"},
-    )
-    max_inflight: int = 64  # escalations at once; more are refused with RESOURCE_EXHAUSTED
-    max_deadline_s: float = 30.0  # the longest a backend call may take, whatever the client allows
-    retain_text: bool = False  # keep prompt and answer texts in the outcome records of escalations
-    log_format: str = "text"
-    log_level: str = "INFO"
-    metrics_listen: str = "127.0.0.1:9464"  # empty: no /metrics endpoint
-    grace_s: float = 5.0  # how long calls in flight may finish at shutdown
-    # Calls not yet accepted before gRPC cancels them: a fleet reconnecting at once (Watch bursts) needs
-    # room for all of it; 20,000 cancelled ~6,000 of a 40,000-call burst in bench.fleet.
-    max_pending_requests: int = 100_000
-    readiness_interval_s: float = 2.0  # how often the health status follows the backend
-    policy_signing_key: str = ""  # Ed25519 private key (PEM) that signs published policies; empty: unsigned
-    # Allocations between young-generation garbage collections (gc.set_threshold; 0: Python's 700). With tens
-    # of thousands of Watch streams alive, the default collects so often during a policy fan-out that it
-    # doubles the server's CPU per delivered update (bench.fleet: ~50 -> ~26 us at 8,000 watchers).
-    gc_threshold: int = 100_000
+    listen: str = field(default="127.0.0.1:50051", metadata=_help("the gRPC service's address"))
+    triton_url: str = field(default="127.0.0.1:8001", metadata=_help("Triton's gRPC address"))
+    triton_model: str = field(default="echo", metadata=_help("the cloud model's name in Triton"))
+    prompt_format: PromptFormat = field(
+        default="chatml", metadata=_help(f"how chat messages become the model's prompt: {', '.join(PROMPT_FORMATS)}"))
+    redis_url: str = field(default="redis://127.0.0.1:6379/0", metadata=_help(
+        "redis://[user:password@]host[:port][/db] for one server (rediss:// for TLS), "
+        "redis+cluster://[user:password@]host[:port][,host[:port]...] for a Redis Cluster "
+        "(rediss+cluster:// for TLS; the listed nodes are startup nodes, one reachable is enough)"))
+    max_inflight: int = field(
+        default=64, metadata=_help("escalations at once; more are refused with RESOURCE_EXHAUSTED"))
+    max_deadline_s: float = field(
+        default=30.0, metadata=_help("the longest a backend call may take, whatever the client allows"))
+    retain_text: bool = field(
+        default=False, metadata=_help("keep prompt and answer texts in the outcome records of escalations"))
+    log_format: str = field(default="text", metadata=_help("text, or json: one JSON object per line"))
+    log_level: str = field(default="INFO", metadata=_help("the least severe level logged (DEBUG, INFO, WARNING...)"))
+    metrics_listen: str = field(default="127.0.0.1:9464", metadata=_help("the address of /metrics; empty: none"))
+    grace_s: float = field(default=5.0, metadata=_help("how long calls in flight may finish at shutdown"))
+    # A fleet reconnecting at once (Watch bursts) needs room for all of it; 20,000 cancelled ~6,000 of a
+    # 40,000-call burst in bench.fleet.
+    max_pending_requests: int = field(
+        default=100_000, metadata=_help("calls not yet accepted before gRPC cancels them"))
+    readiness_interval_s: float = field(
+        default=2.0, metadata=_help("how often the health status follows the backend"))
+    policy_signing_key: str = field(
+        default="", metadata=_help("Ed25519 private key (PEM) that signs published policies; empty: unsigned"))
+    # With tens of thousands of Watch streams alive, Python's default collects so often during a policy
+    # fan-out that it doubles the server's CPU per delivered update (bench.fleet: ~50 -> ~26 us at 8,000
+    # watchers).
+    gc_threshold: int = field(default=100_000, metadata=_help(
+        "allocations between young-generation garbage collections (gc.set_threshold; 0: Python's 700)"))
     event_loop: EventLoop = field(
-        default="auto", metadata={"help": "auto (uvloop when installed), asyncio or uvloop"}
-    )
+        default="auto", metadata=_help("auto (uvloop when installed), asyncio or uvloop"))
+    allow_volatile_redis: bool = field(default=False, metadata=_help(
+        "run against a Redis without an append-only file (every acknowledged outcome and policy is lost when it "
+        "restarts; logged as a warning); without it such a Redis is refused"))
     # Identity (docs/identity.md): TLS with the server's certificate and key (PEM files); with a client CA,
     # a client certificate is required and identifies the device. With a client CA or an identity secret
     # (the HMAC key of bearer tokens), every call to a confroute service is authenticated.
-    tls_cert: str = field(default="", metadata={"help": "the server's certificate (PEM); empty: no TLS"})
-    tls_key: str = field(default="", metadata={"help": "the server's private key (PEM)"})
-    tls_client_ca: str = field(
-        default="", metadata={"help": "the fleet CA (PEM): client certificates are required and identify devices"}
-    )
-    identity_secret: str = field(
-        default="", metadata={"help": "file holding the HMAC key of bearer tokens: devices may present tokens"}
-    )
+    tls_cert: str = field(default="", metadata=_help("the server's certificate (PEM); empty: no TLS"))
+    tls_key: str = field(default="", metadata=_help("the server's private key (PEM)"))
+    tls_client_ca: str = field(default="", metadata=_help(
+        "the fleet CA (PEM): client certificates are required and identify devices"))
+    identity_secret: str = field(default="", metadata=_help(
+        "file holding the HMAC key of bearer tokens: devices may present tokens"))
     # Bounds on every request (docs/identity.md); larger ones are INVALID_ARGUMENT (gRPC's own limit for
     # messages: RESOURCE_EXHAUSTED).
-    max_message_bytes: int = 1 << 20  # the largest gRPC message received
-    max_tokens: int = 4096  # the most new tokens an escalation may ask for
-    max_messages: int = 256  # chat messages in one escalation
-    max_prompt_bytes: int = 256 * 1024  # UTF-8 bytes of an escalation's messages (bounds its prompt tokens)
-    max_batch_records: int = 1000  # outcome records in one upload batch (devices send 200)
+    max_message_bytes: int = field(default=1 << 20, metadata=_help("the largest gRPC message received (bytes)"))
+    max_tokens: int = field(default=4096, metadata=_help("the most new tokens an escalation may ask for"))
+    max_messages: int = field(default=256, metadata=_help("chat messages in one escalation"))
+    max_prompt_bytes: int = field(default=256 * 1024, metadata=_help(
+        "UTF-8 bytes of an escalation's messages (bounds its prompt tokens)"))
+    max_batch_records: int = field(default=1000, metadata=_help(
+        "outcome records in one upload batch (devices send 200)"))
     # Per authenticated device: rates shared by all replicas (a token bucket in Redis; 0: none) and
     # concurrent calls on each replica.
-    rate_escalations_per_s: float = 10.0
-    rate_escalation_burst: int = 40
-    rate_uploads_per_s: float = 2.0  # upload batches
-    rate_upload_burst: int = 20
-    max_device_escalations: int = 8
-    max_device_watches: int = 4
+    rate_escalations_per_s: float = field(default=10.0, metadata=_help(
+        "escalations a second per device, across replicas (0: no limit)"))
+    rate_escalation_burst: int = field(default=40, metadata=_help("escalations a device may save up"))
+    rate_uploads_per_s: float = field(default=2.0, metadata=_help(
+        "upload batches a second per device, across replicas (0: no limit)"))
+    rate_upload_burst: int = field(default=20, metadata=_help("upload batches a device may save up"))
+    max_device_escalations: int = field(default=8, metadata=_help("escalations at once per device and replica"))
+    max_device_watches: int = field(default=4, metadata=_help("policy watch streams at once per device and replica"))
 
     def __post_init__(self) -> None:
         split_address(self.listen, "listen")

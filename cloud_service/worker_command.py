@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import logging
 import os
 import socket
@@ -42,6 +43,14 @@ def add_pass_flags(parser: argparse.ArgumentParser) -> None:
 def consumer_name(args: argparse.Namespace) -> str:
     """``--consumer``, else one unique to this process: host-pid."""
     return str(args.consumer or f"{socket.gethostname()}-{os.getpid()}")
+
+
+def config_from_args(config_type: Callable[..., T], args: argparse.Namespace) -> T:
+    """A worker's config from the flags named like its fields (the rest keep their defaults), its
+    consumer name from :func:`consumer_name`."""
+    names = {spec.name for spec in dataclasses.fields(config_type)}  # type: ignore[arg-type]
+    values = {name: getattr(args, name) for name in names if getattr(args, name, None) is not None}
+    return config_type(**(values | {"consumer": consumer_name(args)}))
 
 
 def run_worker(name: str, args: argparse.Namespace,

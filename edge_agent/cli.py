@@ -6,8 +6,9 @@
                                                         # the decision, so it comes whole)
     edge-agent --version                                 # the installed release
 
-Every option also reads ``CONFROUTE_EDGE_<OPTION>`` (e.g. ``CONFROUTE_EDGE_CLOUD``); the device's credential
-is ``CONFROUTE_EDGE_TOKEN`` only (never a flag: it would show in the process list).
+Every option also reads ``CONFROUTE_EDGE_<OPTION>`` (e.g. ``CONFROUTE_EDGE_CLOUD``; docs/configuration.md lists
+them all); the device's credential is ``CONFROUTE_EDGE_TOKEN`` only (never a flag: it would show in the process
+list).
 """
 
 from __future__ import annotations

@@ -87,8 +87,8 @@ SETTINGS = (
     Setting("huge_pages", "bool", True,
             "serve: re-execute with huge-page malloc (made decoding 0-5% faster in bench.edge_generation)"),
     Setting("policy_keys", "path", (), flag="--policy-key", separator=os.pathsep,
-            help=f"trusted policy signing key (*.pub) or folder of them (variable: separated by '{os.pathsep}'); "
-                 "none: unsigned policies are accepted"),
+            help="trusted policy signing key (*.pub) or folder of them (variable: separated by the path separator, "
+                 "':' on Linux); none: unsigned policies are accepted"),
     Setting("tegrastats_interval_ms", "int", 0,
             "Jetson: run tegrastats at this interval and export power, temperatures and GPU load on /metrics; 0: off"),
 )

@@ -17,7 +17,7 @@ from cloud_service.calibration.policy_maker import Recalibration
 from cloud_service.calibration.worker import RecalibrationWorker
 from cloud_service.config import ServiceConfig
 from cloud_service.stores import open_policy_store, open_redis_client, outcome_log_config
-from cloud_service.worker_command import add_pass_flags, add_service_flags, consumer_name, run_passes, run_worker
+from cloud_service.worker_command import add_pass_flags, add_service_flags, config_from_args, run_passes, run_worker
 
 _DEFAULTS = RecalibrationConfig()
 
@@ -39,24 +39,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="recalibrate from the statistics kept at ingest without reading the streams first")
 
 
-def recalibration_config(args: argparse.Namespace) -> RecalibrationConfig:
-    return RecalibrationConfig(
-        target=args.target,
-        target_rate=args.target_rate,
-        alpha=args.alpha,
-        delta=args.delta,
-        lam=args.lam,
-        min_labelled=args.min_labelled,
-        min_effective_size=args.min_effective_size,
-        canary_share=args.canary_share,
-        consumer=consumer_name(args),
-        batch_size=args.batch_size,
-        claim_idle_s=args.claim_idle_s,
-    )
-
-
 def run(args: argparse.Namespace) -> int:
-    config = recalibration_config(args)
+    config = config_from_args(RecalibrationConfig, args)
     return run_worker("recalibrate", args, lambda service: _run(service, config, args.interval,
                                                                fold=not args.skip_fold))
 

@@ -19,7 +19,7 @@ from cloud_service.judge.judge import Judge
 from cloud_service.judge.prompts import JudgePrompt, load_prompt
 from cloud_service.judge.worker import JudgeWorker
 from cloud_service.stores import open_redis_client, outcome_log_config
-from cloud_service.worker_command import add_pass_flags, add_service_flags, consumer_name, run_passes, run_worker
+from cloud_service.worker_command import add_pass_flags, add_service_flags, config_from_args, run_passes, run_worker
 
 _DEFAULTS = JudgeConfig()
 
@@ -37,20 +37,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--judge-prompt", default=None, help="the prompt's name in --judge-prompts")
 
 
-def judge_config(args: argparse.Namespace) -> JudgeConfig:
-    return JudgeConfig(
-        method=args.method,
-        share=args.share,
-        max_in_flight=args.max_in_flight,
-        calls_per_second=args.calls_per_second,
-        timeout_s=args.timeout_s,
-        max_tokens=args.max_tokens,
-        consumer=consumer_name(args),
-    )
-
-
 def run(args: argparse.Namespace) -> int:
-    config = judge_config(args)
+    config = config_from_args(JudgeConfig, args)
     prompt = load_prompt(args.judge_prompts, args.judge_prompt) if args.judge_prompts and args.judge_prompt else None
     return run_worker("judge", args, lambda service: _run(service, config, prompt, args.interval))
 

@@ -144,7 +144,14 @@ def markdown_table(settings: Iterable[Setting], prefix: str) -> str:
         flag = f"`{setting.flag_name}`" if setting.flag_name else "(none)"
         if setting.flag_name and setting.kind == "bool":
             flag = f"`{setting.flag_name}` / `--no-{setting.flag_name[2:]}`"
-        default = "" if setting.default in (None, ()) else f"`{setting.default!r}`"
-        meaning = setting.help.replace("|", "\\|")
-        rows.append(f"| {flag} | `{setting.env_name(prefix)}` | {default} | {meaning} |")
+        meaning = setting.help.replace("|", "\\|").replace("<", "&lt;").replace(">", "&gt;")
+        rows.append(f"| {flag} | `{setting.env_name(prefix)}` | {_shown(setting.default)} | {meaning} |")
     return "\n".join(rows) + "\n"
+
+
+def _shown(default: Any) -> str:
+    if default in (None, ()):
+        return ""
+    if default == "":
+        return "(empty)"
+    return f"`{str(default).lower() if isinstance(default, bool) else default}`"
