@@ -124,9 +124,10 @@ def server_options(config: ServiceConfig) -> list[tuple[str, int]]:
 
 def build_server(config: ServiceConfig, deps: Dependencies) -> CloudServer:
     """The server with every service added and ``config.listen`` bound (port 0: a free port)."""
-    server = grpc.aio.server(interceptors=[ErrorInterceptor(deps.authenticator)], options=server_options(config))
+    interceptor = ErrorInterceptor(deps.authenticator, on_refusal=deps.metrics.observe_refusal)
+    server = grpc.aio.server(interceptors=[interceptor], options=server_options(config))
     settings = EscalationSettings(max_deadline_s=config.max_deadline_s, retain_text=config.retain_text)
-    limit = InflightLimit(config.max_inflight)
+    limit = InflightLimit(config.max_inflight, on_refused=deps.metrics.escalations_refused.inc)
     deps.metrics.watch_inflight(lambda: limit.in_use)
     deps.metrics.watch_policy_watchers(lambda: float(getattr(deps.policy_store, "watchers", math.nan)))
     escalation = EscalationServicer(deps.backend, deps.outcome_log, limit, deps.metrics, settings)

@@ -37,8 +37,10 @@ logger = logging.getLogger(__name__)
 Behavior = Callable[..., Any]
 Decode = Callable[[Any], Any]
 Authenticate = Callable[[grpc.aio.ServicerContext], Awaitable[None]]
+OnRefusal = Callable[[str, str], None]  # (service, reason): counts a refused call
 RETRY_AFTER_KEY = "retry-after-ms"
 _AUTHENTICATED_PREFIX = "/confroute."
+_REFUSALS = {grpc.StatusCode.UNAUTHENTICATED: "unauthenticated", grpc.StatusCode.PERMISSION_DENIED: "permission_denied"}
 
 
 class ErrorInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]  # grpc ships no type stubs
@@ -48,9 +50,10 @@ class ErrorInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]  # grp
     paid on every call otherwise).
     """
 
-    def __init__(self, authenticator: Authenticator | None = None) -> None:
+    def __init__(self, authenticator: Authenticator | None = None, on_refusal: OnRefusal | None = None) -> None:
         self._wrapped: dict[str, tuple[Any, Any]] = {}
         self._authenticate = _authenticating(authenticator) if authenticator is not None else None
+        self._on_refusal = on_refusal
 
     async def intercept_service(
         self,
@@ -65,7 +68,7 @@ class ErrorInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]  # grp
         if cached is not None and cached[0] is handler:
             return cached[1]
         authenticate = self._authenticate if method.startswith(_AUTHENTICATED_PREFIX) else None
-        wrapped = _wrap_handler(handler, method, authenticate)
+        wrapped = _wrap_handler(handler, method, authenticate, self._on_refusal)
         self._wrapped[method] = (handler, wrapped)
         return wrapped
 
@@ -77,14 +80,16 @@ def _authenticating(authenticator: Authenticator) -> Authenticate:
     return authenticate
 
 
-def _wrap_handler(handler: Any, method: str, authenticate: Authenticate | None = None) -> Any:
+def _wrap_handler(
+    handler: Any, method: str, authenticate: Authenticate | None = None, on_refusal: OnRefusal | None = None
+) -> Any:
     """The handler with its behaviour wrapped by :func:`_wrap` (or the handler itself if it has none)."""
     for kind, factory in _FACTORIES.items():
         behavior = getattr(handler, kind)
         if behavior is not None:
             decode = _decoder(handler.request_deserializer)
             return factory(
-                _wrap(behavior, method, decode, authenticate, streaming_request=kind.startswith("stream_")),
+                _wrap(behavior, method, decode, authenticate, on_refusal, streaming_request=kind.startswith("stream_")),
                 request_deserializer=None,  # decoded in the wrapper, see the module docstring
                 response_serializer=handler.response_serializer,
             )
@@ -100,7 +105,13 @@ _FACTORIES: dict[str, Callable[..., Any]] = {
 
 
 def _wrap(
-    behavior: Behavior, method: str, decode: Decode, authenticate: Authenticate | None, *, streaming_request: bool
+    behavior: Behavior,
+    method: str,
+    decode: Decode,
+    authenticate: Authenticate | None,
+    on_refusal: OnRefusal | None,
+    *,
+    streaming_request: bool,
 ) -> Behavior:
     def arguments(request: Any) -> Any:
         return _decoded(request, decode) if streaming_request else decode(request)
@@ -114,7 +125,7 @@ def _wrap(
                 async for response in behavior(arguments(request), context):
                     yield response
             except Exception as exc:  # translated or reported, never swallowed
-                await _abort(exc, context, method)
+                await _abort(exc, context, method, on_refusal)
 
         return stream
 
@@ -124,7 +135,7 @@ def _wrap(
                 await authenticate(context)
             return await behavior(arguments(request), context)
         except Exception as exc:
-            await _abort(exc, context, method)
+            await _abort(exc, context, method, on_refusal)
 
     return call
 
@@ -146,8 +157,10 @@ async def _decoded(requests: AsyncIterator[Any], decode: Decode) -> AsyncIterato
         yield decode(raw)
 
 
-async def _abort(exc: Exception, context: grpc.aio.ServicerContext, method: str) -> None:
-    """Ends the call with the status for ``exc``; always raises."""
+async def _abort(
+    exc: Exception, context: grpc.aio.ServicerContext, method: str, on_refusal: OnRefusal | None = None
+) -> None:
+    """Ends the call with the status for ``exc`` (counting refusals with ``on_refusal``); always raises."""
     if isinstance(exc, (grpc.aio.AbortError, asyncio.CancelledError)):
         raise exc
     code = status_for(exc)
@@ -155,7 +168,15 @@ async def _abort(exc: Exception, context: grpc.aio.ServicerContext, method: str)
         logger.error("internal error in %s", method, exc_info=exc)
         await context.abort(grpc.StatusCode.INTERNAL, "internal error")
     else:
+        reason = "rate_limited" if isinstance(exc, RateLimited) else _REFUSALS.get(code)
+        if reason is not None and on_refusal is not None:
+            on_refusal(_service_of(method), reason)
         if isinstance(exc, RateLimited):
             context.set_trailing_metadata(((RETRY_AFTER_KEY, str(max(1, round(exc.retry_after_s * 1000)))),))
         await context.abort(code, details_for(exc))
     raise AssertionError("context.abort returned")  # pragma: no cover -- abort always raises
+
+
+def _service_of(method: str) -> str:
+    """``/confroute.v1.EscalationService/Escalate`` -> ``EscalationService``."""
+    return method.rsplit("/", 2)[-2].rsplit(".", 1)[-1] if method.count("/") >= 2 else method

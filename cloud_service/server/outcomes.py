@@ -54,6 +54,7 @@ class OutcomesServicer(outcomes_pb2_grpc.OutcomesServiceServicer):  # type: igno
             rejected += refused
             result = await self._log.store(records) if records else _NOTHING_STORED
             self._count(len(result.stored), len(result.duplicates), len(rejected))
+            self._count_labels(records, frozenset(result.stored))
             ack = OutcomeAck(
                 batch_id=batch.batch_id,
                 stored=len(result.stored),
@@ -67,6 +68,12 @@ class OutcomesServicer(outcomes_pb2_grpc.OutcomesServiceServicer):  # type: igno
         writes.labels("upload", "stored").inc(stored)
         writes.labels("upload", "duplicate").inc(duplicates)
         writes.labels("upload", "rejected").inc(rejected)
+
+
+    def _count_labels(self, records: tuple[OutcomeRecord, ...], stored: frozenset[str]) -> None:
+        for record in records:
+            if record.label_source is not LabelSource.NONE and record.query_id in stored:
+                self._metrics.outcome_labels.labels(record.label_source.value).inc()
 
 
 def admissible(
