@@ -10,14 +10,24 @@ from __future__ import annotations
 
 import argparse
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from cloud_service.calibration.config import TARGETS, RecalibrationConfig
 from cloud_service.calibration.policy_maker import Recalibration
 from cloud_service.calibration.worker import RecalibrationWorker
 from cloud_service.config import ServiceConfig
+from cloud_service.ops.stream_lag import group_lag
+from cloud_service.ops.worker_metrics import WorkerMetrics
+from cloud_service.outcomes.config import PartitionKeys
 from cloud_service.stores import open_policy_store, open_redis_client, outcome_log_config
-from cloud_service.worker_command import add_pass_flags, add_service_flags, consumer_name, run_passes, run_worker
+from cloud_service.worker_command import (
+    add_metrics_flag,
+    add_pass_flags,
+    add_service_flags,
+    consumer_name,
+    run_passes,
+    run_worker,
+)
 
 _DEFAULTS = RecalibrationConfig()
 
@@ -25,6 +35,7 @@ _DEFAULTS = RecalibrationConfig()
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_service_flags(parser, ("redis_url", "policy_signing_key"))
     add_pass_flags(parser)
+    add_metrics_flag(parser, "recalibrate")
     parser.add_argument("--target", choices=TARGETS, default=_DEFAULTS.target)
     parser.add_argument("--target-rate", type=float, default=_DEFAULTS.target_rate, help="share escalated (rate)")
     parser.add_argument("--alpha", type=float, default=_DEFAULTS.alpha, help="risk bound (quality)")
@@ -57,14 +68,33 @@ def recalibration_config(args: argparse.Namespace) -> RecalibrationConfig:
 
 def run(args: argparse.Namespace) -> int:
     config = recalibration_config(args)
-    return run_worker("recalibrate", args, lambda service: _run(service, config, args.interval,
-                                                               fold=not args.skip_fold))
+    metrics = WorkerMetrics("recalibrate")
+    return run_worker("recalibrate", args, lambda service: _run(service, config, args.interval, metrics,
+                                                               fold=not args.skip_fold), metrics.registry)
 
 
-async def _run(service: ServiceConfig, config: RecalibrationConfig, interval_s: float | None, *, fold: bool) -> None:
+async def _run(service: ServiceConfig, config: RecalibrationConfig, interval_s: float | None,
+               metrics: WorkerMetrics, *, fold: bool) -> None:
     async with open_redis_client(service) as client, open_policy_store(service) as store:
-        worker = RecalibrationWorker(client, outcome_log_config(service), store, config)
-        await run_passes(worker.run_once if fold else worker.recalibrate, worker.run_forever, interval_s, _show)
+        log = outcome_log_config(service)
+        worker = RecalibrationWorker(client, log, store, config, on_result=_observer(metrics))
+
+        async def sample_lag() -> None:
+            lag = await group_lag(client, log, config.group)
+            metrics.stream_lag.labels(config.group).set(lag.lag)
+            metrics.stream_pending.labels(config.group).set(lag.pending)
+
+        await run_passes(worker.run_once if fold else worker.recalibrate, interval_s, _show, metrics,
+                         after=sample_lag)
+
+
+def _observer(metrics: WorkerMetrics) -> Callable[[PartitionKeys, Recalibration], None]:
+    def observe(keys: PartitionKeys, result: Recalibration) -> None:
+        partition = keys.partition
+        metrics.observe_recalibration(partition.edge_model_version, partition.cohort, result.policy is not None,
+                                      result.provenance)
+
+    return observe
 
 
 def _show(results: Sequence[Recalibration]) -> None:
