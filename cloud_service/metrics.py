@@ -70,6 +70,7 @@ class ServiceMetrics:
         self.registry = registry
         self._cohort = BoundedLabel(max_cohorts)
         self._version = BoundedLabel(max_versions)
+        self._policy_version = BoundedLabel(max_versions)
         self._shifts: dict[tuple[str, str], float] = {}
         # A counter's child per label set: labels() costs a lock and a tuple key on every call.
         self._children: dict[tuple[str, ...], Any] = {}
@@ -121,6 +122,15 @@ class ServiceMetrics:
             "confroute_outcome_labels", "Labelled outcome records stored, by label source",
             ["source"], registry=registry,
         )
+        self.outcome_decisions = Counter(
+            "confroute_outcome_decisions",
+            "Device outcomes stored, by routing decision (local, escalated, vetoed): the fleet's escalation rate",
+            ["edge_model_version", "cohort", "decision"], registry=registry,
+        )
+        self.outcome_policies = Counter(
+            "confroute_outcome_policy_versions", "Device outcomes stored, by the policy version that routed them",
+            ["edge_model_version", "cohort", "policy_version"], registry=registry,
+        )
         self.policy_watchers = Gauge("confroute_policy_watchers", "WatchPolicy calls served now", registry=registry)
         self.threshold_shift = Gauge(
             "confroute_policy_threshold_shift", "Back-pressure: how far every threshold is lowered (0: not active)",
@@ -161,6 +171,16 @@ class ServiceMetrics:
             self.rate_limited.labels(service).inc()
         else:
             self.auth_refusals.labels(service, reason).inc()
+
+    def observe_uploaded(
+        self, edge_model_version: str, cohort: str, decision: str, policy_version: str, label_source: str
+    ) -> None:
+        """Counts one stored device outcome by decision, routing policy version and label source."""
+        partition = (self._version(edge_model_version), self._cohort(cohort))
+        self.outcome_decisions.labels(*partition, decision).inc()
+        self.outcome_policies.labels(*partition, self._policy_version(policy_version)).inc()
+        if label_source != "none":
+            self.outcome_labels.labels(label_source).inc()
 
     def watch_outcome_log(self, outcome_log: object) -> None:
         """Reads the outcome log's stats at scrape time (see the module docstring)."""

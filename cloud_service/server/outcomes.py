@@ -54,7 +54,7 @@ class OutcomesServicer(outcomes_pb2_grpc.OutcomesServiceServicer):  # type: igno
             rejected += refused
             result = await self._log.store(records) if records else _NOTHING_STORED
             self._count(len(result.stored), len(result.duplicates), len(rejected))
-            self._count_labels(records, frozenset(result.stored))
+            self._observe(records, frozenset(result.stored))
             ack = OutcomeAck(
                 batch_id=batch.batch_id,
                 stored=len(result.stored),
@@ -70,10 +70,11 @@ class OutcomesServicer(outcomes_pb2_grpc.OutcomesServiceServicer):  # type: igno
         writes.labels("upload", "rejected").inc(rejected)
 
 
-    def _count_labels(self, records: tuple[OutcomeRecord, ...], stored: frozenset[str]) -> None:
+    def _observe(self, records: tuple[OutcomeRecord, ...], stored: frozenset[str]) -> None:
         for record in records:
-            if record.label_source is not LabelSource.NONE and record.query_id in stored:
-                self._metrics.outcome_labels.labels(record.label_source.value).inc()
+            if record.query_id in stored:
+                self._metrics.observe_uploaded(record.edge_model.version, record.cohort, record.decision.value,
+                                               record.policy_version, record.label_source.value)
 
 
 def admissible(
