@@ -19,6 +19,7 @@ from prometheus_client.metrics import MetricWrapperBase
 
 from cloud_service.metrics import new_registry
 
+CANARY_VERDICTS = ("promote", "rollback", "wait")
 PASS_BUCKETS = (0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0)
 
 
@@ -118,6 +119,8 @@ class WorkerMetrics:
         if isinstance(target, Mapping):
             _set(self.target_escalation_rate.labels(*labels), target.get("rate"))
             _set(self.risk_bound.labels(*labels), target.get("alpha"))
+        for verdict in CANARY_VERDICTS:  # present at 0 from the start, so that increase() sees the first one
+            self.canary_verdicts.labels(*labels, verdict)
         canary = provenance.get("canary")
         if isinstance(canary, Mapping) and isinstance(canary.get("verdict"), str):
             self.canary_verdicts.labels(*labels, canary["verdict"]).inc()
