@@ -51,6 +51,7 @@ from cloud_service.stores import open_policy_store, open_redis_stores
 from cloud_service.worker_command import add_service_flags
 from confroute.errors import ConfrouteError, InvalidInput
 from confroute.logs import configure_logging, report_error
+from confroute.version import add_version_flag
 
 DEFAULT_REPOSITORY = Path(__file__).resolve().parent / "model_repository"
 BUNDLE_STARTUP_TIMEOUT_S = 300.0  # loading and verifying a large bundle takes longer than Triton's own start
@@ -146,6 +147,7 @@ def _with_rollout_store(args: argparse.Namespace, action: Callable[[Any], Awaita
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="cloud-service", description=__doc__.split("\n\n")[0])
+    add_version_flag(parser)
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
     serve_cmd = commands.add_parser("serve", help="run the gRPC service")
     add_arguments(serve_cmd)

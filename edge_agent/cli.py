@@ -21,6 +21,7 @@ from collections.abc import Mapping, Sequence
 from confroute.engine import SamplingParams
 from confroute.errors import ConfrouteError
 from confroute.logs import configure_logging, report_error
+from confroute.version import add_version_flag
 from edge_agent import huge_pages
 from edge_agent.answer import AgentAnswer
 from edge_agent.app import running_agent
@@ -32,6 +33,7 @@ log = logging.getLogger("edge_agent")
 def parse_args(argv: Sequence[str], env: Mapping[str, str]) -> tuple[str, AgentConfig, argparse.Namespace]:
     parser = argparse.ArgumentParser(prog="edge-agent", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_version_flag(parser)
     sub = parser.add_subparsers(dest="command", required=True)
     serve = sub.add_parser("serve", help="run the agent with its OpenAI-compatible HTTP API")
     add_arguments(serve)
