@@ -3,21 +3,39 @@ ports it picks, an injected backend (no Triton needed) and in-memory stores, on 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import AsyncExitStack, contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import grpc
+from prometheus_client import make_wsgi_app
 
 from cloud_service.config import ServiceConfig
-from cloud_service.metrics import ServiceMetrics, create_metrics, serve_metrics
+from cloud_service.identity.authenticator import Authenticator
+from cloud_service.metrics import METRICS_PATH, MetricsEndpoint, ServiceMetrics, create_metrics, serve_wsgi
+from cloud_service.ops.http_api import status_routes
+from cloud_service.ops.status import StatusSources
 from cloud_service.server.app import Dependencies, build_server
-from confroute.contract import EscalationResponse, FinishReason, ModelRef, Timings, Usage
+from confroute.contract import (
+    ChatMessage,
+    ChatRole,
+    EscalationRequest,
+    EscalationResponse,
+    FinishReason,
+    GenerationParams,
+    ModelRef,
+    OutcomeRecord,
+    RoutingMode,
+    Timings,
+    Usage,
+)
 from confroute.errors import Unavailable
-from confroute.v1 import escalation_pb2_grpc
+from confroute.v1 import escalation_pb2, escalation_pb2_grpc, outcomes_pb2, outcomes_pb2_grpc
 from tests.cloud_service.memory_stores import MemoryPolicyStore
 from tests.cloud_service.server.conftest import MemoryOutcomeLog
+from tests.factories import escalated, outcome, outcomes
 from tests.harness import LoopThread
 
 
@@ -53,32 +71,81 @@ class RunningMonitoredService:
     def escalation(self) -> Any:
         return escalation_pb2_grpc.EscalationServiceStub(self.channel)  # type: ignore[no-untyped-call]
 
+    @property
+    def outcomes(self) -> Any:
+        return outcomes_pb2_grpc.OutcomesServiceStub(self.channel)  # type: ignore[no-untyped-call]
+
+    @property
+    def http(self) -> str:
+        return f"http://127.0.0.1:{self.metrics_port}"
+
 
 @contextmanager
-def monitored_service(backend: Any | None = None) -> Iterator[RunningMonitoredService]:
-    """Starts the service and its ``/metrics``; stops both on the way out."""
+def monitored_service(
+    backend: Any | None = None,
+    store: MemoryPolicyStore | None = None,
+    authenticator: Callable[[AsyncExitStack], Awaitable[Authenticator | None]] | None = None,
+) -> Iterator[RunningMonitoredService]:
+    """Starts the service with its HTTP endpoint (``/metrics``, the status API, the dashboard), as
+    ``cloud_service.server.runner`` wires them; stops everything on the way out."""
     loop = LoopThread("monitored-service")
     stack = AsyncExitStack()
     config = ServiceConfig(listen="127.0.0.1:0", metrics_listen="", readiness_interval_s=0.1, grace_s=0.5)
     metrics = create_metrics()
     log = MemoryOutcomeLog()
     metrics.watch_outcome_log(log)
-    endpoint = serve_metrics(metrics, "127.0.0.1", 0)
+    store = store or MemoryPolicyStore()
 
-    async def start() -> int:
-        async def ready() -> bool:
-            return True
+    async def ready() -> bool:
+        return True
 
-        server = build_server(config, Dependencies(backend or SyntheticBackend(), log, MemoryPolicyStore(), metrics))
+    async def start() -> tuple[int, MetricsEndpoint]:
+        auth = await authenticator(stack) if authenticator is not None else None
+        server = build_server(config, Dependencies(backend or SyntheticBackend(), log, store, metrics, auth))
         await server.start(ready, config.readiness_interval_s)
         stack.push_async_callback(server.stop, config.grace_s)
-        return server.port
+        sources = StatusSources(metrics, ready, store, config.max_inflight)
+        routes = {METRICS_PATH: make_wsgi_app(metrics.registry),
+                  **status_routes(asyncio.get_running_loop(), sources, auth)}
+        endpoint = serve_wsgi("127.0.0.1", 0, routes)
+        stack.callback(endpoint.close)
+        return server.port, endpoint
 
     try:
-        port = loop.run(start())
+        port, endpoint = loop.run(start())
         with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
             yield RunningMonitoredService(port, endpoint.port, metrics, channel)
     finally:
         loop.run(stack.aclose())
-        endpoint.close()
         loop.close()
+
+
+def escalate(service: RunningMonitoredService, query_id: str, *, cohort: str = "beta") -> bool:
+    """One escalation (a ``fail-`` id fails UNAVAILABLE); whether it succeeded."""
+    request = EscalationRequest(
+        query_id=query_id, device_id="device-1", cohort=cohort, edge_model=ModelRef("smollm2", "b1"),
+        messages=(ChatMessage(ChatRole.USER, "hi"),), params=GenerationParams(max_tokens=4), mode=RoutingMode.PRE,
+    ).to_pb()
+    try:
+        service.escalation.Escalate(escalation_pb2.EscalateRequest(escalation=request), timeout=5)
+    except grpc.RpcError as exc:
+        assert exc.code() == grpc.StatusCode.UNAVAILABLE and query_id.startswith("fail"), exc
+        return False
+    return True
+
+
+def upload(service: RunningMonitoredService, records: list[OutcomeRecord]) -> None:
+    """Uploads ``records`` as one batch and waits for its ack."""
+    request = outcomes_pb2.UploadOutcomesRequest(batch_id="batch-1", records=[r.to_pb() for r in records])
+    acks = list(service.outcomes.UploadOutcomes(iter([request]), timeout=5))
+    assert acks[0].stored == len(records)
+
+
+def synthetic_traffic(service: RunningMonitoredService, *, ok: int = 6, failed: int = 2) -> None:
+    """Escalations (``failed`` of them UNAVAILABLE) and uploads: beta escalates 1 of 4, gamma 1 of 2."""
+    for i in range(ok):
+        escalate(service, f"ok-{i}")
+    for i in range(failed):
+        escalate(service, f"fail-{i}")
+    upload(service, [*outcomes(3, prefix="b-local"), escalated("b-esc"),
+                     outcome("g-local", cohort="gamma"), escalated("g-esc", cohort="gamma")])
