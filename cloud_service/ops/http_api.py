@@ -50,7 +50,7 @@ def status_routes(
         if code == 401:
             headers.append(("WWW-Authenticate", 'Bearer realm="confroute"'))
         start_response(_STATUS_LINES[code], headers)
-        return [json.dumps(body, sort_keys=True).encode()]
+        return [json.dumps(body, sort_keys=True, allow_nan=False).encode()]
 
     def dashboard(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         start_response("200 OK", [("Content-Type", "text/html; charset=utf-8"), ("Cache-Control", "no-store"),

@@ -39,7 +39,7 @@ class StatusSources:
 async def service_status(sources: StatusSources) -> dict[str, Any]:
     """The status document (see the module docstring)."""
     samples = _samples(sources.metrics)
-    return {
+    return finite({
         "generated_at": time.time(),
         "version": version(),
         "service": _service(samples, sources),
@@ -47,7 +47,18 @@ async def service_status(sources: StatusSources) -> dict[str, Any]:
         "outcome_log": _outcome_log(samples),
         "auth": _auth(samples),
         "fleet": await _fleet(samples, sources),
-    }
+    })
+
+
+def finite(node: Any) -> Any:
+    """``node`` with every NaN or infinite number (a gauge nothing feeds) as None: JSON has no NaN."""
+    if isinstance(node, dict):
+        return {key: finite(value) for key, value in node.items()}
+    if isinstance(node, list):
+        return [finite(value) for value in node]
+    if isinstance(node, float) and not math.isfinite(node):
+        return None
+    return node
 
 
 def _samples(metrics: ServiceMetrics) -> Samples:
