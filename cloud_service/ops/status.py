@@ -39,7 +39,7 @@ class StatusSources:
 async def service_status(sources: StatusSources) -> dict[str, Any]:
     """The status document (see the module docstring)."""
     samples = _samples(sources.metrics)
-    return finite({
+    document: dict[str, Any] = finite({
         "generated_at": time.time(),
         "version": version(),
         "service": _service(samples, sources),
@@ -48,6 +48,7 @@ async def service_status(sources: StatusSources) -> dict[str, Any]:
         "auth": _auth(samples),
         "fleet": await _fleet(samples, sources),
     })
+    return document
 
 
 def finite(node: Any) -> Any:
