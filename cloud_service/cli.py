@@ -19,6 +19,8 @@
   publishes a recalibrated policy per (edge model version, cohort) (see ``cloud_service.calibration``).
 - ``cloud-service ca init|server-cert`` and ``cloud-service devices enroll|list|revoke|rotate``: the fleet
   CA and the enrolled devices and operators (see ``cloud_service.identity.command``, docs/identity.md).
+- ``cloud-service status [--json]``: the service, Triton, the outcome log, access refusals, the fleet's
+  uploads and policies, and the alerts firing in Prometheus, on one screen (see ``cloud_service.ops``).
 - ``cloud-service judge [--once | --interval S]``: labels shadowed outcomes with the cloud model as an
   LLM judge (see ``cloud_service.judge``).
 
@@ -164,6 +166,7 @@ def _parser() -> argparse.ArgumentParser:
     _add_policy_commands(commands)
     _add_calibration_commands(commands)
     _add_identity_commands(commands)
+    _add_ops_commands(commands)
     backpressure = commands.add_parser("backpressure", help="raise the bar for escalating while Triton is overloaded")
     backpressure_command.add_arguments(backpressure)
     backpressure.set_defaults(run=backpressure_command.run)
@@ -195,6 +198,14 @@ def _add_calibration_commands(commands: Any) -> None:
     judge = commands.add_parser("judge", help="label shadowed outcomes with the cloud model as judge")
     judge_command.add_arguments(judge)
     judge.set_defaults(run=judge_command.run)
+
+
+def _add_ops_commands(commands: Any) -> None:
+    from cloud_service.ops import status_command
+
+    status = commands.add_parser("status", help="the cloud side on one screen (the service's status API)")
+    status_command.add_arguments(status)
+    status.set_defaults(run=status_command.run)
 
 
 def _add_identity_commands(commands: Any) -> None:
