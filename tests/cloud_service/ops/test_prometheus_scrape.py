@@ -15,9 +15,8 @@ from typing import Any
 
 import pytest
 
-from confroute.contract import ChatMessage, ChatRole, EscalationRequest, GenerationParams, ModelRef, RoutingMode
-from confroute.v1 import escalation_pb2
-from tests.cloud_service.ops.service import RunningMonitoredService, monitored_service
+from cloud_service.cli import main
+from tests.cloud_service.ops.service import escalate, monitored_service
 from tests.cloud_service.redis_server import free_port
 
 RULES = Path(__file__).resolve().parents[3] / "deploy" / "monitoring" / "alerts.yml"
@@ -78,23 +77,14 @@ def wait_until(condition: Any, what: str) -> Any:
         time.sleep(0.25)
 
 
-def escalate(service: RunningMonitoredService, query_id: str) -> None:
-    request = EscalationRequest(
-        query_id=query_id, device_id="device-1", cohort="beta", edge_model=ModelRef("smollm2", "b1"),
-        messages=(ChatMessage(ChatRole.USER, "hi"),), params=GenerationParams(max_tokens=4), mode=RoutingMode.PRE,
-    ).to_pb()
-    try:
-        service.escalation.Escalate(escalation_pb2.EscalateRequest(escalation=request), timeout=5)
-    except Exception:  # the failing half is meant to fail
-        assert query_id.startswith("fail")
-
-
 def alert_states(url: str) -> dict[str, str]:
     alerts = http_json(f"{url}/api/v1/alerts")["data"]["alerts"]
     return {alert["labels"]["alertname"]: alert["state"] for alert in alerts}
 
 
-def test_prometheus_scrapes_the_service_and_its_rules_turn_on_failing_traffic(tmp_path: Path) -> None:
+def test_prometheus_scrapes_the_service_and_its_rules_turn_on_failing_traffic(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     with monitored_service() as service, prometheus(tmp_path, service.metrics_port) as url:
         sent = 0
 
@@ -109,8 +99,10 @@ def test_prometheus_scrapes_the_service_and_its_rules_turn_on_failing_traffic(tm
         states = wait_until(traffic_then_alerts, "the alerts to turn pending")
         query = urllib.parse.quote('sum(confroute_escalations_total{status="UNAVAILABLE"})')
         scraped = float(http_json(f"{url}/api/v1/query?query={query}")["data"]["result"][0]["value"][1])
+        assert main(["status", "--url", service.http, "--prometheus-url", url]) == 0
 
     assert states["ConfrouteEscalationErrors"] == "pending"  # true now; fires after its `for: 5m`
     assert states["ConfrouteTritonQueueing"] == "pending"  # 30 ms queued per 10 ms computed
     assert "ConfrouteOutcomeLogDropping" not in states
     assert 0 < scraped <= sent / 2
+    assert "alerts    none firing" in capsys.readouterr().out  # pending is not firing yet
