@@ -21,6 +21,8 @@
   CA and the enrolled devices and operators (see ``cloud_service.identity.command``, docs/identity.md).
 - ``cloud-service status [--json]``: the service, Triton, the outcome log, access refusals, the fleet's
   uploads and policies, and the alerts firing in Prometheus, on one screen (see ``cloud_service.ops``).
+- ``cloud-service outcomes tail [--last N] [--once] [--json]``: the outcome log live, records and late
+  labels as they arrive.
 - ``cloud-service judge [--once | --interval S]``: labels shadowed outcomes with the cloud model as an
   LLM judge (see ``cloud_service.judge``).
 
@@ -201,8 +203,9 @@ def _add_calibration_commands(commands: Any) -> None:
 
 
 def _add_ops_commands(commands: Any) -> None:
-    from cloud_service.ops import status_command
+    from cloud_service.ops import outcomes_command, status_command
 
+    outcomes_command.add_commands(commands)
     status = commands.add_parser("status", help="the cloud side on one screen (the service's status API)")
     status_command.add_arguments(status)
     status.set_defaults(run=status_command.run)
