@@ -13,6 +13,8 @@
 - ``cloud-service backpressure``: lowers the fleet's thresholds within a band while Triton is overloaded
   (see ``cloud_service.policies.backpressure``), restoring them when load falls.
 - ``cloud-service policy keygen STEM``: writes an Ed25519 key pair for signing policies.
+- ``cloud-service policy show|diff``: a key's rollout and policies; what changed between two versions
+  (see ``cloud_service.ops.policy_view``).
 - ``cloud-service policy promote|rollback|pin|unpin|history``: the canary rollout of one (edge model
   version, cohort), by hand (see ``cloud_service.policies.operations``).
 - ``cloud-service recalibrate [--once | --interval S]``: folds new outcomes into the statistics and
@@ -47,6 +49,7 @@ from cloud_service import event_loop
 from cloud_service.config import ServiceConfig, add_arguments, config_from
 from cloud_service.inference import TritonServerConfig, TritonServerProcess
 from cloud_service.inference.repository import write_repository
+from cloud_service.ops import policy_view
 from cloud_service.policies import backpressure_command
 from cloud_service.ports import PolicyStore
 from cloud_service.server import policy_admin
@@ -188,6 +191,7 @@ def _add_policy_commands(commands: Any) -> None:
     get_cmd.add_argument("--cohort", default="")
     get_cmd.set_defaults(run=_policy_get)
     policy_admin.add_rollout_commands(actions, _with_rollout_store)
+    policy_view.add_commands(actions, _with_rollout_store)
 
 
 def _add_calibration_commands(commands: Any) -> None:
