@@ -4,8 +4,8 @@ Every worker counts its passes by result and times them, and samples its consume
 outcome streams after each pass. The judge counts its calls by result (the verdict mix and the failures)
 and the queries of each pass by what became of them; the recalibration worker counts recalibrations by
 result and exports, per (edge model version, cohort), the estimates its last pass made of the live and the
-new policy (escalation rate and risk on the logged outcomes), the escalation-rate target and the canary
-verdicts. Nothing is registered at import.
+new policy (escalation rate, risk and calibration error on the logged outcomes), the targets and the
+canary verdicts. Nothing is registered at import.
 """
 
 from __future__ import annotations
@@ -71,6 +71,11 @@ class WorkerMetrics:
             "Share of answers kept on the edge that are wrong, estimated on labelled outcomes (policy: live or new)",
             ["edge_model_version", "cohort", "policy"], registry=self.registry,
         )
+        self.policy_ece = Gauge(
+            "confroute_policy_estimated_ece",
+            "Expected calibration error on labelled outcomes, at the statistics' bins (policy: live or new)",
+            ["edge_model_version", "cohort", "policy"], registry=self.registry,
+        )
         self.target_escalation_rate = Gauge(
             "confroute_policy_target_escalation_rate", "The escalation rate the recalibration targets (rate target)",
             ["edge_model_version", "cohort"], registry=self.registry,
@@ -115,6 +120,7 @@ class WorkerMetrics:
             if isinstance(estimates, Mapping):
                 _set(self.policy_escalation_rate.labels(*labels, policy), estimates.get("escalation_rate"))
                 _set(self.policy_risk.labels(*labels, policy), estimates.get("risk"))
+                _set(self.policy_ece.labels(*labels, policy), estimates.get("ece"))
         target = provenance.get("target")
         if isinstance(target, Mapping):
             _set(self.target_escalation_rate.labels(*labels), target.get("rate"))

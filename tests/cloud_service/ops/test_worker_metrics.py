@@ -60,6 +60,8 @@ def test_the_recalibration_worker_exports_its_passes_lag_and_estimates(redis_ser
     new_rate = samples[("confroute_policy_estimated_escalation_rate", (partition[0], partition[1], ("policy", "new")))]
     assert new_rate == pytest.approx(0.25, abs=0.01)
     assert samples[("confroute_policy_target_escalation_rate", partition)] == 0.25
+    new_ece = samples[("confroute_policy_estimated_ece", (partition[0], partition[1], ("policy", "new")))]
+    assert 0.0 <= new_ece < 0.1  # isotonic on these very outcomes: well calibrated
     assert samples[("process_cpu_seconds_total", ())] > 0
 
 
