@@ -4,7 +4,8 @@
 Everything is read in the service process, at request time: its own instruments (escalations, latency,
 Triton's queue and compute time, refusals, the outcome log's counters, uploads by decision), the backend's
 readiness, and the policy store's current policy of each (edge model version, cohort) the service has seen
-in uploads. Numbers are totals since the process started; rates are the dashboard's and Prometheus's job.
+in uploads, with its canary's state when the store keeps rollouts. Numbers are totals since the process
+started; rates are the dashboard's and Prometheus's job.
 """
 
 from __future__ import annotations
@@ -15,14 +16,22 @@ import time
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 from cloud_service.metrics import OTHER_COHORT, ServiceMetrics
+from cloud_service.policies.state import Rollout
 from cloud_service.ports import PolicyStore
 from confroute.version import version
 
 Samples = dict[str, list[tuple[dict[str, str], float]]]
 READY_TIMEOUT_S = 1.0
+
+
+@runtime_checkable
+class RolloutReader(Protocol):
+    """A policy store that also tells who runs what (``RedisPolicyStore``)."""
+
+    async def rollout(self, edge_model_version: str, cohort: str) -> Rollout: ...
 
 
 @dataclass(frozen=True)
@@ -188,7 +197,19 @@ async def _partition(edge_model_version: str, cohort: str, counts: Mapping[str, 
         "escalation_rate": round(counts.get("escalated", 0.0) / uploaded, 4) if uploaded else None,
         "policy_version": policy.policy_version if policy else None,
         "thresholds": _thresholds(policy.thresholds) if policy else None,
+        "rollout": await _rollout(store, edge_model_version, cohort) if known else None,
     }
+
+
+async def _rollout(store: PolicyStore, edge_model_version: str, cohort: str) -> dict[str, Any] | None:
+    """The canary's state: None when the store cannot tell or nothing was published."""
+    if not isinstance(store, RolloutReader):
+        return None
+    state = (await store.rollout(edge_model_version, cohort)).state
+    if not state.control:
+        return None
+    return {"control": state.control, "canary": state.canary or None, "canary_share": state.share,
+            "pinned": state.pinned, "backpressure_shift": state.shift}
 
 
 def _thresholds(thresholds: object) -> dict[str, float]:

@@ -125,13 +125,22 @@ def render(status: dict[str, Any]) -> str:
 def _fleet_table(partitions: list[dict[str, Any]]) -> list[str]:
     if not partitions:
         return ["fleet     no uploads yet"]
-    header = ("EDGE MODEL", "COHORT", "UPLOADED", "ESCALATED", "RATE", "POLICY", "POST")
+    header = ("EDGE MODEL", "COHORT", "UPLOADED", "ESCALATED", "RATE", "POLICY", "POST", "CANARY")
     rows = [header] + [(p["edge_model_version"], p["cohort"] or "(default)", _n(p["uploaded"]), _n(p["escalated"]),
                         _n(p["escalation_rate"]), p["policy_version"] or "-",
-                        _n(p["thresholds"]["post"]) if p["thresholds"] else "-") for p in partitions]
+                        _n(p["thresholds"]["post"]) if p["thresholds"] else "-", _canary(p.get("rollout")))
+                       for p in partitions]
     widths = [max(len(str(row[i])) for row in rows) for i in range(len(header))]
     return ["  ".join(str(cell).ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
             for row in rows]
+
+
+def _canary(rollout: dict[str, Any] | None) -> str:
+    if not rollout:
+        return "-"
+    if not rollout["canary"]:
+        return "pinned" if rollout["pinned"] else "none"
+    return f"{rollout['canary']} ({rollout['canary_share']:.0%})"
 
 
 def _alerts(alerts: list[dict[str, str]]) -> list[str]:

@@ -7,6 +7,7 @@ import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import AsyncExitStack, contextmanager
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from typing import Any
 
 import grpc
@@ -17,6 +18,7 @@ from cloud_service.identity.authenticator import Authenticator
 from cloud_service.metrics import METRICS_PATH, MetricsEndpoint, ServiceMetrics, create_metrics, serve_wsgi
 from cloud_service.ops.http_api import status_routes
 from cloud_service.ops.status import StatusSources
+from cloud_service.policies.state import NO_ENTRY, Rollout, RolloutState
 from cloud_service.server.app import Dependencies, build_server
 from confroute.contract import (
     ChatMessage,
@@ -27,7 +29,9 @@ from confroute.contract import (
     GenerationParams,
     ModelRef,
     OutcomeRecord,
+    Policy,
     RoutingMode,
+    Thresholds,
     Timings,
     Usage,
 )
@@ -35,7 +39,7 @@ from confroute.errors import Unavailable
 from confroute.v1 import escalation_pb2, escalation_pb2_grpc, outcomes_pb2, outcomes_pb2_grpc
 from tests.cloud_service.memory_stores import MemoryPolicyStore
 from tests.cloud_service.server.conftest import MemoryOutcomeLog
-from tests.factories import escalated, outcome, outcomes
+from tests.factories import COHORT, EDGE, escalated, outcome, outcomes
 from tests.harness import LoopThread
 
 
@@ -149,3 +153,19 @@ def synthetic_traffic(service: RunningMonitoredService, *, ok: int = 6, failed: 
         escalate(service, f"fail-{i}")
     upload(service, [*outcomes(3, prefix="b-local"), escalated("b-esc"),
                      outcome("g-local", cohort="gamma"), escalated("g-esc", cohort="gamma")])
+
+
+def live_policy() -> Policy:
+    return Policy(policy_version="p-live", edge_model=EDGE, cohort=COHORT, mode=RoutingMode.POST,
+                  thresholds=Thresholds(pre=0.5, post=0.4, hybrid_low=0.3, hybrid_high=0.8),
+                  issued_at=datetime(2026, 12, 1, tzinfo=timezone.utc))
+
+
+class RolloutStore(MemoryPolicyStore):
+    """An in-memory store that also tells who runs what, as RedisPolicyStore does."""
+
+    async def rollout(self, edge_model_version: str, cohort: str) -> Rollout:
+        policy = self.policies.get((edge_model_version, cohort))
+        if policy is None:
+            return Rollout(NO_ENTRY, RolloutState(), {})
+        return Rollout("1-0", RolloutState(control=policy.policy_version, canary="p-next", share=0.1), {})

@@ -15,7 +15,8 @@ from typing import Any
 
 import pytest
 
-from tests.cloud_service.ops.service import monitored_service, synthetic_traffic
+from tests.cloud_service.ops.service import RolloutStore, live_policy, monitored_service, synthetic_traffic
+from tests.factories import COHORT, EDGE
 
 ROOT = Path(__file__).resolve().parents[3]
 SETUP = "scripts/setup_monitoring_tools.sh --browser"
@@ -109,7 +110,9 @@ def artifacts() -> Path:
 
 
 def test_the_dashboard_shows_the_numbers_of_the_status_api(tmp_path: Path) -> None:
-    with monitored_service() as service:
+    store = RolloutStore()
+    store.policies[(EDGE.version, COHORT)] = live_policy()
+    with monitored_service(store=store) as service:
         synthetic_traffic(service, ok=6, failed=2)
         page = f"{service.http}/dashboard#token=unused-when-authentication-is-off"
         dom = headless(page, tmp_path / "profile-dom", "--dump-dom")
@@ -126,8 +129,10 @@ def test_the_dashboard_shows_the_numbers_of_the_status_api(tmp_path: Path) -> No
         if field not in LIVE_FIELDS:
             assert text == shown(lookup(status, field)), field
     expected_rows = [[shown(p[key]) for key in ("edge_model_version", "cohort", "uploaded", "escalated",
-                                                "escalation_rate", "policy_version")] + [shown(None)]
+                                                "escalation_rate", "policy_version")]
+                     + [shown(p["thresholds"]["post"] if p["thresholds"] else None)]
                      for p in status["fleet"]["partitions"]]
-    assert panels.rows == expected_rows
+    assert [row[:-1] for row in panels.rows] == expected_rows
+    assert [row[-1] for row in panels.rows] == ["p-next (10%)", "–"]  # beta's canary; nothing in gamma
     assert panels.fields["service.escalations.OK"] == "6"
     assert screenshot.stat().st_size > 10_000

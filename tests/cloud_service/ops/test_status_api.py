@@ -6,7 +6,6 @@ import json
 import urllib.error
 import urllib.request
 from contextlib import AsyncExitStack
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -15,10 +14,9 @@ import pytest
 from cloud_service.config import ServiceConfig
 from cloud_service.identity.authenticator import Authenticator
 from cloud_service.identity.service import open_authenticator
-from confroute.contract import Policy, RoutingMode, Thresholds
 from tests.cloud_service.identity.stack import FAST, make_fleet
 from tests.cloud_service.memory_stores import MemoryPolicyStore
-from tests.cloud_service.ops.service import monitored_service, synthetic_traffic
+from tests.cloud_service.ops.service import RolloutStore, live_policy, monitored_service, synthetic_traffic
 from tests.cloud_service.redis_server import RedisServer
 from tests.factories import COHORT, EDGE
 
@@ -54,12 +52,20 @@ def test_the_status_holds_the_numbers_of_the_traffic_it_served() -> None:
     assert (beta["cohort"], beta["uploaded"], beta["escalation_rate"]) == (COHORT, 4.0, 0.25)
     assert beta["policy_version"] == "p-live" and beta["thresholds"]["post"] == pytest.approx(0.4)
     assert (gamma["cohort"], gamma["escalation_rate"], gamma["policy_version"]) == ("gamma", 0.5, None)
+    assert beta["rollout"] is None  # the in-memory store keeps no rollouts
 
 
-def live_policy() -> Policy:
-    return Policy(policy_version="p-live", edge_model=EDGE, cohort=COHORT, mode=RoutingMode.POST,
-                  thresholds=Thresholds(pre=0.5, post=0.4, hybrid_low=0.3, hybrid_high=0.8),
-                  issued_at=datetime(2026, 12, 1, tzinfo=timezone.utc))
+def test_the_status_shows_each_partition_s_canary() -> None:
+    store = RolloutStore()
+    store.policies[(EDGE.version, COHORT)] = live_policy()
+    with monitored_service(store=store) as service:
+        synthetic_traffic(service, ok=1, failed=0)
+        _, status = get(f"{service.http}/api/status")
+
+    beta, gamma = status["fleet"]["partitions"]
+    assert beta["rollout"] == {"control": "p-live", "canary": "p-next", "canary_share": 0.1, "pinned": False,
+                               "backpressure_shift": 0.0}
+    assert gamma["rollout"] is None  # nothing published there
 
 
 def test_only_operators_who_read_policies_see_the_status(tmp_path: Path, redis_server: RedisServer) -> None:
