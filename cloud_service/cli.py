@@ -13,12 +13,18 @@
 - ``cloud-service backpressure``: lowers the fleet's thresholds within a band while Triton is overloaded
   (see ``cloud_service.policies.backpressure``), restoring them when load falls.
 - ``cloud-service policy keygen STEM``: writes an Ed25519 key pair for signing policies.
+- ``cloud-service policy show|diff``: a key's rollout and policies; what changed between two versions
+  (see ``cloud_service.ops.policy_view``).
 - ``cloud-service policy promote|rollback|pin|unpin|history``: the canary rollout of one (edge model
   version, cohort), by hand (see ``cloud_service.policies.operations``).
 - ``cloud-service recalibrate [--once | --interval S]``: folds new outcomes into the statistics and
   publishes a recalibrated policy per (edge model version, cohort) (see ``cloud_service.calibration``).
 - ``cloud-service ca init|server-cert`` and ``cloud-service devices enroll|list|revoke|rotate``: the fleet
   CA and the enrolled devices and operators (see ``cloud_service.identity.command``, docs/identity.md).
+- ``cloud-service status [--json]``: the service, Triton, the outcome log, access refusals, the fleet's
+  uploads and policies, and the alerts firing in Prometheus, on one screen (see ``cloud_service.ops``).
+- ``cloud-service outcomes tail [--last N] [--once] [--json]``: the outcome log live, records and late
+  labels as they arrive.
 - ``cloud-service judge [--once | --interval S]``: labels shadowed outcomes with the cloud model as an
   LLM judge (see ``cloud_service.judge``).
 
@@ -43,6 +49,7 @@ from cloud_service import event_loop
 from cloud_service.config import ServiceConfig, add_arguments, config_from
 from cloud_service.inference import TritonServerConfig, TritonServerProcess
 from cloud_service.inference.repository import write_repository
+from cloud_service.ops import policy_view
 from cloud_service.policies import backpressure_command
 from cloud_service.ports import PolicyStore
 from cloud_service.server import policy_admin
@@ -51,6 +58,7 @@ from cloud_service.stores import open_policy_store, open_redis_stores
 from cloud_service.worker_command import add_service_flags
 from confroute.errors import ConfrouteError, InvalidInput
 from confroute.logs import configure_logging, report_error
+from confroute.version import add_version_flag
 
 DEFAULT_REPOSITORY = Path(__file__).resolve().parent / "model_repository"
 BUNDLE_STARTUP_TIMEOUT_S = 300.0  # loading and verifying a large bundle takes longer than Triton's own start
@@ -146,6 +154,7 @@ def _with_rollout_store(args: argparse.Namespace, action: Callable[[Any], Awaita
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="cloud-service", description=__doc__.split("\n\n")[0])
+    add_version_flag(parser)
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
     serve_cmd = commands.add_parser("serve", help="run the gRPC service")
     add_arguments(serve_cmd)
@@ -162,6 +171,7 @@ def _parser() -> argparse.ArgumentParser:
     _add_policy_commands(commands)
     _add_calibration_commands(commands)
     _add_identity_commands(commands)
+    _add_ops_commands(commands)
     backpressure = commands.add_parser("backpressure", help="raise the bar for escalating while Triton is overloaded")
     backpressure_command.add_arguments(backpressure)
     backpressure.set_defaults(run=backpressure_command.run)
@@ -181,6 +191,7 @@ def _add_policy_commands(commands: Any) -> None:
     get_cmd.add_argument("--cohort", default="")
     get_cmd.set_defaults(run=_policy_get)
     policy_admin.add_rollout_commands(actions, _with_rollout_store)
+    policy_view.add_commands(actions, _with_rollout_store)
 
 
 def _add_calibration_commands(commands: Any) -> None:
@@ -193,6 +204,15 @@ def _add_calibration_commands(commands: Any) -> None:
     judge = commands.add_parser("judge", help="label shadowed outcomes with the cloud model as judge")
     judge_command.add_arguments(judge)
     judge.set_defaults(run=judge_command.run)
+
+
+def _add_ops_commands(commands: Any) -> None:
+    from cloud_service.ops import outcomes_command, status_command
+
+    outcomes_command.add_commands(commands)
+    status = commands.add_parser("status", help="the cloud side on one screen (the service's status API)")
+    status_command.add_arguments(status)
+    status.set_defaults(run=status_command.run)
 
 
 def _add_identity_commands(commands: Any) -> None:

@@ -1,109 +1,201 @@
 """Prometheus metrics of the cloud service, on a registry of their own and a port of their own.
 
-Nothing is registered at import: :func:`create_metrics` builds a fresh ``CollectorRegistry`` and
-:func:`serve_metrics` starts the ``/metrics`` endpoint, both from ``main()``.
+Nothing is registered at import: :func:`create_metrics` builds a fresh ``CollectorRegistry`` (with the
+standard ``process_*``, ``python_gc_*`` and ``python_info`` series) and :func:`serve_metrics` starts the
+``/metrics`` endpoint, both from ``main()``. Every series, its type, unit, labels and meaning is in the
+table of ``docs/monitoring.md``, generated from these instruments (:func:`cloud_service.ops.metric_table`).
 
-- ``confroute_escalations_total{cohort,mode,status}``: escalations by gRPC status name (OK, ...).
-  Cohorts come from devices, so only the first ``max_cohorts`` distinct ones get their own label;
-  later ones are counted as ``other``.
-- ``confroute_triton_latency_seconds``: time of successful calls to the cloud model (failed ones
-  are counted by status in ``confroute_escalations_total``).
-- ``confroute_outcome_writes_total{source,result}``: upload records stored / duplicate / rejected,
-  and escalation records queued for the log.
-- ``confroute_outcomes_buffered`` / ``confroute_outcomes_dropped``: read at scrape time from the
-  outcome log's ``stats`` (an attribute or a method returning an object with ``buffered`` and
-  ``dropped``); NaN when the log has none.
-- ``confroute_refusals_total{method,status}``: calls refused for their caller or their content
-  (UNAUTHENTICATED, PERMISSION_DENIED, RESOURCE_EXHAUSTED, INVALID_ARGUMENT), by RPC method.
-- ``confroute_escalations_inflight``: escalations being answered now (read at scrape time).
-- ``confroute_policy_watchers``: WatchPolicy calls this process serves now (read at scrape time).
-- ``confroute_policy_threshold_shift{edge_model_version,cohort}``: how far back-pressure has lowered the
-  thresholds (0: not active), and ``confroute_policy_backpressure_adjustments_total{...,direction}``
-  (``raise``: fewer escalations, ``restore``) counts each published adjustment.
+Labels stay bounded: cohorts and edge model versions come from devices, so only the first ``max_cohorts``
+cohorts (and ``max_versions`` versions) get their own label; later ones are counted as ``other``. Statuses
+are gRPC status names, kinds ``escalation`` or ``shadow``.
+
+The outcome log's counters (written, duplicates, dropped, write errors) and its buffer depth are read at
+scrape time from the log's ``stats`` (an attribute or a method returning an
+:class:`~cloud_service.outcomes.stats.OutcomeLogStats`-like object); absent when the log has none.
+
+``confroute_refusals_total{method,status}`` counts every call refused for its caller or content
+(UNAUTHENTICATED, PERMISSION_DENIED, RESOURCE_EXHAUSTED, INVALID_ARGUMENT) by RPC method; the refusals for
+credentials and rate limits are also counted by service and reason (``confroute_auth_refusals_total``,
+``confroute_rate_limited_total``), which the alerts and dashboards read.
 """
 
 from __future__ import annotations
 
-import math
+import socket
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
-from wsgiref.simple_server import WSGIServer
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, make_wsgi_app
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.exposition import ThreadingWSGIServer
+from prometheus_client.gc_collector import GCCollector
+from prometheus_client.metrics import MetricWrapperBase
+from prometheus_client.platform_collector import PlatformCollector
+from prometheus_client.process_collector import ProcessCollector
 
-_LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 OTHER_COHORT = "other"
-_MAX_CACHED_CHILDREN = 10_000  # cohorts past max_cohorts share "other" but would each add a key
+_MAX_CACHED_CHILDREN = 10_000  # label sets past the caps share "other" but would each add a key
+METRICS_PATH = "/metrics"
+WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+
+
+def new_registry() -> CollectorRegistry:
+    """A registry of its own with the standard process, GC and platform collectors."""
+    registry = CollectorRegistry(auto_describe=True)
+    ProcessCollector(registry=registry)
+    GCCollector(registry=registry)
+    PlatformCollector(registry=registry)
+    return registry
+
+
+class BoundedLabel:
+    """The first ``limit`` distinct values keep their name; later ones read as ``other``."""
+
+    def __init__(self, limit: int) -> None:
+        self._seen: set[str] = set()
+        self._limit = limit
+
+    def __call__(self, value: str) -> str:
+        if value in self._seen:
+            return value
+        if len(self._seen) >= self._limit:
+            return OTHER_COHORT
+        self._seen.add(value)
+        return value
 
 
 class ServiceMetrics:
     """The service's instruments; one instance per process, injected into the servicers."""
 
-    def count_refusal(self, method: str, status: str) -> None:
-        """One call refused (method names are the service's own, a bounded set)."""
-        self.refusals.labels(method, status).inc()
-
-    def __init__(self, registry: CollectorRegistry, max_cohorts: int = 100) -> None:
+    def __init__(self, registry: CollectorRegistry, max_cohorts: int = 100, max_versions: int = 20) -> None:
         self.registry = registry
-        self._cohorts: set[str] = set()
-        self._max_cohorts = max_cohorts
+        self._cohort = BoundedLabel(max_cohorts)
+        self._version = BoundedLabel(max_versions)
+        self._policy_version = BoundedLabel(max_versions)
         self._shifts: dict[tuple[str, str], float] = {}
-        # The counter's child per label set: labels() costs a lock and a tuple key on every call.
-        self._escalation_children: dict[tuple[str, str, str], Any] = {}
+        # A counter's child per label set: labels() costs a lock and a tuple key on every call.
+        self._children: dict[tuple[str, ...], Any] = {}
         self.escalations = Counter(
-            "confroute_escalations", "Escalations answered, by status", ["cohort", "mode", "status"], registry=registry
+            "confroute_escalations", "Escalations and shadow requests answered, by the status they ended with",
+            ["cohort", "edge_model_version", "mode", "kind", "status"], registry=registry,
+        )
+        self.escalation_seconds = Histogram(
+            "confroute_escalation_duration_seconds",
+            "Time from receiving an escalation to its final answer or error (the service's latency)",
+            ["kind"], buckets=LATENCY_BUCKETS, registry=registry,
         )
         self.triton_latency = Histogram(
-            "confroute_triton_latency_seconds",
-            "Time of successful calls to the cloud model",
-            buckets=_LATENCY_BUCKETS,
-            registry=registry,
+            "confroute_triton_latency_seconds", "Time of successful calls to the cloud model",
+            buckets=LATENCY_BUCKETS, registry=registry,
         )
-        self.outcome_writes = Counter(
-            "confroute_outcome_writes",
-            "Outcome records written, by source and result",
-            ["source", "result"],
-            registry=registry,
+        self.triton_queue = Histogram(
+            "confroute_triton_queue_seconds", "Time a successful call waited in Triton's queue",
+            buckets=LATENCY_BUCKETS, registry=registry,
+        )
+        self.triton_compute = Histogram(
+            "confroute_triton_compute_seconds", "Time Triton computed a successful call",
+            buckets=LATENCY_BUCKETS, registry=registry,
+        )
+        self.triton_errors = Counter(
+            "confroute_triton_errors", "Calls to the cloud model that failed, by the status they map to",
+            ["status"], registry=registry,
         )
         self.refusals = Counter(
             "confroute_refusals", "Calls refused for their caller or content, by method and status",
             ["method", "status"], registry=registry,
         )
-        self.outcomes_buffered = Gauge("confroute_outcomes_buffered", "Outcome records buffered", registry=registry)
-        self.outcomes_dropped = Gauge("confroute_outcomes_dropped", "Outcome records dropped", registry=registry)
         self.escalations_inflight = Gauge(
             "confroute_escalations_inflight", "Escalations being answered now", registry=registry
         )
+        self.escalations_refused = Counter(
+            "confroute_escalations_refused", "Escalations refused at once because max_inflight were in flight",
+            registry=registry,
+        )
+        self.auth_refusals = Counter(
+            "confroute_auth_refusals", "Calls refused for their credentials or scope, by service and reason",
+            ["service", "reason"], registry=registry,
+        )
+        self.rate_limited = Counter(
+            "confroute_rate_limited", "Calls refused because the caller's rate limit was spent, by service",
+            ["service"], registry=registry,
+        )
+        self.outcome_writes = Counter(
+            "confroute_outcome_writes", "Outcome records written, by source and result",
+            ["source", "result"], registry=registry,
+        )
+        self.outcome_labels = Counter(
+            "confroute_outcome_labels", "Labelled outcome records stored, by label source",
+            ["source"], registry=registry,
+        )
+        self.outcome_decisions = Counter(
+            "confroute_outcome_decisions",
+            "Device outcomes stored, by routing decision (local, escalated, vetoed): the fleet's escalation rate",
+            ["edge_model_version", "cohort", "decision"], registry=registry,
+        )
+        self.outcome_policies = Counter(
+            "confroute_outcome_policy_versions", "Device outcomes stored, by the policy version that routed them",
+            ["edge_model_version", "cohort", "policy_version"], registry=registry,
+        )
         self.policy_watchers = Gauge("confroute_policy_watchers", "WatchPolicy calls served now", registry=registry)
         self.threshold_shift = Gauge(
-            "confroute_policy_threshold_shift",
-            "Back-pressure: how far every threshold is lowered (0: not active)",
-            ["edge_model_version", "cohort"],
-            registry=registry,
+            "confroute_policy_threshold_shift", "Back-pressure: how far every threshold is lowered (0: not active)",
+            ["edge_model_version", "cohort"], registry=registry,
         )
         self.backpressure_adjustments = Counter(
-            "confroute_policy_backpressure_adjustments",
-            "Back-pressure adjustments published, by direction",
-            ["edge_model_version", "cohort", "direction"],
-            registry=registry,
+            "confroute_policy_backpressure_adjustments", "Back-pressure adjustments published, by direction",
+            ["edge_model_version", "cohort", "direction"], registry=registry,
         )
+        self.outcome_log = OutcomeLogCollector(registry)
 
-    def observe_escalation(self, cohort: str, mode: str, status: str) -> None:
-        """Counts one escalation; see the module docstring for how cohorts are bounded."""
-        key = (cohort, mode, status)
-        child = self._escalation_children.get(key)
+    @property
+    def instruments(self) -> tuple[MetricWrapperBase, ...]:
+        """The instruments this class defines, for the documentation table."""
+        return tuple(value for value in vars(self).values() if isinstance(value, MetricWrapperBase))
+
+    def observe_escalation(
+        self, cohort: str, mode: str, status: str, *, edge_model_version: str = "", shadow: bool = False
+    ) -> None:
+        """Counts one escalation (or shadow request); see the module docstring for the label bounds."""
+        key = (cohort, edge_model_version, mode, "shadow" if shadow else "escalation", status)
+        child = self._children.get(key)
         if child is None:
-            child = self.escalations.labels(self._cohort_label(cohort), mode, status)
-            if len(self._escalation_children) < _MAX_CACHED_CHILDREN:
-                self._escalation_children[key] = child
+            child = self.escalations.labels(self._cohort(cohort), self._version(edge_model_version), *key[2:])
+            if len(self._children) < _MAX_CACHED_CHILDREN:
+                self._children[key] = child
         child.inc()
 
+    def observe_answer_timings(self, queue_ms: float, compute_ms: float, total_ms: float) -> None:
+        """Records where a successful call's time went, as the backend reported it."""
+        self.triton_latency.observe(total_ms / 1e3)
+        self.triton_queue.observe(queue_ms / 1e3)
+        self.triton_compute.observe(compute_ms / 1e3)
+
+    def count_refusal(self, method: str, status: str, rate_limited: bool = False) -> None:
+        """One call refused by the interceptor (method names are the service's own, a bounded set)."""
+        self.refusals.labels(method, status).inc()
+        service = _service_of(method)
+        if rate_limited:
+            self.rate_limited.labels(service).inc()
+        elif status in ("UNAUTHENTICATED", "PERMISSION_DENIED"):
+            self.auth_refusals.labels(service, status.lower()).inc()
+
+    def observe_uploaded(
+        self, edge_model_version: str, cohort: str, decision: str, policy_version: str, label_source: str
+    ) -> None:
+        """Counts one stored device outcome by decision, routing policy version and label source."""
+        partition = (self._version(edge_model_version), self._cohort(cohort))
+        self.outcome_decisions.labels(*partition, decision).inc()
+        self.outcome_policies.labels(*partition, self._policy_version(policy_version)).inc()
+        if label_source != "none":
+            self.outcome_labels.labels(label_source).inc()
+
     def watch_outcome_log(self, outcome_log: object) -> None:
-        """Feeds the buffered/dropped gauges from ``outcome_log``'s stats at scrape time."""
-        self.outcomes_buffered.set_function(_stat_reader(outcome_log, "buffered"))
-        self.outcomes_dropped.set_function(_stat_reader(outcome_log, "dropped"))
+        """Reads the outcome log's stats at scrape time (see the module docstring)."""
+        self.outcome_log.watch(outcome_log)
 
     def watch_inflight(self, in_use: Callable[[], float]) -> None:
         """Feeds ``confroute_escalations_inflight`` from ``in_use`` at scrape time."""
@@ -115,24 +207,72 @@ class ServiceMetrics:
 
     def observe_threshold_shift(self, edge_model_version: str, cohort: str, shift: float, _reason: str = "") -> None:
         """Records a published back-pressure adjustment (an ``OnAdjust`` callback)."""
-        labels = (edge_model_version, self._cohort_label(cohort))
+        labels = (edge_model_version, self._cohort(cohort))
         direction = "raise" if shift > self._shifts.get(labels, 0.0) else "restore"
         self._shifts[labels] = shift
         self.threshold_shift.labels(*labels).set(shift)
         self.backpressure_adjustments.labels(*labels, direction).inc()
 
-    def _cohort_label(self, cohort: str) -> str:
-        if cohort in self._cohorts:
-            return cohort
-        if len(self._cohorts) >= self._max_cohorts:
-            return OTHER_COHORT
-        self._cohorts.add(cohort)
-        return cohort
+
+@dataclass(frozen=True)
+class Family:
+    """A series a custom collector exports: what the documentation table says of it."""
+
+    name: str
+    kind: str  # counter or gauge
+    documentation: str
+    stat: str  # the attribute of the outcome log's stats
+
+
+OUTCOME_LOG_FAMILIES = (
+    Family("confroute_outcomes_buffered", "gauge", "Outcome records accepted and not yet written", "buffered"),
+    Family("confroute_outcomes_dropped", "counter",
+           "Outcome records accepted that will never be written (buffer full, closed)", "dropped"),
+    Family("confroute_outcome_log_written", "counter", "Outcome records appended to the stream", "written"),
+    Family("confroute_outcome_log_duplicates", "counter", "Outcome records whose query id was already logged",
+           "duplicates"),
+    Family("confroute_outcome_log_write_errors", "counter", "Failed write attempts to the outcome log, each retry",
+           "write_errors"),
+)
+
+
+class OutcomeLogCollector:
+    """The outcome log's counters and buffer depth, read at scrape time."""
+
+    families = OUTCOME_LOG_FAMILIES
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self._log: object | None = None
+        registry.register(self)
+
+    def watch(self, outcome_log: object) -> None:
+        """Reads ``outcome_log``'s stats from now on."""
+        self._log = outcome_log
+
+    def describe(self) -> Iterable[Metric]:
+        return [_family(spec, None) for spec in self.families]
+
+    def collect(self) -> Iterator[Metric]:
+        stats = getattr(self._log, "stats", None)
+        if callable(stats):
+            stats = stats()
+        if stats is None:
+            return
+        for spec in self.families:
+            value = getattr(stats, spec.stat, None)
+            if isinstance(value, (int, float)):
+                yield _family(spec, float(value))
+
+
+def _family(spec: Family, value: float | None) -> Metric:
+    if spec.kind == "counter":
+        return CounterMetricFamily(spec.name, spec.documentation, value=value)
+    return GaugeMetricFamily(spec.name, spec.documentation, value=value)
 
 
 def create_metrics(max_cohorts: int = 100) -> ServiceMetrics:
     """Instruments on a new registry (never the process-global one)."""
-    return ServiceMetrics(CollectorRegistry(auto_describe=True), max_cohorts)
+    return ServiceMetrics(new_registry(), max_cohorts)
 
 
 @dataclass
@@ -154,18 +294,41 @@ class MetricsEndpoint:
         self.thread.join(timeout=5.0)
 
 
-def serve_metrics(metrics: ServiceMetrics, host: str, port: int) -> MetricsEndpoint:
-    """Starts ``/metrics`` for ``metrics.registry`` on ``host:port`` (0: a free port)."""
-    server, thread = start_http_server(port, addr=host, registry=metrics.registry)
+def serve_metrics(metrics: ServiceMetrics | CollectorRegistry, host: str, port: int) -> MetricsEndpoint:
+    """Starts ``/metrics`` for ``metrics`` (its registry) on ``host:port`` (0: a free port); any other
+    path is 404."""
+    registry = metrics if isinstance(metrics, CollectorRegistry) else metrics.registry
+    return serve_wsgi(host, port, {METRICS_PATH: make_wsgi_app(registry)})
+
+
+def serve_wsgi(host: str, port: int, routes: dict[str, WsgiApp]) -> MetricsEndpoint:
+    """A threaded HTTP server answering each path in ``routes`` with its app, and 404 elsewhere."""
+
+    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        route = routes.get(environ.get("PATH_INFO", ""))
+        if route is None:
+            start_response("404 Not Found", [("Content-Type", "text/plain; charset=utf-8")])
+            return [f"not found; try {', '.join(sorted(routes))}\n".encode()]
+        return route(environ, start_response)
+
+    server_class = _ThreadingWSGIServer6 if ":" in host else ThreadingWSGIServer
+    server = make_server(host, port, app, server_class, handler_class=_QuietHandler)
+    thread = threading.Thread(target=server.serve_forever, name=f"http-{port}", daemon=True)
+    thread.start()
     return MetricsEndpoint(server, thread)
 
 
-def _stat_reader(outcome_log: object, name: str) -> Callable[[], float]:
-    def read() -> float:
-        stats = getattr(outcome_log, "stats", None)
-        if callable(stats):
-            stats = stats()
-        value = getattr(stats, name, None)
-        return float(value) if isinstance(value, (int, float)) else math.nan
+class _ThreadingWSGIServer6(ThreadingWSGIServer):
+    address_family = socket.AF_INET6
 
-    return read
+
+class _QuietHandler(WSGIRequestHandler):
+    """No line on stderr per request (scrapes come every few seconds)."""
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 -- the base class's name
+        pass
+
+
+def _service_of(method: str) -> str:
+    """``/confroute.v1.EscalationService/Escalate`` -> ``EscalationService``."""
+    return method.rsplit("/", 2)[-2].rsplit(".", 1)[-1] if method.count("/") >= 2 else method

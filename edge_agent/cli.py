@@ -24,10 +24,10 @@ import time
 from collections.abc import Mapping, Sequence
 from contextlib import ExitStack
 
-from confroute import __version__
 from confroute.engine import SamplingParams
 from confroute.errors import ConfrouteError
 from confroute.logs import configure_logging, report_error
+from confroute.version import add_version_flag
 from edge_agent import huge_pages
 from edge_agent.answer import AgentAnswer
 from edge_agent.app import running_agent, running_device
@@ -39,7 +39,7 @@ log = logging.getLogger("edge_agent")
 def parse_args(argv: Sequence[str], env: Mapping[str, str]) -> tuple[str, AgentConfig, argparse.Namespace]:
     parser = argparse.ArgumentParser(prog="edge-agent", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--version", action="version", version=f"edge-agent {__version__}")
+    add_version_flag(parser)
     sub = parser.add_subparsers(dest="command", required=True)
     serve = sub.add_parser("serve", help="run the agent with its OpenAI-compatible HTTP API")
     add_arguments(serve)

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+import numpy as np
+
 from cloud_service.calibration.config import RecalibrationConfig
 from cloud_service.calibration.statistics_reader import PartitionStatistics
 from confroute.calibration import (
@@ -118,10 +120,31 @@ def _threshold(histogram: ScoreHistogram, conf: FloatArray, config: Recalibratio
     return min(1.0, max(0.0, value))  # "escalate everything" is just above the top confidence
 
 
+ECE_BUCKETS = 10
+
+
 def _estimates(histogram: ScoreHistogram, conf: FloatArray, threshold: float) -> dict[str, float]:
     estimates = histogram_estimates(histogram, conf, threshold)
     return {"post_threshold": round(threshold, 6), "escalation_rate": round(estimates.escalation_rate, 6),
-            "risk": round(estimates.risk, 6)}
+            "risk": round(estimates.risk, 6), "ece": round(histogram_ece(histogram, conf), 6)}
+
+
+def histogram_ece(histogram: ScoreHistogram, conf: FloatArray, buckets: int = ECE_BUCKETS) -> float:
+    """Expected calibration error on the labelled outcomes: the statistics' bins pooled into ``buckets``
+    equal-width buckets of calibrated confidence ``conf`` (fine bins hold too few labels each: their
+    noise alone would read as miscalibration), then the labelled-weight-weighted mean gap between each
+    bucket's share of correct labels and its mean confidence (0 with no labels)."""
+    labelled = histogram.correct + histogram.wrong
+    total = float(labelled.sum())
+    if total <= 0:
+        return 0.0
+    bucket = np.minimum((np.clip(conf, 0.0, 1.0) * buckets).astype(int), buckets - 1)
+    weight = np.bincount(bucket, weights=labelled, minlength=buckets)
+    correct = np.bincount(bucket, weights=histogram.correct, minlength=buckets)
+    confidence = np.bincount(bucket, weights=labelled * conf, minlength=buckets)
+    seen = weight > 0
+    gaps = np.abs(correct[seen] - confidence[seen])  # = weight * |accuracy - mean confidence|
+    return float(gaps.sum() / total)
 
 
 def _target(config: RecalibrationConfig) -> dict[str, Any]:

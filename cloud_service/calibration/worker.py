@@ -58,8 +58,10 @@ class RecalibrationWorker:
         store: PolicyTarget,
         config: RecalibrationConfig,
         clock: Callable[[], datetime] = _now,
+        on_result: Callable[[PartitionKeys, Recalibration], None] | None = None,
     ) -> None:
         self._client = client
+        self._on_result = on_result  # each partition's result, as recorded (the worker's metrics)
         self._log = log_config
         self._store = store
         self._config = config
@@ -156,6 +158,8 @@ class RecalibrationWorker:
         return {"first": _text(first[0][0]) if first else "", "last": _text(last[0][0]) if last else ""}
 
     async def _record(self, keys: PartitionKeys, result: Recalibration) -> None:
+        if self._on_result is not None:
+            self._on_result(keys, result)
         fields: dict[FieldT, EncodableT] = {
             "at": self._clock().isoformat(),
             "status": "published" if result.policy else "refused",

@@ -18,8 +18,17 @@ from cloud_service.judge.config import JudgeConfig
 from cloud_service.judge.judge import Judge
 from cloud_service.judge.prompts import JudgePrompt, load_prompt
 from cloud_service.judge.worker import JudgeWorker
+from cloud_service.ops.stream_lag import group_lag
+from cloud_service.ops.worker_metrics import WorkerMetrics
 from cloud_service.stores import open_redis_client, outcome_log_config
-from cloud_service.worker_command import add_pass_flags, add_service_flags, config_from_args, run_passes, run_worker
+from cloud_service.worker_command import (
+    add_metrics_flag,
+    add_pass_flags,
+    add_service_flags,
+    config_from_args,
+    run_passes,
+    run_worker,
+)
 
 _DEFAULTS = JudgeConfig()
 
@@ -27,6 +36,7 @@ _DEFAULTS = JudgeConfig()
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_service_flags(parser, ("redis_url", "triton_url", "triton_model", "prompt_format"))
     add_pass_flags(parser)
+    add_metrics_flag(parser, "judge")
     parser.add_argument("--method", choices=("single", "pairwise"), default=_DEFAULTS.method)
     parser.add_argument("--share", type=float, default=_DEFAULTS.share, help="share of eligible queries judged")
     parser.add_argument("--max-in-flight", type=int, default=_DEFAULTS.max_in_flight)
@@ -40,18 +50,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     config = config_from_args(JudgeConfig, args)
     prompt = load_prompt(args.judge_prompts, args.judge_prompt) if args.judge_prompts and args.judge_prompt else None
-    return run_worker("judge", args, lambda service: _run(service, config, prompt, args.interval))
+    metrics = WorkerMetrics("judge")
+    return run_worker("judge", args, lambda service: _run(service, config, prompt, args.interval, metrics),
+                      metrics.registry)
 
 
-async def _run(service: ServiceConfig, config: JudgeConfig, prompt: JudgePrompt | None, interval_s: float | None
-               ) -> None:
+async def _run(service: ServiceConfig, config: JudgeConfig, prompt: JudgePrompt | None, interval_s: float | None,
+               metrics: WorkerMetrics) -> None:
     backend = await TritonBackend.create(TritonBackendConfig(
         url=service.triton_url, model=service.triton_model, prompt_format=service.prompt_format))
     try:
         async with open_redis_client(service) as client:
-            judge = Judge(backend, config, prompt)
-            worker = JudgeWorker(client, outcome_log_config(service, retain_text=True), judge, config)
-            await run_passes(worker.run_once, worker.run_forever, interval_s, _show)
+            judge = Judge(backend, config, prompt, on_call=metrics.observe_judge_call)
+            log = outcome_log_config(service, retain_text=True)
+            worker = JudgeWorker(client, log, judge, config)
+
+            async def sample_lag() -> None:
+                lag = await group_lag(client, log, config.group)
+                metrics.stream_lag.labels(config.group).set(lag.lag)
+                metrics.stream_pending.labels(config.group).set(lag.pending)
+
+            await run_passes(worker.run_once, interval_s, _show, metrics, metrics.observe_judge_pass, sample_lag)
     finally:
         await backend.close()
 

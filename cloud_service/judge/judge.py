@@ -8,6 +8,7 @@ never mislabelled.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from cloud_service.judge.budget import CallBudget
 from cloud_service.judge.config import JudgeConfig
@@ -27,8 +28,10 @@ JUDGE_CALLER = ModelRef("confroute-judge", "1")
 class Judge:
     """Compares an edge answer with the cloud answer to the same question, within its call budget."""
 
-    def __init__(self, backend: InferenceBackend, config: JudgeConfig, prompt: JudgePrompt | None = None) -> None:
+    def __init__(self, backend: InferenceBackend, config: JudgeConfig, prompt: JudgePrompt | None = None,
+                 on_call: Callable[[str], None] = lambda _: None) -> None:
         self._backend = backend
+        self._on_call = on_call  # each call's result: correct, incorrect, no_verdict or failed
         self._config = config
         self._prompt = prompt or (SINGLE_WITH_REFERENCE if config.method == "single" else PAIRWISE)
         self.budget = CallBudget(config.max_in_flight, config.calls_per_second)
@@ -49,7 +52,11 @@ class Judge:
                 response = await self._backend.generate(request, self._config.timeout_s)
             except ConfrouteError as exc:
                 logger.info("judge call for %s failed, left unlabelled: %s", query_id, exc)
+                self._on_call("failed")
                 return Verdict(None, f"judge call failed: {type(exc).__name__}: {exc}")
         if self._prompt.kind == "pairwise":
-            return pairwise_verdict(response.text)
-        return single_verdict(response.text, self._config.correct_at, self._config.wrong_at)
+            verdict = pairwise_verdict(response.text)
+        else:
+            verdict = single_verdict(response.text, self._config.correct_at, self._config.wrong_at)
+        self._on_call("no_verdict" if verdict.label is None else verdict.label.value)
+        return verdict

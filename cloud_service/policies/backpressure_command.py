@@ -13,13 +13,13 @@ import dataclasses
 import logging
 import signal
 
-from cloud_service.config import ServiceConfig, split_address
-from cloud_service.metrics import create_metrics, serve_metrics
+from cloud_service.config import ServiceConfig
+from cloud_service.metrics import ServiceMetrics, create_metrics
 from cloud_service.policies.backpressure import BackpressureController, BackpressureSettings
 from cloud_service.policies.load_metrics import PrometheusLoadSource
 from cloud_service.policies.operations import RolloutStore
 from cloud_service.stores import open_policy_store
-from cloud_service.worker_command import add_service_flags, run_worker
+from cloud_service.worker_command import add_metrics_flag, add_service_flags, run_worker
 from confroute.errors import InvalidInput
 
 logger = logging.getLogger(__name__)
@@ -32,7 +32,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--service-metrics-url", action="append", default=[], help="each replica's /metrics")
     parser.add_argument("--model", default="", help="only this Triton model's metrics (default: all)")
     parser.add_argument("--key", action="append", required=True, metavar="EDGE_MODEL_VERSION/COHORT")
-    parser.add_argument("--listen-metrics", default="127.0.0.1:9465", help="this process's /metrics")
+    add_metrics_flag(parser, "backpressure", "--listen-metrics")  # the latter: the old spelling
     for spec in dataclasses.fields(BackpressureSettings):
         parser.add_argument("--" + spec.name.replace("_", "-"), type=float, default=spec.default)
 
@@ -57,19 +57,17 @@ def parse_keys(raw: list[str]) -> list[tuple[str, str]]:
 
 def run(args: argparse.Namespace) -> int:
     """``cloud-service backpressure``: the controller on the configured policy store until a signal."""
-    return run_worker("backpressure", args, lambda service: _control(service, args))
-
-
-async def _control(service: ServiceConfig, args: argparse.Namespace) -> int:
-    async with open_policy_store(service) as store:
-        return await run_controller(args, store)
-
-
-async def run_controller(args: argparse.Namespace, store: RolloutStore) -> int:
-    """Runs until SIGINT or SIGTERM."""
     metrics = create_metrics()
-    host, port = split_address(args.listen_metrics, "listen_metrics")
-    endpoint = serve_metrics(metrics, host, port)
+    return run_worker("backpressure", args, lambda service: _control(service, args, metrics), metrics.registry)
+
+
+async def _control(service: ServiceConfig, args: argparse.Namespace, metrics: ServiceMetrics) -> int:
+    async with open_policy_store(service) as store:
+        return await run_controller(args, store, metrics)
+
+
+async def run_controller(args: argparse.Namespace, store: RolloutStore, metrics: ServiceMetrics) -> int:
+    """Runs until SIGINT or SIGTERM; its ``/metrics`` (``--metrics-listen``) serves ``metrics``."""
     source = PrometheusLoadSource(args.triton_metrics_url, args.service_metrics_url, args.model)
     controller = BackpressureController(store, parse_keys(args.key), source, settings_from(args),
                                         on_adjust=metrics.observe_threshold_shift)
@@ -77,9 +75,6 @@ async def run_controller(args: argparse.Namespace, store: RolloutStore) -> int:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
-    logger.info("back-pressure controller for %s, metrics on port %d", args.key, endpoint.port)
-    try:
-        await controller.run(stop)
-    finally:
-        endpoint.close()
+    logger.info("back-pressure controller for %s", args.key)
+    await controller.run(stop)
     return 0

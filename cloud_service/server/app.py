@@ -135,7 +135,7 @@ def build_server(config: ServiceConfig, deps: Dependencies) -> CloudServer:
         PerKeySlots(config.max_device_escalations, "escalations"),
         PerKeySlots(config.max_device_watches, "policy watches"),
     )
-    limit = InflightLimit(config.max_inflight)
+    limit = InflightLimit(config.max_inflight, on_refused=deps.metrics.escalations_refused.inc)
     deps.metrics.watch_inflight(lambda: limit.in_use)
     deps.metrics.watch_policy_watchers(lambda: float(getattr(deps.policy_store, "watchers", math.nan)))
     escalation = EscalationServicer(deps.backend, deps.outcome_log, limit, deps.metrics, settings, devices)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -38,6 +39,13 @@ from confroute.contract.outcome import Latency, OutcomeRecord
 from confroute.v1 import common_pb2, escalation_pb2, escalation_pb2_grpc
 
 logger = logging.getLogger(__name__)
+
+
+@dataclass
+class _Call:
+    """What the servicer knows of one call when it ends."""
+
+    answered: bool = False  # the final answer was handed to gRPC
 
 
 @dataclass(frozen=True)
@@ -77,7 +85,8 @@ class EscalationServicer(escalation_pb2_grpc.EscalationServiceServicer):  # type
             escalation, device = await self._admit(request.escalation)
             with self._devices.escalations.slot(device), self._limit.slot():
                 started_at = datetime.now(timezone.utc)
-                answer = await self._backend.generate(escalation, self._timeout(context))
+                with self._backend_call():
+                    answer = await self._backend.generate(escalation, self._timeout(context))
         self._record_later(escalation, answer, started_at)
         return escalation_pb2.EscalateResponse(answer=answer.to_pb())
 
@@ -85,15 +94,17 @@ class EscalationServicer(escalation_pb2_grpc.EscalationServiceServicer):  # type
         self, request: escalation_pb2.EscalateStreamRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[escalation_pb2.EscalateStreamResponse]:
         """Token deltas as the model produces them, then the final answer."""
-        with self._counted(request.escalation):
+        with self._counted(request.escalation) as call:
             escalation, device = await self._admit(request.escalation)
             with self._devices.escalations.slot(device), self._limit.slot():
                 started_at = datetime.now(timezone.utc)
-                async with closing(self._backend.stream(escalation, self._timeout(context))) as events:
-                    async for event in events:
-                        if isinstance(event, EscalationResponse):
-                            self._record_later(escalation, event, started_at)
-                        yield stream_event_to_pb(event)
+                with self._backend_call():
+                    async with closing(self._backend.stream(escalation, self._timeout(context))) as events:
+                        async for event in events:
+                            if isinstance(event, EscalationResponse):
+                                self._record_later(escalation, event, started_at)
+                                call.answered = True  # handed to gRPC with the yield below
+                            yield stream_event_to_pb(event)
 
     async def _admit(self, pb: escalation_pb2.Escalation) -> tuple[EscalationRequest, str | None]:
         """The checked request and the calling device (None: authentication is off), or why not."""
@@ -111,16 +122,38 @@ class EscalationServicer(escalation_pb2_grpc.EscalationServiceServicer):  # type
         return cap if remaining is None else min(remaining, cap)
 
     @contextmanager
-    def _counted(self, escalation: escalation_pb2.Escalation) -> Iterator[None]:
-        """Counts the escalation by cohort, mode and the status it ends with."""
+    def _counted(self, escalation: escalation_pb2.Escalation) -> Iterator[_Call]:
+        """Counts the escalation by cohort, edge model version, mode, kind and the status it ends with, and
+        times it. A stream whose final answer was handed over is OK even if the client then cancels: the
+        device has what it asked for and closes the call (it used to count as CANCELLED)."""
+        call = _Call()
         status = grpc.StatusCode.OK
+        started = time.perf_counter()
         try:
-            yield
+            yield call
         except BaseException as exc:
             status = status_for(exc) or grpc.StatusCode.INTERNAL
+            if call.answered and status is grpc.StatusCode.CANCELLED:
+                status = grpc.StatusCode.OK
             raise
         finally:
-            self._metrics.observe_escalation(escalation.cohort, _mode_label(escalation.mode), status.name)
+            self._metrics.observe_escalation(
+                escalation.cohort, _mode_label(escalation.mode), status.name,
+                edge_model_version=escalation.edge_model.version, shadow=escalation.shadow,
+            )
+            kind = "shadow" if escalation.shadow else "escalation"
+            self._metrics.escalation_seconds.labels(kind).observe(time.perf_counter() - started)
+
+    @contextmanager
+    def _backend_call(self) -> Iterator[None]:
+        """Counts the cloud model's failures by the status they are answered with (not cancellations)."""
+        try:
+            yield
+        except Exception as exc:
+            status = status_for(exc)
+            if status is not grpc.StatusCode.CANCELLED:
+                self._metrics.triton_errors.labels((status or grpc.StatusCode.INTERNAL).name).inc()
+            raise
 
     def _record_later(self, request: EscalationRequest, answer: EscalationResponse, started_at: datetime) -> None:
         finished_at = datetime.now(timezone.utc)
@@ -132,7 +165,8 @@ class EscalationServicer(escalation_pb2_grpc.EscalationServiceServicer):  # type
         record = outcome_record(request, answer, started_at, finished_at, retain_text=self._settings.retain_text)
         self._log.record(record)
         self._queued.inc()
-        self._metrics.triton_latency.observe(answer.timings.total_ms / 1e3)
+        timings = answer.timings
+        self._metrics.observe_answer_timings(timings.queue_ms, timings.compute_ms, timings.total_ms)
         logger.debug(  # one line per escalation is DEBUG: the outcome log keeps each one
             "escalation %s cohort=%s mode=%s shadow=%s tokens=%d+%d finish=%s cloud_ms=%.1f",
             request.query_id,

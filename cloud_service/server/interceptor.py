@@ -37,7 +37,7 @@ logger = logging.getLogger(__name__)
 Behavior = Callable[..., Any]
 Decode = Callable[[Any], Any]
 Authenticate = Callable[[grpc.aio.ServicerContext], Awaitable[None]]
-OnRefusal = Callable[[str, str], None]  # (method, status name)
+OnRefusal = Callable[[str, str, bool], None]  # (method, status name, rate limited): counts a refused call
 REFUSALS = frozenset({grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED,
                       grpc.StatusCode.RESOURCE_EXHAUSTED, grpc.StatusCode.INVALID_ARGUMENT})
 RETRY_AFTER_KEY = "retry-after-ms"
@@ -163,7 +163,7 @@ async def _decoded(requests: AsyncIterator[Any], decode: Decode) -> AsyncIterato
 async def _abort(
     exc: Exception, context: grpc.aio.ServicerContext, method: str, on_refusal: OnRefusal | None = None
 ) -> None:
-    """Ends the call with the status for ``exc`` (counting refusals); always raises."""
+    """Ends the call with the status for ``exc`` (counting refusals with ``on_refusal``); always raises."""
     if isinstance(exc, (grpc.aio.AbortError, asyncio.CancelledError)):
         raise exc
     code = status_for(exc)
@@ -172,8 +172,9 @@ async def _abort(
         await context.abort(grpc.StatusCode.INTERNAL, "internal error")
     else:
         if on_refusal is not None and code in REFUSALS:
-            on_refusal(method, code.name)
+            on_refusal(method, code.name, isinstance(exc, RateLimited))
         if isinstance(exc, RateLimited):
             context.set_trailing_metadata(((RETRY_AFTER_KEY, str(max(1, round(exc.retry_after_s * 1000)))),))
         await context.abort(code, details_for(exc))
     raise AssertionError("context.abort returned")  # pragma: no cover -- abort always raises
+

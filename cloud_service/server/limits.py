@@ -8,7 +8,7 @@ per replica (the Redis token bucket in :mod:`cloud_service.identity.rate` is the
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -20,11 +20,12 @@ from confroute.errors import InvalidInput, Overloaded
 class InflightLimit:
     """At most ``capacity`` holders of a slot at once; used from one event loop."""
 
-    def __init__(self, capacity: int) -> None:
+    def __init__(self, capacity: int, on_refused: Callable[[], None] | None = None) -> None:
         if capacity < 1:
             raise ValueError(f"capacity must be >= 1, got {capacity}")
         self._capacity = capacity
         self._used = 0
+        self._on_refused = on_refused
 
     @property
     def in_use(self) -> int:
@@ -35,6 +36,8 @@ class InflightLimit:
     def slot(self) -> Iterator[None]:
         """Holds one slot for the block; raises :class:`Overloaded` when none is free."""
         if self._used >= self._capacity:
+            if self._on_refused is not None:
+                self._on_refused()
             raise Overloaded(f"{self._capacity} escalations are in flight; retry later or answer locally")
         self._used += 1
         try:

@@ -71,6 +71,7 @@ class OutcomesServicer(outcomes_pb2_grpc.OutcomesServiceServicer):  # type: igno
             rejected += refused
             result = await self._log.store(records) if records else _NOTHING_STORED
             self._count(len(result.stored), len(result.duplicates), len(rejected))
+            self._observe(records, frozenset(result.stored))
             ack = OutcomeAck(
                 batch_id=batch.batch_id,
                 stored=len(result.stored),
@@ -84,6 +85,13 @@ class OutcomesServicer(outcomes_pb2_grpc.OutcomesServiceServicer):  # type: igno
         writes.labels("upload", "stored").inc(stored)
         writes.labels("upload", "duplicate").inc(duplicates)
         writes.labels("upload", "rejected").inc(rejected)
+
+
+    def _observe(self, records: tuple[OutcomeRecord, ...], stored: frozenset[str]) -> None:
+        for record in records:
+            if record.query_id in stored:
+                self._metrics.observe_uploaded(record.edge_model.version, record.cohort, record.decision.value,
+                                               record.policy_version, record.label_source.value)
 
 
 def admissible(

@@ -2,8 +2,9 @@
 
 The outcome log and policy store come from a factory (an async context manager), so that the
 process's wiring of Redis lives in one place (``cloud_service.cli``) and tests can pass their own.
-Shutdown order: health NOT_SERVING and the gRPC server drains (``grace_s``), the metrics endpoint
-stops, the outcome log flushes and closes, and the Triton channel closes last.
+The HTTP endpoint (``metrics_listen``) serves ``/metrics`` and the operators' status API and dashboard
+(:mod:`cloud_service.ops.http_api`). Shutdown order: the HTTP endpoint stops, health NOT_SERVING and the
+gRPC server drains (``grace_s``), the outcome log flushes and closes, and the Triton channel closes last.
 """
 
 from __future__ import annotations
@@ -15,10 +16,14 @@ from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager, AsyncExitStack
 from dataclasses import dataclass
 
+from prometheus_client import make_wsgi_app
+
 from cloud_service.backends.triton import TritonBackend, TritonBackendConfig
 from cloud_service.config import ServiceConfig, split_address
 from cloud_service.identity.service import open_identity
-from cloud_service.metrics import ServiceMetrics, create_metrics, serve_metrics
+from cloud_service.metrics import METRICS_PATH, ServiceMetrics, create_metrics, serve_wsgi
+from cloud_service.ops.http_api import status_routes
+from cloud_service.ops.status import StatusSources
 from cloud_service.ports import OutcomeLog, PolicyStore
 from cloud_service.server.app import CloudServer, Dependencies, build_server
 
@@ -55,13 +60,6 @@ async def start_service(config: ServiceConfig, open_stores: StoresFactory, stack
     outcome_log, policy_store = await stack.enter_async_context(open_stores(config))
     metrics = create_metrics()
     metrics.watch_outcome_log(outcome_log)
-    metrics_port = None
-    if config.metrics_listen:
-        host, port = split_address(config.metrics_listen, "metrics_listen")
-        endpoint = serve_metrics(metrics, host, port)
-        stack.callback(endpoint.close)
-        metrics_port = endpoint.port
-        logger.info("metrics on http://%s:%d/metrics", host, metrics_port)
     identity = await stack.enter_async_context(open_identity(config))
     if identity is None:
         logger.warning("authentication is off: any caller may escalate, upload and watch (docs/identity.md)")
@@ -69,6 +67,17 @@ async def start_service(config: ServiceConfig, open_stores: StoresFactory, stack
     server = build_server(config, deps)
     await server.start(backend.ready, config.readiness_interval_s)
     stack.push_async_callback(server.stop, config.grace_s)
+    metrics_port = None
+    if config.metrics_listen:
+        host, port = split_address(config.metrics_listen, "metrics_listen")
+        sources = StatusSources(metrics, backend.ready, policy_store, config.max_inflight)
+        routes = {METRICS_PATH: make_wsgi_app(metrics.registry),
+                  **status_routes(asyncio.get_running_loop(), sources,
+                                 identity.authenticator if identity is not None else None)}
+        endpoint = serve_wsgi(host, port, routes)
+        stack.callback(endpoint.close)
+        metrics_port = endpoint.port
+        logger.info("metrics on http://%s:%d/metrics, status on /api/status and /dashboard", host, metrics_port)
     return RunningService(server, metrics, metrics_port)
 
 

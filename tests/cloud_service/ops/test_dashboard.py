@@ -1,0 +1,138 @@
+"""The dashboard in a real headless Chromium against a running service fed synthetic traffic: every panel
+shows the number the status API returns, and a screenshot is kept (``build/test-artifacts/dashboard.png``,
+or under ``$CONFROUTE_TEST_ARTIFACTS``)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import urllib.request
+from html.parser import HTMLParser
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.cloud_service.ops.service import RolloutStore, live_policy, monitored_service, synthetic_traffic
+from tests.factories import COHORT, EDGE
+
+ROOT = Path(__file__).resolve().parents[3]
+SETUP = "scripts/setup_monitoring_tools.sh --browser"
+LIVE_FIELDS = {"service.uptime_s"}  # moves between the page's read and the test's
+pytestmark = pytest.mark.timeout(120)
+
+
+def chromium() -> str:
+    path = shutil.which("chromium") or shutil.which("chromium-browser")
+    if path is None:
+        pytest.skip(f"chromium is not installed (Debian package chromium; run {SETUP})")
+    return path
+
+
+def headless(url: str, profile: Path, *arguments: str) -> str:
+    """Chromium loads ``url``, runs its scripts for up to 5 s of virtual time, and does ``arguments``."""
+    done = subprocess.run(
+        [chromium(), "--headless=new", "--no-sandbox", "--disable-gpu", "--no-proxy-server", "--no-first-run",
+         f"--user-data-dir={profile}", "--virtual-time-budget=5000", *arguments, url],
+        capture_output=True, text=True, timeout=90,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done.stdout
+
+
+class Panels(HTMLParser):
+    """The text of every ``data-field`` element and the cells of every fleet row."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fields: dict[str, str] = {}
+        self.rows: list[list[str]] = []
+        self.loaded = False
+        self._field: str | None = None
+        self._in_row = False
+        self._in_cell = False
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        found = dict(attrs)
+        if tag == "body" and found.get("data-loaded") == "true":
+            self.loaded = True
+        if "data-field" in found:
+            self._field = found["data-field"]
+            self.fields[self._field or ""] = ""
+        if tag == "tr" and "data-partition" in found:
+            self._in_row = True
+            self.rows.append([])
+        self._in_cell = self._in_row and tag == "td"
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "tr":
+            self._in_row = False
+        self._field = None
+        self._in_cell = False
+
+    def handle_data(self, data: str) -> None:
+        if self._field is not None:
+            self.fields[self._field] += data
+        if self._in_cell:
+            self.rows[-1].append(data)
+
+
+def shown(value: Any) -> str:
+    """How the page writes a value (JavaScript's String())."""
+    if value is None:
+        return "–"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def lookup(document: dict[str, Any], path: str) -> Any:
+    node: Any = document
+    for key in path.split("."):
+        node = node.get(key, 0) if isinstance(node, dict) else 0
+    return node
+
+
+def status_of(base: str) -> dict[str, Any]:
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    with opener.open(f"{base}/api/status", timeout=5) as response:
+        return dict(json.loads(response.read()))
+
+
+def artifacts() -> Path:
+    folder = Path(os.environ.get("CONFROUTE_TEST_ARTIFACTS", ROOT / "build" / "test-artifacts"))
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def test_the_dashboard_shows_the_numbers_of_the_status_api(tmp_path: Path) -> None:
+    store = RolloutStore()
+    store.policies[(EDGE.version, COHORT)] = live_policy()
+    with monitored_service(store=store) as service:
+        synthetic_traffic(service, ok=6, failed=2)
+        page = f"{service.http}/dashboard#token=unused-when-authentication-is-off"
+        dom = headless(page, tmp_path / "profile-dom", "--dump-dom")
+        screenshot = tmp_path / "dashboard.png"
+        headless(page, tmp_path / "profile-shot", f"--screenshot={screenshot}", "--window-size=1280,900")
+        status = status_of(service.http)
+    shutil.copy(screenshot, artifacts() / "dashboard.png")
+
+    panels = Panels()
+    panels.feed(dom)
+    assert panels.loaded, "the page never rendered a status"
+    assert len(panels.fields) >= 20
+    for field, text in panels.fields.items():
+        if field not in LIVE_FIELDS:
+            assert text == shown(lookup(status, field)), field
+    expected_rows = [[shown(p[key]) for key in ("edge_model_version", "cohort", "uploaded", "escalated",
+                                                "escalation_rate", "policy_version")]
+                     + [shown(p["thresholds"]["post"] if p["thresholds"] else None)]
+                     for p in status["fleet"]["partitions"]]
+    assert [row[:-1] for row in panels.rows] == expected_rows
+    assert [row[-1] for row in panels.rows] == ["p-next (10%)", "–"]  # beta's canary; nothing in gamma
+    assert panels.fields["service.escalations.OK"] == "6"
+    assert screenshot.stat().st_size > 10_000
