@@ -11,6 +11,8 @@ from tests.imports import loaded
 
 FORBIDDEN = ("cloud_service", "redis", "tritonclient", "torch", "transformers", "onnx", "gguf")
 NO_ORCHESTRATION = (*FORBIDDEN, "subprocess", "multiprocessing", "demo", "bench")
+# The one process a device module may start: Jetson's own telemetry tool (tegrastats), read line by line.
+BOARD_TOOLS = {"platform/tegrastats.py: subprocess"}
 
 
 def test_the_edge_agent_entry_point_loads_no_cloud_or_export_modules() -> None:
@@ -25,7 +27,7 @@ def test_no_edge_agent_module_imports_process_orchestration_or_cloud_code() -> N
         for name in _imported_roots(path)
         if name in NO_ORCHESTRATION
     }
-    assert offenders == set()
+    assert offenders - BOARD_TOOLS == set()
 
 
 def _imported_roots(path: Path) -> set[str]:

@@ -8,7 +8,15 @@ import grpc
 import pytest
 
 from confroute.contract import OutcomeBatch
-from confroute.errors import ConfrouteError, DeadlineExceeded, InvalidInput, Overloaded, RuntimeFailure, Unavailable
+from confroute.errors import (
+    ConfrouteError,
+    DeadlineExceeded,
+    InvalidInput,
+    Overloaded,
+    PermissionDenied,
+    RuntimeFailure,
+    Unavailable,
+)
 from edge_agent.outbox import GrpcOutcomeSink
 from tests.edge_agent.outbox.fake_cloud import FakeCloud
 from tests.factories import outcomes
@@ -33,7 +41,8 @@ def test_a_batch_comes_back_acked_with_what_the_cloud_stored(sink: GrpcOutcomeSi
         (grpc.StatusCode.RESOURCE_EXHAUSTED, Overloaded),
         (grpc.StatusCode.INTERNAL, RuntimeFailure),
         (grpc.StatusCode.OUT_OF_RANGE, InvalidInput),
-        (grpc.StatusCode.PERMISSION_DENIED, Unavailable),
+        (grpc.StatusCode.PERMISSION_DENIED, PermissionDenied),
+        (grpc.StatusCode.UNIMPLEMENTED, Unavailable),
     ],
 )
 def test_a_failing_cloud_raises_the_domain_error_of_its_status_code(
