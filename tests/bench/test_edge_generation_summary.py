@@ -30,3 +30,12 @@ def test_one_line_per_malloc_setting_names_both_precisions() -> None:
     result = {"paired": {key: {"median": 1.0, "ci90": [0.99, 1.01], "ahead": 3, "rounds": 5} for key in COMPARISONS}}
     lines = comparison_lines(result).splitlines()
     assert len(lines) == 3 and all("fp32 1.000 [0.990, 1.010] ahead in 3/5 rounds; 8-bit" in line for line in lines)
+
+
+def test_the_exact_4bit_rows_are_compared_with_both_genai_rows() -> None:
+    from bench.edge_generation import int4_lines
+
+    result = {"paired": {key: {"median": 1.5, "ci90": [1.4, 1.6], "ahead": 5, "rounds": 5} for key in COMPARISONS}}
+    lines = int4_lines(result).splitlines()
+    assert lines == ["ours exact 4-bit / genai int8: 1.500 [1.400, 1.600] ahead in 5/5 rounds",
+                     "ours exact 4-bit / genai int4 (lossy): 1.500 [1.400, 1.600] ahead in 5/5 rounds"]
