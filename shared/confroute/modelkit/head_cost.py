@@ -70,8 +70,8 @@ def measure(bundle: Path, steps: int = 200, threads: int = 2, prompt_tokens: int
 
 def summarize(events: list[dict[str, Any]], head: set[str], graph_nodes: set[str], skip_runs: int) -> HeadCost:
     """Head/step figures from a profile's events, leaving out the first ``skip_runs`` runs (the prefill
-    and a warm-up step). Nodes the profile names but ``graph_nodes`` lacks were made by onnxruntime's
-    fusions: they count as decoder, and their time is reported as ``unmatched_us``."""
+    and a warm-up step). A fused node counts where its first node is (see :func:`_graph_name`); nodes
+    the profile names that ``graph_nodes`` still lacks count as decoder, their time as ``unmatched_us``."""
     runs = sorted((e for e in events if e.get("cat") == "Session" and e.get("name") == "model_run"),
                   key=lambda e: int(e["ts"]))[skip_runs:]
     if not runs:
@@ -85,7 +85,7 @@ def summarize(events: list[dict[str, Any]], head: set[str], graph_nodes: set[str
         i = int(np.searchsorted(starts, int(e["ts"]), side="right")) - 1
         if i < 0 or int(e["ts"]) > ends[i]:
             continue
-        node = str(e["name"]).removesuffix("_kernel_time")
+        node = _graph_name(str(e["name"]).removesuffix("_kernel_time"))
         if node in head:
             head_total += float(e["dur"])
         elif node not in graph_nodes:
@@ -94,6 +94,12 @@ def summarize(events: list[dict[str, Any]], head: set[str], graph_nodes: set[str
     n = len(runs)
     return HeadCost(steps=n, step_us=step, head_us=head_total / n, unmatched_us=unmatched / n,
                     head_pct=100.0 * head_total / n / step, head_nodes=len(head))
+
+
+def _graph_name(profiled: str) -> str:
+    """The graph node a profiled kernel ran for: onnxruntime names a fused node ``fused <first node>``
+    (the probe's Gemm + Sigmoid) or ``<first node>/<Fusion>/`` (SiLU's Mul + Sigmoid as QuickGelu)."""
+    return profiled.removeprefix("fused ").split("/", 1)[0]
 
 
 def _profiled_run(bundle: Path, model: onnx.ModelProto, steps: int, threads: int, prompt_tokens: int,

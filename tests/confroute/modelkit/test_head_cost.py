@@ -38,11 +38,12 @@ def test_runs_after_the_prefill_are_summed_node_by_node() -> None:
         return {"cat": "Node", "name": f"{name}_kernel_time", "ts": ts, "dur": dur}
 
     events = [run(0, 500), node("Exp_1", 10, 400),  # the prefill, left out
-              run(1000, 100), node("Exp_1", 1010, 3), node("MatMul_2", 1020, 80), node("Fused_9", 1090, 5),
-              run(2000, 120), node("Exp_1", 2010, 5), node("MatMul_2", 2020, 90)]
-    cost = summarize(events, {"Exp_1"}, {"Exp_1", "MatMul_2"}, skip_runs=1)
-    assert (cost.steps, cost.step_us, cost.head_us, cost.unmatched_us) == (2, 110.0, 4.0, 2.5)
-    assert abs(cost.head_pct - 100 * 4 / 110) < 1e-9
+              run(1000, 100), node("Exp_1", 1010, 3), node("MatMul_2", 1020, 80), node("Other_9", 1090, 5),
+              run(2000, 120), node("Exp_1", 2010, 5), node("MatMul_2", 2020, 90),
+              node("fused Gemm_3", 2100, 2), node("Mul_4/QuickGeluFusion/", 2110, 6)]
+    cost = summarize(events, {"Exp_1", "Gemm_3"}, {"Exp_1", "MatMul_2", "Gemm_3", "Mul_4"}, skip_runs=1)
+    assert (cost.steps, cost.step_us, cost.head_us, cost.unmatched_us) == (2, 110.0, 5.0, 2.5)
+    assert abs(cost.head_pct - 100 * 5 / 110) < 1e-9
 
 
 def test_a_profiled_bundle_reports_a_small_positive_share(tmp_path: Path) -> None:
