@@ -26,6 +26,10 @@ vs fp32 (128 teacher-forced positions): mean KL 0.0005, max KL 0.003, top-1 agre
 the 4-bit rounding already in the source. The int8 bundle is 0.7 GB (fp32 2.4 GB) and loads in ~5 s
 (fp32 ~14 s). Both answer "What is 12 times 7?" with "12 times 7 is 84.". Exporting both from the loaded
 GGUF took ~80 s (loading, dequantising) + ~21 s each, at ~5.9 GB peak RSS.
+
+``--int4`` keeps every weight on the GGUF's own grid (docs/edge-int4.md): exact (parity KL 0.0004, top-1
+0.992 vs 0.0005 and 0.977 for the 8-bit bundle), 5% fewer bytes per token (most tensors are ``Q5_0``,
+stored as exact 8-bit codes), level in speed in an ad-hoc trial on a loaded machine.
 """
 
 from __future__ import annotations
