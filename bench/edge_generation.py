@@ -1,7 +1,10 @@
-"""Edge generation benchmark: our runtime (fp32, 8-bit) against transformers+PyTorch and onnxruntime-genai
-on SmolLM2-135M-Instruct, same machine, same run, same token ids, same threads; greedy, exactly 128 new
-tokens; medians after a warm-up, backends interleaved run by run so load changes hit all of them alike,
-each backend alone in its own worker process (see :mod:`bench.workers` for why).
+"""Edge generation benchmark: our runtime (fp32, 8-bit, exact 4-bit) against transformers+PyTorch and
+onnxruntime-genai (fp32, int8, int4) on SmolLM2-135M-Instruct, same machine, same run, same token ids, same
+threads; greedy, exactly 128 new tokens; medians after a warm-up, backends interleaved run by run so load
+changes hit all of them alike, each backend alone in its own worker process (see :mod:`bench.workers` for
+why). Also: the head's share of a decode step from onnxruntime's per-node profile, for every bundle
+(:mod:`confroute.modelkit.head_cost`), and the physical limit: this machine's copy bandwidth and the bytes
+each row streams per token (:mod:`bench.streaming`).
 
     python -m bench.edge_generation [--quick] [--json PATH] [--runs N]
 """
@@ -19,14 +22,17 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from bench import ours, workers
+from bench import ours, streaming, workers
 from bench.baselines import compare_logprobs, summarize
+from confroute.modelkit.cli import int4_bundle_dir
 from confroute.paths import cache_dir, default_bundle_dir
 
 if TYPE_CHECKING:
     from confroute.modelkit.export import ExportOptions
 
 PROMPT = "Write a short story about a robot who learns to paint."
+#: Our bundles and genai's models come in these precisions (ours at "int4": the GGUF's own grid, exact).
+GENAI_PRECISIONS = ("fp32", "int8", "int4")
 
 
 def _log(message: str) -> None:
@@ -34,23 +40,25 @@ def _log(message: str) -> None:
 
 
 def prepare(cache: Path) -> dict[str, Path]:
-    """Builds whatever is missing: our bundles (fp32, 8-bit, head-less fp32), the HF folder, genai models."""
+    """Builds whatever is missing: our bundles (fp32, 8-bit, exact 4-bit, head-less fp32), the HF folder,
+    genai models."""
     from bench.baselines.genai import build_genai_model
     from bench.baselines.hf_folder import ensure_hf_folder
-    from confroute.modelkit.export import EDGE_INT8, ExportOptions, export_bundle
+    from confroute.modelkit.export import EDGE_INT4, EDGE_INT8, ExportOptions, export_bundle
     from confroute.modelkit.sources import fetch_default_gguf, load_default
 
     paths = {"fp32": default_bundle_dir(cache, False), "int8": default_bundle_dir(cache, True),
+             "int4": int4_bundle_dir(cache),
              "nohead": cache / "bench" / "smollm2-nohead", "hf": cache / "bench" / "smollm2-hf",
-             "genai_fp32": cache / "bench" / "genai-fp32", "genai_int8": cache / "bench" / "genai-int8"}
+             **{f"genai_{p}": cache / "bench" / f"genai-{p}" for p in GENAI_PRECISIONS}}
     wanted = {"fp32": ExportOptions(), "int8": ExportOptions(quantization=EDGE_INT8),
-              "nohead": ExportOptions(head=False)}
+              "int4": ExportOptions(quantization=EDGE_INT4), "nohead": ExportOptions(head=False)}
     for key, options in wanted.items():
         if _missing_or_other(paths[key], options):
             _log(f"exporting the {key} bundle")
             export_bundle(load_default(cache, _log), paths[key], options, _log)
     ensure_hf_folder(fetch_default_gguf(cache, _log), paths["hf"])
-    for precision in ("fp32", "int8"):
+    for precision in GENAI_PRECISIONS:
         if not (paths[f"genai_{precision}"] / "genai_config.json").is_file():
             _log(f"building the onnxruntime-genai {precision} model")
             build_genai_model(paths["hf"], precision, paths[f"genai_{precision}"])
@@ -73,7 +81,7 @@ def generate_jobs(paths: dict[str, Path], prompt: list[int], new_tokens: int, th
     ``ours_*`` run as ``edge-agent serve`` runs them, with glibc's huge-page malloc
     (:mod:`edge_agent.huge_pages`); ``genai_*`` as onnxruntime-genai ships, with glibc's default. The
     ``*_default_malloc`` and ``*_huge_pages`` rows give each side the other's setting, so that both
-    like-for-like comparisons are in the same run.
+    like-for-like comparisons are in the same run (fp32 and 8-bit; the 4-bit rows run as served/shipped).
     """
     models = {"fp32": (paths["fp32"], paths["genai_fp32"]), "int8": (paths["int8"], paths["genai_int8"])}
     jobs: dict[str, Any] = {}
@@ -84,6 +92,8 @@ def generate_jobs(paths: dict[str, Path], prompt: list[int], new_tokens: int, th
         jobs[genai_name] = workers.generate_job(genai_name, genai_model, prompt, new_tokens, threads)
         jobs[f"{genai_name}_huge_pages"] = workers.generate_job(genai_name, genai_model, prompt, new_tokens, threads,
                                                                 huge_pages=True)
+    jobs["ours_int4"] = workers.generate_job("ours_int4", paths["int4"], prompt, new_tokens, threads, huge_pages=True)
+    jobs["genai_int4"] = workers.generate_job("genai_int4", paths["genai_int4"], prompt, new_tokens, threads)
     jobs["torch_fp32"] = workers.generate_job("torch_fp32", paths["hf"], prompt, new_tokens, threads)
     return jobs
 
@@ -126,9 +136,10 @@ def quality(paths: dict[str, Path], prompt: list[int], reference: list[int],
     full = prompt + reference
     ref = torch_generate.torch_next_token_logprobs(paths["hf"], full, threads)[rows]
     out = {"torch_fp32": compare_logprobs(ref, ref)}
-    for name in ("fp32", "int8"):
+    for name in GENAI_PRECISIONS:
         engine = ours.load_engine(paths[name], threads)
         out[f"ours_{name}"] = compare_logprobs(ref, ours.next_token_logprobs(engine, prompt, reference))
+        del engine
         lp = genai.genai_next_token_logprobs(paths[f"genai_{name}"], full, len(prompt), threads)[rows]
         out[f"genai_{name}"] = compare_logprobs(ref, lp)
     return out
@@ -151,6 +162,44 @@ def head_overhead(paths: dict[str, Path], prompt: list[int], steps: int, rounds:
             "step_ms_graph_without_head": med["graph"],
             "head_overhead_pct": 100.0 * (med["head"] - med["plain"]) / med["plain"],
             "head_overhead_graph_pct": 100.0 * (med["head"] - med["graph"]) / med["graph"]}
+
+
+def head_costs(paths: dict[str, Path], steps: int, threads: int) -> dict[str, dict[str, float]]:
+    """The head's share of a decode step of each bundle, from onnxruntime's per-node profile of ``steps``
+    steps in one process (:mod:`confroute.modelkit.head_cost`), each bundle in a fresh process."""
+    out = {}
+    for name in GENAI_PRECISIONS:
+        cmd = [sys.executable, "-m", "confroute.modelkit.head_cost", str(paths[name]), "--steps", str(steps),
+               "--threads", str(threads)]
+        done = subprocess.run(cmd, capture_output=True, text=True, check=True)
+        out[name] = dict(json.loads(done.stdout.strip().splitlines()[-1]))
+    return out
+
+
+def physical_limit(paths: dict[str, Path], speed: dict[str, dict[str, Any]], threads: int) -> dict[str, Any]:
+    """This machine's copy bandwidth, and per row the bytes it streams per token and the share of that
+    bandwidth its decode speed uses."""
+    bandwidth = streaming.copy_bandwidth(threads)
+    rows: dict[str, dict[str, float]] = {}
+    for row, result in speed.items():
+        model = _row_model(paths, row)
+        if model is None:
+            continue
+        per_token = streaming.streamed_bytes(model)
+        rate = float(result["decode_tok_s"]) * per_token
+        rows[row] = {"mb_per_token": round(per_token / 1e6, 2), "gb_per_s": round(rate / 1e9, 3),
+                     "of_bandwidth": round(rate / bandwidth, 3)}
+    return {"copy_bandwidth_gb_s": round(bandwidth / 1e9, 3), "rows": rows}
+
+
+def _row_model(paths: dict[str, Path], row: str) -> Path | None:
+    base = row.removesuffix("_default_malloc").removesuffix("_huge_pages")
+    side, _, precision = base.partition("_")
+    if side == "ours":
+        return paths[precision] / "model.onnx"
+    if side == "genai":
+        return paths[base] / "model.onnx"
+    return None
 
 
 def child_measure(bundle: Path, prompt_tokens: int) -> dict[str, float]:
@@ -198,6 +247,7 @@ def table(speed: dict[str, dict[str, Any]], qual: dict[str, dict[str, float]]) -
 
 def summary_json(speed: dict[str, dict[str, Any]], qual: dict[str, dict[str, float]], head: dict[str, float],
                  child: dict[str, dict[str, float]], meta: dict[str, Any]) -> dict[str, Any]:
+    """The JSON the README block reads; ``meta`` also carries ``head_cost`` and ``physical_limit``."""
     def tps(name: str) -> float:
         return round(float(speed[name]["decode_tok_s"]), 2)
 
@@ -209,12 +259,17 @@ def summary_json(speed: dict[str, dict[str, Any]], qual: dict[str, dict[str, flo
         "ours_fp32_kl": qual["ours_fp32"]["mean_kl"],
         "torch_fp32_decode_tps": tps("torch_fp32"), "genai_fp32_decode_tps": tps("genai_fp32"),
         "genai_int8_decode_tps": tps("genai_int8"), "genai_int8_kl": qual["genai_int8"]["mean_kl"],
+        "ours_int4_decode_tps": tps("ours_int4"), "ours_int4_kl": qual["ours_int4"]["mean_kl"],
+        "ours_int4_top1": qual["ours_int4"]["top1_agreement"],
+        "genai_int4_decode_tps": tps("genai_int4"), "genai_int4_kl": qual["genai_int4"]["mean_kl"],
         **{key: compared[key]["median"] for key in COMPARISONS},
         "fp32_vs_genai_best": _best_ratio(speed, "ours_fp32", "genai_fp32"),
         "int8_vs_genai_best": _best_ratio(speed, "ours_int8", "genai_int8"),
         "head_overhead_pct": round(head["head_overhead_pct"], 2),
         "head_overhead_graph_pct": round(head["head_overhead_graph_pct"], 2),
         "int8_peak_rss_mb": round(child["int8"]["peak_rss_mb"], 1),
+        "int4_peak_rss_mb": round(child["int4"]["peak_rss_mb"], 1),
+        "int4_head_pct": meta["head_cost"]["int4"]["head_pct"],
         "fp32_peak_rss_mb": round(child["fp32"]["peak_rss_mb"], 1),
         "cold_start_s": round(child["int8"]["cold_start_s"], 3),
         "cold_start_fp32_s": round(child["fp32"]["cold_start_s"], 3),
@@ -231,6 +286,7 @@ COMPARISONS = {
     "int8_vs_genai_both_huge_pages": ("ours_int8", "genai_int8_huge_pages"),
     "fp32_vs_genai_both_default_malloc": ("ours_fp32_default_malloc", "genai_fp32"),
     "int8_vs_genai_both_default_malloc": ("ours_int8_default_malloc", "genai_int8"),
+    "int4_vs_genai_int8": ("ours_int4", "genai_int8"), "int4_vs_genai_int4": ("ours_int4", "genai_int4"),
 }
 
 
@@ -263,6 +319,28 @@ def comparison_lines(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def int4_lines(result: dict[str, Any]) -> str:
+    """Our exact 4-bit bundle against genai's int8 and its (lossy) int4."""
+    lines = []
+    for key, label in (("int4_vs_genai_int8", "ours exact 4-bit / genai int8"),
+                       ("int4_vs_genai_int4", "ours exact 4-bit / genai int4 (lossy)")):
+        c = result["paired"][key]
+        lines.append(f"{label}: {c['median']:.3f} [{c['ci90'][0]:.3f}, {c['ci90'][1]:.3f}] ahead in "
+                     f"{c['ahead']}/{c['rounds']} rounds")
+    return "\n".join(lines)
+
+
+def cost_lines(result: dict[str, Any]) -> str:
+    """The head's profiled share per bundle, and each row against the machine's copy bandwidth."""
+    heads = ", ".join(f"{name} {c['head_pct']:.2f}% of {c['step_us'] / 1000:.2f} ms"
+                      for name, c in result["head_cost"].items())
+    limit = result["physical_limit"]
+    rows = "; ".join(f"{row} {r['mb_per_token']:.0f} MB/token = {r['gb_per_s']:.2f} GB/s "
+                     f"({100 * r['of_bandwidth']:.0f}%)" for row, r in limit["rows"].items())
+    return (f"head (per-node profile, same process): {heads}\n"
+            f"copy bandwidth {limit['copy_bandwidth_gb_s']:.2f} GB/s; streamed per token: {rows}")
+
+
 def _best_ratio(speed: dict[str, dict[str, Any]], ours_key: str, theirs_key: str) -> float:
     """Fastest round against fastest round: each backend at its least disturbed."""
     ours, theirs = max(speed[ours_key]["decode_tok_s_all"]), max(speed[theirs_key]["decode_tok_s_all"])
@@ -290,13 +368,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     qual = quality(paths, prompt, list(speed["torch_fp32"]["tokens"]), args.threads)
     _log("head overhead, cold start and peak RSS")
     head = head_overhead(paths, prompt, 64, 3 if args.quick else 5)
-    child = {name: in_child(paths[name], len(prompt)) for name in ("int8", "fp32")}
+    child = {name: in_child(paths[name], len(prompt)) for name in ("int8", "fp32", "int4")}
     child["int8_default_malloc"] = in_child(paths["int8"], len(prompt), huge_pages=False)
+    _log("head cost from per-node profiles; copy bandwidth")
     meta = {"runs": runs, "threads": args.threads, "new_tokens": 128, "prompt_tokens": len(prompt),
-            "cpu_count": os.cpu_count(), "load_avg_1m": os.getloadavg()[0]}
+            "cpu_count": os.cpu_count(), "load_avg_1m": os.getloadavg()[0],
+            "head_cost": head_costs(paths, 100 if args.quick else 300, args.threads),
+            "physical_limit": physical_limit(paths, speed, args.threads)}
     result = summary_json(speed, qual, head, child, meta)
     print(table(speed, qual))
     print(comparison_lines(result) + " (median of per-round ratios [90% bootstrap interval])")
+    print(int4_lines(result))
+    print(cost_lines(result))
     print(f"fastest round against fastest round: fp32 {result['fp32_vs_genai_best']:.2f}, "
           f"8-bit {result['int8_vs_genai_best']:.2f}")
     print(f"head overhead {result['head_overhead_pct']:.2f}% of an fp32 decode step "
@@ -304,7 +387,7 @@ def main(argv: Sequence[str] | None = None) -> int:
           f"{result['int8_peak_rss_mb']:.0f} MB (fp32 {result['fp32_peak_rss_mb']:.0f} MB); cold start to first "
           f"token {result['cold_start_s']:.2f} s (8-bit), {result['cold_start_fp32_s']:.2f} s (fp32); with glibc's "
           f"default malloc: 8-bit peak RSS {result['int8_peak_rss_mb_default_malloc']:.0f} MB, cold start "
-          f"{result['cold_start_s_default_malloc']:.2f} s")
+          f"{result['cold_start_s_default_malloc']:.2f} s; exact 4-bit peak RSS {result['int4_peak_rss_mb']:.0f} MB")
     if args.json:
         args.json.write_text(json.dumps(result, indent=2) + "\n")
     return 0

@@ -32,7 +32,7 @@ from bench.baselines import RunTiming
 from edge_agent import huge_pages
 
 Measure = Callable[[], dict[str, Any]]
-BACKENDS = ("ours_fp32", "ours_int8", "torch_fp32", "genai_fp32", "genai_int8")
+BACKENDS = ("ours_fp32", "ours_int8", "ours_int4", "torch_fp32", "genai_fp32", "genai_int8", "genai_int4")
 
 
 def generate_job(backend: str, path: Path, prompt: Sequence[int], new_tokens: int, threads: int,

@@ -30,3 +30,34 @@ def test_one_line_per_malloc_setting_names_both_precisions() -> None:
     result = {"paired": {key: {"median": 1.0, "ci90": [0.99, 1.01], "ahead": 3, "rounds": 5} for key in COMPARISONS}}
     lines = comparison_lines(result).splitlines()
     assert len(lines) == 3 and all("fp32 1.000 [0.990, 1.010] ahead in 3/5 rounds; 8-bit" in line for line in lines)
+
+
+def test_the_exact_4bit_rows_are_compared_with_both_genai_rows() -> None:
+    from bench.edge_generation import int4_lines
+
+    result = {"paired": {key: {"median": 1.5, "ci90": [1.4, 1.6], "ahead": 5, "rounds": 5} for key in COMPARISONS}}
+    lines = int4_lines(result).splitlines()
+    assert lines == ["ours exact 4-bit / genai int8: 1.500 [1.400, 1.600] ahead in 5/5 rounds",
+                     "ours exact 4-bit / genai int4 (lossy): 1.500 [1.400, 1.600] ahead in 5/5 rounds"]
+
+
+def test_the_summary_carries_the_int4_keys_head_costs_and_the_physical_limit() -> None:
+    from bench.edge_generation import cost_lines, summary_json
+
+    rows = ["ours_fp32", "ours_int8", "ours_int4", "genai_fp32", "genai_int8", "genai_int4", "torch_fp32",
+            "ours_fp32_default_malloc", "ours_int8_default_malloc", "genai_fp32_huge_pages", "genai_int8_huge_pages"]
+    speed = {name: {"decode_tok_s": 100.0, "decode_tok_s_all": [100.0, 100.0]} for name in rows}
+    qual = {name: {"mean_kl": 0.001, "top1_agreement": 1.0} for name in rows}
+    head = {"head_overhead_pct": 1.0, "head_overhead_graph_pct": 2.0}
+    child = {name: {"peak_rss_mb": 150.0, "cold_start_s": 0.5}
+             for name in ("fp32", "int8", "int4", "int8_default_malloc")}
+    cost = {"steps": 99.0, "step_us": 5000.0, "head_us": 50.0, "unmatched_us": 0.0, "head_pct": 1.0, "head_nodes": 23.0}
+    limit = {"copy_bandwidth_gb_s": 20.0,
+             "rows": {"ours_int4": {"mb_per_token": 113.75, "gb_per_s": 11.4, "of_bandwidth": 0.57}}}
+    meta = {"head_cost": {"fp32": cost, "int8": cost, "int4": cost}, "physical_limit": limit}
+    result = summary_json(speed, qual, head, child, meta)
+    for key in ("ours_int4_decode_tps", "ours_int4_kl", "genai_int4_decode_tps", "genai_int4_kl", "int4_peak_rss_mb",
+                "int4_vs_genai_int8", "int4_vs_genai_int4", "int4_head_pct"):
+        assert key in result, key
+    assert "int4 1.00% of 5.00 ms" in cost_lines(result)
+    assert "ours_int4 114 MB/token = 11.40 GB/s (57%)" in cost_lines(result)

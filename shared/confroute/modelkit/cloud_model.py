@@ -3,6 +3,7 @@ exported to a confroute bundle that Triton's ``bundle_llm`` model serves.
 
     python -m confroute.modelkit.cloud_model            # build (or find) the default bundle, print its path
     python -m confroute.modelkit.cloud_model --fp32     # the fp32 variant instead
+    python -m confroute.modelkit.cloud_model --int4     # every weight on the GGUF's own grid (exact)
 
 Why this model: the cloud side must answer what the edge model (SmolLM2-135M) cannot, on a CPU-only box,
 without network access beyond the package index. Qwen2.5-Coder-0.5B-Instruct (630M parameters, 24 layers,
@@ -25,6 +26,10 @@ vs fp32 (128 teacher-forced positions): mean KL 0.0005, max KL 0.003, top-1 agre
 the 4-bit rounding already in the source. The int8 bundle is 0.7 GB (fp32 2.4 GB) and loads in ~5 s
 (fp32 ~14 s). Both answer "What is 12 times 7?" with "12 times 7 is 84.". Exporting both from the loaded
 GGUF took ~80 s (loading, dequantising) + ~21 s each, at ~5.9 GB peak RSS.
+
+``--int4`` keeps every weight on the GGUF's own grid (docs/edge-int4.md): exact (parity KL 0.0004, top-1
+0.992 vs 0.0005 and 0.977 for the 8-bit bundle), 5% fewer bytes per token (most tensors are ``Q5_0``,
+stored as exact 8-bit codes), level in speed in an ad-hoc trial on a loaded machine.
 """
 
 from __future__ import annotations
@@ -83,9 +88,10 @@ PARTS = (
 )
 
 
-def cloud_bundle_dir(cache: Path, quantized: bool = DEFAULT_QUANTIZED) -> Path:
-    """Where the cloud bundle lives: ``<cache>/bundles/qwen2.5-coder-0.5b-instruct[-int8]``."""
-    return cache / "bundles" / (CLOUD_MODEL_ID + ("-int8" if quantized else ""))
+def cloud_bundle_dir(cache: Path, quantized: bool = DEFAULT_QUANTIZED, exact: bool = False) -> Path:
+    """Where the cloud bundle lives: ``<cache>/bundles/qwen2.5-coder-0.5b-instruct[-int8|-int4]``
+    (``exact``: on the source's own grid, ``confroute-export --int4``)."""
+    return cache / "bundles" / (CLOUD_MODEL_ID + ("-int4" if exact else "-int8" if quantized else ""))
 
 
 def fetch_cloud_gguf(cache: Path, progress: Progress = print) -> Path:
@@ -112,13 +118,16 @@ def load_cloud(cache: Path, progress: Progress = print) -> LoadedSource:
     return dataclasses.replace(loaded, model_id=CLOUD_MODEL_ID, info=info)
 
 
-def ensure_cloud_bundle(cache: Path, progress: Progress = print, *, quantized: bool = DEFAULT_QUANTIZED) -> Path:
-    """The cloud bundle's folder, exported on first use (~1-2 min and ~6 GB of RAM), then reused."""
-    from confroute.modelkit.export import ExportOptions, export_bundle
+def ensure_cloud_bundle(cache: Path, progress: Progress = print, *, quantized: bool = DEFAULT_QUANTIZED,
+                        exact: bool = False) -> Path:
+    """The cloud bundle's folder, exported on first use (~1-2 min and ~6 GB of RAM), then reused.
+    ``exact``: every weight on the GGUF's own grid (Q5_0/Q8_0/Q6_K as 8-bit codes, Q4_K as 4-bit)."""
+    from confroute.modelkit.export import EDGE_INT4, ExportOptions, export_bundle
 
-    dest = cloud_bundle_dir(cache, quantized)
+    dest = cloud_bundle_dir(cache, quantized, exact)
     if needs_export(dest):
-        options = ExportOptions(quantization=QuantSpec() if quantized else None)
+        quant = EDGE_INT4 if exact else QuantSpec() if quantized else None
+        options = ExportOptions(quantization=quant)
         export_bundle(load_cloud(cache, progress), dest, options, progress)
     return dest
 
@@ -149,9 +158,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     precision.add_argument("--int8", dest="quantized", action="store_true", default=DEFAULT_QUANTIZED,
                            help="8-bit weights (the default)")
     precision.add_argument("--fp32", dest="quantized", action="store_false", help="fp32 weights")
+    precision.add_argument("--int4", dest="exact", action="store_true",
+                           help="every weight on the GGUF's own grid (exact; Q4_K 4-bit, the rest 8-bit codes)")
     args = parser.parse_args(argv)
     try:
-        folder = ensure_cloud_bundle(cache_dir(os.environ), _say, quantized=args.quantized)
+        folder = ensure_cloud_bundle(cache_dir(os.environ), _say, quantized=args.quantized, exact=args.exact)
     except ConfrouteError as exc:
         print(f"cloud_model: error: {exc}", file=sys.stderr)
         return 2

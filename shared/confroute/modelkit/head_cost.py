@@ -31,8 +31,9 @@ _ENGINE_OUTPUTS = ("next_token", "entropy", "max_prob", "argmax_logprob", "probe
 
 @dataclasses.dataclass(frozen=True)
 class HeadCost:
-    """Per decode step: the median whole step, the mean time in head nodes (and in nodes the profile names
-    but the graph does not: fused by onnxruntime, counted as decoder), and the head's share."""
+    """Per decode step, medians over the steps (a step another process delays says nothing): the whole
+    step, the time in head nodes, in nodes the profile names but the graph does not (counted as decoder),
+    and the head's share of its own step."""
 
     steps: int
     step_us: float
@@ -68,32 +69,40 @@ def measure(bundle: Path, steps: int = 200, threads: int = 2, prompt_tokens: int
     return summarize(events, head, {node.name for node in model.graph.node}, skip_runs=2)
 
 
-def summarize(events: list[dict[str, Any]], head: set[str], graph_nodes: set[str], skip_runs: int) -> HeadCost:
+def summarize(events: list[dict[str, Any]], head_names: set[str], graph_nodes: set[str],
+              skip_runs: int) -> HeadCost:
     """Head/step figures from a profile's events, leaving out the first ``skip_runs`` runs (the prefill
-    and a warm-up step). Nodes the profile names but ``graph_nodes`` lacks were made by onnxruntime's
-    fusions: they count as decoder, and their time is reported as ``unmatched_us``."""
+    and a warm-up step). A fused node counts where its first node is (see :func:`_graph_name`); nodes
+    the profile names that ``graph_nodes`` still lacks count as decoder, their time as ``unmatched_us``."""
     runs = sorted((e for e in events if e.get("cat") == "Session" and e.get("name") == "model_run"),
                   key=lambda e: int(e["ts"]))[skip_runs:]
     if not runs:
         raise ValueError("the profile holds no decode steps")
     starts = np.asarray([int(r["ts"]) for r in runs])
     ends = starts + np.asarray([int(r["dur"]) for r in runs])
-    head_total = unmatched = 0.0
+    head = np.zeros(len(runs))
+    unmatched = np.zeros(len(runs))
     for e in events:
         if e.get("cat") != "Node" or not str(e.get("name", "")).endswith("_kernel_time"):
             continue
         i = int(np.searchsorted(starts, int(e["ts"]), side="right")) - 1
         if i < 0 or int(e["ts"]) > ends[i]:
             continue
-        node = str(e["name"]).removesuffix("_kernel_time")
-        if node in head:
-            head_total += float(e["dur"])
+        node = _graph_name(str(e["name"]).removesuffix("_kernel_time"))
+        if node in head_names:
+            head[i] += float(e["dur"])
         elif node not in graph_nodes:
-            unmatched += float(e["dur"])
-    step = float(np.median(ends - starts))
-    n = len(runs)
-    return HeadCost(steps=n, step_us=step, head_us=head_total / n, unmatched_us=unmatched / n,
-                    head_pct=100.0 * head_total / n / step, head_nodes=len(head))
+            unmatched[i] += float(e["dur"])
+    steps = (ends - starts).astype(np.float64)
+    return HeadCost(steps=len(runs), step_us=float(np.median(steps)), head_us=float(np.median(head)),
+                    unmatched_us=float(np.median(unmatched)), head_pct=float(100.0 * np.median(head / steps)),
+                    head_nodes=len(head_names))
+
+
+def _graph_name(profiled: str) -> str:
+    """The graph node a profiled kernel ran for: onnxruntime names a fused node ``fused <first node>``
+    (the probe's Gemm + Sigmoid) or ``<first node>/<Fusion>/`` (SiLU's Mul + Sigmoid as QuickGelu)."""
+    return profiled.removeprefix("fused ").split("/", 1)[0]
 
 
 def _profiled_run(bundle: Path, model: onnx.ModelProto, steps: int, threads: int, prompt_tokens: int,

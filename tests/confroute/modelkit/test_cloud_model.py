@@ -42,6 +42,7 @@ def test_each_part_names_its_pinned_requirement_wheel_and_data_member() -> None:
 def test_the_bundle_folders_follow_the_cache(tmp_path: Path) -> None:
     assert cloud_bundle_dir(tmp_path, quantized=False) == tmp_path / "bundles" / "qwen2.5-coder-0.5b-instruct"
     assert cloud_bundle_dir(tmp_path, quantized=True).name == "qwen2.5-coder-0.5b-instruct-int8"
+    assert cloud_bundle_dir(tmp_path, exact=True).name == "qwen2.5-coder-0.5b-instruct-int4"
 
 
 def test_a_wheel_that_does_not_match_its_pin_is_refused_and_removed(tmp_path: Path) -> None:

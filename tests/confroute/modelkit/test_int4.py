@@ -103,3 +103,16 @@ def test_the_int4_bundle_is_named_and_described_as_such(tmp_path: Path) -> None:
 def test_int4_needs_a_source_with_quantized_tensors(tmp_path: Path) -> None:
     with pytest.raises(ExportError, match="--int8"):
         export_bundle(tiny_source("llama"), tmp_path / "b", ExportOptions(quantization=EDGE_INT4), lambda _m: None)
+
+
+def test_llama_q_and_k_rows_are_put_back_in_transformers_order() -> None:
+    from transformers.modeling_gguf_pytorch_utils import LlamaTensorProcessor
+
+    from confroute.modelkit.gguf_grids import _canonical, _rotary_order
+
+    rows = np.arange(3 * 8 * 2, dtype=np.float32)[:, None] * np.ones((1, 4), np.float32)
+    theirs = LlamaTensorProcessor()._reverse_permute_weights(rows, 3, 3)  # type: ignore[no-untyped-call]
+    np.testing.assert_array_equal(rows[_rotary_order(rows.shape[0], 3)], theirs)
+    assert [_canonical(n) for n in ("blk.3.attn_q.weight", "token_embd.weight", "output.weight",
+                                    "blk.0.attn_norm.weight", "blk.1.attn_q.bias")] == ["L3.q", "embed", "lm_head",
+                                                                                          None, None]
