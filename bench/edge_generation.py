@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from bench import ours, workers
 from bench.baselines import compare_logprobs, summarize
+from bench.cpu import this_cpu
 from confroute.paths import cache_dir, default_bundle_dir
 
 if TYPE_CHECKING:
@@ -293,7 +294,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     child = {name: in_child(paths[name], len(prompt)) for name in ("int8", "fp32")}
     child["int8_default_malloc"] = in_child(paths["int8"], len(prompt), huge_pages=False)
     meta = {"runs": runs, "threads": args.threads, "new_tokens": 128, "prompt_tokens": len(prompt),
-            "cpu_count": os.cpu_count(), "load_avg_1m": os.getloadavg()[0]}
+            "cpu_count": os.cpu_count(), **this_cpu().to_json(), "load_avg_1m": os.getloadavg()[0]}
     result = summary_json(speed, qual, head, child, meta)
     print(table(speed, qual))
     print(comparison_lines(result) + " (median of per-round ratios [90% bootstrap interval])")

@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from confroute.errors import InvalidInput
+
+
+def measured_on(report: Mapping[str, Any]) -> str:
+    """The sentence that names the CPU a block's figures came from (a benchmark JSON's ``cpu_*`` keys)."""
+    if "cpu_model" not in report:
+        return "CPU: not recorded (a run from before benchmarks named it)."
+    return f"CPU: {report['cpu_model']} ({report['cpu_isa']})."
 
 
 def replace_block(readme: Path, name: str, markdown: str) -> None:

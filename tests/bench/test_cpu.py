@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from bench.cpu import read_cpu, this_cpu
+from bench.readme_block import measured_on
 
 SAPPHIRE_RAPIDS = """processor\t: 0
 vendor_id\t: GenuineIntel
@@ -45,3 +46,9 @@ def test_an_arm64_cpu_lists_its_int8_features() -> None:
 def test_this_machine_has_a_model_and_a_level() -> None:
     info = this_cpu().to_json()
     assert info["cpu_model"] and info["cpu_isa"].split()[0] in ("x86-64", "arm64")
+
+
+def test_a_generated_block_names_the_cpu_of_its_json() -> None:
+    report = read_cpu(HASWELL_FLAGS, "x86_64", AVX2_SEEN).to_json()
+    assert measured_on(report) == "CPU: Intel(R) Core(TM) i7-4770 (x86-64 AVX2)."
+    assert measured_on({}) == "CPU: not recorded (a run from before benchmarks named it)."
