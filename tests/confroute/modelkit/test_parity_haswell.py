@@ -2,9 +2,9 @@
 
 ``qemu-x86_64 -cpu Haswell-noTSX`` (Debian's qemu-user) runs this interpreter with CPUID reporting AVX2 and
 FMA but no AVX-512, VNNI or AMX, so onnxruntime, numpy and torch take their AVX2 kernels: the instruction
-set of the smallest x86-64 CPU the product supports, on whatever machine runs the tests. Slow (emulated;
-about N minutes on 2 cores), marked ``haswell``; needs an x86-64 host and qemu-x86_64 (scripts/setup.sh
-installs qemu-user). Alone: ``python -m pytest -m haswell -s``.
+set of the smallest x86-64 CPU the product supports, on whatever machine runs the tests. Slow (TCG
+emulates every AVX2 instruction), so opt-in: marked ``haswell``, which ``make test`` deselects; run it with
+``make test-haswell``. Needs an x86-64 host and qemu-x86_64 (Debian's qemu-user). See docs/parity.md.
 """
 
 from __future__ import annotations
