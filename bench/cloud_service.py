@@ -43,6 +43,7 @@ from bench.cloudbench.processes import (
 )
 from bench.cloudbench.report import summary_json, table
 from bench.cloudbench.stats import Sample, Series
+from bench.cpu import this_cpu
 from cloud_service.backends.prompt import render_prompt
 from cloud_service.backends.triton import sampling_parameters
 from confroute.contract.escalation import EscalationRequest
@@ -226,6 +227,7 @@ def _meta(options: Options, service_log_level: str, load_before: tuple[float, fl
         "options": {k: str(v) if isinstance(v, Path) else v for k, v in vars(options).items()},
         "service_log_level": service_log_level,
         "cpu_count": os.cpu_count(),
+        **this_cpu().to_json(),
         "load_avg_before": [round(x, 2) for x in load_before],
         "load_avg_after": [round(x, 2) for x in os.getloadavg()],
     }

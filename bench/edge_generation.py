@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from bench import ours, streaming, workers
 from bench.baselines import compare_logprobs, summarize
+from bench.cpu import this_cpu
 from confroute.modelkit.cli import int4_bundle_dir
 from confroute.paths import cache_dir, default_bundle_dir
 
@@ -372,7 +373,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     child["int8_default_malloc"] = in_child(paths["int8"], len(prompt), huge_pages=False)
     _log("head cost from per-node profiles; copy bandwidth")
     meta = {"runs": runs, "threads": args.threads, "new_tokens": 128, "prompt_tokens": len(prompt),
-            "cpu_count": os.cpu_count(), "load_avg_1m": os.getloadavg()[0],
+            "cpu_count": os.cpu_count(), **this_cpu().to_json(), "load_avg_1m": os.getloadavg()[0],
             "head_cost": head_costs(paths, 100 if args.quick else 300, args.threads),
             "physical_limit": physical_limit(paths, speed, args.threads)}
     result = summary_json(speed, qual, head, child, meta)

@@ -4,8 +4,9 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import Any
 
 from confroute.errors import InvalidInput
 
@@ -30,6 +31,13 @@ def links_from(page: Path, files: Iterable[Path]) -> list[str]:
     repo = DOCS.parent
     inside = [f.resolve() for f in files if f.resolve().is_relative_to(repo)]
     return [Path(os.path.relpath(f, page.resolve().parent)).as_posix() for f in inside]
+
+
+def measured_on(report: Mapping[str, Any]) -> str:
+    """The sentence that names the CPU a block's figures came from (a benchmark JSON's ``cpu_*`` keys)."""
+    if "cpu_model" not in report:
+        return "CPU: not recorded (a run from before benchmarks named it)."
+    return f"CPU: {report['cpu_model']} ({report['cpu_isa']})."
 
 
 def replace_block(readme: Path, name: str, markdown: str) -> None:

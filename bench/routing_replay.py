@@ -185,10 +185,12 @@ def main(argv: Sequence[str] | None = None, make_embedder: MakeEmbedder = minilm
     # matrix products of the routers (and the encoder) several times slower than one thread.
     for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ.setdefault(var, "1")
+    from bench.cpu import this_cpu
     from bench.readme_block import links_from, page_of, replace_block
     from bench.replay.report import document, markdown, plot, table
 
     reports = [run_dataset(name, config, make_embedder, make_states) for name in config.datasets]
+    cpu = this_cpu().to_json()
     print(table(reports))
     pngs = [config.png_dir / f"routing_replay_{rep.data.name}.png" for rep in reports] if config.png_dir else []
     for rep, png in zip(reports, pngs, strict=False):
@@ -196,12 +198,12 @@ def main(argv: Sequence[str] | None = None, make_embedder: MakeEmbedder = minilm
     if config.readme:
         page = page_of("bench.routing_replay")
         command = "python -m bench.routing_replay" + (" --quick" if config.quick else "") + " --readme"
-        replace_block(page, "bench.routing_replay", markdown(reports, links_from(page, pngs), command))
+        replace_block(page, "bench.routing_replay", markdown(reports, links_from(page, pngs), command, cpu))
         _log(f"regenerated the bench.routing_replay block of {page.relative_to(REPO)}")
     if config.json_path is not None:
         settings = {k: str(v) if isinstance(v, Path) else v for k, v in dataclasses.asdict(config).items()}
         config.json_path.parent.mkdir(parents=True, exist_ok=True)
-        config.json_path.write_text(json.dumps(document(reports, settings), indent=2), encoding="utf-8")
+        config.json_path.write_text(json.dumps(document(reports, settings, cpu), indent=2), encoding="utf-8")
     return 0
 
 

@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from bench.cpu import this_cpu
 from bench.readme_block import links_from, page_of, replace_block
 from bench.uncert.collect import CloudRecord, EdgeRecord, collect_cloud, collect_edge
 from bench.uncert.evaluate import score_cascade, score_signal
@@ -207,7 +208,7 @@ def _report(config: Config, items: list[Item], edge: list[EdgeRecord], cloud: li
     datasets = _datasets(items, test_idx, correct, cloud, signals)
     report = {
         "config": {k: str(v) if isinstance(v, Path) else v for k, v in dataclasses.asdict(config).items()},
-        "n_train": len(train_idx), "n_test": len(test_idx),
+        **this_cpu().to_json(), "n_train": len(train_idx), "n_test": len(test_idx),
         "edge_accuracy_test": float(correct[test_idx].mean()),
         "edge_accuracy_by_dataset": {d: float(np.mean([correct[i] for i in test_idx if items[i].dataset == d]))
                                      for d in dict.fromkeys(items[i].dataset for i in test_idx)},

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from bench.readme_block import measured_on
+
 GOAL_AUROC_GAP = 0.02
 GOAL_COST = 1.05
 GOAL_ECE = 0.03
@@ -15,7 +17,7 @@ def render(report: dict[str, Any], png_paths: list[str], command: str) -> str:
         f"Measured by `{command}` on {report['n_test']} held-out items (probes and isotonic maps fitted on "
         f"{report['n_train']} others): edge accuracy {report['edge_accuracy_test']:.3f}"
         + (f", cloud accuracy {report['cloud_accuracy_test']:.3f}" if "cloud_accuracy_test" in report else "")
-        + f"; one plain generation {report['plain_generation_ms']:.0f} ms.",
+        + f"; one plain generation {report['plain_generation_ms']:.0f} ms. {measured_on(report)}",
         "",
         "| signal | AUROC | AURAC | ECE (isotonic) | ECE, both halves | cost vs one generation | APGR | CPT(50%) |",
         "|---|---:|---:|---:|---:|---:|---:|---:|",

@@ -87,12 +87,15 @@ def test_report_prints_anchors_and_writes_json_and_png(data_dir: Path, tmp_path:
     text = table([rep])
     assert "33.64" not in text or "0.3364" in text
     assert "other data" in text and "knn" in text
-    doc = document([rep], {"quick": True})
+    cpu = {"cpu_model": "Some CPU", "cpu_isa": "x86-64 AVX2", "cpu_features": "AVX2 FMA3"}
+    doc = document([rep], {"quick": True}, cpu)
+    assert doc["cpu_isa"] == "x86-64 AVX2"
     assert set(doc["datasets"]["gsm8k"]["routers"]["knn"]) >= {"apgr", "cpt50", "cpt80"}
     assert doc["datasets"]["gsm8k"]["best_pre_generation"]["router"] == "knn"
     plot(rep, tmp_path / "png" / "gsm8k.png")
     assert (tmp_path / "png" / "gsm8k.png").stat().st_size > 1000
-    block = markdown([rep], ["docs/img/routing_replay_gsm8k.png"], "python -m bench.routing_replay --readme")
+    block = markdown([rep], ["docs/img/routing_replay_gsm8k.png"], "python -m bench.routing_replay --readme", cpu)
+    assert "CPU: Some CPU (x86-64 AVX2)." in block
     assert "| gsm8k | 2 | knn | 0.600 | 30.0% | 70.0% |" in block
     assert "![routing_replay_gsm8k](docs/img/routing_replay_gsm8k.png)" in block and "other data" in block
 
