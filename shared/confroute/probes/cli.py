@@ -153,10 +153,10 @@ def run_router(config: ProbeCliConfig) -> None:
     outcomes, digest = read_outcomes(config.outcomes)
     report = train_router(engine, items, outcomes, config.recipe, say=_say)
     _say(f"collected in {report.collect_seconds:.1f} s ({report.generated_tokens} greedy tokens)")
-    measured = held_out(report, items)
-    _say(f"held out ({measured['n']}): AUROC {measured['auroc']:.3f}; APGR pre {measured['pre']['apgr']:.3f} "
-         f"post {measured['post']['apgr']:.3f}; CPT(50%) pre {measured['pre']['cpt50']:.1%} "
-         f"post {measured['post']['cpt50']:.1%}")
+    measured = held_out(report, items, outcomes)
+    _say(f"held out ({measured['n']}): AUROC {measured['auroc']:.3f}; " + "; ".join(
+        f"{mode}: APGR {measured[mode]['apgr']:.3f}, CPT(50%) {measured[mode]['cpt50']:.1%}"
+        for mode in ("pre", "post") if mode in measured))
     probe = shipped_probe(report, engine, config.recipe, config.data, outcomes, digest, measured,
                           datetime.now(timezone.utc).isoformat(timespec="seconds"))
     save_shipped(config.out, probe)

@@ -29,7 +29,7 @@ from confroute.calibration import auroc, routing_curve
 from confroute.engine import Engine
 from confroute.errors import InvalidInput
 from confroute.probes.data import Example
-from confroute.probes.features import collect_answers
+from confroute.probes.features import Collected, collect_answers
 from confroute.probes.labels import edge_correct
 from confroute.probes.logistic import sigmoid
 from confroute.probes.selection import split as label_split
@@ -103,32 +103,34 @@ def with_outcomes(items: Sequence[Item], outcomes: CloudOutcomes) -> list[Exampl
 
 
 def train_router(engine: Engine, items: Sequence[Item], outcomes: CloudOutcomes, recipe: RouterRecipe,
-                 say: Say | None = None) -> TrainReport:
+                 say: Say | None = None, collected: Collected | None = None) -> TrainReport:
+    """The route-label TBG probe of the recipe (``collected``: the edge's features, when already run)."""
     config = TrainConfig(label="route", outputs=("tbg",), val_frac=recipe.val_frac, seed=recipe.seed,
                          folds=recipe.folds, max_new_tokens=recipe.max_new_tokens)
-    return train_probes(engine, with_outcomes(items, outcomes), config, say=say)
+    return train_probes(engine, with_outcomes(items, outcomes), config, say=say, collected=collected)
 
 
-def held_out(report: TrainReport, items: Sequence[Item]) -> dict[str, Any]:
+def held_out(report: TrainReport, items: Sequence[Item], outcomes: CloudOutcomes) -> dict[str, Any]:
     """The router on the validation split the selection never saw: AUROC against the route label, and the
     cascade's APGR / CPT(50%) for the pre score (the probe) and the post score (``exp(logprob_mean)``)."""
     assert report.collected is not None
     fit = report.fits["tbg"]
     labels = report.labels.labels
     _, val = label_split(labels, report.config.val_frac, report.config.seed)
-    examples = [items[i].example for i in val]
-    edge = edge_correct(examples, [report.collected.answers[i] for i in val]).astype(np.float64)
-    cloud = np.array([bool(e.cloud_correct) for e in examples], np.float64)
+    chosen = [items[i] for i in val]
+    edge = edge_correct([i.example for i in chosen], [report.collected.answers[i] for i in val]).astype(np.float64)
+    cloud = np.array([outcomes.correct[item_key(i)] for i in chosen], np.float64)
     pre = sigmoid(report.collected.tbg[val].astype(np.float64) @ fit.weight + fit.bias)
     post = np.exp(np.minimum(report.collected.logprob_mean[val], 0.0))
     out: dict[str, Any] = {"n": int(val.size), "edge_accuracy": round(float(edge.mean()), 4),
                            "cloud_accuracy": round(float(cloud.mean()), 4),
-                           "auroc": round(float(auroc(pre, labels[val])), 4)}
-    for name, score in (("pre", pre), ("post", post)):
-        curve = routing_curve(edge, cloud, -score, n_bins=10)
-        out[name] = {"apgr": round(curve.apgr(), 4), "cpt50": round(curve.cpt(0.5), 4)}
+                           "auroc": round(float(auroc(pre, labels[val])), 4),
+                           "datasets": {d: sum(i.dataset == d for i in chosen) for d in ("ladder", *MC_SETS)}}
+    if cloud.mean() > edge.mean():  # a cascade curve needs a cloud that is better on the whole
+        for name, score in (("pre", pre), ("post", post)):
+            curve = routing_curve(edge, cloud, -score, n_bins=10)
+            out[name] = {"apgr": round(curve.apgr(), 4), "cpt50": round(curve.cpt(0.5), 4)}
     out["operating_points"] = operating_points(pre, post, edge, cloud)
-    out["datasets"] = {d: int(sum(items[i].dataset == d for i in val)) for d in ("ladder", *MC_SETS)}
     return out
 
 

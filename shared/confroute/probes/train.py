@@ -82,12 +82,17 @@ class TrainReport:
 
 def train_probes(engine: Engine, examples: Sequence[Example], config: TrainConfig, *,
                  strong: Engine | None = None, embedder: Embedder | None = None,
-                 say: Say | None = None) -> TrainReport:
-    """Collects features with ``engine``, labels them, and fits one probe per requested output."""
+                 say: Say | None = None, collected: Collected | None = None) -> TrainReport:
+    """Collects features with ``engine`` (unless ``collected`` holds them for these examples, e.g. from an
+    earlier run with the same collect options), labels them, and fits one probe per requested output."""
     _check(config, examples, strong)
     tell = say or (lambda _m: None)
-    tell(f"generating with the edge model over {len(examples)} examples")
-    collected = collect(engine, examples, config.collect_options(), _every(tell, len(examples), "edge"))
+    if collected is None:
+        tell(f"generating with the edge model over {len(examples)} examples")
+        collected = collect(engine, examples, config.collect_options(), _every(tell, len(examples), "edge"))
+    elif len(collected.answers) != len(examples):
+        raise InvalidInput(f"{len(collected.answers)} collected answers for {len(examples)} examples",
+                           field="collected")
     labels = _labels(config, examples, collected, strong, embedder, tell)
     positives = int(labels.labels.sum())
     tell(f"labels ({config.label}): {positives} keep / {labels.labels.size - positives} escalate")

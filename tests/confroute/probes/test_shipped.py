@@ -9,22 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from confroute.bundle.manifest import SourceInfo
 from confroute.bundle.probe import write_probe
-from confroute.bundle.store import load_bundle, write_manifest
+from confroute.bundle.store import load_bundle
 from confroute.engine import Engine, SamplingParams
 from confroute.errors import InvalidInput, ProbeShapeMismatch
 from confroute.probes.shipped import ShippedProbe, from_full_weight, install_shipped, load_shipped, save_shipped
-
-SHA = "ab" * 32
-
-
-@pytest.fixture
-def sourced_bundle(probe_bundle: Path) -> Path:
-    """The tiny bundle as if built from a source file with a sha256 (only such bundles take a shipped probe)."""
-    manifest = load_bundle(probe_bundle, verify=False)
-    write_manifest(probe_bundle, dataclasses.replace(manifest, source=SourceInfo("tiny-random", "t", SHA)))
-    return probe_bundle
 
 
 def _probe(bundle: Path, layers: tuple[int, int] = (1, 2)) -> ShippedProbe:
