@@ -8,6 +8,7 @@
     confroute-probe show --bundle DIR
     confroute-probe router --data ../shared/data            # the shipped router probe (docs/router-probe.md)
     confroute-probe cloud-outcomes --data ../shared/data    # record the cloud's outcomes for its recipe
+    confroute-probe install --bundle DIR                    # write the shipped router probe into a bundle
 
 ``train`` runs the edge model over the data (one greedy answer per question; with ``se``/``dse`` also
 ``--samples`` sampled answers, for ``dse`` the strong model's samples, and for ``route`` the strong model's
@@ -87,6 +88,8 @@ def parse_args(argv: Sequence[str], env: Mapping[str, str]) -> ProbeCliConfig:
     train.add_argument("--similarity", type=float, default=0.9, help="cosine similarity that joins a cluster")
     train.add_argument("--threads", type=int, default=2, help="onnxruntime intra-op threads")
     train.add_argument("--dry-run", action="store_true", help="report, but do not write the bundle")
+    install = commands.add_parser("install", help="write the shipped router probe into a bundle it fits")
+    install.add_argument("--bundle", type=Path, help="default: the 8-bit SmolLM2 bundle in the cache")
     show = commands.add_parser("show", help="print the probes' provenance from the manifest")
     show.add_argument("--bundle", type=Path, required=True)
     ladder = commands.add_parser("ladder", help="write the arithmetic difficulty ladder as JSONL")
@@ -99,6 +102,8 @@ def parse_args(argv: Sequence[str], env: Mapping[str, str]) -> ProbeCliConfig:
         return _router_config(args, env)
     if args.command == "show":
         return ProbeCliConfig("show", bundle=args.bundle)
+    if args.command == "install":
+        return ProbeCliConfig("install", bundle=args.bundle or default_bundle_dir(cache_dir(env), quantized=True))
     if args.command == "ladder":
         return ProbeCliConfig("ladder", out=args.out, n=args.n, seed=args.seed)
     if args.label == "dse" and args.strong_bundle is None:
@@ -210,6 +215,13 @@ def run_train(config: ProbeCliConfig) -> None:
     _say(f"wrote {', '.join(report.fits)} into {config.bundle}")
 
 
+def run_install(config: ProbeCliConfig) -> None:
+    from confroute.probes.shipped import install_shipped
+
+    assert config.bundle is not None
+    _say(install_shipped(config.bundle))
+
+
 def run_show(config: ProbeCliConfig) -> None:
     assert config.bundle is not None
     probe = load_bundle(config.bundle, verify=False).probe
@@ -233,7 +245,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     config = parse_args(sys.argv[1:] if argv is None else argv, dict(os.environ))
     try:
         {"train": run_train, "show": run_show, "ladder": run_ladder, "router": run_router,
-         "cloud-outcomes": run_cloud_outcomes}[config.command](config)
+         "cloud-outcomes": run_cloud_outcomes, "install": run_install}[config.command](config)
     except ConfrouteError as exc:
         print(f"confroute-probe: error: {exc}", file=sys.stderr)
         return 2

@@ -90,3 +90,5 @@ def test_the_router_command_trains_saves_and_installs_the_probe(
     assert main([*args, "--install"]) == 0
     assert "wrote the shipped router probe" in capsys.readouterr().err
     assert load_bundle(probe_bundle).probe.trained["tbg"]["trainer"] == "confroute-probe router"
+    assert main(["install", "--bundle", str(probe_bundle)]) == 0  # never over a bundle's own trained probe
+    assert "kept the bundle's own trained tbg probe" in capsys.readouterr().err
