@@ -42,7 +42,6 @@ from bench.uncert.signals import (
     SE_SIGNALS,
     ProbeResult,
     head_signals,
-    route_labels,
     semantic_entropies,
     sep_labels,
     train_probe,
@@ -51,6 +50,7 @@ from confroute.bundle.store import needs_export
 from confroute.engine import Engine, SamplingParams
 from confroute.modelkit.cloud_model import cloud_bundle_dir
 from confroute.paths import cache_dir, default_bundle_dir
+from confroute.probes.labels import route_labels
 from confroute.probes.selection import FeatureLayout
 
 REPO = Path(__file__).resolve().parent.parent
@@ -149,7 +149,7 @@ def _signals(engine: Engine, items: list[Item], edge: list[EdgeRecord], cloud: l
     correct = np.array([r.correct for r in edge], np.int8)
     label_sets = {"probe": correct[train_idx], "sep": sep_labels(entropies["se10"][train_idx])}
     if cloud is not None:
-        label_sets["route"] = route_labels(correct, [c.correct for c in cloud])[train_idx]
+        label_sets["route"] = route_labels(correct, [c.correct for c in cloud]).labels[train_idx]
     probes: dict[str, ProbeResult] = {}
     for name, labels in label_sets.items():
         for position in ("tbg", "slt"):

@@ -23,6 +23,8 @@ from confroute.bundle.store import needs_export
 from confroute.engine import SamplingParams
 from confroute.errors import ConfrouteError
 from confroute.paths import cache_dir, default_bundle_dir
+from confroute.probes.shipped import install_shipped
+from demo.baselines import SideResults, answer_alone, comparison, per_side
 from demo.stack import TRITON_MODEL, StackConfig, cloud_stack
 from demo.table import HEADER, row, summary
 from edge_agent.answer import AgentAnswer
@@ -45,6 +47,7 @@ class DemoConfig:
     triton_url: str | None
     triton_model: str
     keep_logs: bool
+    baselines: bool = True
 
 
 def parse_args(argv: Sequence[str], env: Mapping[str, str]) -> DemoConfig:
@@ -53,16 +56,19 @@ def parse_args(argv: Sequence[str], env: Mapping[str, str]) -> DemoConfig:
     parser.add_argument("--redis-url", help="use this Redis instead of starting an embedded one")
     parser.add_argument("--triton-url", help="use this Triton (gRPC host:port) instead of starting one")
     parser.add_argument("--triton-model", default=TRITON_MODEL, help=f"model to call there (default {TRITON_MODEL})")
-    parser.add_argument("--edge-bundle", type=Path, help="edge bundle (default: SmolLM2-135M, built on first run)")
+    parser.add_argument("--edge-bundle", type=Path,
+                        help="edge bundle (default: SmolLM2-135M 8-bit, with the shipped router probe)")
     parser.add_argument("--cloud-bundle", type=Path, help=f"cloud bundle (default: {CLOUD_BUNDLE})")
     parser.add_argument("--questions", type=Path, default=QUESTIONS, help="JSONL with 'question' and 'gold'")
     parser.add_argument("--max-tokens", type=int, default=96)
     parser.add_argument("--keep-logs", action="store_true", help="keep the services' logs and print where")
+    parser.add_argument("--no-baselines", action="store_true",
+                        help="skip answering every question with each side alone (always-edge / always-cloud)")
     args = parser.parse_args(argv)
     cache = cache_dir(env)
-    return DemoConfig(cache, args.edge_bundle or default_bundle_dir(cache, False),
+    return DemoConfig(cache, args.edge_bundle or default_bundle_dir(cache, True),
                       args.cloud_bundle or cache / "bundles" / CLOUD_BUNDLE, args.questions, args.max_tokens,
-                      args.redis_url, args.triton_url, args.triton_model, args.keep_logs)
+                      args.redis_url, args.triton_url, args.triton_model, args.keep_logs, not args.no_baselines)
 
 
 def ensure_bundles(config: DemoConfig) -> None:
@@ -70,7 +76,10 @@ def ensure_bundles(config: DemoConfig) -> None:
     if needs_export(config.edge_bundle):
         print("[demo] building the edge model SmolLM2-135M-Instruct (first run, or an older graph: ~1 min)",
               flush=True)
-        subprocess.run([sys.executable, "-m", "confroute.modelkit.cli"], check=True, stdout=subprocess.DEVNULL)
+        subprocess.run([sys.executable, "-m", "confroute.modelkit.cli", "--int8"], check=True,
+                       stdout=subprocess.DEVNULL)
+    # a bundle built before the router probe shipped gets it now (one small file, no re-export)
+    print(f"[demo] {install_shipped(config.edge_bundle)}", flush=True)
     if config.triton_url is None and needs_export(config.cloud_bundle):
         print("[demo] building the cloud model (first run: ~500 MB download, a few minutes)", flush=True)
         subprocess.run([sys.executable, "-m", "confroute.modelkit.cloud_model"], check=True)
@@ -103,6 +112,17 @@ def run(config: DemoConfig) -> None:
             print(row(n, question, answers[-1]), flush=True)
         print(summary(questions, answers))
         print("[demo] side! = escalation wanted but the cloud was unavailable; conf/thr = the routing decision")
+    if config.baselines:
+        _print_baselines(config, questions, answers, params)
+
+
+def _print_baselines(config: DemoConfig, questions: list[dict[str, str]], answers: list[AgentAnswer],
+                     params: SamplingParams) -> None:
+    print("[demo] answering every question with each side alone (always-edge, always-cloud) ...", flush=True)
+    cloud = None if needs_export(config.cloud_bundle) else answer_alone(config.cloud_bundle, questions, params)
+    sides = SideResults(answer_alone(config.edge_bundle, questions, params), cloud)
+    print("\n".join(per_side(answers, sides)))
+    print("\n".join(comparison(questions, answers, sides)))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -3,10 +3,10 @@
 * fused head, one generation: ``max_prob`` (mean over generated tokens), ``entropy_mean`` / ``entropy_max``
   (negated), ``seq_logprob`` (mean token log-probability: minus log-perplexity);
 * fused probes: ``probe_tbg`` / ``probe_slt`` trained on the training split to predict correctness,
-  ``route_tbg`` / ``route_slt`` trained on the router's preference label (escalate only where the cloud
-  model is right and the edge wrong: what a cascade gains from, as in the seed paper's pairwise labels,
-  here from gold answers), and ``sep_tbg`` / ``sep_slt`` trained to predict binarised semantic entropy
-  (Semantic Entropy Probes);
+  ``route_tbg`` / ``route_slt`` trained on the router's preference label
+  (:func:`confroute.probes.labels.route_labels`: escalate only where the cloud model is right and the edge
+  wrong, what a cascade gains from, as in the seed paper's pairwise labels, here from gold answers), and
+  ``sep_tbg`` / ``sep_slt`` trained to predict binarised semantic entropy (Semantic Entropy Probes);
 * semantic entropy over sampled answers: ``se5`` / ``se10`` (discrete) and ``se10_lik`` (likelihood-weighted),
   negated.
 
@@ -95,13 +95,6 @@ def _stratified_folds(y: npt.NDArray[np.int8], folds: int, seed: int) -> npt.NDA
         members = rng.permutation(np.flatnonzero(y == cls))
         fold_of[members] = np.arange(members.size) % folds
     return fold_of
-
-
-def route_labels(edge_correct: npt.ArrayLike, cloud_correct: npt.ArrayLike) -> npt.NDArray[np.int8]:
-    """1 (keep on the edge) unless escalating helps: the edge is wrong and the cloud right."""
-    edge, cloud = np.asarray(edge_correct, bool), np.asarray(cloud_correct, bool)
-    keep: npt.NDArray[np.int8] = (edge | ~cloud).astype(np.int8)
-    return keep
 
 
 def sep_labels(se10_train: FloatArray) -> npt.NDArray[np.int8]:

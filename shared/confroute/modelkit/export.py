@@ -96,6 +96,7 @@ def export_bundle(source: LoadedSource, dest: Path, options: ExportOptions,
         write_manifest(staging, manifest)
         if options.head:
             manifest = _carry_trained_probes(dest, staging, manifest, progress)
+            manifest = _shipped_router_probe(staging, manifest, progress)
     progress(f"bundle {manifest.model_id} version {manifest.version} written to {dest}")
     return manifest
 
@@ -120,6 +121,15 @@ def _carry_trained_probes(old: Path, new: Path, manifest: Manifest, progress: Ca
         manifest = write_probe(new, output, weights[:, column], float(biases[column]), provenance)
     progress(f"kept the trained probes ({', '.join(previous.probe.trained)}) of the bundle this one replaces")
     return manifest
+
+
+def _shipped_router_probe(folder: Path, manifest: Manifest, progress: Callable[[str], None]) -> Manifest:
+    """Writes the router probe shipped with confroute (:mod:`confroute.probes.shipped`) into a bundle whose
+    TBG probe is still untrained and whose hidden states it reads; any other bundle is left as it is."""
+    from confroute.probes.shipped import install_shipped
+
+    progress(install_shipped(folder))
+    return load_bundle(folder, verify=False)
 
 
 def _byte_bar(total: int, label: str) -> Any:

@@ -7,6 +7,8 @@
   under it as ``A. ...`` lines followed by "Answer with the letter.").
 * ``answer`` - the gold answer; required for ``correct`` labels, optional for ``se`` / ``dse``.
 * ``kind`` - ``number`` | ``choice`` | ``text`` (default ``text``); ``options`` - required for ``choice``.
+* ``cloud_correct`` - optional: whether the cloud model's answer to this question is right (a gold outcome,
+  as RouteLLM's data records per query); ``route`` labels use it instead of running a strong model.
 * any other key (``meta``, ``id``) is kept out of the way.
 """
 
@@ -31,6 +33,7 @@ class Example:
     kind: AnswerKind
     answer: str | None = None
     options: tuple[str, ...] = ()
+    cloud_correct: bool | None = None
 
 
 def read_examples(path: str | os.PathLike[str]) -> list[Example]:
@@ -76,7 +79,10 @@ def parse_example(record: object) -> Example:
     if answer is not None:
         answer = str(answer)
         gold_answer(answer, cast(AnswerKind, kind), options)  # unreadable gold fails here, not mid-training
-    return Example(_messages(record, options), cast(AnswerKind, kind), answer, options)
+    cloud_correct = record.get("cloud_correct")
+    if cloud_correct is not None and not isinstance(cloud_correct, bool):
+        raise InvalidInput("cloud_correct must be true or false", field="cloud_correct")
+    return Example(_messages(record, options), cast(AnswerKind, kind), answer, options, cloud_correct)
 
 
 def _messages(record: Mapping[str, Any], options: Sequence[str]) -> tuple[Mapping[str, str], ...]:

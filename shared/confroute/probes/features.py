@@ -36,7 +36,8 @@ class CollectOptions:
 
 @dataclasses.dataclass(frozen=True)
 class Collected:
-    """Features ([n, feature_dim] float32, in the bundle's probe layout), greedy answers and samples."""
+    """Features ([n, feature_dim] float32, in the bundle's probe layout), greedy answers and samples;
+    ``logprob_mean`` per greedy answer (what the post-generation routing score reads)."""
 
     tbg: npt.NDArray[np.float32]
     slt: npt.NDArray[np.float32]
@@ -44,6 +45,7 @@ class Collected:
     samples: list[list[Sample]]
     seconds: float
     generated_tokens: int
+    logprob_mean: npt.NDArray[np.float64]
 
 
 def collect(engine: Engine, examples: Sequence[Example], options: CollectOptions,
@@ -54,6 +56,7 @@ def collect(engine: Engine, examples: Sequence[Example], options: CollectOptions
     slt = np.zeros((len(examples), dim), np.float32)
     answers: list[str] = []
     samples: list[list[Sample]] = []
+    logprob_mean = np.zeros(len(examples))
     tokens = 0
     started = time.perf_counter()
     greedy = SamplingParams(max_new_tokens=options.max_new_tokens)
@@ -65,11 +68,12 @@ def collect(engine: Engine, examples: Sequence[Example], options: CollectOptions
         assert run.tbg_features is not None and run.slt_features is not None  # features=True keeps both
         tbg[i], slt[i] = run.tbg_features, run.slt_features
         answers.append(gen.text)
+        logprob_mean[i] = gen.mean_logprob
         tokens += gen.completion_tokens
         samples.append(sample_from(engine, prefix, options.samples, sampled) if sampled else [])
         if progress is not None:
             progress(i + 1, len(examples))
-    return Collected(tbg, slt, answers, samples, time.perf_counter() - started, tokens)
+    return Collected(tbg, slt, answers, samples, time.perf_counter() - started, tokens, logprob_mean)
 
 
 def collect_samples(engine: Engine, examples: Sequence[Example], options: CollectOptions,
@@ -82,6 +86,18 @@ def collect_samples(engine: Engine, examples: Sequence[Example], options: Collec
     for i, example in enumerate(examples):
         prefix = engine.prefill(engine.encode_chat(example.messages), params)
         out.append(sample_from(engine, prefix, options.samples, params))
+        if progress is not None:
+            progress(i + 1, len(examples))
+    return out
+
+
+def collect_answers(engine: Engine, examples: Sequence[Example], max_new_tokens: int,
+                    progress: Progress | None = None) -> list[str]:
+    """Only greedy answers (e.g. the cloud model's, for route labels without recorded cloud outcomes)."""
+    params = SamplingParams(max_new_tokens=max_new_tokens)
+    out = []
+    for i, example in enumerate(examples):
+        out.append(engine.chat(example.messages, params).text)
         if progress is not None:
             progress(i + 1, len(examples))
     return out

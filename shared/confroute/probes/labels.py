@@ -5,6 +5,9 @@ runtime reads it: higher = the edge answer is more likely fine; see ``confroute.
 * ``se`` - low semantic entropy of the edge model's sampled answers, binarised at the best split
   (Semantic Entropy Probes): 1 when ``SE <= threshold``.
 * ``dse`` - the weak (edge) model wins under the paper's dSE rule (``dSE > tau``); ties are 0.
+* ``route`` - the router's label: 0 only where escalating helps, i.e. the edge answer is wrong and the
+  cloud's right (from gold answers here; a judge or user feedback give the same two bits). Where both are
+  wrong, or both right, keeping the query on the edge loses nothing, so it is 1.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from confroute.uncertainty.semantic_entropy import (
     likelihood_se,
 )
 
-LabelKind = Literal["correct", "se", "dse"]
+LabelKind = Literal["correct", "se", "dse", "route"]
 LABEL_KINDS: tuple[str, ...] = get_args(LabelKind)
 SeVariant = Literal["discrete", "likelihood"]
 Labels = npt.NDArray[np.int8]
@@ -44,12 +47,29 @@ class LabelSet:
 
 
 def correctness_labels(examples: Sequence[Example], answers: Sequence[str]) -> LabelSet:
+    labels = edge_correct(examples, answers).astype(np.int8)
+    return LabelSet(labels, {"score": "P(the edge model's greedy answer is correct)"})
+
+
+def edge_correct(examples: Sequence[Example], answers: Sequence[str]) -> npt.NDArray[np.bool_]:
+    """Whether each greedy answer matches its example's gold answer (every example needs one)."""
     missing = [i for i, e in enumerate(examples) if e.answer is None]
     if missing:
-        raise InvalidInput(f"correct labels need a gold answer; example {missing[0] + 1} has none", field="answer")
-    labels = np.array([is_correct(a, e.answer or "", e.kind, e.options) for e, a in zip(examples, answers,
-                                                                                          strict=True)], np.int8)
-    return LabelSet(labels, {"score": "P(the edge model's greedy answer is correct)"})
+        raise InvalidInput(f"these labels need a gold answer; example {missing[0] + 1} has none", field="answer")
+    return np.array([is_correct(a, e.answer or "", e.kind, e.options)
+                     for e, a in zip(examples, answers, strict=True)], bool)
+
+
+def route_labels(edge_right: npt.ArrayLike, cloud_right: npt.ArrayLike) -> LabelSet:
+    """1 (keep on the edge) unless escalating helps: the edge is wrong and the cloud right."""
+    edge, cloud = np.asarray(edge_right, bool), np.asarray(cloud_right, bool)
+    if edge.shape != cloud.shape:
+        raise InvalidInput(f"{edge.size} edge outcomes but {cloud.size} cloud outcomes", field="cloud_correct")
+    labels: Labels = (edge | ~cloud).astype(np.int8)
+    return LabelSet(labels, {"score": "P(keeping the query on the edge loses nothing: the edge answer is right "
+                                      "or the cloud's wrong)",
+                             "edge_accuracy": round(float(edge.mean()), 4),
+                             "cloud_accuracy": round(float(cloud.mean()), 4)})
 
 
 def semantic_entropies(examples: Sequence[Example], samples: Sequence[Sequence[Sample]], variant: SeVariant,

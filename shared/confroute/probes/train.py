@@ -23,19 +23,22 @@ from confroute.embeddings import Embedder
 from confroute.engine import Engine
 from confroute.errors import InvalidInput
 from confroute.probes.data import Example
-from confroute.probes.features import Collected, CollectOptions, collect, collect_samples
+from confroute.probes.features import Collected, CollectOptions, collect, collect_answers, collect_samples
 from confroute.probes.labels import (
     LabelKind,
     LabelSet,
     SeVariant,
     correctness_labels,
     dse_labels,
+    edge_correct,
+    route_labels,
     se_labels,
     semantic_entropies,
 )
 from confroute.probes.selection import DEFAULT_L2, FeatureLayout, ProbeFit, select_probe
 
 ProbeOutput = Literal["tbg", "slt"]
+GOLD_LABELS = ("correct", "route")  # labels read from gold answers: no sampling
 Say = Callable[[str], None]
 
 
@@ -58,7 +61,7 @@ class TrainConfig:
     similarity: float = 0.9  # cosine similarity joining free-text answers (with an embedder)
 
     def collect_options(self) -> CollectOptions:
-        n = 0 if self.label == "correct" else self.samples
+        n = 0 if self.label in GOLD_LABELS else self.samples
         return CollectOptions(self.max_new_tokens, n, self.temperature, self.top_p, self.seed)
 
 
@@ -74,16 +77,22 @@ class TrainReport:
     generated_tokens: int
     strong_model: str | None
     embedder: str | None = None
+    collected: Collected | None = None  # what the edge model produced (features, answers), for measurements
 
 
 def train_probes(engine: Engine, examples: Sequence[Example], config: TrainConfig, *,
                  strong: Engine | None = None, embedder: Embedder | None = None,
-                 say: Say | None = None) -> TrainReport:
-    """Collects features with ``engine``, labels them, and fits one probe per requested output."""
-    _check(config, strong)
+                 say: Say | None = None, collected: Collected | None = None) -> TrainReport:
+    """Collects features with ``engine`` (unless ``collected`` holds them for these examples, e.g. from an
+    earlier run with the same collect options), labels them, and fits one probe per requested output."""
+    _check(config, examples, strong)
     tell = say or (lambda _m: None)
-    tell(f"generating with the edge model over {len(examples)} examples")
-    collected = collect(engine, examples, config.collect_options(), _every(tell, len(examples), "edge"))
+    if collected is None:
+        tell(f"generating with the edge model over {len(examples)} examples")
+        collected = collect(engine, examples, config.collect_options(), _every(tell, len(examples), "edge"))
+    elif len(collected.answers) != len(examples):
+        raise InvalidInput(f"{len(collected.answers)} collected answers for {len(examples)} examples",
+                           field="collected")
     labels = _labels(config, examples, collected, strong, embedder, tell)
     positives = int(labels.labels.sum())
     tell(f"labels ({config.label}): {positives} keep / {labels.labels.size - positives} escalate")
@@ -101,7 +110,7 @@ def train_probes(engine: Engine, examples: Sequence[Example], config: TrainConfi
     strong_model = None if strong is None else f"{strong.manifest.model_id}@{strong.manifest.version}"
     embedder_name = None if embedder is None else str(getattr(embedder, "model_id", type(embedder).__name__))
     return TrainReport(config, fits, labels, len(examples), collected.seconds, collected.generated_tokens,
-                       strong_model, embedder_name)
+                       strong_model, embedder_name, collected)
 
 
 def write_report(bundle: str | os.PathLike[str], report: TrainReport, *, data_source: Mapping[str, Any],
@@ -116,7 +125,7 @@ def provenance(report: TrainReport, fit: ProbeFit, data_source: Mapping[str, Any
                trained_at: str) -> dict[str, Any]:
     c = report.config
     generation: dict[str, Any] = {"decoding": "greedy", "max_new_tokens": c.max_new_tokens}
-    if c.label != "correct":
+    if c.label not in GOLD_LABELS:
         generation |= {"samples": c.samples, "temperature": c.temperature, "top_p": c.top_p,
                        "se_variant": c.se_variant, "seed": c.seed,
                        "clustering": "normalised final answer" if report.embedder is None
@@ -132,10 +141,13 @@ def provenance(report: TrainReport, fit: ProbeFit, data_source: Mapping[str, Any
     }
 
 
-def _check(config: TrainConfig, strong: Engine | None) -> None:
+def _check(config: TrainConfig, examples: Sequence[Example], strong: Engine | None) -> None:
     if not config.outputs:
         raise InvalidInput("nothing to train: no probe output chosen", field="output")
-    if config.label != "correct" and config.samples < 2:
+    if config.label == "route" and strong is None and any(e.cloud_correct is None for e in examples):
+        raise InvalidInput("route labels need the cloud's outcome per question: a cloud_correct field in the "
+                           "data, or a strong model (--strong-bundle)", field="strong_bundle")
+    if config.label not in GOLD_LABELS and config.samples < 2:
         raise InvalidInput(f"{config.label} labels need at least 2 samples per question", field="samples")
     if config.label == "dse" and strong is None:
         raise InvalidInput("dse labels need a strong model (--strong-bundle)", field="strong_bundle")
@@ -145,6 +157,8 @@ def _labels(config: TrainConfig, examples: Sequence[Example], collected: Collect
             embedder: Embedder | None, tell: Say) -> LabelSet:
     if config.label == "correct":
         return correctness_labels(examples, collected.answers)
+    if config.label == "route":
+        return _route_labels(examples, collected.answers, strong, config.max_new_tokens, tell)
     weak_se = semantic_entropies(examples, collected.samples, config.se_variant, embedder, config.similarity)
     if config.label == "se":
         return se_labels(weak_se)
@@ -154,6 +168,17 @@ def _labels(config: TrainConfig, examples: Sequence[Example], collected: Collect
                                      _every(tell, len(examples), "strong"))
     strong_se = semantic_entropies(examples, strong_samples, config.se_variant, embedder, config.similarity)
     return dse_labels(strong_se, weak_se, config.tau)
+
+
+def _route_labels(examples: Sequence[Example], answers: Sequence[str], strong: Engine | None,
+                  max_new_tokens: int, tell: Say) -> LabelSet:
+    """The cloud's outcomes recorded in the data, else the strong model's greedy answers against gold."""
+    edge = edge_correct(examples, answers)
+    if strong is None:
+        return route_labels(edge, [bool(e.cloud_correct) for e in examples])
+    tell(f"answering with the strong model ({strong.manifest.model_id}) over {len(examples)} examples")
+    cloud_answers = collect_answers(strong, examples, max_new_tokens, _every(tell, len(examples), "strong"))
+    return route_labels(edge, edge_correct(examples, cloud_answers))
 
 
 def _every(tell: Say, total: int, name: str) -> Callable[[int, int], None]:

@@ -3,12 +3,15 @@ training set on which its greedy answers are right for every other question."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 from pathlib import Path
 
 import pytest
 
+from confroute.bundle.manifest import SourceInfo
+from confroute.bundle.store import load_bundle, write_manifest
 from confroute.engine import Engine, SamplingParams
 from confroute.modelkit.export import ExportOptions, export_bundle
 from confroute.modelkit.tiny import tiny_source
@@ -25,6 +28,14 @@ def _wide_probe_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def probe_bundle(_wide_probe_bundle: Path, tmp_path: Path) -> Path:
     """A fresh copy a test may write probes into."""
     return Path(shutil.copytree(_wide_probe_bundle, tmp_path / "bundle"))
+
+
+@pytest.fixture
+def sourced_bundle(probe_bundle: Path) -> Path:
+    """The tiny bundle as if built from a source file with a sha256 (only such bundles take a shipped probe)."""
+    manifest = load_bundle(probe_bundle, verify=False)
+    write_manifest(probe_bundle, dataclasses.replace(manifest, source=SourceInfo("tiny-random", "t", "ab" * 32)))
+    return probe_bundle
 
 
 @pytest.fixture(scope="session")

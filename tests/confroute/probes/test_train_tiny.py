@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import pytest
 from confroute.engine import Engine, SamplingParams
 from confroute.errors import InvalidInput
 from confroute.probes.data import read_examples
+from confroute.probes.labels import route_labels
 from confroute.probes.train import TrainConfig, train_probes, write_report
 
 FAST = TrainConfig(label="correct", max_new_tokens=6, l2_grid=(1.0, 0.01), folds=2)
@@ -90,3 +92,27 @@ def test_free_text_samples_can_be_clustered_by_an_embedder(probe_bundle: Path, h
     generation = Engine(probe_bundle).manifest.probe.trained["slt"]["generation"]
     assert generation["clustering"] == "free text by parity embeddings, cosine >= 0.9"
     assert generation["samples"] == 4
+
+
+def test_route_labels_escalate_only_where_the_cloud_is_right_and_the_edge_wrong() -> None:
+    labels = route_labels([True, True, False, False], [True, False, True, False])
+    assert labels.labels.tolist() == [1, 1, 0, 1]
+    assert labels.detail["edge_accuracy"] == 0.5 and labels.detail["cloud_accuracy"] == 0.5
+
+
+def test_route_labels_read_recorded_cloud_outcomes_or_run_the_strong_model(
+        probe_bundle: Path, half_right_data: Path, tmp_path: Path) -> None:
+    examples = read_examples(half_right_data)
+    config = TrainConfig(**{**FAST.__dict__, "label": "route", "outputs": ("tbg",)})
+    with pytest.raises(InvalidInput, match="cloud_correct"):
+        train_probes(Engine(probe_bundle), examples, config)
+    # the cloud is right on every third question: the edge (right on even ones) loses only on odd ones of those
+    recorded = tmp_path / "recorded.jsonl"
+    lines = half_right_data.read_text("utf-8").splitlines()
+    recorded.write_text("".join(json.dumps({**json.loads(line), "cloud_correct": i % 3 == 0}) + "\n"
+                                for i, line in enumerate(lines)), "utf-8")
+    report = train_probes(Engine(probe_bundle), read_examples(recorded), config)
+    assert report.labels.labels.tolist() == [0 if i % 2 and i % 3 == 0 else 1 for i in range(40)]
+    # a cloud that answers exactly as the edge does is never worth escalating to: no label 0 to learn from
+    with pytest.raises(InvalidInput, match="only 0 example"):
+        train_probes(Engine(probe_bundle), examples, config, strong=Engine(probe_bundle))

@@ -148,13 +148,15 @@ def test_the_draw_must_be_uniform_in_the_unit_interval(draw: float) -> None:
         pre(RoutingMode.PRE, 0.5, draw=draw)
 
 
-def test_the_default_policy_is_a_valid_conservative_hybrid_policy() -> None:
+def test_the_default_policy_decides_after_prefill_and_falls_back_to_post_without_a_probe() -> None:
     policy = default_policy(EDGE_MODEL, "beta")
 
     assert Policy.from_pb(policy.to_pb()) == policy  # it survives the wire
-    assert (policy.mode, policy.policy_version, policy.edge_model) == (RoutingMode.HYBRID, "builtin", EDGE_MODEL)
+    assert (policy.mode, policy.policy_version, policy.edge_model) == (RoutingMode.PRE, "builtin", EDGE_MODEL)
+    assert decide({"probe_tbg": 0.3}, policy, 0.5, stage=Stage.PRE).action is Action.ESCALATE
+    assert decide({"probe_tbg": 0.7}, policy, 0.5, stage=Stage.PRE).action is Action.LOCAL
+    assert decide({}, policy, 0.5, stage=Stage.PRE).action is Action.GENERATE  # untrained TBG probe
     assert post(0.4, policy).escalates and not post(0.9, policy).escalates
-    assert decide({}, policy, 0.5, stage=Stage.PRE).action is Action.GENERATE
 
 
 @given(mode=modes, score=st.one_of(st.none(), unit), draw=draws, veto=st.booleans())
