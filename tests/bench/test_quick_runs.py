@@ -36,7 +36,7 @@ SMOKE: dict[str, tuple[list[str], set[str]]] = {
     "fleet": (["--quick", "--sizes", "1000", "--rounds", "1", "--recalibrate-outcomes", "20000"],
               {"fanout_p99_s_1k", "fanout_max_s_1k", "connected_1k", "kb_per_watcher_1k", "kb_per_watcher",
                "recalibrate_1m_s", "recalibrate_s"}),
-    "routing_replay": (["--quick", "--datasets", "gsm8k", "--folds", "2", "--no-states"],
+    "routing_replay": (["--quick", "--datasets", "mt_bench", "--folds", "2", "--no-states"],
                        {"benchmark", "datasets", "anchors", "config"}),
     "uncertainty": (["--quick"],
                     {"n_train", "n_test", "edge_accuracy_test", "signals", "datasets", "plain_generation_ms"}),
