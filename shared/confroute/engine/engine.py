@@ -49,6 +49,8 @@ class Engine:
         self.decoder = OnnxDecoder(self.folder, self.manifest, options or RuntimeOptions())
         self.eos_ids = frozenset(self.manifest.eos_token_ids)
         self.batch: BatchScheduler | None = None
+        if max_batch < 1:
+            raise InvalidInput(f"max_batch must be >= 1, got {max_batch}", field="max_batch")
         if max_batch > 1:
             family = str(self.manifest.architecture.get("family"))
             if family in _BATCHABLE:
