@@ -192,8 +192,9 @@ class BatchScheduler:
             slot = self._slots.index(None)
             try:
                 self._load(row, slot)
-            except ConfrouteError as exc:
-                row.error = exc
+            except Exception as exc:  # e.g. no memory to grow the buffer: this row fails, the others go on
+                failure = exc if isinstance(exc, ConfrouteError) else None
+                row.error = failure or RuntimeFailure(f"cannot join the batch: {exc!r}")
                 row.done.set()
                 continue
             row.slot, row.cache = slot, None
@@ -226,6 +227,9 @@ class BatchScheduler:
                                           features=any(r.features for r in batch))
         except ConfrouteError as exc:
             self._deliver(batch, None, exc)
+            return
+        except Exception as exc:  # a bug must fail these rows, not kill the thread every row waits on
+            self._deliver(batch, None, RuntimeFailure(f"a batched step failed: {exc!r}"))
             return
         self.steps += 1
         self.stepped_rows += len(batch)

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from confroute.engine import Engine, Generation, SamplingParams
+from confroute.errors import RuntimeFailure
 
 PROMPTS = [
     [{"role": "user", "content": "What is two plus two?"}],
@@ -130,3 +131,41 @@ def test_a_closed_run_frees_its_row(tiny_bundles: dict[str, Path]) -> None:
 def test_gpt2_bundles_answer_one_at_a_time(tiny_bundles: dict[str, Path]) -> None:
     engine = Engine(tiny_bundles["gpt2"], max_batch=4)
     assert engine.batch is None and engine.parallel == 1
+
+
+def test_the_batch_buffer_grows_without_losing_what_its_rows_hold(tiny_bundles: dict[str, Path]) -> None:
+    engine = Engine(tiny_bundles["llama"])
+    decoder = engine.decoder
+    prompts = [engine.encode_chat(p)[:n] for p, n in zip(PROMPTS[:2], (5, 9), strict=True)]
+    solo = []
+    for ids in prompts:
+        cache = decoder.new_cache(40)
+        steps = [decoder.forward(cache, np.asarray([ids]), logits=True)]
+        for _ in range(20):
+            steps.append(decoder.step(cache, steps[-1].next_token, logits=True))
+        solo.append(steps)
+    kv = decoder.new_batch(2, 12)
+    for row, ids in enumerate(prompts):
+        cache = decoder.new_cache(len(ids), arrays=True)
+        decoder.forward(cache, np.asarray([ids]))
+        kv.load(row, cache, len(ids))
+    for s in range(20):
+        if s == 2:
+            kv.grow(40)
+        out = decoder.step_rows(kv, np.asarray([solo[0][s].next_token, solo[1][s].next_token]), logits=True)
+        kv.lengths[:2] += 1
+        for row in range(2):
+            expected = solo[row][s + 1].logits
+            assert expected is not None
+            np.testing.assert_allclose(out["logits"][row], expected, rtol=1e-5, atol=1e-5)
+    assert kv.capacity == 40
+
+
+def test_closing_the_engine_fails_a_generation_in_flight_instead_of_hanging(tiny_bundles: dict[str, Path]) -> None:
+    engine = Engine(tiny_bundles["llama"], max_batch=2)
+    events = iter(engine.start(engine.encode_chat(PROMPTS[0]), SamplingParams(max_new_tokens=50, ignore_eos=True)))
+    next(events)
+    engine.close()
+    with pytest.raises(RuntimeFailure):
+        for _ in events:
+            pass
