@@ -145,6 +145,7 @@ class BatchScheduler:
             if row.slot is not None:
                 self._slots[row.slot] = None
                 row.slot = None
+                self._cond.notify_all()  # a sequence may be waiting for this row
 
     def close(self) -> None:
         """Stops the thread; generations still running fail with ``RuntimeFailure``."""
