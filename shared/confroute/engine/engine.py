@@ -95,15 +95,15 @@ class Engine:
         """
         ids = self._fit(list(prompt_ids), params)
         batched = self.batch is not None
-        started = time.perf_counter()
 
-        def run() -> tuple[KvCache, StepOutput]:
+        def run() -> Prefix:  # in batch mode, on the scheduler's thread: prefill_ms leaves out the wait for it
+            started = time.perf_counter()
             cache = self.decoder.new_cache(len(ids) + params.max_new_tokens, arrays=batched)
-            return cache, self.decoder.forward(cache, np.asarray([ids], dtype=np.int64), logits=not params.greedy,
-                                               features=features)
+            step = self.decoder.forward(cache, np.asarray([ids], dtype=np.int64), logits=not params.greedy,
+                                        features=features)
+            return Prefix(cache, step, len(ids), params.max_new_tokens, (time.perf_counter() - started) * 1000.0)
 
-        cache, step = run() if self.batch is None else self.batch.call(run)
-        return Prefix(cache, step, len(ids), params.max_new_tokens, (time.perf_counter() - started) * 1000.0)
+        return run() if self.batch is None else self.batch.call(run)
 
     def resume(self, prefix: Prefix, params: SamplingParams, *, features: bool = False) -> GenerationRun:
         """A new run decoding after ``prefix``'s prompt, reusing its KV cache (no second prefill).
