@@ -10,7 +10,11 @@ package, in this process, on loopback.
 * ``tps_cN``: aggregate completion tokens per second with N concurrent streams (tokens / wall time);
   ``stream_tps_cN``: the median per-stream rate (tokens after the first / time after the first token).
 * ``ttft_p50_ms_cN`` / ``ttft_p99_ms_cN``: request sent -> first content chunk received.
-* ``engine_ttft_ms``: the engine alone, prefill + one decode step; ``engine_tps``: the engine alone.
+* ``engine_ttft_ms``: the engine alone, prefill + one decode step; ``engine_tps``: the engine alone (the
+  batching engine the agent serves with, one request); ``serial_tps``: a non-batching engine (``max_batch``
+  1), the reference that requests answered one at a time would share.
+* The agent decodes up to ``--batch`` answers together (continuous batching, default 8) and the API admits
+  as many at once; ``--batch 1`` measures the one-at-a-time server.
 * ``http_overhead_pct``: the API round trip of one whole answer at c=1 vs the engine alone generating
   the same tokens (median of interleaved pairs); ``agent_overhead_pct``: the agent called in process vs
   the engine, so the HTTP layer's own share is the difference.
@@ -95,8 +99,8 @@ def confident_copy(bundle: Path, into: Path) -> Path:
 
 
 @contextmanager
-def local_agent(bundle: Path, workdir: Path) -> Iterator[tuple[EdgeAgent, EdgeModel]]:
-    model = EdgeModel(bundle, runtime_options("cpu", THREADS))
+def local_agent(bundle: Path, workdir: Path, batch: int) -> Iterator[tuple[EdgeAgent, EdgeModel]]:
+    model = EdgeModel(bundle, runtime_options("cpu", THREADS), max_batch=batch)
     keeper = PolicyKeeper(ModelRef(model.model_id, model.version), "bench")
     base = default_policy(ModelRef(model.model_id, model.version), "bench")
     keeper.offer(dataclasses.replace(base, policy_version="bench-pre", mode=RoutingMode.PRE, shadow_rate=0.0,
@@ -108,6 +112,7 @@ def local_agent(bundle: Path, workdir: Path) -> Iterator[tuple[EdgeAgent, EdgeMo
             yield agent, model
         finally:
             agent.close()
+            model.close()
 
 
 def engine_alone(model: EdgeModel, params: SamplingParams) -> tuple[float, float, int]:
@@ -218,20 +223,31 @@ def api_cpu_per_token(n: int = 3000, rounds: int = 3) -> float:
     return min(costs)
 
 
-def run(bundle: Path, workdir: Path, *, tokens: int, rounds: int, concurrency: Sequence[int]) -> dict[str, Any]:
+def serial_tps(bundle: Path, params: SamplingParams, rounds: int) -> float:
+    """Tokens per second of an engine that does not batch (the one-at-a-time reference)."""
+    model = EdgeModel(bundle, runtime_options("cpu", THREADS))
+    runs = [engine_alone(model, params) for _ in range(rounds + 1)][1:]
+    return statistics.median(e[2] / e[1] for e in runs)
+
+
+def run(bundle: Path, workdir: Path, *, tokens: int, rounds: int, concurrency: Sequence[int],
+        batch: int) -> dict[str, Any]:
     import openai
 
     params = SamplingParams(max_new_tokens=tokens)
-    with local_agent(confident_copy(bundle, workdir / "bundle"), workdir) as (agent, model):
+    confident = confident_copy(bundle, workdir / "bundle")
+    _log("serial engine")
+    reference = serial_tps(confident, params, rounds)
+    with local_agent(confident, workdir, batch) as (agent, model):
         [model_id] = agent.model_ids
         _log("engine alone")
         engine = [engine_alone(model, params) for _ in range(rounds + 1)][1:]
         result: dict[str, Any] = {
             "engine_ttft_ms": statistics.median(e[0] for e in engine),
             "engine_tps": statistics.median(e[2] / e[1] for e in engine),
-            "tokens": engine[0][2], "threads": THREADS,
+            "serial_tps": reference, "tokens": engine[0][2], "threads": THREADS, "batch": agent.parallel,
         }
-        with serve_api(agent, ApiConfig(queue=32)) as server:
+        with serve_api(agent, ApiConfig(parallel=agent.parallel, queue=32)) as server:
             def make_client() -> Any:
                 return openai.OpenAI(base_url=server.url, api_key="bench", max_retries=0, timeout=600.0)
 
@@ -254,11 +270,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--json", type=Path)
     parser.add_argument("--quick", action="store_true", help="32 tokens, fewer rounds, up to 4 streams")
+    parser.add_argument("--batch", type=int, default=8, help="answers decoded together (1: one at a time)")
     args = parser.parse_args(argv)
     bundle = default_bundle_dir(cache_dir(os.environ), quantized=True)
     with tempfile.TemporaryDirectory(prefix="bench-edge-serving-") as tmp:
         result = run(bundle, Path(tmp), tokens=32 if args.quick else 128, rounds=2 if args.quick else 6,
-                     concurrency=(1, 4) if args.quick else CONCURRENCY)
+                     concurrency=(1, 4) if args.quick else CONCURRENCY, batch=args.batch)
     result["ttft_vs_engine"] = result["ttft_p50_ms_c1"] / result["engine_ttft_ms"]
     for c in CONCURRENCY[1:]:
         if f"tps_c{c}" in result:

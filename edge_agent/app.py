@@ -38,11 +38,12 @@ def running_agent(config: AgentConfig) -> Iterator[EdgeAgent]:
 @contextlib.contextmanager
 def running_device(config: AgentConfig) -> Iterator[RunningDevice]:
     config.state_dir.mkdir(parents=True, exist_ok=True)
-    model = EdgeModel(config.bundle, runtime_options(config.device, config.threads))
+    model = EdgeModel(config.bundle, runtime_options(config.device, config.threads), max_batch=config.batch)
     keeper = PolicyKeeper(ModelRef(model.model_id, model.version), config.cohort, config.policy_path,
                           verify_signature=signature_check(config.policy_keys))
     privacy = PrivacyRules.compile(config.privacy_patterns, never_escalate=config.never_escalate)
     with contextlib.ExitStack() as stack:
+        stack.callback(model.close)
         queue = stack.enter_context(OutcomeQueue(QueueConfig(config.queue_path)))
         client = uploader = None
         if config.cloud is not None:

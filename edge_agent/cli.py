@@ -80,7 +80,7 @@ def serve(config: AgentConfig) -> None:
         signal.signal(signum, lambda *_: stop.set())
     with running_device(config) as device, ExitStack() as board:
         api = ApiConfig(host=config.http_host, port=config.http_port, cors_origins=config.cors_origins,
-                        api_key=config.api_key)
+                        api_key=config.api_key, parallel=device.agent.parallel)
         if not config.api_key and config.http_host not in ("127.0.0.1", "::1", "localhost"):
             log.warning("the HTTP API listens on %s without an API key (set CONFROUTE_EDGE_API_KEY)", config.http_host)
         server = serve_api(device.agent, api, device=device.status)

@@ -47,6 +47,7 @@ class AgentConfig:
     # CONFROUTE_EDGE_API_KEY or --api-key-file (0600), never a flag.
     api_key: str = dataclasses.field(default="", repr=False)
     tegrastats_interval_ms: int = 0  # Jetson: export tegrastats power/thermal/GPU load on /metrics; 0: off
+    batch: int = 4  # answers decoded together (continuous batching); 1: one at a time
 
     @property
     def queue_path(self) -> Path:
@@ -61,6 +62,7 @@ SETTINGS = (
     Setting("bundle", "path", help="model bundle folder (default: the cached default bundle)"),
     Setting("device", default="cpu", help="execution provider: cpu, cuda or tensorrt"),
     Setting("threads", "int", 2, "CPU threads of the model runtime"),
+    Setting("batch", "int", 4, "answers decoded together (continuous batching); 1: one at a time"),
     Setting("device_id", help="this device's id (default: from /etc/machine-id, else a UUID kept in the state folder)"),
     Setting("cohort", default="default", help="the cohort whose routing policy this device follows"),
     Setting("state_dir", "path", help="outbox and last good policy (default: <cache>/edge)"),
@@ -107,7 +109,7 @@ def config_from(args: argparse.Namespace, env: Mapping[str, str]) -> AgentConfig
     state_dir = values["state_dir"] or cache / "edge"
     return AgentConfig(
         bundle=values["bundle"] or default_bundle_dir(cache, quantized=False),
-        device=values["device"], threads=values["threads"],
+        device=values["device"], threads=values["threads"], batch=values["batch"],
         device_id=values["device_id"] or stable_device_id(state_dir),
         cohort=values["cohort"], state_dir=state_dir, cloud=_cloud(values), api_key=_secret(values, "api_key"),
         privacy_patterns=values["privacy_patterns"], never_escalate=values["never_escalate"],

@@ -35,10 +35,24 @@ def runtime_options(device: str, threads: int) -> RuntimeOptions:
 
 
 class EdgeModel:
-    """Answers chat messages locally and reports the confidence signals routing decides on."""
+    """Answers chat messages locally and reports the confidence signals routing decides on.
 
-    def __init__(self, bundle: str | os.PathLike[str], options: RuntimeOptions | None = None) -> None:
-        self.engine = Engine(bundle, options)
+    ``max_batch`` > 1: up to that many answers decode together (continuous batching, see
+    :mod:`confroute.engine.batch`), and the model may be called from several threads at once; 1: one
+    answer at a time, from one thread at a time. :meth:`close` stops the batch's thread.
+    """
+
+    def __init__(self, bundle: str | os.PathLike[str], options: RuntimeOptions | None = None,
+                 *, max_batch: int = 1) -> None:
+        self.engine = Engine(bundle, options, max_batch=max_batch)
+
+    @property
+    def parallel(self) -> int:
+        """How many answers decode at once (1 when the bundle's family cannot be batched)."""
+        return self.engine.parallel
+
+    def close(self) -> None:
+        self.engine.close()
 
     @property
     def model_id(self) -> str:

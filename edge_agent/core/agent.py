@@ -55,7 +55,8 @@ class AgentIdentity:
 
 
 class EdgeAgent:
-    """Routes queries between the local model and the cloud. One query at a time (the model is serial)."""
+    """Routes queries between the local model and the cloud, up to ``model.parallel`` queries at once (the
+    model batches their decoding; each query keeps its own signals and decision). Further queries wait."""
 
     def __init__(self, model: EdgeModel, policies: PolicyKeeper, outbox: OutcomeQueue, identity: AgentIdentity,
                  *, escalator: EscalationClient | None = None, privacy: PrivacyRules | None = None,
@@ -68,7 +69,7 @@ class EdgeAgent:
         self._privacy = privacy or PrivacyRules()
         self._rng = rng or random.Random()
         self._on_recorded = on_recorded
-        self._lock = threading.Lock()
+        self._slots = threading.BoundedSemaphore(model.parallel)
         self._shadows = ThreadPoolExecutor(max_workers=1, thread_name_prefix="shadow")
         self._shadow_slots = threading.BoundedSemaphore(32)
         self.shadows_dropped = 0
@@ -76,6 +77,11 @@ class EdgeAgent:
     @property
     def model_ids(self) -> Sequence[str]:
         return [self._model.model_id]
+
+    @property
+    def parallel(self) -> int:
+        """Queries answered at once."""
+        return self._model.parallel
 
     @property
     def policy(self) -> Policy:
@@ -92,7 +98,7 @@ class EdgeAgent:
 
     def stream(self, messages: Sequence[Mapping[str, str]],
                params: SamplingParams) -> Iterator[TextDelta | AgentAnswer]:
-        with self._lock:
+        with self._slots:
             answer = yield from self._route(self._context(messages, params))
             yield answer
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -12,6 +13,7 @@ import numpy as np
 
 from confroute.bundle.manifest import Manifest
 from confroute.bundle.store import load_bundle
+from confroute.engine.batch import BatchScheduler, Row
 from confroute.engine.chat import ChatTemplate
 from confroute.engine.params import SamplingParams
 from confroute.engine.result import FinishReason, Generation, TokenEvent
@@ -20,12 +22,24 @@ from confroute.engine.session import KvCache, OnnxDecoder, RuntimeOptions, StepO
 from confroute.engine.stops import StopMatcher
 from confroute.errors import InvalidInput, PromptTooLong, RuntimeFailure
 
+log = logging.getLogger(__name__)
+
+#: Families whose graph reads each row's positions from its own length (rotary inside the attention op);
+#: gpt2's learned positions come from the mask's width, shared by the whole batch.
+_BATCHABLE = frozenset({"llama"})
+
 
 class Engine:
-    """Loads a bundle once; each :meth:`start` is one generation (not thread-safe: one at a time)."""
+    """Loads a bundle once; each :meth:`start` is one generation.
+
+    With ``max_batch == 1`` it is not thread-safe (one generation at a time). With ``max_batch > 1`` a
+    scheduler thread owns the session (see :mod:`confroute.engine.batch`): generations may run on any
+    number of threads at once, up to ``max_batch`` of them decode together and the others wait for a row.
+    Call :meth:`close` to stop that thread.
+    """
 
     def __init__(self, folder: str | os.PathLike[str], options: RuntimeOptions | None = None,
-                 *, verify: bool = True) -> None:
+                 *, verify: bool = True, max_batch: int = 1) -> None:
         from tokenizers import Tokenizer
 
         self.folder = Path(folder)
@@ -34,6 +48,25 @@ class Engine:
         self.chat_template = ChatTemplate((self.folder / self.manifest.chat_template_file).read_text("utf-8"))
         self.decoder = OnnxDecoder(self.folder, self.manifest, options or RuntimeOptions())
         self.eos_ids = frozenset(self.manifest.eos_token_ids)
+        self.batch: BatchScheduler | None = None
+        if max_batch < 1:
+            raise InvalidInput(f"max_batch must be >= 1, got {max_batch}", field="max_batch")
+        if max_batch > 1:
+            family = str(self.manifest.architecture.get("family"))
+            if family in _BATCHABLE:
+                self.batch = BatchScheduler(self.decoder, max_batch)
+            else:
+                log.warning("the %s family cannot decode in batches; answering one request at a time", family)
+
+    @property
+    def parallel(self) -> int:
+        """How many generations decode at once."""
+        return self.batch.rows if self.batch is not None else 1
+
+    def close(self) -> None:
+        """Stops the batch scheduler, if any (generations still running then fail)."""
+        if self.batch is not None:
+            self.batch.close()
 
     @property
     def context_length(self) -> int:
@@ -61,17 +94,23 @@ class Engine:
         (any sampling run needs them); runs resumed from the prefix must not ask for more new tokens.
         """
         ids = self._fit(list(prompt_ids), params)
-        cache = self.decoder.new_cache(len(ids) + params.max_new_tokens)
-        started = time.perf_counter()
-        step = self.decoder.forward(cache, np.asarray([ids], dtype=np.int64), logits=not params.greedy,
-                                    features=features)
-        return Prefix(cache, step, len(ids), params.max_new_tokens, (time.perf_counter() - started) * 1000.0)
+        batched = self.batch is not None
+
+        def run() -> Prefix:  # in batch mode, on the scheduler's thread: prefill_ms leaves out the wait for it
+            started = time.perf_counter()
+            cache = self.decoder.new_cache(len(ids) + params.max_new_tokens, arrays=batched)
+            step = self.decoder.forward(cache, np.asarray([ids], dtype=np.int64), logits=not params.greedy,
+                                        features=features)
+            return Prefix(cache, step, len(ids), params.max_new_tokens, (time.perf_counter() - started) * 1000.0)
+
+        return run() if self.batch is None else self.batch.call(run)
 
     def resume(self, prefix: Prefix, params: SamplingParams, *, features: bool = False) -> GenerationRun:
         """A new run decoding after ``prefix``'s prompt, reusing its KV cache (no second prefill).
 
         Runs resumed from one prefix share its cache: decode them one after another. Starting a new run
-        invalidates the previous one (iterating it then raises ``RuntimeFailure``). Every resumed run
+        invalidates the previous one (iterating it then raises ``RuntimeFailure``). In batch mode each run
+        copies the prefix into its own row, so runs of one prefix may decode together. Every resumed run
         reports the shared prefill's ``prefill_ms``: count it once when adding up costs.
         """
         if params.max_new_tokens > prefix.max_new_tokens:
@@ -133,8 +172,12 @@ class GenerationRun:
         self._features = features
         self._rng = np.random.default_rng(params.seed)
         self._prefix = prefix
-        prefix.owner = self
-        prefix.cache.length = prefix.prompt_tokens  # a resumed run overwrites the previous run's positions
+        self._row: Row | None = None
+        if engine.batch is not None:
+            self._row = engine.batch.row(prefix.cache, prefix.prompt_tokens)
+        else:
+            prefix.owner = self
+            prefix.cache.length = prefix.prompt_tokens  # a resumed run overwrites the previous run's positions
         self._cache = prefix.cache
         self.prompt_tokens = prefix.prompt_tokens
         self.prefill = prefix.step
@@ -168,12 +211,11 @@ class GenerationRun:
                 if stops.stopped or len(self._tokens) >= self._params.max_new_tokens:
                     self._finish = "stop" if stops.stopped else "length"
                     break
-                if self._prefix.owner is not self:
-                    raise RuntimeFailure("another run was resumed from this run's prefix; decode them in turn")
-                step = self._engine.decoder.step(self._cache, token, logits=not self._params.greedy,
-                                                 features=self._features)
+                step = self._step(token)
                 self._last = step
         finally:
+            if self._row is not None:
+                self._row.close()
             self._decode_ms = (time.perf_counter() - started) * 1000.0
             self._finish = self._finish or "stop"
         if tail := stops.flush():
@@ -181,6 +223,14 @@ class GenerationRun:
             if self._text_per_token:
                 self._text_per_token[-1] += tail
             yield TokenEvent(token_id=None, text=tail, logprob=0.0, entropy=0.0, max_prob=1.0)
+
+    def _step(self, token: int) -> StepOutput:
+        logits = not self._params.greedy
+        if self._row is not None:
+            return self._row.step(token, logits=logits, features=self._features)
+        if self._prefix.owner is not self:
+            raise RuntimeFailure("another run was resumed from this run's prefix; decode them in turn")
+        return self._engine.decoder.step(self._cache, token, logits=logits, features=self._features)
 
     def _choose(self, step: StepOutput) -> tuple[int, float]:
         if self._params.greedy:

@@ -50,12 +50,14 @@ def real_cloud() -> Iterator[RealCloud]:
 @pytest.fixture
 def make_agent(tiny_bundle: Path, tmp_path: Path) -> Iterator[MakeAgent]:
     made: list[tuple[EdgeAgent, OutcomeQueue, EscalationClient | None]] = []
+    models: list[EdgeModel] = []
 
     def make(mode: RoutingMode = RoutingMode.POST, *, cloud: str | None = None, tbg: float | None = None,
-             privacy: PrivacyRules | None = None, deadline_s: float = 3.0, **thresholds: float) -> EdgeAgent:
+             privacy: PrivacyRules | None = None, deadline_s: float = 3.0, batch: int = 1,
+             **thresholds: float) -> EdgeAgent:
         if tbg is not None:
             with_tbg(tiny_bundle, tbg)
-        model = EdgeModel(tiny_bundle)
+        model = EdgeModel(tiny_bundle, max_batch=batch)
         keeper = PolicyKeeper(ModelRef(model.model_id, model.version), "test")
         assert keeper.offer(policy_for(model, mode, **thresholds)).applied
         queue = OutcomeQueue(QueueConfig(tmp_path / f"outbox-{len(made)}.db"))
@@ -63,6 +65,7 @@ def make_agent(tiny_bundle: Path, tmp_path: Path) -> Iterator[MakeAgent]:
         agent = EdgeAgent(model, keeper, queue, AgentIdentity("device-1", "test"), escalator=client,
                           privacy=privacy, rng=random.Random(7))
         made.append((agent, queue, client))
+        models.append(model)
         return agent
 
     yield make
@@ -71,3 +74,5 @@ def make_agent(tiny_bundle: Path, tmp_path: Path) -> Iterator[MakeAgent]:
         queue.close()
         if client is not None:
             client.close()
+    for model in models:
+        model.close()
