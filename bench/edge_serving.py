@@ -49,6 +49,7 @@ from typing import Any
 
 import numpy as np
 
+from bench.cpu import this_cpu
 from confroute.bundle import load_bundle
 from confroute.bundle.probe import write_probe
 from confroute.contract import ModelRef, RoutingMode, Thresholds
@@ -283,7 +284,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for key, value in result.items():
         print(f"{key:22} {value:10.2f}" if isinstance(value, float) else f"{key:22} {value:>10}")
     if args.json:
-        args.json.write_text(json.dumps(result, indent=2) + "\n")
+        args.json.write_text(json.dumps({**result, **this_cpu().to_json()}, indent=2) + "\n")
     return 0
 
 

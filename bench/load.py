@@ -33,6 +33,7 @@ from typing import Any
 import psutil
 
 from bench.cloudbench.processes import EchoTriton, RedisProcess, ServiceProcess, ServiceSettings
+from bench.cpu import this_cpu
 from bench.loadbench.traffic import Devices, Step, background, open_loop
 
 MB = 1024 * 1024
@@ -200,7 +201,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         options = replace(options, p99_bound_ms=args.p99_bound_ms or options.p99_bound_ms,
                           soak_s=args.soak_s or options.soak_s)
     python = args.backend_python or (Path(p) if (p := os.environ.get("CONFROUTE_TRITON_PYTHON")) else None)
-    result = summary(run(options, python), options)
+    result = summary(run(options, python), options) | this_cpu().to_json()
     text = json.dumps(result, indent=2)
     if args.json is not None:
         args.json.write_text(text + "\n")

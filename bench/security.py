@@ -37,6 +37,7 @@ from typing import Any
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc  # type: ignore[import-untyped]
 
+from bench.cpu import this_cpu
 from bench.securitybench.attacks import Attack, bearer, cloud_attacks, escalation
 from bench.securitybench.device import DeviceTarget, device, device_attacks
 from bench.securitybench.stack import Stack, running_stack
@@ -181,7 +182,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="fewer timed escalations")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args(argv)
-    result = run(args.quick)
+    result = run(args.quick) | this_cpu().to_json()
     summary = {key: value for key, value in result.items() if key != "rows"}
     print(json.dumps(summary, indent=2))
     if args.json is not None:
