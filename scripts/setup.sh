@@ -13,6 +13,10 @@ if ! command -v redis-server >/dev/null 2>&1; then
   $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq redis-server >/dev/null
 fi
 
+# Prometheus (promtool: the alert rules' tests; prometheus: one scrape test) and Chromium (the dashboard test).
+echo "[setup] checking Debian's prometheus and chromium (the monitoring tests)"
+bash scripts/setup_monitoring_tools.sh --browser
+
 if [ ! -x "$VENV/bin/python" ]; then
   echo "[setup] creating virtual environment in $VENV"
   "$PYTHON" -m venv "$VENV"
