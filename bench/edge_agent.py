@@ -109,9 +109,12 @@ def end_to_end(edge_bundle: Path, cloud_bundle: Path, cache: Path, workdir: Path
 
     params = SamplingParams(max_new_tokens=32)
     signing_key = generate_key_pair(workdir / "bench-signing")
-    with cloud_stack(StackConfig(cache, workdir, cloud_bundle, None, None, TRITON_MODEL)) as stack:
+    # Identity is on in the demo's stack, as in a deployment: the benchmark's device is enrolled and presents its token.
+    with cloud_stack(StackConfig(cache, workdir, cloud_bundle, None, None, TRITON_MODEL,
+                                 devices=(("bench", "bench"),))) as stack:
+        cloud = CloudConfig(target=stack.cloud_target, deadline_s=120, token=stack.tokens["bench"])
         config = AgentConfig(bundle=edge_bundle, device="cpu", threads=2, device_id="bench", cohort="bench",
-                             state_dir=workdir / "edge", cloud=CloudConfig(target=stack.cloud_target, deadline_s=120),
+                             state_dir=workdir / "edge", cloud=cloud,
                              privacy_patterns=(), never_escalate=False, http_host="127.0.0.1", http_port=0,
                              log_format="text",
                              policy_keys=(stack.policy_key, workdir / f"bench-signing{PUBLIC_SUFFIX}"))
