@@ -61,3 +61,21 @@ def smollm2_gguf() -> Path:
     from confroute.modelkit.sources import fetch_default_gguf
 
     return fetch_default_gguf(cache_dir(os.environ), _QUIET)
+
+
+# Tiers that run only when named in ``-m`` (emulated CPUs: minutes to hours, root and binfmt_misc for arm64).
+OPT_IN_TIERS = {
+    "haswell": "the emulated AVX2 tier runs only when selected: pytest -m haswell (make test-haswell)",
+    "aarch64": "the emulated arm64 tier runs only when selected: pytest -m aarch64",
+}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Skips the opt-in tiers unless ``-m`` names them, whatever other marker expression is given."""
+    selected = config.option.markexpr or ""
+    for tier, reason in OPT_IN_TIERS.items():
+        if tier in selected:
+            continue
+        for item in items:
+            if tier in item.keywords:
+                item.add_marker(pytest.mark.skip(reason=reason))

@@ -34,13 +34,3 @@ def built_wheel(deploy_tools: DeployTools, tmp_path_factory: pytest.TempPathFact
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     (wheel,) = out.glob("confroute-*.whl")
     return wheel
-
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """The emulated arm64 tier (root, binfmt_misc, minutes) runs only when asked for: ``pytest -m aarch64``."""
-    if "aarch64" in (config.option.markexpr or ""):
-        return
-    skip = pytest.mark.skip(reason="the emulated arm64 tier runs only when selected: pytest -m aarch64")
-    for item in items:
-        if "aarch64" in item.keywords:
-            item.add_marker(skip)
