@@ -44,7 +44,7 @@ SMOKE: dict[str, tuple[list[str], set[str]]] = {
                        {"benchmark", "datasets", "anchors", "config"}),
     "security": (["--quick"],
                  {"attacks_tried", "attacks_refused", "crashes", "hangs", "auth_added_p50_us"}),
-    "uncertainty": (["--quick"],
+    "uncertainty": (["--quick", "--n-ladder", "24", "--n-mc", "6"],
                     {"n_train", "n_test", "edge_accuracy_test", "signals", "datasets", "plain_generation_ms"}),
 }
 
