@@ -79,6 +79,13 @@ class ServiceMetrics:
         self._shifts: dict[tuple[str, str], float] = {}
         # A counter's child per label set: labels() costs a lock and a tuple key on every call.
         self._children: dict[tuple[str, ...], Any] = {}
+        self._add_call_instruments(registry)
+        self._add_triton_instruments(registry)
+        self._add_data_instruments(registry)
+        self.outcome_log = OutcomeLogCollector(registry)
+
+    def _add_call_instruments(self, registry: CollectorRegistry) -> None:
+        """Escalations, their latency, and the calls refused or limited."""
         self.escalations = Counter(
             "confroute_escalations", "Escalations and shadow requests answered, by the status they ended with",
             ["cohort", "edge_model_version", "mode", "kind", "status"], registry=registry,
@@ -87,22 +94,6 @@ class ServiceMetrics:
             "confroute_escalation_duration_seconds",
             "Time from receiving an escalation to its final answer or error (the service's latency)",
             ["kind"], buckets=LATENCY_BUCKETS, registry=registry,
-        )
-        self.triton_latency = Histogram(
-            "confroute_triton_latency_seconds", "Time of successful calls to the cloud model",
-            buckets=LATENCY_BUCKETS, registry=registry,
-        )
-        self.triton_queue = Histogram(
-            "confroute_triton_queue_seconds", "Time a successful call waited in Triton's queue",
-            buckets=LATENCY_BUCKETS, registry=registry,
-        )
-        self.triton_compute = Histogram(
-            "confroute_triton_compute_seconds", "Time Triton computed a successful call",
-            buckets=LATENCY_BUCKETS, registry=registry,
-        )
-        self.triton_errors = Counter(
-            "confroute_triton_errors", "Calls to the cloud model that failed, by the status they map to",
-            ["status"], registry=registry,
         )
         self.refusals = Counter(
             "confroute_refusals", "Calls refused for their caller or content, by method and status",
@@ -123,6 +114,28 @@ class ServiceMetrics:
             "confroute_rate_limited", "Calls refused because the caller's rate limit was spent, by service",
             ["service"], registry=registry,
         )
+
+    def _add_triton_instruments(self, registry: CollectorRegistry) -> None:
+        """Where a call to the cloud model spent its time, and its failures."""
+        self.triton_latency = Histogram(
+            "confroute_triton_latency_seconds", "Time of successful calls to the cloud model",
+            buckets=LATENCY_BUCKETS, registry=registry,
+        )
+        self.triton_queue = Histogram(
+            "confroute_triton_queue_seconds", "Time a successful call waited in Triton's queue",
+            buckets=LATENCY_BUCKETS, registry=registry,
+        )
+        self.triton_compute = Histogram(
+            "confroute_triton_compute_seconds", "Time Triton computed a successful call",
+            buckets=LATENCY_BUCKETS, registry=registry,
+        )
+        self.triton_errors = Counter(
+            "confroute_triton_errors", "Calls to the cloud model that failed, by the status they map to",
+            ["status"], registry=registry,
+        )
+
+    def _add_data_instruments(self, registry: CollectorRegistry) -> None:
+        """Outcome records, policy watchers and back-pressure."""
         self.outcome_writes = Counter(
             "confroute_outcome_writes", "Outcome records written, by source and result",
             ["source", "result"], registry=registry,
@@ -149,7 +162,6 @@ class ServiceMetrics:
             "confroute_policy_backpressure_adjustments", "Back-pressure adjustments published, by direction",
             ["edge_model_version", "cohort", "direction"], registry=registry,
         )
-        self.outcome_log = OutcomeLogCollector(registry)
 
     @property
     def instruments(self) -> tuple[MetricWrapperBase, ...]:
