@@ -20,6 +20,7 @@ from typing import Generic, TypeVar
 logger = logging.getLogger(__name__)
 
 V = TypeVar("V")
+CANCEL_REPEAT_S = 0.1  # how often close() repeats a cancellation that a follower swallowed
 Follow = Callable[[str], AsyncIterator[V]]
 
 
@@ -45,6 +46,7 @@ class PolicyHub(Generic[V]):
         self._follow = follow
         self._feeds: dict[str, Feed[V]] = {}
         self._stopping: set[asyncio.Task[None]] = set()  # followers whose last watcher left, still unwinding
+        self._stoppers: set[asyncio.Task[None]] = set()  # what keeps cancelling them (a reference each)
 
     @property
     def watchers(self) -> int:
@@ -66,9 +68,7 @@ class PolicyHub(Generic[V]):
                 if self._feeds.get(key) is feed:
                     del self._feeds[key]
                 if feed.task is not None:
-                    feed.task.cancel()
-                    self._stopping.add(feed.task)
-                    feed.task.add_done_callback(self._stopping.discard)
+                    self._stop_later(feed.task)
 
     async def close(self) -> None:
         """Stops every follower (the watchers' waits then never end: cancel them first), and waits for the
@@ -78,8 +78,16 @@ class PolicyHub(Generic[V]):
         for task in tasks:
             task.cancel()
         for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await _stopped(task)
+
+    def _stop_later(self, task: asyncio.Task[None]) -> None:
+        """Cancels a follower whose last watcher left, and keeps cancelling it until it ends."""
+        task.cancel()
+        self._stopping.add(task)
+        task.add_done_callback(self._stopping.discard)
+        stopper = asyncio.create_task(_stopped(task), name=f"stopping {task.get_name()}")
+        self._stoppers.add(stopper)
+        stopper.add_done_callback(self._stoppers.discard)
 
     async def _run(self, key: str, feed: Feed[V]) -> None:
         try:
@@ -90,3 +98,14 @@ class PolicyHub(Generic[V]):
         except Exception:  # a bug must not silently freeze every watcher of the key
             logger.exception("policy follower for %s failed", key)
             raise
+
+
+async def _stopped(task: asyncio.Task[None]) -> None:
+    """Waits for ``task`` to end, cancelling it again while it runs: a library that turns a cancellation
+    into a timeout and retries (redis-py's blocking read after a Redis restart does) would otherwise keep a
+    follower reading until the next cancellation from outside."""
+    while not task.done():
+        task.cancel()
+        await asyncio.wait({task}, timeout=CANCEL_REPEAT_S)
+    with contextlib.suppress(asyncio.CancelledError):
+        await task

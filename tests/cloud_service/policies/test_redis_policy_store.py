@@ -222,7 +222,6 @@ def test_a_watcher_waits_for_the_first_policy_of_its_key(redis_server: RedisServ
     assert content(run(scenario())) == policy("p-1")
 
 
-@pytest.mark.timeout(180)  # a restart reloads the append-only file; ~30 s here on a loaded machine
 def test_a_watcher_reconnects_after_redis_restarts(redis_server: RedisServer) -> None:
     async def scenario() -> Policy:
         store = RedisPolicyStore(config(redis_server))
