@@ -20,6 +20,7 @@ from cloud_service.identity.record import ESCALATE, UPLOAD
 from cloud_service.identity.registry import IdentityRegistry
 from cloud_service.identity.tokens import load_secret
 from cloud_service.redis_client import connect
+from cloud_service.task_stop import stop_task
 from confroute.errors import InvalidInput, Unavailable
 
 CONNECT_TIMEOUT_S = 1.0
@@ -59,9 +60,7 @@ async def open_identity(
     try:
         yield IdentityServices(authenticator, RateLimiter(redis, rates(config)))
     finally:
-        follower.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await follower
+        await stop_task(follower)
         await redis.aclose()
 
 

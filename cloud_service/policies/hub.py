@@ -17,10 +17,11 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
+from cloud_service.task_stop import stop_task
+
 logger = logging.getLogger(__name__)
 
 V = TypeVar("V")
-CANCEL_REPEAT_S = 0.1  # how often close() repeats a cancellation that a follower swallowed
 Follow = Callable[[str], AsyncIterator[V]]
 
 
@@ -78,14 +79,14 @@ class PolicyHub(Generic[V]):
         for task in tasks:
             task.cancel()
         for task in tasks:
-            await _stopped(task)
+            await stop_task(task)
 
     def _stop_later(self, task: asyncio.Task[None]) -> None:
         """Cancels a follower whose last watcher left, and keeps cancelling it until it ends."""
         task.cancel()
         self._stopping.add(task)
         task.add_done_callback(self._stopping.discard)
-        stopper = asyncio.create_task(_stopped(task), name=f"stopping {task.get_name()}")
+        stopper = asyncio.create_task(stop_task(task), name=f"stopping {task.get_name()}")
         self._stoppers.add(stopper)
         stopper.add_done_callback(self._stoppers.discard)
 
@@ -98,14 +99,3 @@ class PolicyHub(Generic[V]):
         except Exception:  # a bug must not silently freeze every watcher of the key
             logger.exception("policy follower for %s failed", key)
             raise
-
-
-async def _stopped(task: asyncio.Task[None]) -> None:
-    """Waits for ``task`` to end, cancelling it again while it runs: a library that turns a cancellation
-    into a timeout and retries (redis-py's blocking read after a Redis restart does) would otherwise keep a
-    follower reading until the next cancellation from outside."""
-    while not task.done():
-        task.cancel()
-        await asyncio.wait({task}, timeout=CANCEL_REPEAT_S)
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
