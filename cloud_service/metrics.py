@@ -82,6 +82,7 @@ class ServiceMetrics:
         self._add_call_instruments(registry)
         self._add_triton_instruments(registry)
         self._add_data_instruments(registry)
+        self._add_loop_instruments(registry)
         self.outcome_log = OutcomeLogCollector(registry)
 
     def _add_call_instruments(self, registry: CollectorRegistry) -> None:
@@ -162,6 +163,47 @@ class ServiceMetrics:
             "confroute_policy_backpressure_adjustments", "Back-pressure adjustments published, by direction",
             ["edge_model_version", "cohort", "direction"], registry=registry,
         )
+
+    def _add_loop_instruments(self, registry: CollectorRegistry) -> None:
+        """The fleet and the loop as the service's monitor last saw them (``cloud_service.ops.loop_monitor``)."""
+        partition = ["edge_model_version", "cohort"]
+
+        def gauge(name: str, documentation: str, labels: list[str]) -> Gauge:
+            return Gauge(name, documentation, labels, registry=registry)
+
+        self.devices_by_age = gauge("confroute_devices_by_last_seen",
+                                    "Devices by how long ago the service last saw them (<5m, 5m-1h, 1h-24h, >24h)",
+                                    ["age"])
+        self.devices_by_policy = gauge("confroute_devices_by_policy_version",
+                                       "Devices seen in the last 24 h, by the routing policy version they run",
+                                       [*partition, "policy_version"])
+        self.devices_by_probe = gauge("confroute_devices_by_probe_version",
+                                      "Devices seen in the last 24 h, by probe version (unreported: none sent)",
+                                      [*partition, "probe_version"])
+        self.devices_behind = gauge("confroute_devices_behind_policy",
+                                    "Devices seen in the last 24 h on a policy version their rollout no longer serves",
+                                    partition)
+        self.window_outcomes = gauge("confroute_loop_window_outcomes",
+                                     "Device outcomes in the last window the monitor read", partition)
+        self.window_labelled = gauge("confroute_loop_window_labelled",
+                                     "Labelled device outcomes in the last window (what ECE, AUROC, risk rest on)",
+                                     partition)
+        self.window_escalation_rate = gauge("confroute_loop_window_escalation_rate",
+                                            "Share of the window's outcomes the devices escalated", partition)
+        self.window_target_rate = gauge("confroute_loop_window_target_escalation_rate",
+                                        "The escalation rate the last recalibration aimed at", partition)
+        self.window_ece = gauge("confroute_loop_window_ece",
+                                "The live policy's calibration error (ECE, 10 bins) on the window's labels", partition)
+        self.window_auroc = gauge("confroute_loop_window_auroc",
+                                  "How well the live policy's score separates right from wrong answers in the window",
+                                  partition)
+        self.window_risk = gauge("confroute_loop_window_risk",
+                                 "Share of wrong answers among those the live policy keeps on the edge, in the window",
+                                 partition)
+        self.window_risk_bound = gauge("confroute_loop_window_risk_bound",
+                                       "The risk bound the last recalibration aimed at", partition)
+        self.loop_refreshed = gauge("confroute_loop_last_refresh_timestamp_seconds",
+                                    "Unix time the monitor last refreshed the fleet and loop series", [])
 
     @property
     def instruments(self) -> tuple[MetricWrapperBase, ...]:

@@ -1,0 +1,151 @@
+"""Who is in the fleet: when each device was last seen and which versions it runs.
+
+The servicers note a *sighting* on each authenticated call from a device (:meth:`Sightings.note`: a dict
+assignment, nothing awaited), from what the call already carries: WatchPolicy its known policy version,
+UploadOutcomes the versions of its last record, Escalate the policy that escalated, all of them the cohort
+and the edge model build. The probe version is the optional request metadata ``confroute-probe-version``
+(:data:`PROBE_VERSION_KEY`; empty when the device does not send it). A periodic flush
+(:class:`cloud_service.ops.loop_monitor.LoopMonitor`) drains the sightings into the device directory,
+one read and one write per flush whatever the traffic:
+
+    <devices>:records   hash: device id -> :class:`DeviceRecord` as JSON (``cloud_service.store.schema``)
+
+A sighting that names no version keeps what the directory knew (a GetPolicy carries no policy version).
+With authentication on, the device is the caller (an operator's calls are not sightings); without it,
+the id the request names.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from cloud_service.identity.context import current_principal
+from cloud_service.redis_client import RedisClient, translated
+from cloud_service.store.schema import DeviceKeys
+
+PROBE_VERSION_KEY = "confroute-probe-version"
+MAX_PENDING = 100_000  # devices noted between two flushes; later ones wait for the next flush
+_VERSIONS = ("cohort", "edge_model_version", "policy_version", "probe_version")
+
+
+@dataclass(frozen=True)
+class DeviceRecord:
+    """What the service last saw of one device (empty: not known)."""
+
+    device_id: str
+    cohort: str = ""
+    edge_model_version: str = ""
+    policy_version: str = ""
+    probe_version: str = ""
+    last_seen_s: float = 0.0  # Unix time
+    last_call: str = ""  # escalate, upload, watch or get
+
+    def merged(self, other: DeviceRecord) -> DeviceRecord:
+        """The later of the two sightings, with the earlier one's versions where the later names none."""
+        newer, older = (other, self) if other.last_seen_s >= self.last_seen_s else (self, other)
+        return dataclasses.replace(newer, **{name: getattr(newer, name) or getattr(older, name) for name in _VERSIONS})
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), sort_keys=True, separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> DeviceRecord:
+        fields = json.loads(text)
+        known = {field.name for field in dataclasses.fields(cls)}
+        return cls(**{key: value for key, value in fields.items() if key in known})
+
+
+class Sightings:
+    """Sightings noted on the request path, held in memory until the next :meth:`drain`."""
+
+    def __init__(self, max_pending: int = MAX_PENDING, clock: Callable[[], float] = time.time) -> None:
+        self._pending: dict[str, DeviceRecord] = {}
+        self._max_pending = max_pending
+        self._clock = clock
+        self.deferred = 0  # sightings of devices not held because max_pending were (counted, not kept)
+
+    def note(self, claimed_device_id: str, cohort: str, edge_model_version: str, call: str, *,
+             policy_version: str = "", metadata: Iterable[tuple[str, Any]] = ()) -> None:
+        """One call from a device; see the module docstring for which device and which versions."""
+        device_id = _caller_device(claimed_device_id)
+        if not device_id:
+            return
+        seen = DeviceRecord(device_id, cohort, edge_model_version, policy_version, _probe_version(metadata),
+                            self._clock(), call)
+        before = self._pending.get(device_id)
+        if before is not None:
+            self._pending[device_id] = before.merged(seen)
+        elif len(self._pending) < self._max_pending:
+            self._pending[device_id] = seen
+        else:
+            self.deferred += 1
+
+    def restore(self, records: Iterable[DeviceRecord]) -> None:
+        """Gives back sightings a flush could not store, under any noted since."""
+        for record in records:
+            now = self._pending.get(record.device_id)
+            self._pending[record.device_id] = record.merged(now) if now is not None else record
+
+    def drain(self) -> list[DeviceRecord]:
+        """The sightings since the last drain (one per device), forgotten here."""
+        pending, self._pending = self._pending, {}
+        return list(pending.values())
+
+
+def _caller_device(claimed: str) -> str:
+    principal = current_principal()
+    if principal is None:
+        return claimed
+    return principal.principal_id if principal.is_device else ""
+
+
+def _probe_version(metadata: Iterable[tuple[str, Any]]) -> str:
+    for key, value in metadata:
+        if key == PROBE_VERSION_KEY:
+            return value.decode(errors="replace") if isinstance(value, bytes) else str(value)
+    return ""
+
+
+class DeviceDirectory(Protocol):
+    """Where device records are kept (:class:`RedisDeviceDirectory`)."""
+
+    async def save(self, sightings: Sequence[DeviceRecord]) -> None: ...
+
+    async def records(self) -> list[DeviceRecord]: ...
+
+
+class RedisDeviceDirectory:
+    """Device records in one Redis hash (see the module docstring)."""
+
+    def __init__(self, client: RedisClient, keys: DeviceKeys | None = None) -> None:
+        self._client = client
+        self._keys = keys or DeviceKeys()
+
+    async def save(self, sightings: Sequence[DeviceRecord]) -> None:
+        """Merges ``sightings`` into the stored records (a read and a write, whatever their number)."""
+        if not sightings:
+            return
+        ids = [record.device_id for record in sightings]
+        with translated("reading device records"):
+            stored = await self._client.hmget(self._keys.records, ids)
+        merged = {record.device_id: (DeviceRecord.from_json(raw).merged(record) if raw else record).to_json()
+                  for record, raw in zip(sightings, stored, strict=True)}
+        with translated("writing device records"):
+            await self._client.hset(self._keys.records, mapping=merged)  # type: ignore[arg-type]
+
+    async def records(self) -> list[DeviceRecord]:
+        """Every device ever seen, in no order."""
+        with translated("reading device records"):
+            stored = await self._client.hgetall(self._keys.records)  # type: ignore[misc]
+        return [DeviceRecord.from_json(raw) for raw in stored.values()]
+
+    async def record(self, device_id: str) -> DeviceRecord | None:
+        """One device's record; None if it was never seen."""
+        with translated("reading a device record"):
+            raw = await self._client.hget(self._keys.records, device_id)  # type: ignore[misc]
+        return DeviceRecord.from_json(raw) if raw else None
