@@ -44,7 +44,7 @@ def test_filters_combine_and_the_most_recently_seen_come_first() -> None:
 
 
 def test_bounded_keeps_the_largest_label_sets_and_folds_the_rest_into_other() -> None:
-    counts = {("v1",): 5, ("v2",): 3, ("v3",): 1, ("v4",): 1}
+    counts: dict[tuple[str, ...], int] = {("v1",): 5, ("v2",): 3, ("v3",): 1, ("v4",): 1}
     assert bounded(counts, 2) == {("v1",): 5, ("v2",): 3, ("other",): 2}
     assert bounded(counts, 10) == counts
 

@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import math
 from dataclasses import replace
+from typing import Any
 
 import pytest
 
 from cloud_service.ops.loop_window import Target, labelled_scores, quality_curve, window_report
 from confroute.contract.enums import Decision, Label
+from confroute.contract.outcome import OutcomeRecord
 from tests.cloud_service.ops.service import live_policy
 from tests.factories import COHORT, EDGE, outcome, routed
 
 
-def scored(query_id: str, score: float, label: Label = Label.UNKNOWN, **changes: object) -> object:
+def scored(query_id: str, score: float, label: Label = Label.UNKNOWN, **changes: Any) -> OutcomeRecord:
     return outcome(query_id, signals={"logprob_mean": math.log(score)}, label=label, **changes)
 
 
@@ -26,7 +28,7 @@ def test_a_calibrated_score_has_a_small_error_and_separates_right_from_wrong() -
     assert report.labelled > 1000
     assert report.ece is not None and report.ece < 0.05  # the edge is right with probability = its score
     assert report.auroc is not None and report.auroc > 0.75
-    assert len(report.reliability) == 10 and sum(b["count"] for b in report.reliability) == report.labelled
+    assert len(report.reliability) == 10 and sum(int(b["count"] or 0) for b in report.reliability) == report.labelled
 
 
 def test_risk_is_the_share_wrong_among_the_answers_the_policy_keeps() -> None:
