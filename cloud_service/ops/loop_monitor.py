@@ -15,17 +15,20 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 from cloud_service.metrics import ServiceMetrics
-from cloud_service.ops.devices import DeviceDirectory, Sightings
+from cloud_service.ops.devices import DeviceDirectory, RedisDeviceDirectory, Sightings
 from cloud_service.ops.fleet_view import FleetSummary, PartitionId, bounded, summarize
-from cloud_service.ops.loop_source import LoopSource
+from cloud_service.ops.loop_source import LoopSource, RedisLoopSource
 from cloud_service.ops.loop_window import Target, WindowReport, window_report
 from cloud_service.ops.status import RolloutReader
+from cloud_service.outcomes.redis_log import RedisOutcomeLog
 from cloud_service.ports import PolicyStore
+from cloud_service.redis_client import connect
 from cloud_service.store.schema import Partition
 from confroute.errors import ConfrouteError
 
@@ -72,6 +75,11 @@ class LoopMonitor:
         self._clock = clock
         self._task: asyncio.Task[None] | None = None
         self.snapshot = LoopSnapshot()
+
+    @property
+    def sightings(self) -> Sightings | None:
+        """Where the servicers note devices (None: this monitor keeps no device directory)."""
+        return self._sightings if self._directory is not None else None
 
     def start(self) -> None:
         """Runs :meth:`refresh` every ``interval_s`` until :meth:`close`."""
@@ -183,3 +191,26 @@ def _replace(gauge: Any, counts: Mapping[tuple[str, ...], int]) -> None:
     for labels, count in counts.items():
         gauge.labels(*labels).set(count)
 
+
+
+@asynccontextmanager
+async def open_loop_monitor(outcome_log: object, policy_store: PolicyStore, metrics: ServiceMetrics,
+                            settings: MonitorSettings | None = None) -> AsyncIterator[LoopMonitor]:
+    """The service's monitor, started, on the Redis its outcome log writes to (its own client); closed and
+    flushed on the way out. An outcome log that is not in Redis (tests) gives a monitor with nothing to read
+    and no sightings to keep."""
+    if not isinstance(outcome_log, RedisOutcomeLog):
+        yield LoopMonitor(metrics, policy_store, settings=settings)
+        return
+    log = outcome_log.config
+    client = connect(log.url, connect_timeout_s=log.connect_timeout_s, command_timeout_s=log.command_timeout_s)
+    try:
+        monitor = LoopMonitor(metrics, policy_store, sightings=Sightings(), directory=RedisDeviceDirectory(client),
+                              source=RedisLoopSource(client, log), settings=settings)
+        monitor.start()
+        try:
+            yield monitor
+        finally:
+            await monitor.close()
+    finally:
+        await client.aclose()
