@@ -27,6 +27,7 @@ from typing import Any, Protocol
 from cloud_service.identity.context import current_principal
 from cloud_service.redis_client import RedisClient, translated
 from cloud_service.store.schema import DeviceKeys
+from confroute.contract.outcome import OutcomeRecord
 
 PROBE_VERSION_KEY = "confroute-probe-version"
 MAX_PENDING = 100_000  # devices noted between two flushes; later ones wait for the next flush
@@ -84,6 +85,12 @@ class Sightings:
             self._pending[device_id] = seen
         else:
             self.deferred += 1
+
+    def note_uploads(self, records: Sequence[OutcomeRecord], metadata: Iterable[tuple[str, Any]] = ()) -> None:
+        """An upload's batch: each device's last record in it (with authentication, all are the caller's)."""
+        for record in {record.device_id: record for record in records}.values():
+            self.note(record.device_id, record.cohort, record.edge_model.version, "upload",
+                      policy_version=record.policy_version, metadata=metadata)
 
     def restore(self, records: Iterable[DeviceRecord]) -> None:
         """Gives back sightings a flush could not store, under any noted since."""

@@ -72,10 +72,8 @@ class OutcomesServicer(outcomes_pb2_grpc.OutcomesServiceServicer):  # type: igno
             batch, rejected = await asyncio.to_thread(OutcomeBatch.partition_pb, request)
             records, refused = admissible(batch.records, principal)
             rejected += refused
-            if records and self._sightings is not None:
-                last = records[-1]
-                self._sightings.note(last.device_id, last.cohort, last.edge_model.version, "upload",
-                                     policy_version=last.policy_version, metadata=context.invocation_metadata() or ())
+            if self._sightings is not None:
+                self._sightings.note_uploads(records, context.invocation_metadata() or ())
             result = await self._log.store(records) if records else _NOTHING_STORED
             self._count(len(result.stored), len(result.duplicates), len(rejected))
             self._observe(records, frozenset(result.stored))
