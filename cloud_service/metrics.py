@@ -13,10 +13,11 @@ The outcome log's counters (written, duplicates, dropped, write errors) and its 
 scrape time from the log's ``stats`` (an attribute or a method returning an
 :class:`~cloud_service.outcomes.stats.OutcomeLogStats`-like object); absent when the log has none.
 
-``confroute_refusals_total{method,status}`` counts every call refused for its caller or content
-(UNAUTHENTICATED, PERMISSION_DENIED, RESOURCE_EXHAUSTED, INVALID_ARGUMENT) by RPC method; the refusals for
-credentials and rate limits are also counted by service and reason (``confroute_auth_refusals_total``,
-``confroute_rate_limited_total``), which the alerts and dashboards read.
+``confroute_refusals_total{method,status,reason}`` counts every call refused for its caller or content
+(UNAUTHENTICATED, PERMISSION_DENIED, RESOURCE_EXHAUSTED, INVALID_ARGUMENT), once, by RPC method; ``reason``
+is the status in lower case, except that RESOURCE_EXHAUSTED reads ``rate_limited`` when the caller's rate
+limit was spent and ``overloaded`` when a capacity was full (the service's ``max_inflight``, which
+``confroute_escalations_refused_total`` also counts on its own, or a device's slots).
 """
 
 from __future__ import annotations
@@ -97,8 +98,10 @@ class ServiceMetrics:
             ["kind"], buckets=LATENCY_BUCKETS, registry=registry,
         )
         self.refusals = Counter(
-            "confroute_refusals", "Calls refused for their caller or content, by method and status",
-            ["method", "status"], registry=registry,
+            "confroute_refusals",
+            "Calls refused for their caller or content, by method, status and reason (unauthenticated, "
+            "permission_denied, rate_limited, overloaded, invalid_argument)",
+            ["method", "status", "reason"], registry=registry,
         )
         self.escalations_inflight = Gauge(
             "confroute_escalations_inflight", "Escalations being answered now", registry=registry
@@ -106,14 +109,6 @@ class ServiceMetrics:
         self.escalations_refused = Counter(
             "confroute_escalations_refused", "Escalations refused at once because max_inflight were in flight",
             registry=registry,
-        )
-        self.auth_refusals = Counter(
-            "confroute_auth_refusals", "Calls refused for their credentials or scope, by service and reason",
-            ["service", "reason"], registry=registry,
-        )
-        self.rate_limited = Counter(
-            "confroute_rate_limited", "Calls refused because the caller's rate limit was spent, by service",
-            ["service"], registry=registry,
         )
 
     def _add_triton_instruments(self, registry: CollectorRegistry) -> None:
@@ -230,12 +225,7 @@ class ServiceMetrics:
 
     def count_refusal(self, method: str, status: str, rate_limited: bool = False) -> None:
         """One call refused by the interceptor (method names are the service's own, a bounded set)."""
-        self.refusals.labels(method, status).inc()
-        service = _service_of(method)
-        if rate_limited:
-            self.rate_limited.labels(service).inc()
-        elif status in ("UNAUTHENTICATED", "PERMISSION_DENIED"):
-            self.auth_refusals.labels(service, status.lower()).inc()
+        self.refusals.labels(method, status, refusal_reason(status, rate_limited)).inc()
 
     def observe_uploaded(
         self, edge_model_version: str, cohort: str, decision: str, policy_version: str, label_source: str
@@ -383,6 +373,8 @@ class _QuietHandler(WSGIRequestHandler):
         pass
 
 
-def _service_of(method: str) -> str:
-    """``/confroute.v1.EscalationService/Escalate`` -> ``EscalationService``."""
-    return method.rsplit("/", 2)[-2].rsplit(".", 1)[-1] if method.count("/") >= 2 else method
+def refusal_reason(status: str, rate_limited: bool) -> str:
+    """The ``reason`` of a refusal (see the module docstring)."""
+    if status == "RESOURCE_EXHAUSTED":
+        return "rate_limited" if rate_limited else "overloaded"
+    return status.lower()

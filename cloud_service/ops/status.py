@@ -191,8 +191,8 @@ def _outcome_log(samples: Samples) -> dict[str, Any]:
 
 def _auth(samples: Samples) -> dict[str, Any]:
     return {
-        "refusals": by_label(samples, "confroute_auth_refusals_total", "reason"),
-        "rate_limited": total(samples, "confroute_rate_limited_total"),
+        "refusals": by_label(samples, "confroute_refusals_total", "reason"),
+        "rate_limited": total(samples, "confroute_refusals_total", reason="rate_limited"),
     }
 
 
