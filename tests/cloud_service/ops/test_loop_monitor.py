@@ -11,10 +11,11 @@ import pytest
 
 from cloud_service.metrics import create_metrics
 from cloud_service.ops.devices import RedisDeviceDirectory, Sightings
-from cloud_service.ops.loop_monitor import LoopMonitor, LoopSnapshot, MonitorSettings
+from cloud_service.ops.loop_monitor import LoopMonitor, LoopSnapshot, MonitorSettings, open_loop_monitor
 from cloud_service.ops.loop_source import RedisLoopSource
 from cloud_service.outcomes.config import OutcomeLogConfig
 from cloud_service.outcomes.labels import LabelWriter, LateLabel
+from cloud_service.outcomes.redis_log import RedisOutcomeLog
 from cloud_service.outcomes.writer import OutcomeWriter
 from cloud_service.redis_client import connect
 from confroute.contract.enums import Label, LabelSource
@@ -95,3 +96,27 @@ def test_a_late_label_counts_in_the_window(redis_server: RedisServer) -> None:
             await client.aclose()
 
     assert asyncio.run(scenario()) == 3
+
+
+def test_the_service_s_monitor_runs_on_its_outcome_log_s_redis_and_flushes_on_close(redis_server: RedisServer) -> None:
+    async def scenario() -> list[str]:
+        metrics = create_metrics()
+        log = RedisOutcomeLog(OutcomeLogConfig(url=redis_server.url))
+        async with log, open_loop_monitor(log, RolloutStore(), metrics, MonitorSettings(interval_s=60)) as monitor:
+            assert monitor.sightings is not None
+            monitor.sightings.note("device-5", COHORT, EDGE.version, "watch")
+        client = connect(redis_server.url, connect_timeout_s=1.0, command_timeout_s=5.0)
+        try:
+            return [record.device_id for record in await RedisDeviceDirectory(client).records()]
+        finally:
+            await client.aclose()
+
+    assert asyncio.run(scenario()) == ["device-5"]
+
+
+def test_without_redis_the_monitor_keeps_no_sightings() -> None:
+    async def scenario() -> Sightings | None:
+        async with open_loop_monitor(object(), RolloutStore(), create_metrics()) as monitor:
+            return monitor.sightings
+
+    assert asyncio.run(scenario()) is None
