@@ -102,7 +102,8 @@ class LoopMonitor:
         windows, history = await self._windows()
         partitions = {(r.edge_model_version, r.cohort) for r in records} | {(w.edge_model_version, w.cohort)
                                                                             for w in windows}
-        fleet = summarize(records, self._clock(), await self._served(sorted(partitions)))
+        served = await self._served(sorted(partitions))
+        fleet = await asyncio.to_thread(summarize, records, self._clock(), served)
         self.snapshot = LoopSnapshot(self._clock(), fleet, windows, history)
         self._publish(self.snapshot)
         return self.snapshot
@@ -145,7 +146,8 @@ class LoopMonitor:
         policy = await self._store.current(version, cohort)
         history += [{"edge_model_version": version, "cohort": cohort, **entry} for entry in window.recalibrations]
         target = Target.of(window.recalibrations[0].get("provenance", {})) if window.recalibrations else Target()
-        return window_report(version, cohort, window.records, policy, window.late_labels, target)
+        return await asyncio.to_thread(window_report, version, cohort, window.records, policy, window.late_labels,
+                                       target)
 
     async def _served(self, partitions: Iterable[PartitionId]) -> dict[PartitionId, frozenset[str]]:
         """The policy versions each partition's rollout hands out now."""

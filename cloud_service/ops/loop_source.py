@@ -8,6 +8,7 @@ partition's ``labels`` stream (``cloud_service.outcomes.labels``) and the last r
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -64,10 +65,15 @@ class RedisLoopSource:
         pipe.xrevrange(keys.recalibrations, count=RECALIBRATIONS)
         with translated("reading an outcome window"):
             entries, labels, recalibrations = await pipe.execute()
-        records = [codec.decode(fields) for _, fields in reversed(stream_entries(entries))
-                   if fields.get(b"origin", b"device") == b"device" and _in(fields, partition)]
-        provenance = tuple(map(_recalibration, stream_entries(recalibrations)))
-        return Window(tuple(records[-count:]), _labels(labels), provenance)
+        # Decoding thousands of entries takes milliseconds of Python: off the event loop.
+        return await asyncio.to_thread(_window, partition, count, entries, labels, recalibrations)
+
+
+def _window(partition: Partition, count: int, entries: Any, labels: Any, recalibrations: Any) -> Window:
+    records = [codec.decode(fields) for _, fields in reversed(stream_entries(entries))
+               if fields.get(b"origin", b"device") == b"device" and _in(fields, partition)]
+    provenance = tuple(map(_recalibration, stream_entries(recalibrations)))
+    return Window(tuple(records[-count:]), _labels(labels), provenance)
 
 
 def _in(fields: Mapping[bytes, bytes], partition: Partition) -> bool:
