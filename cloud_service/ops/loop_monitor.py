@@ -115,9 +115,15 @@ class LoopMonitor:
             except ConfrouteError as exc:
                 logger.warning("the loop monitor's pass failed (%s); the next one in %.0f s", exc,
                                self._settings.interval_s)
-                self.snapshot = LoopSnapshot(self.snapshot.refreshed_at, self.snapshot.fleet, self.snapshot.windows,
-                                             self.snapshot.history, str(exc))
+                self._failed(str(exc))
+            except Exception:  # a bug here must not end the monitor, nor reach the service's callers
+                logger.exception("the loop monitor's pass failed")
+                self._failed("internal error (see the service's log)")
             await asyncio.sleep(self._settings.interval_s)
+
+    def _failed(self, why: str) -> None:
+        last = self.snapshot
+        self.snapshot = LoopSnapshot(last.refreshed_at, last.fleet, last.windows, last.history, why)
 
     async def _flush(self) -> None:
         if self._sightings is None or self._directory is None:

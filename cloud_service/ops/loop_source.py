@@ -70,10 +70,19 @@ class RedisLoopSource:
 
 
 def _window(partition: Partition, count: int, entries: Any, labels: Any, recalibrations: Any) -> Window:
-    records = [codec.decode(fields) for _, fields in reversed(stream_entries(entries))
-               if fields.get(b"origin", b"device") == b"device" and _in(fields, partition)]
+    records = [record for _, fields in reversed(stream_entries(entries))
+               if fields.get(b"origin", b"device") == b"device" and _in(fields, partition)
+               and (record := _decoded(fields)) is not None]
     provenance = tuple(map(_recalibration, stream_entries(recalibrations)))
     return Window(tuple(records[-count:]), _labels(labels), provenance)
+
+
+def _decoded(fields: Mapping[bytes, bytes]) -> OutcomeRecord | None:
+    """The entry's record; None for one this version cannot read (the window does without it)."""
+    try:
+        return codec.decode(fields)
+    except (KeyError, ValueError, TypeError):
+        return None
 
 
 def _in(fields: Mapping[bytes, bytes], partition: Partition) -> bool:

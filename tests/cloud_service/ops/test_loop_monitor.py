@@ -19,6 +19,7 @@ from cloud_service.outcomes.redis_log import RedisOutcomeLog
 from cloud_service.outcomes.writer import OutcomeWriter
 from cloud_service.redis_client import connect
 from confroute.contract.enums import Label, LabelSource
+from confroute.errors import Unavailable
 from tests.cloud_service.ops.service import RolloutStore, live_policy
 from tests.cloud_service.redis_server import RedisServer
 from tests.factories import COHORT, EDGE, routed
@@ -120,3 +121,30 @@ def test_without_redis_the_monitor_keeps_no_sightings() -> None:
             return monitor.sightings
 
     assert asyncio.run(scenario()) is None
+
+
+class DownDirectory:
+    """A device directory whose Redis is away."""
+
+    async def save(self, sightings: Any) -> None:
+        raise Unavailable("redis is away")
+
+    async def records(self) -> list[Any]:
+        raise Unavailable("redis is away")
+
+
+def test_a_failed_pass_keeps_the_sightings_and_says_why_and_the_monitor_goes_on() -> None:
+    async def scenario() -> tuple[LoopSnapshot, Sightings]:
+        sightings = Sightings()
+        sightings.note("device-1", COHORT, EDGE.version, "watch", policy_version="p-1")
+        monitor = LoopMonitor(create_metrics(), RolloutStore(), sightings=sightings, directory=DownDirectory(),
+                              settings=MonitorSettings(interval_s=0.05))
+        monitor.start()
+        await asyncio.sleep(0.3)
+        snapshot = monitor.snapshot
+        await monitor.close()  # its last flush fails too, and gives the sightings back
+        return snapshot, sightings
+
+    snapshot, sightings = asyncio.run(scenario())
+    assert snapshot.error == "redis is away" and snapshot.refreshed_at is None
+    assert [record.policy_version for record in sightings.drain()] == ["p-1"]
