@@ -13,10 +13,11 @@ The outcome log's counters (written, duplicates, dropped, write errors) and its 
 scrape time from the log's ``stats`` (an attribute or a method returning an
 :class:`~cloud_service.outcomes.stats.OutcomeLogStats`-like object); absent when the log has none.
 
-``confroute_refusals_total{method,status}`` counts every call refused for its caller or content
-(UNAUTHENTICATED, PERMISSION_DENIED, RESOURCE_EXHAUSTED, INVALID_ARGUMENT) by RPC method; the refusals for
-credentials and rate limits are also counted by service and reason (``confroute_auth_refusals_total``,
-``confroute_rate_limited_total``), which the alerts and dashboards read.
+``confroute_refusals_total{method,status,reason}`` counts every call refused for its caller or content
+(UNAUTHENTICATED, PERMISSION_DENIED, RESOURCE_EXHAUSTED, INVALID_ARGUMENT), once, by RPC method; ``reason``
+is the status in lower case, except that RESOURCE_EXHAUSTED reads ``rate_limited`` when the caller's rate
+limit was spent and ``overloaded`` when a capacity was full (the service's ``max_inflight``, which
+``confroute_escalations_refused_total`` also counts on its own, or a device's slots).
 """
 
 from __future__ import annotations
@@ -82,6 +83,7 @@ class ServiceMetrics:
         self._add_call_instruments(registry)
         self._add_triton_instruments(registry)
         self._add_data_instruments(registry)
+        self._add_loop_instruments(registry)
         self.outcome_log = OutcomeLogCollector(registry)
 
     def _add_call_instruments(self, registry: CollectorRegistry) -> None:
@@ -96,8 +98,10 @@ class ServiceMetrics:
             ["kind"], buckets=LATENCY_BUCKETS, registry=registry,
         )
         self.refusals = Counter(
-            "confroute_refusals", "Calls refused for their caller or content, by method and status",
-            ["method", "status"], registry=registry,
+            "confroute_refusals",
+            "Calls refused for their caller or content, by method, status and reason (unauthenticated, "
+            "permission_denied, rate_limited, overloaded, invalid_argument)",
+            ["method", "status", "reason"], registry=registry,
         )
         self.escalations_inflight = Gauge(
             "confroute_escalations_inflight", "Escalations being answered now", registry=registry
@@ -105,14 +109,6 @@ class ServiceMetrics:
         self.escalations_refused = Counter(
             "confroute_escalations_refused", "Escalations refused at once because max_inflight were in flight",
             registry=registry,
-        )
-        self.auth_refusals = Counter(
-            "confroute_auth_refusals", "Calls refused for their credentials or scope, by service and reason",
-            ["service", "reason"], registry=registry,
-        )
-        self.rate_limited = Counter(
-            "confroute_rate_limited", "Calls refused because the caller's rate limit was spent, by service",
-            ["service"], registry=registry,
         )
 
     def _add_triton_instruments(self, registry: CollectorRegistry) -> None:
@@ -163,6 +159,47 @@ class ServiceMetrics:
             ["edge_model_version", "cohort", "direction"], registry=registry,
         )
 
+    def _add_loop_instruments(self, registry: CollectorRegistry) -> None:
+        """The fleet and the loop as the service's monitor last saw them (``cloud_service.ops.loop_monitor``)."""
+        partition = ["edge_model_version", "cohort"]
+
+        def gauge(name: str, documentation: str, labels: list[str]) -> Gauge:
+            return Gauge(name, documentation, labels, registry=registry)
+
+        self.devices_by_age = gauge("confroute_devices_by_last_seen",
+                                    "Devices by how long ago the service last saw them (<5m, 5m-1h, 1h-24h, >24h)",
+                                    ["age"])
+        self.devices_by_policy = gauge("confroute_devices_by_policy_version",
+                                       "Devices seen in the last 24 h, by the routing policy version they run",
+                                       [*partition, "policy_version"])
+        self.devices_by_probe = gauge("confroute_devices_by_probe_version",
+                                      "Devices seen in the last 24 h, by probe version (unreported: none sent)",
+                                      [*partition, "probe_version"])
+        self.devices_behind = gauge("confroute_devices_behind_policy",
+                                    "Devices seen in the last 24 h on a policy version their rollout no longer serves",
+                                    partition)
+        self.window_outcomes = gauge("confroute_loop_window_outcomes",
+                                     "Device outcomes in the last window the monitor read", partition)
+        self.window_labelled = gauge("confroute_loop_window_labelled",
+                                     "Labelled device outcomes in the last window (what ECE, AUROC, risk rest on)",
+                                     partition)
+        self.window_escalation_rate = gauge("confroute_loop_window_escalation_rate",
+                                            "Share of the window's outcomes the devices escalated", partition)
+        self.window_target_rate = gauge("confroute_loop_window_target_escalation_rate",
+                                        "The escalation rate the last recalibration aimed at", partition)
+        self.window_ece = gauge("confroute_loop_window_ece",
+                                "The live policy's calibration error (ECE, 10 bins) on the window's labels", partition)
+        self.window_auroc = gauge("confroute_loop_window_auroc",
+                                  "How well the live policy's score separates right from wrong answers in the window",
+                                  partition)
+        self.window_risk = gauge("confroute_loop_window_risk",
+                                 "Share of wrong answers among those the live policy keeps on the edge, in the window",
+                                 partition)
+        self.window_risk_bound = gauge("confroute_loop_window_risk_bound",
+                                       "The risk bound the last recalibration aimed at", partition)
+        self.loop_refreshed = gauge("confroute_loop_last_refresh_timestamp_seconds",
+                                    "Unix time the monitor last refreshed the fleet and loop series", [])
+
     @property
     def instruments(self) -> tuple[MetricWrapperBase, ...]:
         """The instruments this class defines, for the documentation table."""
@@ -188,12 +225,7 @@ class ServiceMetrics:
 
     def count_refusal(self, method: str, status: str, rate_limited: bool = False) -> None:
         """One call refused by the interceptor (method names are the service's own, a bounded set)."""
-        self.refusals.labels(method, status).inc()
-        service = _service_of(method)
-        if rate_limited:
-            self.rate_limited.labels(service).inc()
-        elif status in ("UNAUTHENTICATED", "PERMISSION_DENIED"):
-            self.auth_refusals.labels(service, status.lower()).inc()
+        self.refusals.labels(method, status, refusal_reason(status, rate_limited)).inc()
 
     def observe_uploaded(
         self, edge_model_version: str, cohort: str, decision: str, policy_version: str, label_source: str
@@ -341,6 +373,8 @@ class _QuietHandler(WSGIRequestHandler):
         pass
 
 
-def _service_of(method: str) -> str:
-    """``/confroute.v1.EscalationService/Escalate`` -> ``EscalationService``."""
-    return method.rsplit("/", 2)[-2].rsplit(".", 1)[-1] if method.count("/") >= 2 else method
+def refusal_reason(status: str, rate_limited: bool) -> str:
+    """The ``reason`` of a refusal (see the module docstring)."""
+    if status == "RESOURCE_EXHAUSTED":
+        return "rate_limited" if rate_limited else "overloaded"
+    return status.lower()

@@ -1,11 +1,12 @@
-"""``cloud-service ca init|server-cert`` and ``cloud-service devices enroll|list|revoke|rotate``.
+"""``cloud-service ca init|server-cert`` and ``cloud-service devices enroll|list|show|revoke|rotate``.
 
 Enrolment creates the principal's record and its credentials: a bearer token (printed once, or
 written 0600 to ``--token-file``; only its keyed hash is stored) and/or a device certificate from the
 fleet CA (``--out DIR``: ``<id>.pem``, ``<id>.key`` 0600 and the CA's ``ca.pem``). ``--operator --role``
 enrols an operator instead (roles: read-only, policy-admin). Settings: ``--redis-url`` /
 ``CONFROUTE_CLOUD_REDIS_URL``, ``--identity-secret`` / ``CONFROUTE_CLOUD_IDENTITY_SECRET`` (the token
-HMAC key file), ``--ca-dir`` / ``CONFROUTE_CLOUD_CA_DIR``.
+HMAC key file), ``--ca-dir`` / ``CONFROUTE_CLOUD_CA_DIR``. ``list`` and ``show`` add what the service last saw
+of each device (``cloud_service.ops.devices_command``).
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ from cloud_service.identity.ca import CA_CERT, SECRET, FleetCA, IssuedCert, init
 from cloud_service.identity.record import DEVICE_SCOPES, ROLES, Principal, check_id
 from cloud_service.identity.registry import IdentityRegistry
 from cloud_service.identity.tokens import TokenHasher, load_secret, new_token
-from cloud_service.redis_client import connect
+from cloud_service.ops import devices_command
+from cloud_service.redis_client import RedisClient, connect
 from confroute.errors import InvalidInput
 
 CREDENTIALS = ("token", "cert", "both")
@@ -55,9 +57,14 @@ def add_commands(commands: Any) -> None:
     enroll.add_argument("--role", choices=sorted(ROLES), default="read-only", help="an operator's role")
     _credential_arguments(enroll)
     enroll.set_defaults(run=_enroll)
-    listing = actions.add_parser("list", help="every enrolled principal (never a credential)")
+    listing = actions.add_parser("list", help="every enrolled principal (never a credential) and device seen")
     _store_arguments(listing)
-    listing.set_defaults(run=_list)
+    devices_command.add_list_arguments(listing)
+    listing.set_defaults(run=lambda args: _with_redis(args, lambda redis: devices_command.list_devices(args, redis)))
+    show = actions.add_parser("show", help="one device: its enrolment, the versions it runs, when it was last seen")
+    _store_arguments(show)
+    devices_command.add_show_arguments(show)
+    show.set_defaults(run=lambda args: _with_redis(args, lambda redis: devices_command.show_device(args, redis)))
     for name, text in (("revoke", "refuse the principal's credentials everywhere"),
                        ("rotate", "issue new credentials; the old ones stop working")):
         command = actions.add_parser(name, help=text)
@@ -122,11 +129,15 @@ def _write_cert(issued: IssuedCert, cert: Path, key: Path) -> None:
 
 
 def _with_registry(args: argparse.Namespace, action: Callable[[IdentityRegistry], Awaitable[int]]) -> int:
+    return _with_redis(args, lambda redis: action(IdentityRegistry(redis)))
+
+
+def _with_redis(args: argparse.Namespace, action: Callable[[RedisClient], Awaitable[int]]) -> int:
     async def run() -> int:
         redis = connect(_setting(args, "redis_url", "redis://127.0.0.1:6379/0"), connect_timeout_s=2.0,
                         command_timeout_s=5.0)
         try:
-            return await action(IdentityRegistry(redis))
+            return await action(redis)
         finally:
             await redis.aclose()
 
@@ -201,15 +212,6 @@ def _enroll(args: argparse.Namespace) -> int:
     print(record.summary())
     issuer.hand_out(principal_id)
     return code
-
-
-def _list(args: argparse.Namespace) -> int:
-    async def show(registry: IdentityRegistry) -> int:
-        for record in await registry.all():
-            print(record.summary())
-        return 0
-
-    return _with_registry(args, show)
 
 
 def _revoke(args: argparse.Namespace) -> int:

@@ -34,6 +34,17 @@ class RolloutReader(Protocol):
     async def rollout(self, edge_model_version: str, cohort: str) -> Rollout: ...
 
 
+class _Snapshot(Protocol):
+    def to_json(self) -> dict[str, Any]: ...
+
+
+class LoopView(Protocol):
+    """The service's loop monitor (``cloud_service.ops.loop_monitor.LoopMonitor``): its last pass."""
+
+    @property
+    def snapshot(self) -> _Snapshot: ...
+
+
 @dataclass(frozen=True)
 class StatusSources:
     """What the status is read from; built where the service is wired."""
@@ -43,6 +54,7 @@ class StatusSources:
     policy_store: PolicyStore
     max_inflight: int
     started_at: float = field(default_factory=time.time)
+    monitor: LoopView | None = None  # None: no devices or loop windows in the status
 
 
 async def service_status(sources: StatusSources) -> dict[str, Any]:
@@ -56,8 +68,17 @@ async def service_status(sources: StatusSources) -> dict[str, Any]:
         "outcome_log": _outcome_log(samples),
         "auth": _auth(samples),
         "fleet": await _fleet(samples, sources),
+        **_loop(sources.monitor),
     })
     return document
+
+
+def _loop(monitor: LoopView | None) -> dict[str, Any]:
+    """``devices`` (the fleet summary) and ``loop`` (windows, recalibration history) of the monitor's last pass."""
+    if monitor is None:
+        return {"devices": None, "loop": None}
+    snapshot = monitor.snapshot.to_json()
+    return {"devices": snapshot.pop("devices"), "loop": snapshot}
 
 
 def finite(node: Any) -> Any:
@@ -170,8 +191,8 @@ def _outcome_log(samples: Samples) -> dict[str, Any]:
 
 def _auth(samples: Samples) -> dict[str, Any]:
     return {
-        "refusals": by_label(samples, "confroute_auth_refusals_total", "reason"),
-        "rate_limited": total(samples, "confroute_rate_limited_total"),
+        "refusals": by_label(samples, "confroute_refusals_total", "reason"),
+        "rate_limited": total(samples, "confroute_refusals_total", reason="rate_limited"),
     }
 
 

@@ -114,25 +114,48 @@ def render(status: dict[str, Any]) -> str:
         f"outcomes  written {_n(log['written'])}, buffered {_n(log['buffered'])}, dropped {_n(log['dropped'])}, "
         f"write errors {_n(log['write_errors'])}",
         f"access    refused {_counts(auth['refusals'])}, rate limited {_n(auth['rate_limited'])}",
+        _devices(status.get("devices")),
         "",
-        *_fleet_table(status["fleet"]["partitions"]),
+        *_fleet_table(status["fleet"]["partitions"], _windows(status.get("loop"))),
     ]
     if "alerts" in status:
         lines += ["", *_alerts(status["alerts"])]
     return "\n".join(lines)
 
 
-def _fleet_table(partitions: list[dict[str, Any]]) -> list[str]:
+def _devices(devices: dict[str, Any] | None) -> str:
+    if not devices:
+        return "devices   not tracked (no loop monitor)"
+    behind = sum(row["devices"] for row in devices["behind_policy"])
+    probes = sorted({row["probe_version"] for row in devices["by_probe_version"]})
+    return (f"devices   {devices['devices']} known, {devices['online']} online; {behind} behind their rollout; "
+            f"probe versions {', '.join(probes) or '-'}")
+
+
+def _windows(loop: dict[str, Any] | None) -> dict[tuple[str, str], dict[str, Any]]:
+    return {(w["edge_model_version"], w["cohort"]): w for w in (loop or {}).get("windows", [])}
+
+
+def _fleet_table(partitions: list[dict[str, Any]], windows: dict[tuple[str, str], dict[str, Any]]) -> list[str]:
+    """Uploads per partition (since the process started), and the last window's ECE, AUROC and risk."""
     if not partitions:
         return ["fleet     no uploads yet"]
-    header = ("EDGE MODEL", "COHORT", "UPLOADED", "ESCALATED", "RATE", "POLICY", "POST", "CANARY")
+    header = ("EDGE MODEL", "COHORT", "UPLOADED", "ESCALATED", "RATE", "POLICY", "POST", "CANARY", "ECE", "AUROC",
+              "RISK")
     rows = [header] + [(p["edge_model_version"], p["cohort"] or "(default)", _n(p["uploaded"]), _n(p["escalated"]),
                         _n(p["escalation_rate"]), p["policy_version"] or "-",
-                        _n(p["thresholds"]["post"]) if p["thresholds"] else "-", _canary(p.get("rollout")))
+                        _n(p["thresholds"]["post"]) if p["thresholds"] else "-", _canary(p.get("rollout")),
+                        *_window_cells(windows.get((p["edge_model_version"], p["cohort"]))))
                        for p in partitions]
     widths = [max(len(str(row[i])) for row in rows) for i in range(len(header))]
     return ["  ".join(str(cell).ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
             for row in rows]
+
+
+def _window_cells(window: dict[str, Any] | None) -> tuple[str, str, str]:
+    if window is None:
+        return "-", "-", "-"
+    return _n(window["ece"]), _n(window["auroc"]), _n(window["risk"])
 
 
 def _canary(rollout: dict[str, Any] | None) -> str:

@@ -25,6 +25,7 @@ from grpc_reflection.v1alpha import reflection  # type: ignore[import-untyped]
 from cloud_service.config import ServiceConfig
 from cloud_service.identity.service import IdentityServices, server_credentials
 from cloud_service.metrics import ServiceMetrics
+from cloud_service.ops.devices import Sightings
 from cloud_service.ports import InferenceBackend, OutcomeLog, PolicyStore
 from cloud_service.server.escalation import EscalationServicer, EscalationSettings
 from cloud_service.server.fleet import FleetServicer
@@ -64,6 +65,7 @@ class Dependencies:
     policy_store: PolicyStore
     metrics: ServiceMetrics
     identity: IdentityServices | None = None  # None: calls are not authenticated (a development service)
+    sightings: Sightings | None = None  # None: devices' last sightings are not noted (cloud_service.ops.devices)
 
 
 class CloudServer:
@@ -138,12 +140,13 @@ def build_server(config: ServiceConfig, deps: Dependencies) -> CloudServer:
     limit = InflightLimit(config.max_inflight, on_refused=deps.metrics.escalations_refused.inc)
     deps.metrics.watch_inflight(lambda: limit.in_use)
     deps.metrics.watch_policy_watchers(lambda: float(getattr(deps.policy_store, "watchers", math.nan)))
-    escalation = EscalationServicer(deps.backend, deps.outcome_log, limit, deps.metrics, settings, devices)
+    escalation = EscalationServicer(deps.backend, deps.outcome_log, limit, deps.metrics, settings, devices,
+                                    deps.sightings)
     # The generated *_pb2_grpc modules are untyped.
     escalation_pb2_grpc.add_EscalationServiceServicer_to_server(escalation, server)  # type: ignore[no-untyped-call]
-    outcomes = OutcomesServicer(deps.outcome_log, deps.metrics, sizes, devices)
+    outcomes = OutcomesServicer(deps.outcome_log, deps.metrics, sizes, devices, deps.sightings)
     outcomes_pb2_grpc.add_OutcomesServiceServicer_to_server(outcomes, server)  # type: ignore[no-untyped-call]
-    fleet = FleetServicer(deps.policy_store, authenticator, devices.watches)
+    fleet = FleetServicer(deps.policy_store, authenticator, devices.watches, deps.sightings)
     fleet_pb2_grpc.add_FleetServiceServicer_to_server(fleet, server)  # type: ignore[no-untyped-call]
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)

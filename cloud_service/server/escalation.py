@@ -28,6 +28,7 @@ from cloud_service.identity.access import require_self
 from cloud_service.identity.context import current_principal
 from cloud_service.identity.record import ESCALATE
 from cloud_service.metrics import ServiceMetrics
+from cloud_service.ops.devices import Sightings
 from cloud_service.ports import InferenceBackend, OutcomeLog
 from cloud_service.server.limits import DeviceLimits, InflightLimit, RequestLimits
 from cloud_service.server.status import status_for
@@ -68,8 +69,10 @@ class EscalationServicer(escalation_pb2_grpc.EscalationServiceServicer):  # type
         metrics: ServiceMetrics,
         settings: EscalationSettings,
         devices: DeviceLimits | None = None,
+        sightings: Sightings | None = None,
     ) -> None:
         self._backend = backend
+        self._sightings = sightings
         self._devices = devices or DeviceLimits.unlimited()
         self._log = outcome_log
         self._limit = limit
@@ -114,6 +117,9 @@ class EscalationServicer(escalation_pb2_grpc.EscalationServiceServicer):  # type
         self._settings.limits.check_escalation(escalation)
         device = principal.principal_id if principal is not None else None
         await self._devices.take(device, ESCALATE)
+        if self._sightings is not None:
+            self._sightings.note(escalation.device_id, escalation.cohort, escalation.edge_model.version, "escalate",
+                                 policy_version=escalation.policy_version)
         return escalation, device
 
     def _timeout(self, context: grpc.aio.ServicerContext) -> float:

@@ -23,6 +23,7 @@ import grpc
 from cloud_service.identity.access import require_policy_read
 from cloud_service.identity.authenticator import Authenticator
 from cloud_service.identity.context import current_caller, current_principal
+from cloud_service.ops.devices import Sightings
 from cloud_service.ports import PolicyStore
 from cloud_service.server.limits import DeviceLimits, PerKeySlots
 from cloud_service.server.streams import closing
@@ -35,9 +36,11 @@ class FleetServicer(fleet_pb2_grpc.FleetServiceServicer):  # type: ignore[misc]
     """Serves policies from the policy store."""
 
     def __init__(
-        self, store: PolicyStore, authenticator: Authenticator | None = None, watches: PerKeySlots | None = None
+        self, store: PolicyStore, authenticator: Authenticator | None = None, watches: PerKeySlots | None = None,
+        sightings: Sightings | None = None,
     ) -> None:
         self._store = store
+        self._sightings = sightings
         self._authenticator = authenticator
         self._watches = watches
         self._responses = _ResponseCache()
@@ -48,6 +51,7 @@ class FleetServicer(fleet_pb2_grpc.FleetServiceServicer):  # type: ignore[misc]
         """The current policy, or NOT_FOUND when none was published."""
         wanted = PolicyRequest.from_pb(request)
         require_policy_read(current_principal(), wanted.device_id, wanted.cohort)
+        self._note(wanted, "get", context)
         policy = await self._store.current(wanted.edge_model.version, wanted.cohort, wanted.device_id)
         if policy is None:
             await _not_found(context, wanted)
@@ -59,6 +63,7 @@ class FleetServicer(fleet_pb2_grpc.FleetServiceServicer):  # type: ignore[misc]
         """The current policy unless the device holds it, then each one published later."""
         wanted = PolicyRequest.from_pb(request)
         require_policy_read(current_principal(), wanted.device_id, wanted.cohort)
+        self._note(wanted, "watch", context)
         watch = self._store.watch(
             wanted.edge_model.version, wanted.cohort, wanted.known_policy_version, wanted.device_id
         )
@@ -73,6 +78,12 @@ class FleetServicer(fleet_pb2_grpc.FleetServiceServicer):  # type: ignore[misc]
             async with closing(watch) as policies:
                 async for policy in _until(policies, revoked):
                     yield self._responses.get(policy)
+
+    def _note(self, wanted: PolicyRequest, call: str, context: grpc.aio.ServicerContext) -> None:
+        if self._sightings is not None:
+            self._sightings.note(wanted.device_id, wanted.cohort, wanted.edge_model.version, call,
+                                 policy_version=wanted.known_policy_version,
+                                 metadata=context.invocation_metadata() or ())
 
 
 class _ResponseCache:

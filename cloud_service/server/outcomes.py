@@ -22,6 +22,7 @@ from cloud_service.identity.access import require_scope
 from cloud_service.identity.context import current_principal
 from cloud_service.identity.record import UPLOAD, Principal
 from cloud_service.metrics import ServiceMetrics
+from cloud_service.ops.devices import Sightings
 from cloud_service.ports import OutcomeLog, StoreResult
 from cloud_service.server.limits import DeviceLimits, RequestLimits
 from confroute.contract.enums import LabelSource
@@ -43,8 +44,10 @@ class OutcomesServicer(outcomes_pb2_grpc.OutcomesServiceServicer):  # type: igno
         metrics: ServiceMetrics,
         limits: RequestLimits | None = None,
         devices: DeviceLimits | None = None,
+        sightings: Sightings | None = None,
     ) -> None:
         self._log = outcome_log
+        self._sightings = sightings
         self._metrics = metrics
         self._limits = limits or RequestLimits()
         self._devices = devices
@@ -69,6 +72,8 @@ class OutcomesServicer(outcomes_pb2_grpc.OutcomesServiceServicer):  # type: igno
             batch, rejected = await asyncio.to_thread(OutcomeBatch.partition_pb, request)
             records, refused = admissible(batch.records, principal)
             rejected += refused
+            if self._sightings is not None:
+                self._sightings.note_uploads(records, context.invocation_metadata() or ())
             result = await self._log.store(records) if records else _NOTHING_STORED
             self._count(len(result.stored), len(result.duplicates), len(rejected))
             self._observe(records, frozenset(result.stored))

@@ -23,6 +23,7 @@ from cloud_service.config import ServiceConfig, split_address
 from cloud_service.identity.service import open_identity
 from cloud_service.metrics import METRICS_PATH, ServiceMetrics, create_metrics, serve_wsgi
 from cloud_service.ops.http_api import status_routes
+from cloud_service.ops.loop_monitor import open_loop_monitor
 from cloud_service.ops.status import StatusSources
 from cloud_service.ports import OutcomeLog, PolicyStore
 from cloud_service.server.app import CloudServer, Dependencies, build_server
@@ -63,14 +64,16 @@ async def start_service(config: ServiceConfig, open_stores: StoresFactory, stack
     identity = await stack.enter_async_context(open_identity(config))
     if identity is None:
         logger.warning("authentication is off: any caller may escalate, upload and watch (docs/identity.md)")
-    deps = Dependencies(backend, outcome_log, policy_store, metrics, identity)
+    # Before the server: at shutdown the server drains first, then the monitor flushes what its calls noted.
+    monitor = await stack.enter_async_context(open_loop_monitor(outcome_log, policy_store, metrics))
+    deps = Dependencies(backend, outcome_log, policy_store, metrics, identity, monitor.sightings)
     server = build_server(config, deps)
     await server.start(backend.ready, config.readiness_interval_s)
     stack.push_async_callback(server.stop, config.grace_s)
     metrics_port = None
     if config.metrics_listen:
         host, port = split_address(config.metrics_listen, "metrics_listen")
-        sources = StatusSources(metrics, backend.ready, policy_store, config.max_inflight)
+        sources = StatusSources(metrics, backend.ready, policy_store, config.max_inflight, monitor=monitor)
         routes = {METRICS_PATH: make_wsgi_app(metrics.registry),
                   **status_routes(asyncio.get_running_loop(), sources,
                                  identity.authenticator if identity is not None else None)}

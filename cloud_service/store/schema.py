@@ -30,6 +30,10 @@ enrolment (record, token index, member set, revocation feed) is one MULTI on one
     <identity>:members                  set of every enrolled principal's id
     <identity>:revocations              sorted set: principal id -> ms of its latest revocation or rotation
     <identity>:rate:<id>:<kind>         a principal's token bucket for one kind of call
+
+The fleet's devices (:class:`DeviceKeys`, one hash tag ``{devices}``: one flush is one pipeline on one node):
+
+    <devices>:records                   hash: device id -> what it last ran and when it was last seen (JSON)
 """
 
 from __future__ import annotations
@@ -208,3 +212,18 @@ class IdentityKeys:
     def rate(self, principal_id: str, bucket: str) -> str:
         """A principal's token bucket for one kind of call (hash: tokens, at_ms)."""
         return f"{self.prefix}:rate:{principal_id}:{bucket}"
+
+
+DEVICES_PREFIX = "confroute:{devices}"
+
+
+@dataclass(frozen=True)
+class DeviceKeys:
+    """Where the service notes each device's last sighting (``cloud_service.ops.devices``)."""
+
+    prefix: str = DEVICES_PREFIX
+
+    @property
+    def records(self) -> str:
+        """Hash: device id -> its record (JSON: versions it runs, last seen)."""
+        return f"{self.prefix}:records"

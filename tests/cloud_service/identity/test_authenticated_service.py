@@ -71,7 +71,8 @@ def test_refusals_are_counted_by_method_and_status(fleet: Fleet, secure_service:
 
     def count(status: str) -> float:
         value = service.metrics.registry.get_sample_value(
-            "confroute_refusals_total", {"method": "/confroute.v1.EscalationService/Escalate", "status": status}
+            "confroute_refusals_total",
+            {"method": "/confroute.v1.EscalationService/Escalate", "status": status, "reason": status.lower()},
         )
         return value or 0.0
 

@@ -4,9 +4,9 @@ ports it picks, an injected backend (no Triton needed) and in-memory stores, on 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from contextlib import AsyncExitStack, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from typing import Any
 
@@ -16,10 +16,14 @@ from prometheus_client import make_wsgi_app
 from cloud_service.config import ServiceConfig
 from cloud_service.identity.service import IdentityServices
 from cloud_service.metrics import METRICS_PATH, MetricsEndpoint, ServiceMetrics, create_metrics, serve_wsgi
+from cloud_service.ops.devices import PROBE_VERSION_KEY, DeviceRecord, Sightings
 from cloud_service.ops.http_api import status_routes
+from cloud_service.ops.loop_monitor import LoopMonitor, LoopSnapshot
+from cloud_service.ops.loop_source import Window
 from cloud_service.ops.status import StatusSources
 from cloud_service.policies.state import NO_ENTRY, Rollout, RolloutState
 from cloud_service.server.app import Dependencies, build_server
+from cloud_service.store.schema import Partition
 from confroute.contract import (
     ChatMessage,
     ChatRole,
@@ -27,19 +31,22 @@ from confroute.contract import (
     EscalationResponse,
     FinishReason,
     GenerationParams,
+    Label,
+    LabelSource,
     ModelRef,
     OutcomeRecord,
     Policy,
+    PolicyRequest,
     RoutingMode,
     Thresholds,
     Timings,
     Usage,
 )
 from confroute.errors import Unavailable
-from confroute.v1 import escalation_pb2, escalation_pb2_grpc, outcomes_pb2, outcomes_pb2_grpc
+from confroute.v1 import escalation_pb2, escalation_pb2_grpc, fleet_pb2_grpc, outcomes_pb2, outcomes_pb2_grpc
 from tests.cloud_service.memory_stores import MemoryPolicyStore
 from tests.cloud_service.server.conftest import MemoryOutcomeLog
-from tests.factories import COHORT, EDGE, escalated, outcome, outcomes
+from tests.factories import COHORT, EDGE, escalated, outcome, outcomes, routed
 from tests.harness import LoopThread
 
 
@@ -70,6 +77,7 @@ class RunningMonitoredService:
     metrics_port: int
     metrics: ServiceMetrics
     channel: grpc.Channel
+    refresh: Callable[[], LoopSnapshot]  # one pass of the service's loop monitor, now
 
     @property
     def escalation(self) -> Any:
@@ -78,6 +86,10 @@ class RunningMonitoredService:
     @property
     def outcomes(self) -> Any:
         return outcomes_pb2_grpc.OutcomesServiceStub(self.channel)  # type: ignore[no-untyped-call]
+
+    @property
+    def fleet(self) -> Any:
+        return fleet_pb2_grpc.FleetServiceStub(self.channel)  # type: ignore[no-untyped-call]
 
     @property
     def http(self) -> str:
@@ -89,6 +101,7 @@ def monitored_service(
     backend: Any | None = None,
     store: MemoryPolicyStore | None = None,
     authenticator: Callable[[AsyncExitStack], Awaitable[IdentityServices | None]] | None = None,
+    recalibrations: list[dict[str, Any]] | None = None,
 ) -> Iterator[RunningMonitoredService]:
     """Starts the service with its HTTP endpoint (``/metrics``, the status API, the dashboard), as
     ``cloud_service.server.runner`` wires them; stops everything on the way out."""
@@ -99,16 +112,19 @@ def monitored_service(
     log = MemoryOutcomeLog()
     metrics.watch_outcome_log(log)
     store = store or MemoryPolicyStore()
+    monitor = LoopMonitor(metrics, store, sightings=Sightings(), directory=MemoryDevices(),
+                          source=MemoryLoopSource(log, recalibrations or []))
 
     async def ready() -> bool:
         return True
 
     async def start() -> tuple[int, MetricsEndpoint]:
         auth = await authenticator(stack) if authenticator is not None else None
-        server = build_server(config, Dependencies(backend or SyntheticBackend(), log, store, metrics, auth))
+        deps = Dependencies(backend or SyntheticBackend(), log, store, metrics, auth, monitor.sightings)
+        server = build_server(config, deps)
         await server.start(ready, config.readiness_interval_s)
         stack.push_async_callback(server.stop, config.grace_s)
-        sources = StatusSources(metrics, ready, store, config.max_inflight)
+        sources = StatusSources(metrics, ready, store, config.max_inflight, monitor=monitor)
         routes = {METRICS_PATH: make_wsgi_app(metrics.registry),
                   **status_routes(asyncio.get_running_loop(), sources,
                                  auth.authenticator if auth is not None else None)}
@@ -119,10 +135,46 @@ def monitored_service(
     try:
         port, endpoint = loop.run(start())
         with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
-            yield RunningMonitoredService(port, endpoint.port, metrics, channel)
+            yield RunningMonitoredService(port, endpoint.port, metrics, channel, lambda: loop.run(monitor.refresh()))
     finally:
         loop.run(stack.aclose())
         loop.close()
+
+
+class MemoryDevices:
+    """A device directory in a dict (``RedisDeviceDirectory`` is tested on Redis)."""
+
+    def __init__(self) -> None:
+        self.held: dict[str, DeviceRecord] = {}
+
+    async def save(self, sightings: Sequence[DeviceRecord]) -> None:
+        for record in sightings:
+            known = self.held.get(record.device_id)
+            self.held[record.device_id] = known.merged(record) if known else record
+
+    async def records(self) -> list[DeviceRecord]:
+        return list(self.held.values())
+
+
+class MemoryLoopSource:
+    """Windows of what the in-memory log stored (``RedisLoopSource`` is tested on Redis); ``recalibrations``
+    (newest first, each naming its ``edge_model_version`` and ``cohort``) stand for the provenance stream."""
+
+    def __init__(self, log: MemoryOutcomeLog, recalibrations: list[dict[str, Any]]) -> None:
+        self._log = log
+        self._recalibrations = recalibrations
+
+    async def partitions(self) -> list[Partition]:
+        found = {Partition(r.edge_model.version, r.cohort) for r in self._log.stored.values()}
+        return sorted(found, key=lambda p: (p.edge_model_version, p.cohort))
+
+    async def window(self, partition: Partition, count: int) -> Window:
+        records = [r for r in self._log.stored.values()
+                   if (r.edge_model.version, r.cohort) == (partition.edge_model_version, partition.cohort)]
+        mine = [{k: v for k, v in entry.items() if k not in ("edge_model_version", "cohort")}
+                for entry in self._recalibrations
+                if (entry["edge_model_version"], entry["cohort"]) == (partition.edge_model_version, partition.cohort)]
+        return Window(tuple(records[-count:]), {}, tuple(mine))
 
 
 def escalate(service: RunningMonitoredService, query_id: str, *, cohort: str = "beta") -> bool:
@@ -154,6 +206,22 @@ def synthetic_traffic(service: RunningMonitoredService, *, ok: int = 6, failed: 
         escalate(service, f"fail-{i}")
     upload(service, [*outcomes(3, prefix="b-local"), escalated("b-esc"),
                      outcome("g-local", cohort="gamma"), escalated("g-esc", cohort="gamma")])
+
+
+def labelled_traffic(service: RunningMonitoredService, n: int = 300) -> list[OutcomeRecord]:
+    """``n`` routed outcomes of three devices in beta, the labelled ones labelled by user feedback (what a
+    device may assert), uploaded; and a policy read by device-2 that reports its probe version."""
+    records = [replace(r, label_source=LabelSource.USER_FEEDBACK) if r.label is not Label.UNKNOWN else r
+               for r in routed(n, threshold=0.3, shadow_rate=0.5, seed=5, devices=3, prefix="lab")]
+    upload(service, records)
+    request = PolicyRequest(EDGE, COHORT, "device-2").to_get_pb()
+    service.fleet.GetPolicy(request, timeout=5, metadata=((PROBE_VERSION_KEY, "probe-7"),))
+    return records
+
+
+HISTORY = [{"edge_model_version": EDGE.version, "cohort": COHORT, "id": "1-0", "at": "2026-12-07T10:00:00+00:00",
+            "status": "published", "version": "p-live", "reason": "",
+            "provenance": {"target": {"kind": "rate", "rate": 0.3}, "records": 300}}]
 
 
 def live_policy() -> Policy:

@@ -9,13 +9,21 @@ import os
 import shutil
 import subprocess
 import urllib.request
+from collections import defaultdict
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.cloud_service.ops.service import RolloutStore, live_policy, monitored_service, synthetic_traffic
+from tests.cloud_service.ops.service import (
+    HISTORY,
+    RolloutStore,
+    labelled_traffic,
+    live_policy,
+    monitored_service,
+    synthetic_traffic,
+)
 from tests.factories import COHORT, EDGE
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -43,40 +51,50 @@ def headless(url: str, profile: Path, *arguments: str) -> str:
 
 
 class Panels(HTMLParser):
-    """The text of every ``data-field`` element and the cells of every fleet row."""
+    """The text of every ``data-field`` element, the cells of every table row by its kind (``data-row``; the
+    fleet's rows are ``partition``) and the attributes of every plotted point by its kind (``data-point``)."""
 
     def __init__(self) -> None:
         super().__init__()
         self.fields: dict[str, str] = {}
-        self.rows: list[list[str]] = []
+        self.tables: dict[str, list[list[str]]] = defaultdict(list)
+        self.points: dict[str, list[dict[str, str]]] = defaultdict(list)
         self.loaded = False
         self._field: str | None = None
-        self._in_row = False
+        self._row: list[str] | None = None
         self._in_cell = False
 
+    @property
+    def rows(self) -> list[list[str]]:
+        return self.tables["partition"]
+
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        found = dict(attrs)
+        found = {key: value or "" for key, value in attrs}
         if tag == "body" and found.get("data-loaded") == "true":
             self.loaded = True
         if "data-field" in found:
             self._field = found["data-field"]
-            self.fields[self._field or ""] = ""
-        if tag == "tr" and "data-partition" in found:
-            self._in_row = True
-            self.rows.append([])
-        self._in_cell = self._in_row and tag == "td"
+            self.fields[self._field] = ""
+        if tag == "tr" and ("data-partition" in found or "data-row" in found):
+            self._row = []
+            self.tables[found.get("data-row", "partition")].append(self._row)
+        if "data-point" in found:
+            self.points[found["data-point"]].append(found)
+        self._in_cell = self._row is not None and tag == "td"
+        if self._in_cell and self._row is not None:
+            self._row.append("")  # a cell may hold no text
 
     def handle_endtag(self, tag: str) -> None:
         if tag == "tr":
-            self._in_row = False
+            self._row = None
         self._field = None
         self._in_cell = False
 
     def handle_data(self, data: str) -> None:
         if self._field is not None:
             self.fields[self._field] += data
-        if self._in_cell:
-            self.rows[-1].append(data)
+        if self._in_cell and self._row is not None:
+            self._row[-1] += data
 
 
 def shown(value: Any) -> str:
@@ -112,12 +130,14 @@ def artifacts() -> Path:
 def test_the_dashboard_shows_the_numbers_of_the_status_api(tmp_path: Path) -> None:
     store = RolloutStore()
     store.policies[(EDGE.version, COHORT)] = live_policy()
-    with monitored_service(store=store) as service:
+    with monitored_service(store=store, recalibrations=HISTORY) as service:
         synthetic_traffic(service, ok=6, failed=2)
+        labelled_traffic(service)
+        service.refresh()
         page = f"{service.http}/dashboard#token=unused-when-authentication-is-off"
         dom = headless(page, tmp_path / "profile-dom", "--dump-dom")
         screenshot = tmp_path / "dashboard.png"
-        headless(page, tmp_path / "profile-shot", f"--screenshot={screenshot}", "--window-size=1280,900")
+        headless(page, tmp_path / "profile-shot", f"--screenshot={screenshot}", "--window-size=1400,1300")
         status = status_of(service.http)
     shutil.copy(screenshot, artifacts() / "dashboard.png")
 
@@ -135,4 +155,41 @@ def test_the_dashboard_shows_the_numbers_of_the_status_api(tmp_path: Path) -> No
     assert [row[:-1] for row in panels.rows] == expected_rows
     assert [row[-1] for row in panels.rows] == ["p-next (10%)", "–"]  # beta's canary; nothing in gamma
     assert panels.fields["service.escalations.OK"] == "6"
+    assert panels.fields["devices.devices"] == "4"
     assert screenshot.stat().st_size > 10_000
+    assert_loop_panels(panels, status)
+
+
+def table(rows: list[dict[str, Any]], keys: tuple[str, ...]) -> list[list[str]]:
+    return [[shown(row.get(key)) for key in keys] for row in rows]
+
+
+def assert_loop_panels(panels: Panels, status: dict[str, Any]) -> None:
+    """The fleet's versions, the canaries, the windows, both plots and the history: the status's numbers."""
+    devices, loop = status["devices"], status["loop"]
+    assert panels.tables["policy-version"] == table(devices["by_policy_version"],
+                                                    ("edge_model_version", "cohort", "policy_version", "devices"))
+    assert panels.tables["probe-version"] == table(devices["by_probe_version"],
+                                                   ("edge_model_version", "cohort", "probe_version", "devices"))
+    assert ["2026.01", "beta", "probe-7", "1"] in panels.tables["probe-version"]
+    rollouts = [dict(p["rollout"], edge_model_version=p["edge_model_version"], cohort=p["cohort"])
+                for p in status["fleet"]["partitions"] if p["rollout"]]
+    assert panels.tables["canary"] == table(rollouts, ("edge_model_version", "cohort", "control", "canary",
+                                                       "canary_share", "pinned", "backpressure_shift"))
+    assert panels.tables["window"] == table(loop["windows"], (
+        "edge_model_version", "cohort", "policy_version", "outcomes", "labelled", "escalation_rate",
+        "target_escalation_rate", "ece", "auroc", "risk", "risk_bound"))
+    plotted = next(w for w in loop["windows"] if w["reliability"])
+    bins = [b for b in plotted["reliability"] if b["count"]]
+    assert [(p["data-confidence"], p["data-accuracy"], p["data-count"]) for p in panels.points["reliability"]] == \
+        [(shown(b["confidence"]), shown(b["accuracy"]), shown(b["count"])) for b in bins]
+    assert [(p["data-rate"], p["data-accuracy"]) for p in panels.points["quality"]] == \
+        [(shown(c["escalation_rate"]), shown(c["edge_accuracy"])) for c in plotted["curve"]]
+    (policy,) = panels.points["policy"]
+    point = plotted["operating_point"]
+    assert (policy["data-rate"], policy["data-accuracy"]) == (shown(point["escalation_rate"]),
+                                                             shown(point["edge_accuracy"]))
+    history = [dict(h, target="rate 0.3", labelled=None) for h in loop["history"]]
+    assert panels.tables["history"] == table(history, ("at", "edge_model_version", "cohort", "status", "version",
+                                                       "reason", "target", "labelled"))
+    assert len(panels.points["reliability"]) >= 5 and len(panels.tables["window"]) == 2

@@ -1,4 +1,5 @@
-"""A real Prometheus on loopback scrapes a running service and evaluates deploy/monitoring/alerts.yml on it."""
+"""A real Prometheus on loopback scrapes a running service and evaluates deploy/monitoring/alerts.yml on it:
+failing escalations, Triton queueing, and a live policy miscalibrated over the loop monitor's window."""
 
 from __future__ import annotations
 
@@ -10,13 +11,15 @@ import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from cloud_service.cli import main
-from tests.cloud_service.ops.service import escalate, monitored_service
+from confroute.contract import CalibrationMap
+from tests.cloud_service.ops.service import RolloutStore, escalate, labelled_traffic, live_policy, monitored_service
 from tests.cloud_service.redis_server import free_port
 
 RULES = Path(__file__).resolve().parents[3] / "deploy" / "monitoring" / "alerts.yml"
@@ -85,7 +88,14 @@ def alert_states(url: str) -> dict[str, str]:
 def test_prometheus_scrapes_the_service_and_its_rules_turn_on_failing_traffic(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    with monitored_service() as service, prometheus(tmp_path, service.metrics_port) as url:
+    store = RolloutStore()
+    # A live policy whose calibration map halves the score: over the window it claims 0.4 where the edge is
+    # right 80% of the time, which the window's ECE shows.
+    halving = replace(live_policy(), calibration=CalibrationMap((0.0, 1.0), (0.0, 0.5)))
+    store.policies[(halving.edge_model.version, halving.cohort)] = halving
+    with monitored_service(store=store) as service, prometheus(tmp_path, service.metrics_port) as url:
+        labelled_traffic(service, n=600)
+        window = service.refresh().windows[0]
         sent = 0
 
         def traffic_then_alerts() -> dict[str, str]:
@@ -94,7 +104,8 @@ def test_prometheus_scrapes_the_service_and_its_rules_turn_on_failing_traffic(
                 escalate(service, f"{'fail' if i % 2 else 'ok'}-{sent}-{i}")
             sent += 10
             states = alert_states(url)
-            return states if {"ConfrouteEscalationErrors", "ConfrouteTritonQueueing"} <= states.keys() else {}
+            wanted = {"ConfrouteEscalationErrors", "ConfrouteTritonQueueing", "ConfrouteWindowCalibrationError"}
+            return states if wanted <= states.keys() else {}
 
         states = wait_until(traffic_then_alerts, "the alerts to turn pending")
         query = urllib.parse.quote('sum(confroute_escalations_total{status="UNAVAILABLE"})')
@@ -103,6 +114,8 @@ def test_prometheus_scrapes_the_service_and_its_rules_turn_on_failing_traffic(
 
     assert states["ConfrouteEscalationErrors"] == "pending"  # true now; fires after its `for: 5m`
     assert states["ConfrouteTritonQueueing"] == "pending"  # 30 ms queued per 10 ms computed
+    assert states["ConfrouteWindowCalibrationError"] == "pending"  # the loop monitor's gauge, scraped
+    assert window.labelled >= 200 and window.ece is not None and window.ece > 0.1
     assert "ConfrouteOutcomeLogDropping" not in states
     assert 0 < scraped <= sent / 2
     assert "alerts    none firing" in capsys.readouterr().out  # pending is not firing yet

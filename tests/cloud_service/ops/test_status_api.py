@@ -15,7 +15,14 @@ from cloud_service.config import ServiceConfig
 from cloud_service.identity.service import IdentityServices, open_identity
 from tests.cloud_service.identity.stack import FAST, make_fleet
 from tests.cloud_service.memory_stores import MemoryPolicyStore
-from tests.cloud_service.ops.service import RolloutStore, live_policy, monitored_service, synthetic_traffic
+from tests.cloud_service.ops.service import (
+    HISTORY,
+    RolloutStore,
+    labelled_traffic,
+    live_policy,
+    monitored_service,
+    synthetic_traffic,
+)
 from tests.cloud_service.redis_server import RedisServer
 from tests.factories import COHORT, EDGE
 
@@ -84,3 +91,27 @@ def test_only_operators_who_read_policies_see_the_status(tmp_path: Path, redis_s
 
     assert refused == [401, 401, 403]
     assert code == 200 and "service" in status
+
+
+def test_the_status_shows_the_fleet_and_the_live_policy_over_the_last_window() -> None:
+    store = RolloutStore()
+    store.policies[(EDGE.version, COHORT)] = live_policy()
+    with monitored_service(store=store, recalibrations=HISTORY) as service:
+        synthetic_traffic(service, ok=2, failed=0)
+        records = labelled_traffic(service)
+        service.refresh()
+        _, status = get(f"{service.http}/api/status")
+
+    devices = status["devices"]
+    assert devices["devices"] == 4 and devices["online"] == 4  # device-1..3 and device-7
+    assert {"edge_model_version": EDGE.version, "cohort": COHORT, "probe_version": "probe-7",
+            "devices": 1} in devices["by_probe_version"]
+    windows = {w["cohort"]: w for w in status["loop"]["windows"]}
+    beta = windows[COHORT]
+    labelled = [r for r in records if r.label_source.value == "user_feedback"]
+    assert beta["outcomes"] == 4 + len(records) and beta["labelled"] == len(labelled)
+    assert beta["policy_version"] == "p-live" and beta["target_escalation_rate"] == 0.3
+    assert beta["ece"] is not None and beta["auroc"] > 0.6 and len(beta["reliability"]) == 10
+    assert len(beta["curve"]) == 10 and beta["operating_point"]["escalation_rate"] > 0
+    assert windows["gamma"]["policy_version"] is None and windows["gamma"]["ece"] is None
+    assert status["loop"]["history"][0]["version"] == "p-live"

@@ -12,8 +12,10 @@ from cloud_service.cli import main
 from cloud_service.config import ServiceConfig
 from cloud_service.identity.service import IdentityServices, open_identity
 from tests.cloud_service.identity.stack import FAST, make_fleet
-from tests.cloud_service.ops.service import monitored_service, synthetic_traffic
+from tests.cloud_service.memory_stores import MemoryPolicyStore
+from tests.cloud_service.ops.service import labelled_traffic, live_policy, monitored_service, synthetic_traffic
 from tests.cloud_service.redis_server import RedisServer, free_port
+from tests.factories import COHORT, EDGE
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -70,3 +72,17 @@ def test_a_refused_token_is_a_clear_error(
     assert codes == [1, 1]
     assert "refused the credentials (401)" in errors
     assert "refused this operator (403): device device-1 may not read the status" in errors
+
+
+def test_status_shows_the_devices_and_the_last_window(capsys: pytest.CaptureFixture[str]) -> None:
+    store = MemoryPolicyStore()
+    store.policies[(EDGE.version, COHORT)] = live_policy()
+    with monitored_service(store=store) as service:
+        labelled_traffic(service)
+        window = next(w for w in service.refresh().windows if w.cohort == COHORT)
+        assert main(["status", "--url", service.http]) == 0
+
+    screen = capsys.readouterr().out
+    assert "devices   3 known, 3 online; 0 behind their rollout; probe versions probe-7, unreported" in screen
+    beta = next(line.split() for line in screen.splitlines() if line.split()[:2] == [EDGE.version, COHORT])
+    assert beta[-3:] == [str(round(value or 0, 4)) for value in (window.ece, window.auroc, window.risk)]

@@ -203,12 +203,19 @@ def test_escalations_beyond_max_inflight_are_refused_and_counted(make_service: S
         held.result()
 
 
-def test_refusals_are_counted_by_service_and_reason() -> None:
+def test_each_refusal_is_counted_once_by_method_status_and_reason() -> None:
     metrics = create_metrics()
-    metrics.count_refusal("/confroute.v1.EscalationService/Escalate", "PERMISSION_DENIED")
-    metrics.count_refusal("/confroute.v1.FleetService/WatchPolicy", "RESOURCE_EXHAUSTED", rate_limited=True)
+    escalate, watch = "/confroute.v1.EscalationService/Escalate", "/confroute.v1.FleetService/WatchPolicy"
+    metrics.count_refusal(escalate, "PERMISSION_DENIED")
+    metrics.count_refusal(watch, "RESOURCE_EXHAUSTED", rate_limited=True)
+    metrics.count_refusal(watch, "RESOURCE_EXHAUSTED")
 
-    registry = metrics.registry
-    labels = {"service": "EscalationService", "reason": "permission_denied"}
-    assert registry.get_sample_value("confroute_auth_refusals_total", labels) == 1.0
-    assert registry.get_sample_value("confroute_rate_limited_total", {"service": "FleetService"}) == 1.0
+    def count(method: str, status: str, reason: str) -> float | None:
+        labels = {"method": method, "status": status, "reason": reason}
+        value: float | None = metrics.registry.get_sample_value("confroute_refusals_total", labels)
+        return value
+
+    assert count(escalate, "PERMISSION_DENIED", "permission_denied") == 1.0
+    assert count(watch, "RESOURCE_EXHAUSTED", "rate_limited") == count(watch, "RESOURCE_EXHAUSTED", "overloaded") == 1.0
+    names = {family.name for family in metrics.registry.collect()}
+    assert "confroute_auth_refusals" not in names and "confroute_rate_limited" not in names
