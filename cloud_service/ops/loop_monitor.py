@@ -30,6 +30,7 @@ from cloud_service.outcomes.redis_log import RedisOutcomeLog
 from cloud_service.ports import PolicyStore
 from cloud_service.redis_client import connect
 from cloud_service.store.schema import Partition
+from cloud_service.task_stop import stop_task
 from confroute.errors import ConfrouteError
 
 logger = logging.getLogger(__name__)
@@ -88,9 +89,7 @@ class LoopMonitor:
     async def close(self) -> None:
         """Stops the task, then flushes the sightings noted since its last pass (best effort)."""
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await stop_task(self._task)
             self._task = None
         with contextlib.suppress(ConfrouteError):
             await self._flush()
