@@ -15,8 +15,9 @@ scrape time from the log's ``stats`` (an attribute or a method returning an
 
 ``confroute_refusals_total{method,status}`` counts every call refused for its caller or content
 (UNAUTHENTICATED, PERMISSION_DENIED, RESOURCE_EXHAUSTED, INVALID_ARGUMENT) by RPC method; the refusals for
-credentials and rate limits are also counted by service and reason (``confroute_auth_refusals_total``,
-``confroute_rate_limited_total``), which the alerts and dashboards read.
+credentials and rate limits are also counted by service and reason (``confroute_auth_refusals_total``: reasons
+``unauthenticated``, ``permission_denied`` and ``credential_flood``, a peer address refused for presenting too
+many invalid credentials; ``confroute_rate_limited_total``), which the alerts and dashboards read.
 """
 
 from __future__ import annotations
@@ -186,11 +187,14 @@ class ServiceMetrics:
         self.triton_queue.observe(queue_ms / 1e3)
         self.triton_compute.observe(compute_ms / 1e3)
 
-    def count_refusal(self, method: str, status: str, rate_limited: bool = False) -> None:
-        """One call refused by the interceptor (method names are the service's own, a bounded set)."""
+    def count_refusal(self, method: str, status: str, rate_limited: bool = False, reason: str = "") -> None:
+        """One call refused by the interceptor (method names are the service's own, a bounded set); ``reason``
+        (e.g. ``credential_flood``) counts it as an authentication refusal with that reason."""
         self.refusals.labels(method, status).inc()
         service = _service_of(method)
-        if rate_limited:
+        if reason:
+            self.auth_refusals.labels(service, reason).inc()
+        elif rate_limited:
             self.rate_limited.labels(service).inc()
         elif status in ("UNAUTHENTICATED", "PERMISSION_DENIED"):
             self.auth_refusals.labels(service, status.lower()).inc()

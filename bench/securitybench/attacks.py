@@ -13,7 +13,7 @@ from typing import Any
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc  # type: ignore[import-untyped]
 
-from bench.securitybench.stack import EDGE_MODEL, Stack
+from bench.securitybench.stack import EDGE_MODEL, Stack, policy_for
 from cloud_service.identity.ca import FleetCA, init_ca
 from cloud_service.outcomes.statistics import PROPENSITY_FLOOR, WEIGHT_SCALE, record_fold
 from confroute.contract import ChatMessage, ChatRole, EscalationRequest, GenerationParams, RoutingMode
@@ -21,7 +21,14 @@ from confroute.contract.enums import AnsweredBy, Decision, Label, LabelSource
 from confroute.contract.outcome import Latency, OutcomeRecord
 from confroute.contract.policy import PolicyRequest
 from confroute.contract.upload import OutcomeBatch
-from confroute.v1 import escalation_pb2, escalation_pb2_grpc, fleet_pb2_grpc, outcomes_pb2_grpc
+from confroute.v1 import (
+    escalation_pb2,
+    escalation_pb2_grpc,
+    fleet_pb2_grpc,
+    operator_pb2,
+    operator_pb2_grpc,
+    outcomes_pb2_grpc,
+)
 
 T = 5.0
 Metadata = Sequence[tuple[str, str]]
@@ -104,6 +111,20 @@ def watch(stack: Stack, cohort: str, device: str, credential: str = "dev-a") -> 
             return status_of(lambda: next(stream))
         finally:
             stream.cancel()
+
+
+def operator_call(stack: Stack, method: str, metadata: Metadata = ()) -> str:
+    """One PolicyAdminService call on the test key (the policy commands through the service)."""
+    key = operator_pb2.RolloutKey(edge_model_version=EDGE_MODEL.version, cohort="beta")
+    requests: dict[str, Any] = {
+        "Promote": operator_pb2.PromoteRequest(key=key, reason="attack"),
+        "Pin": operator_pb2.PinRequest(key=key, version="v1", reason="attack"),
+        "SetPolicy": operator_pb2.SetPolicyRequest(policy=policy_for("beta", "v666").to_pb(), reason="attack"),
+        "GetHistory": operator_pb2.GetHistoryRequest(key=key),
+    }
+    with stack.channel("token") as channel:
+        stub = operator_pb2_grpc.PolicyAdminServiceStub(channel)  # type: ignore[no-untyped-call]
+        return status_of(lambda: getattr(stub, method)(requests[method], metadata=metadata, timeout=T))
 
 
 def propensity_floor(stack: Stack) -> str:
@@ -190,6 +211,17 @@ def cloud_attacks() -> list[Attack]:
         Attack("100,000 messages", "INVALID_ARGUMENT",
                lambda s: escalate(s, "token", escalation("dev-a", text="a", messages=100_000), token_of(s, "dev-a"))),
         Attack("20 watch streams from one device", "RESOURCE_EXHAUSTED", watch_flood),
+        Attack("read-only operator promotes the canary", "PERMISSION_DENIED",
+               lambda s: operator_call(s, "Promote", token_of(s, "ops"))),
+        Attack("read-only operator pins a version", "PERMISSION_DENIED",
+               lambda s: operator_call(s, "Pin", token_of(s, "ops"))),
+        Attack("device pins its cohort's policy", "PERMISSION_DENIED",
+               lambda s: operator_call(s, "Pin", token_of(s, "dev-a"))),
+        Attack("device publishes a policy", "PERMISSION_DENIED",
+               lambda s: operator_call(s, "SetPolicy", token_of(s, "dev-a"))),
+        Attack("device reads the rollout history", "PERMISSION_DENIED",
+               lambda s: operator_call(s, "GetHistory", token_of(s, "dev-a"))),
+        Attack("policy command without a credential", "UNAUTHENTICATED", lambda s: operator_call(s, "Promote")),
         Attack("garbage bytes on the port", "SERVING", garbage_bytes),
         Attack("flood past the rate limit", "RESOURCE_EXHAUSTED+neighbour_OK", flood),
     ]

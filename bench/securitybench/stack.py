@@ -134,7 +134,7 @@ async def _enrol(registry: IdentityRegistry, stack_ca: FleetCA, secret: Path, pr
     return Credential(principal_id, token, cert)
 
 
-def _policy(cohort: str, version: str) -> Policy:
+def policy_for(cohort: str, version: str) -> Policy:
     return Policy(version, EDGE_MODEL, cohort, RoutingMode.PRE, Thresholds(0.5, 0.5, 0.4, 0.6),
                   dt.datetime.now(dt.timezone.utc))
 
@@ -190,7 +190,7 @@ async def _build(folder: Path, redis_url: str, stack: AsyncExitStack) -> dict[st
     servers = {name: await _start(stack, config, key) for name, config in configs.items()}
     publisher = RedisPolicyStore(PolicyStoreConfig(url=redis_url), signer=key)
     for cohort in ("beta", "gamma"):
-        await publisher.publish(_policy(cohort, "v1"))
+        await publisher.publish(policy_for(cohort, "v1"))
     await publisher.close()
     return {"ca": ca, "key": key, "servers": servers, "creds": creds, "rotated_out": rotated_out,
             "registry": registry}
