@@ -11,10 +11,12 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 import grpc
+import redis as redis_py
 from grpc_health.v1 import health_pb2, health_pb2_grpc  # type: ignore[import-untyped]
 
 from bench.securitybench.stack import EDGE_MODEL, Stack, policy_for
 from cloud_service.identity.ca import FleetCA, init_ca
+from cloud_service.identity.tokens import new_token
 from cloud_service.outcomes.statistics import PROPENSITY_FLOOR, WEIGHT_SCALE, record_fold
 from confroute.contract import ChatMessage, ChatRole, EscalationRequest, GenerationParams, RoutingMode
 from confroute.contract.enums import AnsweredBy, Decision, Label, LabelSource
@@ -156,6 +158,35 @@ def watch_flood(stack: Stack) -> str:
     return "RESOURCE_EXHAUSTED" if "RESOURCE_EXHAUSTED" in codes else "NOT_LIMITED"
 
 
+def redis_as(stack: Stack, url: str, key: str) -> str:
+    """A write to Redis: "REFUSED" when the server says no (no password, or a key outside the ACL)."""
+    try:
+        with redis_py.Redis.from_url(url, socket_timeout=T) as client:
+            client.set(key, "attack")
+    except (redis_py.AuthenticationError, redis_py.exceptions.NoPermissionError):
+        return "REFUSED"
+    except redis_py.ResponseError as exc:
+        return "REFUSED" if str(exc).startswith(("NOAUTH", "NOPERM", "WRONGPASS")) else f"ERROR:{exc}"
+    return "WRITTEN"
+
+
+def garbage_token_flood(stack: Stack) -> str:
+    """200 distinct well-formed garbage tokens from one address: past its budget they are refused before any
+    lookup (RESOURCE_EXHAUSTED), counted; dev-a, on the same address, is served throughout."""
+    codes, served = [], True
+    with stack.channel("token_bare") as channel:
+        stub = escalation_pb2_grpc.EscalationServiceStub(channel)  # type: ignore[no-untyped-call]
+        for _ in range(200):
+            codes.append(status_of(lambda: stub.Escalate(escalation("dev-a"), metadata=bearer(new_token()), timeout=T)))
+        for _ in range(5):
+            served &= status_of(lambda: stub.Escalate(escalation("dev-a"), metadata=token_of(stack, "dev-a"),
+                                                      timeout=T)) == "OK"
+    counted = stack.metrics["token_bare"].registry.get_sample_value(
+        "confroute_auth_refusals_total", {"service": "EscalationService", "reason": "credential_flood"})
+    limited = "RESOURCE_EXHAUSTED" if codes.count("RESOURCE_EXHAUSTED") == counted and counted else "NOT_LIMITED"
+    return f"{limited}+device_{'OK' if served else 'REFUSED'}"
+
+
 def garbage_bytes(stack: Stack) -> str:
     """Random bytes and a half HTTP/2 preface on the TLS port; the service must keep serving."""
     for payload in (b"\x00\xff" * 4096, b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00"):
@@ -223,5 +254,10 @@ def cloud_attacks() -> list[Attack]:
                lambda s: operator_call(s, "GetHistory", token_of(s, "dev-a"))),
         Attack("policy command without a credential", "UNAUTHENTICATED", lambda s: operator_call(s, "Promote")),
         Attack("garbage bytes on the port", "SERVING", garbage_bytes),
+        Attack("flood of garbage tokens from one address", "RESOURCE_EXHAUSTED+device_OK", garbage_token_flood),
+        Attack("Redis without the ACL user's password", "REFUSED",
+               lambda s: redis_as(s, f"redis://127.0.0.1:{s.redis_port}/0", "confroute:attack")),
+        Attack("Redis ACL user writes outside confroute:*", "REFUSED",
+               lambda s: redis_as(s, s.redis_url, "other:attack")),
         Attack("flood past the rate limit", "RESOURCE_EXHAUSTED+neighbour_OK", flood),
     ]
