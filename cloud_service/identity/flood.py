@@ -7,7 +7,8 @@ without an HMAC or a Redis read. Tokens the authenticator verified recently (``k
 exempt, so a device goes on being served next to a flood from its own address. The address is the peer's
 host (its port dropped): devices behind one NAT share a bucket, which is why it counts failures only. The
 table holds at most :data:`MAX_PEERS` addresses (cleared beyond, as the credential caches are). Settings:
-:class:`~.authenticator.AuthSettings` (20 at once, then 2 per second).
+:class:`~.authenticator.AuthSettings`, from the service's ``invalid_credential_burst`` (20) and
+``invalid_credentials_per_s`` (2).
 """
 
 from __future__ import annotations

@@ -86,8 +86,8 @@ def test_malformed_tokens_cost_no_lookup_and_a_spent_budget_stops_lookups() -> N
 def test_a_garbage_token_flood_is_limited_and_counted_while_a_known_device_is_served(
     fleet: Fleet, secure_service: SecureFactory
 ) -> None:
-    settings = AuthSettings(cache_ttl_s=0.5, negative_ttl_s=0.2, feed_interval_s=0.1, flood_burst=10, flood_per_s=0.1)
-    service = secure_service(mtls=False, settings=settings, rate_escalations_per_s=0.0)
+    service = secure_service(mtls=False, rate_escalations_per_s=0.0, invalid_credential_burst=10,
+                             invalid_credentials_per_s=0.1)
     token = fleet.enroll_token("dev-a")
     escalate = stubs(service.channel())[0].Escalate
     assert escalate(escalation("dev-a"), metadata=bearer(token), timeout=T).answer.text
