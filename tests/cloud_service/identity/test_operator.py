@@ -218,3 +218,13 @@ def test_an_operator_certificate_works_on_an_mtls_listener(
 def test_a_service_that_authenticates_nobody_refuses_operator_commands() -> None:
     with pytest.raises(PermissionDenied, match="authenticates"):
         require_operator(None, POLICY_READ)
+
+
+def test_a_service_without_rollouts_says_it_has_no_operator_surface(
+    fleet: Fleet, secure_service: SecureFactory, tmp_path: Path
+) -> None:
+    service = secure_service(mtls=False)  # an in-memory policy store: no rollouts, no PolicyAdminService
+    token = token_file(tmp_path, "ops.token", fleet.enroll_token("ops-ro", "", "--operator"))
+    code, _, err = run_cli("policy", "history", "--edge-model-version", "b1", "--service", service.target,
+                           "--token-file", str(token))
+    assert code == 1 and "has no operator surface" in err
