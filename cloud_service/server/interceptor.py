@@ -12,7 +12,9 @@ With an :class:`~cloud_service.identity.authenticator.Authenticator`, every call
 (``/confroute.``; health and reflection stay open) is authenticated first, in the wrapper, where the call's
 ``auth_context`` is at hand: no credential, or an unknown, expired or revoked one, is UNAUTHENTICATED
 before the request is decoded; the caller is then set for the servicer (:mod:`cloud_service.identity.context`).
-A :class:`~confroute.errors.RateLimited` refusal carries its retry delay in the trailing metadata
+A :class:`~confroute.errors.CredentialFlood` (too many invalid credentials from the peer's address) is
+counted with the reason ``credential_flood``. A :class:`~confroute.errors.RateLimited` refusal carries its
+retry delay in the trailing metadata
 ``retry-after-ms``, which the device honours.
 """
 
@@ -30,14 +32,14 @@ from google.protobuf.message import DecodeError
 from cloud_service.identity.authenticator import Authenticator
 from cloud_service.identity.context import set_caller
 from cloud_service.server.status import details_for, status_for
-from confroute.errors import ConfrouteError, InvalidInput, RateLimited
+from confroute.errors import ConfrouteError, CredentialFlood, InvalidInput, RateLimited
 
 logger = logging.getLogger(__name__)
 
 Behavior = Callable[..., Any]
 Decode = Callable[[Any], Any]
 Authenticate = Callable[[grpc.aio.ServicerContext], Awaitable[None]]
-OnRefusal = Callable[[str, str, bool], None]  # (method, status name, rate limited): counts a refused call
+OnRefusal = Callable[[str, str, bool, str], None]  # (method, status, rate limited, reason): counts a refusal
 REFUSALS = frozenset({grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED,
                       grpc.StatusCode.RESOURCE_EXHAUSTED, grpc.StatusCode.INVALID_ARGUMENT})
 RETRY_AFTER_KEY = "retry-after-ms"
@@ -78,7 +80,9 @@ def _authenticating(authenticator: Authenticator) -> Authenticate:
     async def authenticate(context: grpc.aio.ServicerContext) -> None:
         metadata = context.invocation_metadata() or ()
         caller = authenticator.cached(metadata, context.auth_context)
-        set_caller(caller if caller is not None else await authenticator.authenticate(metadata, context.auth_context))
+        if caller is None:
+            caller = await authenticator.authenticate(metadata, context.auth_context, context.peer())
+        set_caller(caller)
 
     return authenticate
 
@@ -172,7 +176,9 @@ async def _abort(
         await context.abort(grpc.StatusCode.INTERNAL, "internal error")
     else:
         if on_refusal is not None and code in REFUSALS:
-            on_refusal(method, code.name, isinstance(exc, RateLimited))
+            flood = isinstance(exc, CredentialFlood)
+            reason = "credential_flood" if flood else ""
+            on_refusal(method, code.name, isinstance(exc, RateLimited) and not flood, reason)
         if isinstance(exc, RateLimited):
             context.set_trailing_metadata(((RETRY_AFTER_KEY, str(max(1, round(exc.retry_after_s * 1000)))),))
         await context.abort(code, details_for(exc))

@@ -1,5 +1,8 @@
 """The operator's policy commands: building the policy published with ``cloud-service policy set``, and
-``policy keygen|promote|rollback|pin|unpin|history`` (see :func:`add_rollout_commands`).
+``policy keygen|promote|rollback|pin|unpin|history`` (see :func:`add_rollout_commands`). Each runs on a
+:class:`~cloud_service.operator.admin.PolicyAdmin`: through the service with ``--service`` and an operator
+credential (:mod:`cloud_service.operator.client`), or on Redis directly (bootstrap, and hosts that hold
+the Redis password).
 
 Either ``--file`` holds the protobuf JSON form of ``confroute.v1.Policy`` (field names as in
 ``fleet.proto``, e.g. ``{"policyVersion": "v7", "edgeModel": {"id": ..., "version": ...}, "mode":
@@ -15,20 +18,18 @@ import functools
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from google.protobuf import json_format
 
-from cloud_service.policies import operations
+from cloud_service.operator.admin import PolicyAdmin
+from cloud_service.operator.client import add_service_arguments
 from cloud_service.policies.state import HistoryEntry
 from confroute.contract.common import timestamp_to_pb
 from confroute.contract.policy import Policy
 from confroute.errors import InvalidPolicy
 from confroute.signing import generate_key_pair
 from confroute.v1 import common_pb2, fleet_pb2
-
-if TYPE_CHECKING:
-    from cloud_service.policies.redis_store import RedisPolicyStore
 
 MODES = ("pre", "post", "hybrid")
 
@@ -87,12 +88,12 @@ def _from_flags(args: argparse.Namespace) -> fleet_pb2.Policy:
 
 # -- rollout commands: keygen, promote, rollback, pin, unpin, history -----------------------------------
 
-StoreAction = Callable[["RedisPolicyStore"], Awaitable[int]]
-WithStore = Callable[[argparse.Namespace, StoreAction], int]
+AdminAction = Callable[[PolicyAdmin], Awaitable[int]]
+WithAdmin = Callable[[argparse.Namespace, AdminAction], int]
 
 
-def add_rollout_commands(actions: Any, with_store: WithStore) -> None:
-    """``policy keygen|promote|rollback|pin|unpin|history``; ``with_store`` opens the configured store."""
+def add_rollout_commands(actions: Any, with_admin: WithAdmin) -> None:
+    """``policy keygen|promote|rollback|pin|unpin|history``; ``with_admin`` opens the service or the store."""
     keygen = actions.add_parser("keygen", help="write an Ed25519 key pair: STEM.key (private) and STEM.pub")
     keygen.add_argument("stem", type=Path, help="e.g. /secrets/policy-2026a")
     keygen.set_defaults(run=_keygen)
@@ -113,8 +114,10 @@ def add_rollout_commands(actions: Any, with_store: WithStore) -> None:
             command.add_argument("--count", type=int, default=20)
         else:
             command.add_argument("--reason", default="operator", help="recorded in the history")
-            command.add_argument("--policy-signing-key", default=None, help="env CONFROUTE_CLOUD_POLICY_SIGNING_KEY")
-        command.set_defaults(run=functools.partial(_rollout, with_store=with_store, action=name))
+            command.add_argument("--policy-signing-key", default=None,
+                                 help="env CONFROUTE_CLOUD_POLICY_SIGNING_KEY (with --service: the service's key)")
+        add_service_arguments(command)
+        command.set_defaults(run=functools.partial(_rollout, with_admin=with_admin, action=name))
 
 
 def _keygen(args: argparse.Namespace) -> int:
@@ -124,25 +127,25 @@ def _keygen(args: argparse.Namespace) -> int:
     return 0
 
 
-def _rollout(args: argparse.Namespace, *, with_store: WithStore, action: str) -> int:
+def _rollout(args: argparse.Namespace, *, with_admin: WithAdmin, action: str) -> int:
     mv, cohort = args.edge_model_version, args.cohort
 
-    async def act(store: RedisPolicyStore) -> int:
+    async def act(admin: PolicyAdmin) -> int:
         if action == "history":
-            for entry in await store.history(mv, cohort, args.count):
+            for entry in await admin.history(mv, cohort, args.count):
                 print(format_history(entry))
             return 0
         if action == "promote":
-            print(await operations.promote(store, mv, cohort, args.reason))
+            print(await admin.promote(mv, cohort, args.reason))
         elif action == "rollback":
-            print(await operations.rollback(store, mv, cohort, args.reason))
+            print(await admin.rollback(mv, cohort, args.reason))
         elif action == "pin":
-            print(await operations.pin(store, mv, cohort, args.version, args.reason))
+            print(await admin.pin(mv, cohort, args.version, args.reason))
         else:
-            await operations.unpin(store, mv, cohort, args.reason)
+            await admin.unpin(mv, cohort, args.reason)
         return 0
 
-    return with_store(args, act)
+    return with_admin(args, act)
 
 
 def format_history(entry: HistoryEntry) -> str:
