@@ -4,12 +4,20 @@ One ``EVALSHA`` per admitted call: the script refills the bucket from Redis's ow
 clocks do not matter), takes one token if there is one and otherwise answers how many milliseconds
 until there will be. The caller turns that into :class:`~confroute.errors.RateLimited`, which the
 service answers RESOURCE_EXHAUSTED with ``retry-after-ms`` and the device honours.
+
+The calls checked in one turn of the event loop share a round trip: their ``EVALSHA`` s go out in one
+pipeline (a busy replica admits several calls per turn; a write and a read per call were a large part
+of an escalation's CPU time, bench.cloud_service). Each call still waits for its own bucket's answer.
 """
 
 from __future__ import annotations
 
+import asyncio
 import math
 from dataclasses import dataclass
+from typing import Any
+
+from redis.exceptions import NoScriptError
 
 from cloud_service.redis_client import RedisClient, translated
 from cloud_service.store.schema import IdentityKeys
@@ -29,6 +37,9 @@ class Rate:
             raise ValueError(f"a rate needs per_s >= 0 and burst >= 1, got {self.per_s}, {self.burst}")
 
 
+_Take = tuple[str, Rate, "asyncio.Future[int]"]  # a bucket's key, its rate, and where its answer goes
+
+
 class RateLimiter:
     """Token buckets in Redis, one per (principal, kind); the client is the caller's to close."""
 
@@ -36,15 +47,52 @@ class RateLimiter:
         self._redis = redis
         self._rates = {kind: rate for kind, rate in rates.items() if rate.per_s > 0}
         self._keys = keys or IdentityKeys()
+        self._pending: list[_Take] = []  # this turn's checks, sent together at its end
+        self._sending: set[asyncio.Task[None]] = set()
 
     async def take(self, principal_id: str, kind: str) -> None:
         """Admits one call of ``kind`` or raises RateLimited with the wait; kinds without a rate pass."""
         rate = self._rates.get(kind)
         if rate is None:
             return
-        with translated("checking a rate limit"):
-            wait_ms = int(await script("token_bucket").run(self._redis, [self._keys.rate(principal_id, kind)],
-                                                            [rate.per_s, rate.burst, 1]))
+        loop = asyncio.get_running_loop()
+        answer: asyncio.Future[int] = loop.create_future()
+        if not self._pending:
+            loop.call_soon(self._send)
+        self._pending.append((self._keys.rate(principal_id, kind), rate, answer))
+        wait_ms = await answer
         if wait_ms > 0:
             raise RateLimited(f"device {principal_id} is over its {kind} rate of {rate.per_s:g}/s",
                               retry_after_s=wait_ms / 1000.0)
+
+    def _send(self) -> None:
+        takes, self._pending = self._pending, []
+        task = asyncio.ensure_future(self._check(takes))
+        self._sending.add(task)  # held until done: the loop keeps only weak references to tasks
+        task.add_done_callback(self._sending.discard)
+
+    async def _check(self, takes: list[_Take]) -> None:
+        """One pipelined round trip for ``takes``; each answer (or the failure) goes to its caller."""
+        try:
+            with translated("checking a rate limit"):
+                try:
+                    waits = await self._evalsha(takes)
+                except NoScriptError:  # a restarted server: no call of the pipeline ran, so sending again is safe
+                    await script("token_bucket").load(self._redis)
+                    waits = await self._evalsha(takes)
+        except Exception as exc:
+            for _, _, answer in takes:
+                if not answer.done():
+                    answer.set_exception(exc)
+            return
+        for (_, _, answer), wait_ms in zip(takes, waits, strict=True):
+            if not answer.done():  # a caller cancelled meanwhile
+                answer.set_result(int(wait_ms))
+
+    async def _evalsha(self, takes: list[_Take]) -> list[Any]:
+        pipe = self._redis.pipeline(transaction=False)
+        bucket = script("token_bucket")
+        for key, rate, _ in takes:
+            bucket.queue(pipe, [key], [rate.per_s, rate.burst, 1])
+        replies: list[Any] = await pipe.execute()
+        return replies
