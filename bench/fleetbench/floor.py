@@ -31,21 +31,23 @@ SERVICE = fleet_pb2.DESCRIPTOR.services_by_name["FleetService"].full_name
 
 
 class Broadcast:
-    """The latest message and a future the next one resolves: each watcher awaits the same future."""
+    """The latest message and an Event set when the next one replaces it (one Event per message, as the
+    service's policy hub does: the fastest way found to wake thousands of waiters)."""
 
     def __init__(self, initial: bytes) -> None:
         self.latest = initial
-        self._next: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+        self.changed = asyncio.Event()
 
     def publish(self, message: bytes) -> None:
+        changed, self.changed = self.changed, asyncio.Event()
         self.latest = message
-        current, self._next = self._next, asyncio.get_running_loop().create_future()
-        current.set_result(message)
+        changed.set()
 
     async def follow(self) -> AsyncIterator[bytes]:
-        yield self.latest
         while True:
-            yield await asyncio.shield(self._next)
+            changed = self.changed
+            yield self.latest
+            await changed.wait()
 
 
 async def serve(initial: bytes) -> None:
