@@ -5,9 +5,11 @@ clocks do not matter), takes one token if there is one and otherwise answers how
 until there will be. The caller turns that into :class:`~confroute.errors.RateLimited`, which the
 service answers RESOURCE_EXHAUSTED with ``retry-after-ms`` and the device honours.
 
-The calls checked in one turn of the event loop share a round trip: their ``EVALSHA`` s go out in one
-pipeline (a busy replica admits several calls per turn; a write and a read per call were a large part
-of an escalation's CPU time, bench.cloud_service). Each call still waits for its own bucket's answer.
+Checks share round trips: at most one pipeline of checks is in flight; the checks that arrive meanwhile
+go out together in the next one as soon as it returns (an idle replica sends a lone check at once, at
+the end of the event loop's turn; a busy one sends many per round trip). A write and a read per call were
+the largest part of an escalation's own CPU time (on loopback the sender's kernel also runs Redis's
+side of TCP; bench.cloud_service, docs/service-profile.md). Each call still gets its own bucket's answer.
 """
 
 from __future__ import annotations
@@ -47,8 +49,9 @@ class RateLimiter:
         self._redis = redis
         self._rates = {kind: rate for kind, rate in rates.items() if rate.per_s > 0}
         self._keys = keys or IdentityKeys()
-        self._pending: list[_Take] = []  # this turn's checks, sent together at its end
-        self._sending: set[asyncio.Task[None]] = set()
+        self._pending: list[_Take] = []  # checks not sent yet
+        self._sending: asyncio.Task[None] | None = None  # the pipeline in flight
+        self._scheduled = False  # a send is due at the end of this turn
 
     async def take(self, principal_id: str, kind: str) -> None:
         """Admits one call of ``kind`` or raises RateLimited with the wait; kinds without a rate pass."""
@@ -57,19 +60,30 @@ class RateLimiter:
             return
         loop = asyncio.get_running_loop()
         answer: asyncio.Future[int] = loop.create_future()
-        if not self._pending:
-            loop.call_soon(self._send)
         self._pending.append((self._keys.rate(principal_id, kind), rate, answer))
+        if self._sending is None and not self._scheduled:
+            self._scheduled = True
+            loop.call_soon(self._send)
         wait_ms = await answer
         if wait_ms > 0:
             raise RateLimited(f"device {principal_id} is over its {kind} rate of {rate.per_s:g}/s",
                               retry_after_s=wait_ms / 1000.0)
 
     def _send(self) -> None:
+        self._scheduled = False
         takes, self._pending = self._pending, []
-        task = asyncio.ensure_future(self._check(takes))
-        self._sending.add(task)  # held until done: the loop keeps only weak references to tasks
-        task.add_done_callback(self._sending.discard)
+        if takes:
+            self._sending = asyncio.ensure_future(self._check(takes))  # held: the loop keeps weak references
+            self._sending.add_done_callback(self._sent)
+
+    def _sent(self, task: asyncio.Task[None]) -> None:
+        self._sending = None
+        if task.cancelled():
+            pending, self._pending = self._pending, []
+            for _, _, answer in pending:
+                answer.cancel()
+        elif self._pending:  # what arrived meanwhile goes in the next pipeline
+            self._send()
 
     async def _check(self, takes: list[_Take]) -> None:
         """One pipelined round trip for ``takes``; each answer (or the failure) goes to its caller."""
@@ -80,6 +94,10 @@ class RateLimiter:
                 except NoScriptError:  # a restarted server: no call of the pipeline ran, so sending again is safe
                     await script("token_bucket").load(self._redis)
                     waits = await self._evalsha(takes)
+        except asyncio.CancelledError:  # the loop is shutting down: so are the callers
+            for _, _, answer in takes:
+                answer.cancel()
+            raise
         except Exception as exc:
             for _, _, answer in takes:
                 if not answer.done():

@@ -64,3 +64,20 @@ def test_a_cancelled_caller_does_not_disturb_the_others(redis_server: RedisServe
             await redis.aclose()
 
     asyncio.run(run())
+
+
+def test_checks_arriving_while_a_pipeline_is_in_flight_go_in_the_next(redis_server: RedisServer) -> None:
+    async def run() -> None:
+        redis = connect(redis_server.url, connect_timeout_s=5.0, command_timeout_s=5.0)
+        try:
+            limiter = RateLimiter(redis, {"escalate": Rate(0.5, 4)})
+            calls = []
+            for _ in range(6):  # one check per turn: the first goes alone, the rest wait for its answer
+                calls.append(asyncio.ensure_future(limiter.take("dev-a", "escalate")))
+                await asyncio.sleep(0)
+            outcomes = await asyncio.gather(*calls, return_exceptions=True)
+            assert [isinstance(o, RateLimited) for o in outcomes] == [False] * 4 + [True] * 2
+        finally:
+            await redis.aclose()
+
+    asyncio.run(run())
