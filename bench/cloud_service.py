@@ -78,6 +78,7 @@ class Options:
     profile: Path | None  # a py-spy flamegraph of the service during the timed rounds
     profile_native: bool = False  # with C frames
     devices: int = 32  # enrolled devices the service calls come from (0: the service authenticates nobody)
+    rate_limits: bool = True  # per-device rate limits checked in Redis (with devices)
 
 
 @dataclass
@@ -210,6 +211,7 @@ def options_from(args: argparse.Namespace) -> Options:
         profile=args.profile_service,
         profile_native=args.profile_native,
         devices=0 if args.no_auth else args.devices,
+        rate_limits=not args.no_rate_limits,
     )
 
 
@@ -235,6 +237,8 @@ def _parser() -> argparse.ArgumentParser:
                         help="enrolled devices the escalations come from, each with its bearer token (default 32)")
     parser.add_argument("--no-auth", action="store_true",
                         help="the service authenticates nobody and applies no rate limits (a comparison run)")
+    parser.add_argument("--no-rate-limits", action="store_true",
+                        help="authenticated, but no per-device rate limit (a comparison run: what the bucket costs)")
     parser.add_argument("--backend-python", type=Path, help="the models' interpreter (CONFROUTE_TRITON_PYTHON)")
     return parser
 
@@ -262,7 +266,7 @@ def run(options: Options, backend_python: Path | None, service_log_level: str) -
         settings = ServiceSettings(triton.grpc_url, redis.url, log_level=service_log_level)
         if devices:
             settings = dataclasses.replace(settings, identity_secret=redis.dir / SECRET_FILE,
-                                           rate_escalations_per_s=RATE_PER_DEVICE_S,
+                                           rate_escalations_per_s=RATE_PER_DEVICE_S if options.rate_limits else 0.0,
                                            rate_escalation_burst=BURST_PER_DEVICE)
         service = stack.enter_context(ServiceProcess(settings))
         prompt, parameters = render_prompt(request.messages, "chatml"), sampling_parameters(request)

@@ -132,9 +132,11 @@ def table(results: dict[str, Any], summary: dict[str, Any]) -> str:
             f"per call at concurrency 1, {summary['bare_proxy_cpu_us_per_req_c32']:.0f} at 32 (the service: "
             f"{summary['service_cpu_us_per_req_c1']:.0f} and {summary['service_cpu_us_per_req_c32']:.0f})"
         )
-    devices = int(summary.get("options", {}).get("devices", 0))
-    lines.append(f"the service authenticated every call (bearer tokens of {devices} enrolled devices) and checked "
-                 "each device's rate in Redis; outcome logging on" if devices else
+    options = summary.get("options", {})
+    devices, rates = int(options.get("devices", 0)), bool(options.get("rate_limits", True))
+    checked = "checked each device's rate in Redis" if rates else "checked NO rate limit (--no-rate-limits)"
+    lines.append(f"the service authenticated every call (bearer tokens of {devices} enrolled devices) and {checked}; "
+                 "outcome logging on" if devices else
                  "the service ran WITHOUT authentication and rate limits (--no-auth); outcome logging on")
     lines.append(
         f"outcome log: store() in batches {summary['outcomes_per_s']:.0f} records/s, "
