@@ -91,7 +91,9 @@ class RateLimiter:
             with translated("checking a rate limit"):
                 try:
                     waits = await self._evalsha(takes)
-                except NoScriptError:  # a restarted server: no call of the pipeline ran, so sending again is safe
+                # A restarted server ran none of its calls, so sending them again is safe; on a cluster the
+                # other nodes' calls did run and are charged twice, once: stricter, never looser.
+                except NoScriptError:
                     await script("token_bucket").load(self._redis)
                     waits = await self._evalsha(takes)
         except asyncio.CancelledError:  # the loop is shutting down: so are the callers
