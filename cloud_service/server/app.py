@@ -135,7 +135,7 @@ def build_server(config: ServiceConfig, deps: Dependencies) -> CloudServer:
     """The server with every service added and ``config.listen`` bound (port 0: a free port)."""
     authenticator = deps.identity.authenticator if deps.identity is not None else None
     interceptor = ErrorInterceptor(authenticator, deps.metrics.count_refusal)
-    server = grpc.aio.server(interceptors=[interceptor], options=server_options(config))
+    server = interceptor.serving(grpc.aio.server(options=server_options(config)))  # handlers wrapped once
     sizes = RequestLimits(config.max_tokens, config.max_messages, config.max_prompt_bytes, config.max_batch_records)
     settings = EscalationSettings(max_deadline_s=config.max_deadline_s, retain_text=config.retain_text, limits=sizes)
     devices = DeviceLimits(
