@@ -1,6 +1,6 @@
 """The cloud service's one frozen configuration, built once in ``main()``.
 
-Every field can be set by a flag (``--max-inflight``) or an environment variable with the
+Every field can be set by a flag (``--max-in-flight``) or an environment variable with the
 ``CONFROUTE_CLOUD_`` prefix (``CONFROUTE_CLOUD_MAX_INFLIGHT``); a flag wins over the environment, the
 environment over the default; :mod:`confroute.settings` reads them, as it does the edge agent's.
 Nothing here reads the environment or argv on import.
@@ -24,9 +24,10 @@ ENV_PREFIX = "CONFROUTE_CLOUD_"
 MAX_MONITOR_WINDOW = 100_000  # each pass reads this many records per partition, up to 100 partitions
 
 
-def _help(meaning: str) -> dict[str, str]:
-    """A field's meaning, shown by ``--help`` and in docs/configuration.md."""
-    return {"help": meaning}
+def _help(meaning: str, flag: str = "") -> dict[str, str]:
+    """A field's meaning, shown by ``--help`` and in docs/configuration.md, and its flag where the field's
+    name would spell it otherwise than the other commands do."""
+    return {"help": meaning, "flag": flag}
 
 
 @dataclass(frozen=True)
@@ -42,8 +43,8 @@ class ServiceConfig:
         "redis://[user:password@]host[:port][/db] for one server (rediss:// for TLS), "
         "redis+cluster://[user:password@]host[:port][,host[:port]...] for a Redis Cluster "
         "(rediss+cluster:// for TLS; the listed nodes are startup nodes, one reachable is enough)"))
-    max_inflight: int = field(
-        default=64, metadata=_help("escalations at once; more are refused with RESOURCE_EXHAUSTED"))
+    max_inflight: int = field(default=64, metadata=_help(
+        "escalations at once; more are refused with RESOURCE_EXHAUSTED", flag="--max-in-flight"))
     max_deadline_s: float = field(
         default=30.0, metadata=_help("the longest a backend call may take, whatever the client allows"))
     retain_text: bool = field(

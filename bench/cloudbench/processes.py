@@ -231,7 +231,7 @@ class ServiceProcess(_GrpcChild):
         s = self.settings
         argv = [sys.executable, "-m", "cloud_service.cli", "serve", "--listen", self.address]
         argv += ["--triton-url", s.triton_url, "--triton-model", "echo", "--redis-url", s.redis_url]
-        argv += ["--metrics-listen", "", "--log-level", s.log_level, "--max-inflight", str(s.max_inflight)]
+        argv += ["--metrics-listen", "", "--log-level", s.log_level, "--max-in-flight", str(s.max_inflight)]
         self.start(argv, {k: v for k, v in os.environ.items() if not k.startswith("CONFROUTE_CLOUD_")})
         return self
 

@@ -108,7 +108,7 @@ def add_rollout_commands(actions: Any, with_store: WithStore) -> None:
         command.add_argument("--edge-model-version", required=True)
         command.add_argument("--cohort", default="")
         if name == "pin":
-            command.add_argument("--version", required=True, help="a stored policy version")
+            command.add_argument("--policy-version", required=True, help="a stored policy version")
         if name == "history":
             command.add_argument("--count", type=int, default=20)
         else:
@@ -137,7 +137,7 @@ def _rollout(args: argparse.Namespace, *, with_store: WithStore, action: str) ->
         elif action == "rollback":
             print(await operations.rollback(store, mv, cohort, args.reason))
         elif action == "pin":
-            print(await operations.pin(store, mv, cohort, args.version, args.reason))
+            print(await operations.pin(store, mv, cohort, args.policy_version, args.reason))
         else:
             await operations.unpin(store, mv, cohort, args.reason)
         return 0

@@ -38,7 +38,7 @@ def test_pin_unpin_rollback_and_history(redis_server: Any, capsys: pytest.Captur
     assert main(["policy", "set", *redis, *FLAGS, "--policy-version", "v2", "--pre", "0.3"]) == 0
     capsys.readouterr()
 
-    assert main(["policy", "pin", *redis, *KEY, "--version", "v1", "--reason", "incident 7"]) == 0
+    assert main(["policy", "pin", *redis, *KEY, "--policy-version", "v1", "--reason", "incident 7"]) == 0
     assert capsys.readouterr().out.strip() == "v1+pin.3"
     assert main(["policy", "set", *redis, *FLAGS, "--policy-version", "v3"]) == 2  # pinned: refused
     assert "unpin it first" in capsys.readouterr().err
