@@ -22,7 +22,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from cloud_service.config import ServiceConfig
 from cloud_service.metrics import ServiceMetrics
@@ -40,6 +40,7 @@ from cloud_service.task_stop import stop_task
 from confroute.errors import ConfrouteError, InvalidInput
 
 logger = logging.getLogger(__name__)
+Labels = TypeVar("Labels", bound=tuple[str, ...])
 
 
 @dataclass(frozen=True)
@@ -129,13 +130,14 @@ class LoopMonitor:
         windows, history = await self._windows()
         partitions = {(r.edge_model_version, r.cohort) for r in records} | {(w.edge_model_version, w.cohort)
                                                                             for w in windows}
-        served = await self._served(sorted(partitions))
+        served, shares = await self._served(sorted(partitions))
         fleet = await asyncio.to_thread(summarize, records, self._clock(), served)
         now = self._clock()
         self._trend.add(now, windows)
         self.snapshot = LoopSnapshot(now, fleet, windows, history, trend=tuple(self._trend.to_json()),
                                      interval_s=self._settings.interval_s)
         self._publish(self.snapshot)
+        _replace(self._metrics.canary_share, shares)
         return self.snapshot
 
     async def _run(self) -> None:
@@ -185,19 +187,24 @@ class LoopMonitor:
         return await asyncio.to_thread(window_report, version, cohort, window.records, policy, window.late_labels,
                                        target)
 
-    async def _served(self, partitions: Iterable[PartitionId]) -> dict[PartitionId, frozenset[str]]:
-        """The policy versions each partition's rollout hands out now."""
+    async def _served(self, partitions: Iterable[PartitionId]
+                      ) -> tuple[dict[PartitionId, frozenset[str]], dict[PartitionId, float]]:
+        """The policy versions each partition's rollout hands out now, and its canary's share (where the
+        store keeps rollouts and one was published)."""
         served: dict[PartitionId, frozenset[str]] = {}
+        shares: dict[PartitionId, float] = {}
         for version, cohort in list(partitions)[: self._settings.max_partitions]:
             if isinstance(self._store, RolloutReader):
                 state = (await self._store.rollout(version, cohort)).state
                 versions = frozenset(v for v in (state.control, state.canary) if v)
+                if state.control:
+                    shares[version, cohort] = state.share if state.canary else 0.0
             else:
                 policy = await self._store.current(version, cohort)
                 versions = frozenset({policy.policy_version} if policy else ())
             if versions:
                 served[version, cohort] = versions
-        return served
+        return served, shares
 
     def _publish(self, snapshot: LoopSnapshot) -> None:
         metrics, limit = self._metrics, self._settings.max_version_series
@@ -223,7 +230,7 @@ class LoopMonitor:
             metrics.loop_refreshed.set(snapshot.refreshed_at)
 
 
-def _replace(gauge: Any, counts: Mapping[tuple[str, ...], int]) -> None:
+def _replace(gauge: Any, counts: Mapping[Labels, float]) -> None:
     """The gauge's series become exactly ``counts`` (a version no device runs any more disappears)."""
     gauge.clear()
     for labels, count in counts.items():
