@@ -5,12 +5,17 @@ model does not dominate), and the service as a separate process (``python -m clo
 A grpc.aio / tritonclient.aio load generator in this process measures p50/p99 latency and throughput at
 concurrency 1 and 32, direct and through the service alternately in rounds (the order flips every round,
 so that load changes hit both alike), and through a bare grpc.aio proxy (:mod:`bench.cloudbench.bare_proxy`:
-the floor any Python gRPC service in front of Triton pays). The service's CPU time per escalation comes
-from its own kernel counters over the service windows. Then the outcome log's throughput into Redis: ``store()`` in
-batches of 1000 and ``record()``. All processes share this machine's cores: on a small box CPU time per
-request decides throughput.
+the floor any Python gRPC service in front of Triton pays). The service runs as in production: every
+call authenticated (the bearer token of one of ``--devices`` enrolled devices, in turn), each device's
+escalation rate checked in Redis (a rate set never to refuse), every escalation logged to the outcome
+stream. The service's CPU time per escalation comes from its own kernel counters over the service
+windows; its goals are ratios to the bare proxy's in the same run (CPU <= 1.3x, req/s at c=32 >= 0.85x).
+Then the outcome log's throughput into Redis: ``store()`` in batches of 1000 (statistics on) and
+``record()``, against the floor, raw pipelined ``XADD`` of the same records (``store()`` >= 0.5x of it).
+All processes share this machine's cores: on a small box CPU time per request decides throughput.
 
-    python -m bench.cloud_service [--quick] [--json PATH] [--rounds N] [--window-s S]
+    python -m bench.cloud_service [--quick] [--json PATH] [--rounds N] [--window-s S] [--no-auth]
+        [--profile-service PATH [--profile-native]]
 
 The models' environment is ``--backend-python`` or ``CONFROUTE_TRITON_PYTHON`` (nvidia-pytriton, numpy<2).
 """
@@ -19,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import os
 import sys
@@ -31,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.cloudbench import outcome_log
+from bench.cloudbench.devices import BURST_PER_DEVICE, RATE_PER_DEVICE_S, Device, enrol
 from bench.cloudbench.load import BareClient, Call, DirectClient, ServiceClient, Window, closed_loop, escalation
 from bench.cloudbench.processes import (
     BareProxyProcess,
@@ -51,6 +58,7 @@ from confroute.contract.escalation import EscalationRequest
 CONCURRENCIES = (1, 32)
 PATHS = ("direct", "service", "bare")  # bare: the floor, a grpc.aio proxy that does nothing of its own
 MAX_REQUESTS_PER_WINDOW = 200_000
+SECRET_FILE = "identity.secret"
 
 
 def _log(message: str) -> None:
@@ -68,6 +76,9 @@ class Options:
     record_records: int
     store_batch: int
     profile: Path | None  # a py-spy flamegraph of the service during the timed rounds
+    profile_native: bool = False  # with C frames
+    devices: int = 32  # enrolled devices the service calls come from (0: the service authenticates nobody)
+    rate_limits: bool = True  # per-device rate limits checked in Redis (with devices)
 
 
 @dataclass
@@ -140,7 +151,7 @@ async def latency_benchmark(rig: Rig, options: Options) -> dict[str, Any]:
     checks = await warm_up(rig, options)
     _log(f"idle CPU over {options.idle_s:g} s")
     idle = await idle_cpu_cores(rig, options.idle_s)
-    with py_spy(rig.pids["service"][0], options.profile):
+    with py_spy(rig.pids["service"][0], options.profile, native=options.profile_native):
         series = await rounds(rig, options)
     return {"series": series, "idle_cpu_cores": idle, **checks}
 
@@ -166,11 +177,12 @@ async def measure(
     bare: BareProxyProcess,
     redis_url: str,
     request: EscalationRequest,
+    devices: list[Device],
     options: Options,
 ) -> dict[str, Any]:
     rig = Rig(
         DirectClient(triton.grpc_url, request),
-        ServiceClient(service.address, request, uuid.uuid4().hex[:8]),
+        ServiceClient(service.address, request, uuid.uuid4().hex[:8], devices),
         BareClient(bare.address),
         {"service": (service.pid, False), "triton": (triton.pid, True), "bare": (bare.pid, False)},
     )
@@ -197,6 +209,9 @@ def options_from(args: argparse.Namespace) -> Options:
         record_records=50_000 if quick else 100_000,
         store_batch=1000,
         profile=args.profile_service,
+        profile_native=args.profile_native,
+        devices=0 if args.no_auth else args.devices,
+        rate_limits=not args.no_rate_limits,
     )
 
 
@@ -217,6 +232,13 @@ def _parser() -> argparse.ArgumentParser:
         help="record a py-spy profile of the service during the rounds: a flamegraph SVG, or collapsed "
         "stacks for a PATH ending in .txt (perturbs the numbers)",
     )
+    parser.add_argument("--profile-native", action="store_true", help="the profile samples C frames too")
+    parser.add_argument("--devices", type=int, default=32,
+                        help="enrolled devices the escalations come from, each with its bearer token (default 32)")
+    parser.add_argument("--no-auth", action="store_true",
+                        help="the service authenticates nobody and applies no rate limits (a comparison run)")
+    parser.add_argument("--no-rate-limits", action="store_true",
+                        help="authenticated, but no per-device rate limit (a comparison run: what the bucket costs)")
     parser.add_argument("--backend-python", type=Path, help="the models' interpreter (CONFROUTE_TRITON_PYTHON)")
     return parser
 
@@ -239,12 +261,25 @@ def run(options: Options, backend_python: Path | None, service_log_level: str) -
         _log("starting redis-server, tritonserver (echo) and the cloud service")
         redis = stack.enter_context(RedisProcess())
         triton = stack.enter_context(EchoTriton(backend_python))
-        settings = ServiceSettings(triton.grpc_url, redis.url, log_level=service_log_level)
-        service = stack.enter_context(ServiceProcess(settings))
         request = escalation(options.max_tokens)
+        devices = _enrol(redis, request, options.devices)
+        settings = ServiceSettings(triton.grpc_url, redis.url, log_level=service_log_level)
+        if devices:
+            settings = dataclasses.replace(settings, identity_secret=redis.dir / SECRET_FILE,
+                                           rate_escalations_per_s=RATE_PER_DEVICE_S if options.rate_limits else 0.0,
+                                           rate_escalation_burst=BURST_PER_DEVICE)
+        service = stack.enter_context(ServiceProcess(settings))
         prompt, parameters = render_prompt(request.messages, "chatml"), sampling_parameters(request)
         bare = stack.enter_context(BareProxyProcess(triton.grpc_url, prompt, parameters))
-        return asyncio.run(measure(triton, service, bare, redis.url, request, options))
+        return asyncio.run(measure(triton, service, bare, redis.url, request, devices, options))
+
+
+def _enrol(redis: RedisProcess, request: EscalationRequest, count: int) -> list[Device]:
+    """The devices the escalations come from, enrolled in the benchmark's Redis (none: no authentication)."""
+    if not count:
+        return []
+    _log(f"enrolling {count} devices (bearer tokens; per-device rate limits on, set never to refuse)")
+    return enrol(redis.url, redis.dir / SECRET_FILE, request.cohort, count, "bench-device")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

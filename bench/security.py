@@ -1,11 +1,14 @@
 """Security benchmark: the attack table against a real stack, and what authentication costs.
 
-On loopback (``bench.securitybench.stack``): a redis-server, a fleet CA with two enrolled devices, one
+On loopback (``bench.securitybench.stack``): a redis-server with its default user off (the service is the
+ACL user ``confroute``), tritonserver serving the echo model, a fleet CA with two enrolled devices, one
 revoked, one expired, one rotated and an operator; the cloud service with TLS, mTLS and bearer tokens;
 a device's policy keeper and its HTTP API with a key. Each attack prints one row: what it should get,
 what it got, and whether it was refused as it should be. An attack that ends with INTERNAL, HTTP 500
 or an unexpected exception is a crash, one that outlasts its timeout a hang; after the table every
-service must still be serving. The model is an in-process echo: the front door is what is attacked.
+service must still be serving. ``--model in-process`` answers with an in-process echo instead of
+tritonserver (the front door is what is attacked; it saves tritonserver's start). The models' environment
+is ``--backend-python`` or ``CONFROUTE_TRITON_PYTHON``.
 
 ``auth_added_p50_us``: the p50 of the paired differences between a unary escalation through the
 token-authenticated service and one through the same TLS service without authentication, alternated in
@@ -13,17 +16,18 @@ ABBA order in one run (``auth_added_p50_us_mtls``: the same for client certifica
 on a shared machine are noisy: read them with ``auth_check_us``, the authenticator's own time per call on
 a cached credential, measured in-process.
 
-    python -m bench.security [--quick] [--json PATH]
+    python -m bench.security [--quick] [--model triton|in-process] [--json PATH]
 
 JSON keys: ``attacks_tried``, ``attacks_refused``, ``crashes``, ``hangs``, ``auth_added_p50_us``,
-``auth_added_p50_us_mtls``, ``auth_check_us``, ``escalation_p50_us_open|auth|mtls``, ``rows``. Goals: every attack
-refused, 0 crashes, 0 hangs, authentication <= 50 us p50 per escalation.
+``auth_added_p50_us_mtls``, ``auth_check_us``, ``escalation_p50_us_open|auth|mtls``, ``model``, ``rows``.
+Goals: every attack refused, 0 crashes, 0 hangs, authentication <= 50 us p50 per escalation.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import time
@@ -150,9 +154,10 @@ def print_table(rows: Sequence[Row]) -> None:
         print(f"| {row.attack:<{width}} | {row.expected} | {row.got} | {'yes' if row.refused else 'NO'} |")
 
 
-def run(quick: bool) -> dict[str, Any]:
+def run(quick: bool, triton: bool, backend_python: Path | None = None) -> dict[str, Any]:
     calls = 300 if quick else 2000
-    with running_stack() as stack, device(stack) as target, ThreadPoolExecutor(max_workers=1) as pool:
+    with (running_stack(triton, backend_python) as stack, device(stack) as target,
+          ThreadPoolExecutor(max_workers=1) as pool):
         token = bearer(stack.creds["dev-a"].token)
         open_p50, auth_p50, added_p50 = paired_p50s(stack, Side("open"), Side("token_bare", token), calls)
         _, mtls_p50, mtls_added_p50 = paired_p50s(stack, Side("open"), Side("mtls", cert=stack.creds["dev-a"].cert),
@@ -160,8 +165,10 @@ def run(quick: bool) -> dict[str, Any]:
         check_us = auth_check_us(stack, 20_000 if quick else 100_000)
         rows = [run_attack(pool, attack, stack) for attack in (*cloud_attacks(), *device_attacks(stack, target))]
         still_serving = serving(stack, target)
+        model = stack.model
     print_table(rows)
     return {
+        "model": model,
         "attacks_tried": len(rows),
         "attacks_refused": sum(row.refused for row in rows),
         "crashes": sum(row.crash for row in rows) + (0 if still_serving else 1),
@@ -181,8 +188,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.security", description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="fewer timed escalations")
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--model", choices=("triton", "in-process"), default="triton",
+                        help="tritonserver serving the echo model (default), or an in-process echo")
+    parser.add_argument("--backend-python", type=Path, default=None,
+                        help="the models' interpreter (CONFROUTE_TRITON_PYTHON)")
     args = parser.parse_args(argv)
-    result = run(args.quick) | this_cpu().to_json()
+    python = args.backend_python or (
+        Path(os.environ["CONFROUTE_TRITON_PYTHON"]) if os.environ.get("CONFROUTE_TRITON_PYTHON") else None
+    )
+    result = run(args.quick, args.model == "triton", python) | this_cpu().to_json()
     summary = {key: value for key, value in result.items() if key != "rows"}
     print(json.dumps(summary, indent=2))
     if args.json is not None:

@@ -10,6 +10,8 @@
 - ``cloud-service policy set`` / ``policy get``: an operator publishes a routing policy (from a JSON
   file in the protobuf JSON form of ``confroute.v1.Policy``, or from flags) or shows the current one.
   Published policies are signed with ``--policy-signing-key`` / ``CONFROUTE_CLOUD_POLICY_SIGNING_KEY``.
+  Every ``policy`` command but ``keygen`` runs through the service with ``--service HOST:PORT`` and an
+  operator credential (see ``cloud_service.operator.client``; the service signs), or on Redis directly.
 - ``cloud-service backpressure``: lowers the fleet's thresholds within a band while Triton is overloaded
   (see ``cloud_service.policies.backpressure``), restoring them when load falls.
 - ``cloud-service policy keygen STEM``: writes an Ed25519 key pair for signing policies.
@@ -46,12 +48,13 @@ from pathlib import Path
 from typing import Any
 
 from cloud_service import event_loop
-from cloud_service.config import ServiceConfig, add_arguments, config_from
+from cloud_service.config import add_arguments, config_from
 from cloud_service.inference import TritonServerConfig, TritonServerProcess
 from cloud_service.inference.repository import write_repository
+from cloud_service.operator.admin import PolicyAdmin, StoreAdmin
+from cloud_service.operator.client import add_service_arguments, open_remote_admin, target_from
 from cloud_service.ops import policy_view
 from cloud_service.policies import backpressure_command
-from cloud_service.ports import PolicyStore
 from cloud_service.server import policy_admin
 from cloud_service.server.runner import serve
 from cloud_service.stores import open_policy_store, open_redis_stores
@@ -123,33 +126,37 @@ def _run_triton(args: argparse.Namespace, repository: Path, startup_timeout_s: f
 def _policy_set(args: argparse.Namespace) -> int:
     policy = policy_admin.policy_from_args(args)
 
-    async def publish(store: PolicyStore) -> Any:
-        await store.publish(policy)
-        return await store.current(policy.edge_model.version, policy.cohort)  # as issued: stamped, signed
+    async def publish(admin: PolicyAdmin) -> int:
+        print(policy_admin.to_json(await admin.set_policy(policy, "published")))  # as issued: stamped, signed
+        return 0
 
-    issued = asyncio.run(_with_store(config_from(args, os.environ), publish))
-    print(policy_admin.to_json(issued))
-    return 0
+    return _with_admin(args, publish)
 
 
 def _policy_get(args: argparse.Namespace) -> int:
-    config = config_from(args, os.environ)
-    policy = asyncio.run(_with_store(config, lambda store: store.current(args.edge_model_version, args.cohort)))
-    if policy is None:
-        print(f"no policy for edge model {args.edge_model_version} in cohort {args.cohort!r}", file=sys.stderr)
-        return 1
-    print(policy_admin.to_json(policy))
-    return 0
+    async def show(admin: PolicyAdmin) -> int:
+        policy = (await admin.rollout(args.edge_model_version, args.cohort)).policy_for("")
+        if policy is None:
+            print(f"no policy for edge model {args.edge_model_version} in cohort {args.cohort!r}", file=sys.stderr)
+            return 1
+        print(policy_admin.to_json(policy))
+        return 0
+
+    return _with_admin(args, show)
 
 
-async def _with_store(config: ServiceConfig, action: Callable[[PolicyStore], Awaitable[Any]]) -> Any:
-    async with open_policy_store(config) as store:
-        return await action(store)
+def _with_admin(args: argparse.Namespace, action: Callable[[PolicyAdmin], Awaitable[int]]) -> int:
+    """Runs ``action`` through the service (``--service``, an operator credential) or on Redis directly."""
+    target = target_from(args, os.environ)
 
+    async def run() -> int:
+        if target is not None:
+            async with open_remote_admin(target) as remote:
+                return await action(remote)
+        async with open_policy_store(config_from(args, os.environ)) as store:
+            return await action(StoreAdmin(store))
 
-def _with_rollout_store(args: argparse.Namespace, action: Callable[[Any], Awaitable[int]]) -> int:
-    code: int = asyncio.run(_with_store(config_from(args, os.environ), action))
-    return code
+    return asyncio.run(run())
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -184,14 +191,16 @@ def _add_policy_commands(commands: Any) -> None:
     set_cmd = actions.add_parser("set", help="publish a policy from --file or from flags")
     add_service_flags(set_cmd, ("redis_url", "policy_signing_key"), logging=False)
     policy_admin.add_policy_arguments(set_cmd)
+    add_service_arguments(set_cmd)
     set_cmd.set_defaults(run=_policy_set)
     get_cmd = actions.add_parser("get", help="print the current policy as JSON")
     add_service_flags(get_cmd, ("redis_url",), logging=False)
+    add_service_arguments(get_cmd)
     get_cmd.add_argument("--edge-model-version", required=True)
     get_cmd.add_argument("--cohort", default="")
     get_cmd.set_defaults(run=_policy_get)
-    policy_admin.add_rollout_commands(actions, _with_rollout_store)
-    policy_view.add_commands(actions, _with_rollout_store)
+    policy_admin.add_rollout_commands(actions, _with_admin)
+    policy_view.add_commands(actions, _with_admin)
 
 
 def _add_calibration_commands(commands: Any) -> None:

@@ -107,6 +107,10 @@ class ServiceConfig:
     rate_upload_burst: int = field(default=20, metadata=_help("upload batches a device may save up"))
     max_device_escalations: int = field(default=8, metadata=_help("escalations at once per device and replica"))
     max_device_watches: int = field(default=4, metadata=_help("policy watch streams at once per device and replica"))
+    invalid_credential_burst: int = field(default=20, metadata=_help(
+        "unknown or malformed tokens one address may present before it is limited (per replica)"))
+    invalid_credentials_per_s: float = field(default=2.0, metadata=_help(
+        "... and then per second; beyond, tokens not verified lately are refused before any lookup"))
 
     def __post_init__(self) -> None:
         split_address(self.listen, "listen")
@@ -120,11 +124,14 @@ class ServiceConfig:
         _require(self.max_pending_requests >= 1, "max_pending_requests", ">= 1")
         _require(self.gc_threshold >= 0, "gc_threshold", ">= 0")
         for name in ("max_message_bytes", "max_tokens", "max_messages", "max_prompt_bytes", "max_batch_records",
-                     "rate_escalation_burst", "rate_upload_burst", "max_device_escalations", "max_device_watches"):
+                     "rate_escalation_burst", "rate_upload_burst", "max_device_escalations", "max_device_watches",
+                     "invalid_credential_burst"):
             _require(getattr(self, name) >= 1, name, ">= 1")
         for name in ("rate_escalations_per_s", "rate_uploads_per_s"):
             value = getattr(self, name)
             _require(math.isfinite(value) and value >= 0, name, "a rate >= 0 (0: no limit)")
+        rate = self.invalid_credentials_per_s
+        _require(math.isfinite(rate) and rate > 0, "invalid_credentials_per_s", "a rate > 0")
         _require(self.event_loop in EVENT_LOOPS, "event_loop", f"one of {EVENT_LOOPS}")
         _require(bool(self.tls_cert) == bool(self.tls_key), "tls_cert", "set together with tls_key")
         _require(not self.tls_client_ca or bool(self.tls_cert), "tls_client_ca", "used with tls_cert and tls_key")

@@ -16,7 +16,8 @@ scrape time from the log's ``stats`` (an attribute or a method returning an
 ``confroute_refusals_total{method,status,reason}`` counts every call refused for its caller or content
 (UNAUTHENTICATED, PERMISSION_DENIED, RESOURCE_EXHAUSTED, INVALID_ARGUMENT), once, by RPC method; ``reason``
 is the status in lower case, except that RESOURCE_EXHAUSTED reads ``rate_limited`` when the caller's rate
-limit was spent and ``overloaded`` when a capacity was full (the service's ``max_inflight``, which
+limit was spent, ``credential_flood`` when the caller's address presented too many invalid credentials, and
+``overloaded`` when a capacity was full (the service's ``max_inflight``, which
 ``confroute_escalations_refused_total`` also counts on its own, or a device's slots).
 """
 
@@ -226,9 +227,10 @@ class ServiceMetrics:
         self.triton_queue.observe(queue_ms / 1e3)
         self.triton_compute.observe(compute_ms / 1e3)
 
-    def count_refusal(self, method: str, status: str, rate_limited: bool = False) -> None:
-        """One call refused by the interceptor (method names are the service's own, a bounded set)."""
-        self.refusals.labels(method, status, refusal_reason(status, rate_limited)).inc()
+    def count_refusal(self, method: str, status: str, rate_limited: bool = False, reason: str = "") -> None:
+        """One call refused by the interceptor (method names are the service's own, a bounded set); ``reason``
+        (e.g. ``credential_flood``) overrides the one the status implies."""
+        self.refusals.labels(method, status, reason or refusal_reason(status, rate_limited)).inc()
 
     def observe_uploaded(
         self, edge_model_version: str, cohort: str, decision: str, policy_version: str, label_source: str
@@ -381,3 +383,18 @@ def refusal_reason(status: str, rate_limited: bool) -> str:
     if status == "RESOURCE_EXHAUSTED":
         return "rate_limited" if rate_limited else "overloaded"
     return status.lower()
+
+
+def refusals_counted(registry: CollectorRegistry, service: str, reason: str) -> float:
+    """The refusals ``registry`` counted for the gRPC service ``service`` (e.g. ``EscalationService``) with
+    ``reason``, over its methods."""
+    prefix = f"/confroute.v1.{service}/"
+    return sum(
+        sample.value
+        for family in registry.collect()
+        if family.name == "confroute_refusals"
+        for sample in family.samples
+        if sample.name == "confroute_refusals_total"
+        and sample.labels.get("reason") == reason
+        and sample.labels.get("method", "").startswith(prefix)
+    )

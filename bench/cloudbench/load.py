@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,6 +20,7 @@ import tritonclient.grpc.aio as triton_aio
 from tritonclient.grpc import InferInput
 
 from bench.cloudbench import bare_proxy
+from bench.cloudbench.devices import Device
 from cloud_service.backends.prompt import render_prompt
 from cloud_service.backends.triton import sampling_parameters
 from confroute.contract.common import ModelRef
@@ -81,21 +82,30 @@ async def closed_loop(call: Call, concurrency: int, duration_s: float, max_reque
 
 
 class ServiceClient:
-    """Unary ``Escalate`` calls to the cloud service, each with a fresh query id."""
+    """Unary ``Escalate`` calls to the cloud service, each with a fresh query id, as the enrolled devices in
+    turn (each call presents its device's bearer token); no devices: the service authenticates nobody."""
 
-    def __init__(self, address: str, request: EscalationRequest, run_id: str) -> None:
+    def __init__(self, address: str, request: EscalationRequest, run_id: str, devices: Sequence[Device] = ()) -> None:
         self._channel = grpc.aio.insecure_channel(address)
         self._stub: Any = escalation_pb2_grpc.EscalationServiceStub(self._channel)  # type: ignore[no-untyped-call]
-        self._template = request.to_pb()
+        self._as: list[tuple[escalation_pb2.Escalation, tuple[tuple[str, str], ...] | None]] = []
+        for device in devices:
+            template = request.to_pb()
+            template.device_id = device.device_id
+            self._as.append((template, (("authorization", f"Bearer {device.token}"),)))
+        if not devices:
+            self._as.append((request.to_pb(), None))
         self._ids = itertools.count()
         self._prefix = f"bench-{run_id}-"
         self.sent = 0
 
     async def call(self) -> str:
-        message = escalation_pb2.EscalateRequest(escalation=self._template)
-        message.escalation.query_id = f"{self._prefix}{next(self._ids)}"
+        number = next(self._ids)
+        template, metadata = self._as[number % len(self._as)]
+        message = escalation_pb2.EscalateRequest(escalation=template)
+        message.escalation.query_id = f"{self._prefix}{number}"
         self.sent += 1
-        reply = await self._stub.Escalate(message, timeout=DEADLINE_S)
+        reply = await self._stub.Escalate(message, timeout=DEADLINE_S, metadata=metadata)
         text: str = reply.answer.text
         return text
 

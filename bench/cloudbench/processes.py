@@ -71,15 +71,17 @@ def _tail(path: Path, lines: int = 20) -> str:
 
 
 @contextmanager
-def py_spy(pid: int, output: Path | None) -> Iterator[None]:
+def py_spy(pid: int, output: Path | None, *, native: bool = False) -> Iterator[None]:
     """Samples ``pid`` with py-spy into ``output`` while the block runs: a flamegraph SVG, or collapsed
     stacks (one line per stack and its sample count) when ``output`` ends in ``.txt``; a no-op without
-    ``output``. py-spy takes CPU of its own: numbers measured meanwhile are perturbed."""
+    ``output``. ``native`` also samples C frames (grpc's Cython core, protobuf, the event loop). py-spy
+    takes CPU of its own: numbers measured meanwhile are perturbed."""
     if output is None:
         yield
         return
     binary = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
-    argv = [binary, "record", "--pid", str(pid), "--rate", "200", "--nonblocking", "-o", str(output)]
+    argv = [binary, "record", "--pid", str(pid), "--rate", "200", "-o", str(output)]
+    argv.append("--native" if native else "--nonblocking")  # native frames are read with the process paused
     if output.suffix == ".txt":
         argv += ["--format", "raw"]
     process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
@@ -174,6 +176,9 @@ class ServiceSettings:
     redis_url: str
     log_level: str = "INFO"
     max_inflight: int = 64
+    identity_secret: Path | None = None  # bearer tokens hashed under it are required (None: no authentication)
+    rate_escalations_per_s: float = 0.0  # per device (0: no rate limit)
+    rate_escalation_burst: int = 40
 
 
 class _GrpcChild(_Child):
@@ -232,6 +237,9 @@ class ServiceProcess(_GrpcChild):
         argv = [sys.executable, "-m", "cloud_service.cli", "serve", "--listen", self.address]
         argv += ["--triton-url", s.triton_url, "--triton-model", "echo", "--redis-url", s.redis_url]
         argv += ["--metrics-listen", "", "--log-level", s.log_level, "--max-in-flight", str(s.max_inflight)]
+        if s.identity_secret is not None:
+            argv += ["--identity-secret", str(s.identity_secret), "--rate-escalations-per-s",
+                     str(s.rate_escalations_per_s), "--rate-escalation-burst", str(s.rate_escalation_burst)]
         self.start(argv, {k: v for k, v in os.environ.items() if not k.startswith("CONFROUTE_CLOUD_")})
         return self
 

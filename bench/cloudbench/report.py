@@ -9,11 +9,13 @@ from bench.cloudbench.stats import Series
 
 PROCESSES = ("service", "bare", "triton", "client")
 # name -> (JSON key, bound, "max" if the value must not exceed it, "min" if it must reach it)
+# The CPU and throughput goals are ratios to the bare proxy measured in the same run: absolute figures on
+# shared CPUs do not transfer between machines (the floor itself moved 435-600 µs with the load on one box).
 TARGETS: dict[str, tuple[str, float, str]] = {
     "added p50 at concurrency 1 (ms)": ("added_p50_ms", 1.0, "max"),
-    "service CPU per escalation (µs)": ("service_cpu_us_per_req", 400.0, "max"),
-    "service / direct req/s at concurrency 32": ("service_vs_direct_rps_c32", 0.8, "min"),
-    "outcome records stored / raw pipelined XADD of them": ("outcomes_vs_floor", 0.5, "min"),
+    "service CPU per escalation / the bare proxy's, at concurrency 32": ("service_vs_bare_cpu_c32", 1.3, "max"),
+    "service / bare proxy req/s at concurrency 32": ("service_vs_bare_rps_c32", 0.85, "min"),
+    "outcome records stored (statistics on) / raw pipelined XADD of them": ("outcomes_vs_floor", 0.5, "min"),
 }
 
 
@@ -41,6 +43,8 @@ def _latency_keys(series: dict[tuple[str, int], Series]) -> dict[str, float]:
     keys["added_p50_ms"] = round(keys["service_p50_ms"] - keys["direct_p50_ms"], 3)
     keys["added_p50_ms_c32"] = round(keys["service_p50_ms_c32"] - keys["direct_p50_ms_c32"], 3)
     keys["service_vs_direct_rps_c32"] = round(keys["service_rps_c32"] / keys["direct_rps_c32"], 3)
+    if ("bare", 32) in series:
+        keys["service_vs_bare_rps_c32"] = round(keys["service_rps_c32"] / keys["bare_rps_c32"], 3)
     return keys
 
 
@@ -62,6 +66,8 @@ def _cpu_keys(results: dict[str, Any], series: dict[tuple[str, int], Series]) ->
     keys["service_max_rps_one_core"] = round(1e6 / keys["service_cpu_us_per_req"], 0)
     for concurrency in sorted({c for p, c in series if p == "bare"}):
         keys[f"bare_proxy_cpu_us_per_req_c{concurrency}"] = round(series["bare", concurrency].cpu_us_per_req("bare"), 1)
+        keys[f"service_vs_bare_cpu_c{concurrency}"] = round(
+            keys[f"service_cpu_us_per_req_c{concurrency}"] / keys[f"bare_proxy_cpu_us_per_req_c{concurrency}"], 3)
     return keys
 
 
@@ -126,6 +132,12 @@ def table(results: dict[str, Any], summary: dict[str, Any]) -> str:
             f"per call at concurrency 1, {summary['bare_proxy_cpu_us_per_req_c32']:.0f} at 32 (the service: "
             f"{summary['service_cpu_us_per_req_c1']:.0f} and {summary['service_cpu_us_per_req_c32']:.0f})"
         )
+    options = summary.get("options", {})
+    devices, rates = int(options.get("devices", 0)), bool(options.get("rate_limits", True))
+    checked = "checked each device's rate in Redis" if rates else "checked NO rate limit (--no-rate-limits)"
+    lines.append(f"the service authenticated every call (bearer tokens of {devices} enrolled devices) and {checked}; "
+                 "outcome logging on" if devices else
+                 "the service ran WITHOUT authentication and rate limits (--no-auth); outcome logging on")
     lines.append(
         f"outcome log: store() in batches {summary['outcomes_per_s']:.0f} records/s, "
         f"record() {summary['outcomes_record_per_s']:.0f} records/s, the floor (raw pipelined XADD) "

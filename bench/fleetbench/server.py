@@ -3,8 +3,8 @@ interceptor and FleetServicer) on the Redis policy store; escalations and upload
 
     python -m bench.fleetbench.server --redis-url URL [--max-pending N]
 
-Prints ``port <n>`` once serving, then serves until SIGTERM. The garbage collector is tuned as in
-``cloud-service serve`` (``ServiceConfig.gc_threshold``).
+Prints ``port <n>`` once serving, then serves until SIGTERM. The garbage collector and the event loop
+(uvloop when installed) are those of ``cloud-service serve`` (``ServiceConfig.gc_threshold``, ``event_loop``).
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import gc
 import signal
 from collections.abc import AsyncIterator, Sequence
 
+from cloud_service import event_loop
 from cloud_service.config import ServiceConfig
 from cloud_service.metrics import create_metrics
 from cloud_service.policies import PolicyStoreConfig, RedisPolicyStore
@@ -77,7 +78,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.gc_threshold:
         gc.set_threshold(args.gc_threshold)
-    asyncio.run(serve(args.redis_url, args.max_pending))
+    event_loop.run(serve(args.redis_url, args.max_pending))  # uvloop, as cloud-service serve
 
 
 if __name__ == "__main__":

@@ -11,17 +11,27 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 import grpc
+import redis as redis_py
 from grpc_health.v1 import health_pb2, health_pb2_grpc  # type: ignore[import-untyped]
 
-from bench.securitybench.stack import EDGE_MODEL, Stack
+from bench.securitybench.stack import EDGE_MODEL, Stack, policy_for
 from cloud_service.identity.ca import FleetCA, init_ca
+from cloud_service.identity.tokens import new_token
+from cloud_service.metrics import refusals_counted
 from cloud_service.outcomes.statistics import PROPENSITY_FLOOR, WEIGHT_SCALE, record_fold
 from confroute.contract import ChatMessage, ChatRole, EscalationRequest, GenerationParams, RoutingMode
 from confroute.contract.enums import AnsweredBy, Decision, Label, LabelSource
 from confroute.contract.outcome import Latency, OutcomeRecord
 from confroute.contract.policy import PolicyRequest
 from confroute.contract.upload import OutcomeBatch
-from confroute.v1 import escalation_pb2, escalation_pb2_grpc, fleet_pb2_grpc, outcomes_pb2_grpc
+from confroute.v1 import (
+    escalation_pb2,
+    escalation_pb2_grpc,
+    fleet_pb2_grpc,
+    operator_pb2,
+    operator_pb2_grpc,
+    outcomes_pb2_grpc,
+)
 
 T = 5.0
 Metadata = Sequence[tuple[str, str]]
@@ -106,6 +116,20 @@ def watch(stack: Stack, cohort: str, device: str, credential: str = "dev-a") -> 
             stream.cancel()
 
 
+def operator_call(stack: Stack, method: str, metadata: Metadata = ()) -> str:
+    """One PolicyAdminService call on the test key (the policy commands through the service)."""
+    key = operator_pb2.RolloutKey(edge_model_version=EDGE_MODEL.version, cohort="beta")
+    requests: dict[str, Any] = {
+        "Promote": operator_pb2.PromoteRequest(key=key, reason="attack"),
+        "Pin": operator_pb2.PinRequest(key=key, version="v1", reason="attack"),
+        "SetPolicy": operator_pb2.SetPolicyRequest(policy=policy_for("beta", "v666").to_pb(), reason="attack"),
+        "GetHistory": operator_pb2.GetHistoryRequest(key=key),
+    }
+    with stack.channel("token") as channel:
+        stub = operator_pb2_grpc.PolicyAdminServiceStub(channel)  # type: ignore[no-untyped-call]
+        return status_of(lambda: getattr(stub, method)(requests[method], metadata=metadata, timeout=T))
+
+
 def propensity_floor(stack: Stack) -> str:
     record = outcome("tiny-p", "dev-a", propensity=1e-12)
     stored = upload(stack, [record])
@@ -133,6 +157,34 @@ def watch_flood(stack: Stack) -> str:
             for stream in streams:
                 stream.cancel()
     return "RESOURCE_EXHAUSTED" if "RESOURCE_EXHAUSTED" in codes else "NOT_LIMITED"
+
+
+def redis_as(stack: Stack, url: str, key: str) -> str:
+    """A write to Redis: "REFUSED" when the server says no (no password, or a key outside the ACL)."""
+    try:
+        with redis_py.Redis.from_url(url, socket_timeout=T) as client:
+            client.set(key, "attack")
+    except (redis_py.AuthenticationError, redis_py.exceptions.NoPermissionError):
+        return "REFUSED"
+    except redis_py.ResponseError as exc:
+        return "REFUSED" if str(exc).startswith(("NOAUTH", "NOPERM", "WRONGPASS")) else f"ERROR:{exc}"
+    return "WRITTEN"
+
+
+def garbage_token_flood(stack: Stack) -> str:
+    """200 distinct well-formed garbage tokens from one address: past its budget they are refused before any
+    lookup (RESOURCE_EXHAUSTED), counted; dev-a, on the same address, is served throughout."""
+    codes, served = [], True
+    with stack.channel("token_bare") as channel:
+        stub = escalation_pb2_grpc.EscalationServiceStub(channel)  # type: ignore[no-untyped-call]
+        for _ in range(200):
+            codes.append(status_of(lambda: stub.Escalate(escalation("dev-a"), metadata=bearer(new_token()), timeout=T)))
+        for _ in range(5):
+            served &= status_of(lambda: stub.Escalate(escalation("dev-a"), metadata=token_of(stack, "dev-a"),
+                                                      timeout=T)) == "OK"
+    counted = refusals_counted(stack.metrics["token_bare"].registry, "EscalationService", "credential_flood")
+    limited = "RESOURCE_EXHAUSTED" if codes.count("RESOURCE_EXHAUSTED") == counted and counted else "NOT_LIMITED"
+    return f"{limited}+device_{'OK' if served else 'REFUSED'}"
 
 
 def garbage_bytes(stack: Stack) -> str:
@@ -190,6 +242,22 @@ def cloud_attacks() -> list[Attack]:
         Attack("100,000 messages", "INVALID_ARGUMENT",
                lambda s: escalate(s, "token", escalation("dev-a", text="a", messages=100_000), token_of(s, "dev-a"))),
         Attack("20 watch streams from one device", "RESOURCE_EXHAUSTED", watch_flood),
+        Attack("read-only operator promotes the canary", "PERMISSION_DENIED",
+               lambda s: operator_call(s, "Promote", token_of(s, "ops"))),
+        Attack("read-only operator pins a version", "PERMISSION_DENIED",
+               lambda s: operator_call(s, "Pin", token_of(s, "ops"))),
+        Attack("device pins its cohort's policy", "PERMISSION_DENIED",
+               lambda s: operator_call(s, "Pin", token_of(s, "dev-a"))),
+        Attack("device publishes a policy", "PERMISSION_DENIED",
+               lambda s: operator_call(s, "SetPolicy", token_of(s, "dev-a"))),
+        Attack("device reads the rollout history", "PERMISSION_DENIED",
+               lambda s: operator_call(s, "GetHistory", token_of(s, "dev-a"))),
+        Attack("policy command without a credential", "UNAUTHENTICATED", lambda s: operator_call(s, "Promote")),
         Attack("garbage bytes on the port", "SERVING", garbage_bytes),
+        Attack("flood of garbage tokens from one address", "RESOURCE_EXHAUSTED+device_OK", garbage_token_flood),
+        Attack("Redis without the ACL user's password", "REFUSED",
+               lambda s: redis_as(s, f"redis://127.0.0.1:{s.redis_port}/0", "confroute:attack")),
+        Attack("Redis ACL user writes outside confroute:*", "REFUSED",
+               lambda s: redis_as(s, s.redis_url, "other:attack")),
         Attack("flood past the rate limit", "RESOURCE_EXHAUSTED+neighbour_OK", flood),
     ]

@@ -1,20 +1,25 @@
-"""The stack ``bench.security`` attacks, on loopback: a redis-server, a fleet CA, enrolled devices (two
-good, one revoked, one expired, one rotated) and an operator, and the cloud service (production
-``build_server`` on the Redis outcome log and the signing Redis policy store) four times over:
+"""The stack ``bench.security`` attacks, on loopback: a redis-server whose default user is off (the service
+connects as the ACL user ``confroute``, keys ``confroute:*``, as docs/deployment.md configures it), a
+tritonserver serving the echo model, a fleet CA, enrolled devices (two good, one revoked, one expired, one
+rotated) and an operator, and the cloud service (production ``build_server`` on the Triton backend, the
+Redis outcome log and the signing Redis policy store) four times over:
 
 - ``mtls``: TLS, client certificates required (the fleet CA), no rate limit;
 - ``token``: TLS, bearer tokens, the configured per-device limits;
 - ``token_bare``: as ``token`` without rate limits, and ``open``: the same TLS server without
   authentication: the pair whose escalation latencies give the cost of authentication.
 
-The model is an in-process echo (what is attacked is the service's front door, not Triton).
+With ``triton`` False the model is an in-process echo instead of tritonserver (``bench.security
+--model in-process``: what is attacked is the service's front door, and it starts in a second).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import datetime as dt
+import secrets
 import tempfile
 import threading
 import time
@@ -25,8 +30,10 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import grpc
+import redis as redis_py
 
-from bench.cloudbench.processes import RedisProcess
+from bench.cloudbench.processes import EchoTriton, RedisProcess
+from cloud_service.backends.triton import TritonBackend, TritonBackendConfig
 from cloud_service.config import ServiceConfig
 from cloud_service.identity.authenticator import AuthSettings
 from cloud_service.identity.ca import FleetCA, IssuedCert, init_ca
@@ -34,7 +41,7 @@ from cloud_service.identity.record import DEVICE_SCOPES, ROLES, Principal
 from cloud_service.identity.registry import IdentityRegistry
 from cloud_service.identity.service import open_identity
 from cloud_service.identity.tokens import load_secret, new_token
-from cloud_service.metrics import create_metrics
+from cloud_service.metrics import ServiceMetrics, create_metrics
 from cloud_service.outcomes.config import OutcomeLogConfig
 from cloud_service.outcomes.redis_log import RedisOutcomeLog
 from cloud_service.policies import PolicyStoreConfig, RedisPolicyStore
@@ -56,6 +63,9 @@ T = TypeVar("T")
 EDGE_MODEL = ModelRef("bench-edge", "bench-1")
 WAIT_S = 30.0
 FAST_FEED = AuthSettings(cache_ttl_s=2.0, negative_ttl_s=1.0, feed_interval_s=0.5)
+REDIS_USER = "confroute"
+# The ACL of docs/deployment.md: confroute's keys only, no admin or dangerous commands (INFO allowed).
+REDIS_COMMANDS = ["+@all", "-@admin", "-@dangerous", "+info"]
 
 
 class EchoBackend:
@@ -108,9 +118,12 @@ class Stack:
     ca: FleetCA
     signing_key: SigningKey
     servers: dict[str, CloudServer]
+    metrics: dict[str, ServiceMetrics]
     creds: dict[str, Credential]
     rotated_out: Credential  # dev-a's credentials before a rotation
     registry: IdentityRegistry
+    redis_port: int
+    model: str  # "tritonserver (echo)" or "in-process echo"
 
     def target(self, name: str) -> str:
         return f"127.0.0.1:{self.servers[name].port}"
@@ -134,29 +147,41 @@ async def _enrol(registry: IdentityRegistry, stack_ca: FleetCA, secret: Path, pr
     return Credential(principal_id, token, cert)
 
 
-def _policy(cohort: str, version: str) -> Policy:
+def policy_for(cohort: str, version: str) -> Policy:
     return Policy(version, EDGE_MODEL, cohort, RoutingMode.PRE, Thresholds(0.5, 0.5, 0.4, 0.6),
                   dt.datetime.now(dt.timezone.utc))
 
 
-async def _start(stack: AsyncExitStack, config: ServiceConfig, key: SigningKey) -> CloudServer:
+async def _backend(stack: AsyncExitStack, triton_url: str | None) -> Any:
+    """The Triton backend on ``triton_url``, or the in-process echo when it is None."""
+    if triton_url is None:
+        return EchoBackend()
+    backend = await TritonBackend.create(TritonBackendConfig(url=triton_url, model="echo"))
+    stack.push_async_callback(backend.close)
+    return backend
+
+
+async def _start(stack: AsyncExitStack, config: ServiceConfig, key: SigningKey, triton_url: str | None
+                 ) -> tuple[CloudServer, ServiceMetrics]:
+    backend = await _backend(stack, triton_url)
     log = RedisOutcomeLog(OutcomeLogConfig(url=config.redis_url))
     await log.start()
     stack.push_async_callback(log.close)
     store = RedisPolicyStore(PolicyStoreConfig(url=config.redis_url), signer=key)
     stack.push_async_callback(store.close)
     identity = await stack.enter_async_context(open_identity(config, FAST_FEED))
-    server = build_server(config, Dependencies(EchoBackend(), log, store, create_metrics(), identity))
+    metrics = create_metrics()
+    server = build_server(config, Dependencies(backend, log, store, metrics, identity))
 
     async def ready() -> bool:
         return True
 
-    await server.start(ready, 1.0)
+    await server.start(ready if triton_url is None else backend.ready, 1.0)
     stack.push_async_callback(server.stop, 0.5)
-    return server
+    return server, metrics
 
 
-async def _build(folder: Path, redis_url: str, stack: AsyncExitStack) -> dict[str, Any]:
+async def _build(folder: Path, redis_url: str, triton_url: str | None, stack: AsyncExitStack) -> dict[str, Any]:
     ca_dir = folder / "ca"
     init_ca(ca_dir)
     ca = FleetCA.load(ca_dir)
@@ -187,25 +212,42 @@ async def _build(folder: Path, redis_url: str, stack: AsyncExitStack) -> dict[st
         "token_bare": dataclasses.replace(base, identity_secret=str(secret), rate_escalations_per_s=0.0),
         "open": base,
     }
-    servers = {name: await _start(stack, config, key) for name, config in configs.items()}
+    started = {name: await _start(stack, config, key, triton_url) for name, config in configs.items()}
     publisher = RedisPolicyStore(PolicyStoreConfig(url=redis_url), signer=key)
     for cohort in ("beta", "gamma"):
-        await publisher.publish(_policy(cohort, "v1"))
+        await publisher.publish(policy_for(cohort, "v1"))
     await publisher.close()
-    return {"ca": ca, "key": key, "servers": servers, "creds": creds, "rotated_out": rotated_out,
+    return {"ca": ca, "key": key, "servers": {name: pair[0] for name, pair in started.items()},
+            "metrics": {name: pair[1] for name, pair in started.items()}, "creds": creds, "rotated_out": rotated_out,
             "registry": registry}
 
 
+def _acl_user(redis: RedisProcess) -> str:
+    """Adds the ``confroute`` ACL user, turns the default user off; the URL with the user's password."""
+    password = secrets.token_urlsafe(24)
+    with redis_py.Redis(port=redis.port) as admin:
+        admin.acl_setuser(REDIS_USER, enabled=True, passwords=[f"+{password}"], keys=["confroute:*"],
+                          channels=["*"], commands=REDIS_COMMANDS)
+        admin.acl_setuser("default", enabled=False)
+    return f"redis://{REDIS_USER}:{password}@127.0.0.1:{redis.port}/0"
+
+
 @contextmanager
-def running_stack() -> Iterator[Stack]:
-    """Starts everything, yields it, and stops it all."""
-    with tempfile.TemporaryDirectory(prefix="confroute-security-") as scratch, RedisProcess() as redis:
+def running_stack(triton: bool = True, backend_python: Path | None = None) -> Iterator[Stack]:
+    """Starts everything (tritonserver, on the models' interpreter ``backend_python``, unless ``triton`` is
+    False), yields it, and stops it all."""
+    with contextlib.ExitStack() as processes:
+        scratch = processes.enter_context(tempfile.TemporaryDirectory(prefix="confroute-security-"))
+        redis = processes.enter_context(RedisProcess())
+        redis_url = _acl_user(redis)
+        server = processes.enter_context(EchoTriton(backend_python)) if triton else None
         loop = LoopThread()
         exits = AsyncExitStack()
         try:
-            parts = loop.run(_build(Path(scratch), redis.url, exits))
-            yield Stack(Path(scratch), loop, redis.url, parts["ca"], parts["key"], parts["servers"],
-                        parts["creds"], parts["rotated_out"], parts["registry"])
+            parts = loop.run(_build(Path(scratch), redis_url, server.grpc_url if server else None, exits), 120.0)
+            yield Stack(Path(scratch), loop, redis_url, parts["ca"], parts["key"], parts["servers"], parts["metrics"],
+                        parts["creds"], parts["rotated_out"], parts["registry"], redis.port,
+                        "tritonserver (echo)" if server else "in-process echo")
         finally:
             loop.run(exits.aclose())
             loop.close()

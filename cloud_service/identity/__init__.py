@@ -7,7 +7,9 @@
 - :mod:`.registry`: the records in Redis: enrol, list, revoke, rotate, look up by token or certificate.
 - :mod:`.authenticator`: the server side: credential of a call -> :class:`.context.Caller`, cached briefly,
   following the revocation feed; :mod:`.context` hands the caller to the servicers.
-- :mod:`.access`: what a caller may do (pure functions: scopes, acting as itself, its own cohort).
+- :mod:`.access`: what a caller may do (pure functions: scopes, acting as itself, its own cohort, the
+  operator surface).
 - :mod:`.rate`: a per-device token bucket in Redis (one Lua call).
+- :mod:`.flood`: a per-address budget of invalid credentials, spent before any hashing.
 - :mod:`.service`: wiring into the running service; :mod:`.command`: ``cloud-service ca`` and ``devices``.
 """

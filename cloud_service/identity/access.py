@@ -2,7 +2,9 @@
 
 A device may act only as itself: every ``device_id`` and ``cohort`` in its messages must be those of
 its record, or the call is PERMISSION_DENIED. An operator may read any cohort's policy with the
-``policy:read`` scope (roles read-only and policy-admin) and may neither escalate nor upload.
+``policy:read`` scope (roles read-only and policy-admin) and may neither escalate nor upload. The
+operator surface (``PolicyAdminService``) is for operators only: reads need ``policy:read``, changes
+``policy:write`` (role policy-admin).
 """
 
 from __future__ import annotations
@@ -36,3 +38,14 @@ def require_policy_read(principal: Principal | None, device_id: str, cohort: str
         require_scope(principal, POLICY_READ)
         return
     require_self(principal, device_id, cohort, WATCH)
+
+
+def require_operator(principal: Principal | None, scope: str) -> Principal:
+    """An operator holding ``scope``; devices, and every caller of a service that authenticates nobody, are
+    refused (the operator surface changes what the whole fleet runs)."""
+    if principal is None:
+        raise PermissionDenied("operator commands need a service that authenticates its callers (docs/identity.md)")
+    if principal.is_device:
+        raise PermissionDenied(f"device {principal.principal_id} may not use the operator surface")
+    require_scope(principal, scope)
+    return principal

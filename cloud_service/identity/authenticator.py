@@ -5,6 +5,11 @@ the verified TLS client certificate (``auth_context``), whose URI SAN names the 
 must be the one its record holds. Verified credentials are cached for ``cache_ttl_s`` (the hot path,
 :meth:`Authenticator.cached`, is one dict lookup without an await), unknown ones for ``negative_ttl_s``.
 
+A flood of invalid bearer tokens is limited per peer address (:mod:`.flood`): a malformed token is refused
+without a hash, and while an address has spent its budget of invalid credentials, tokens not verified within
+``known_ttl_s`` are refused (RESOURCE_EXHAUSTED) before any hash or Redis read; a device that shares the
+flooder's address keeps its service (its token is known, and is still looked up and checked as usual).
+
 Revocation and rotation: :meth:`Authenticator.follow` reads the registry's revocation feed every
 ``feed_interval_s``; for each principal named there it drops what it cached and ends the open streams
 (:meth:`Authenticator.watching`) whose credential the re-read record no longer accepts. A revoked or
@@ -25,9 +30,10 @@ from typing import TypeVar
 
 from cloud_service.identity.ca import identity_of
 from cloud_service.identity.context import Caller
+from cloud_service.identity.flood import FailureBudget, peer_host
 from cloud_service.identity.record import Principal
 from cloud_service.identity.registry import IdentityRegistry
-from cloud_service.identity.tokens import TokenHasher
+from cloud_service.identity.tokens import TokenHasher, well_formed
 from confroute.errors import ConfrouteError, Unauthenticated
 
 logger = logging.getLogger(__name__)
@@ -53,6 +59,9 @@ class AuthSettings:
     cache_ttl_s: float = 2.0
     negative_ttl_s: float = 1.0
     feed_interval_s: float = 1.0
+    flood_burst: float = 20.0  # invalid credentials one peer address may present at once ...
+    flood_per_s: float = 2.0  # ... and then per second
+    known_ttl_s: float = 600.0  # a token verified this recently is looked up even while its address floods
 
 
 class Authenticator:
@@ -77,6 +86,8 @@ class Authenticator:
         self._unknown: dict[object, float] = {}
         self._streams: dict[str, set[_Stream]] = {}
         self._feed_ms: int | None = None
+        self._failures = FailureBudget(settings.flood_burst, settings.flood_per_s, clock)
+        self._known: dict[str, float] = {}  # tokens verified within known_ttl_s: exempt from the flood limit
 
     def cached(self, metadata: Metadata, auth_context: Callable[[], AuthContext]) -> Caller | None:
         """The caller when its credential was verified within ``cache_ttl_s`` (the hot path: no await, no
@@ -86,17 +97,20 @@ class Authenticator:
         caller = self._cached(key) if key is not None else None
         return self._usable(caller) if caller is not None else None
 
-    async def authenticate(self, metadata: Metadata, auth_context: Callable[[], AuthContext]) -> Caller:
-        """The caller, from its bearer token or else its client certificate; Unauthenticated otherwise."""
+    async def authenticate(
+        self, metadata: Metadata, auth_context: Callable[[], AuthContext], peer: str = ""
+    ) -> Caller:
+        """The caller, from its bearer token or else its client certificate; Unauthenticated otherwise
+        (CredentialFlood while ``peer``, the call's ``context.peer()``, has presented too many invalid ones)."""
         token = _bearer(metadata)
         if token is not None:
-            return await self._by_token(token)
+            return await self._by_token(token, peer_host(peer))
         pem = _peer_cert(auth_context())
         if pem is not None:
             return await self._by_cert(pem)
         raise Unauthenticated("no credential: present a client certificate or an authorization: Bearer token")
 
-    async def _by_token(self, token: str) -> Caller:
+    async def _by_token(self, token: str, peer: str) -> Caller:
         # Cached by the token itself, which is in this process's memory anyway (it came with the call): a hit
         # costs a dict lookup instead of an HMAC. Redis is asked by the keyed hash only.
         if self._hasher is None:
@@ -104,8 +118,17 @@ class Authenticator:
         key = ("t", token)
         caller = self._cached(key)
         if caller is None:
+            if self._known.get(token, 0.0) <= self._clock():
+                self._failures.check(peer)
+            if not well_formed(token):
+                self._failures.charge(peer)
+                raise Unauthenticated("unknown credential")
             token_hash = self._hasher.hash(token)
             record = await self._registry.by_token_hash(token_hash)
+            if record is None:
+                self._failures.charge(peer)
+            else:
+                _bounded(self._known)[token] = self._clock() + self._settings.known_ttl_s
             caller = self._remember(key, record, f"token:{token_hash}")
         return self._usable(caller)
 

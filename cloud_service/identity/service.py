@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,13 +48,15 @@ async def open_identity(
     config: ServiceConfig, settings: AuthSettings | None = None
 ) -> AsyncIterator[IdentityServices | None]:
     """The authenticator following the revocation feed and the rate limiter, or None when the config
-    authenticates nobody."""
+    authenticates nobody. The invalid-credential budget comes from the config (over ``settings``)."""
     if not config.authenticates:
         yield None
         return
     hasher = load_secret(Path(config.identity_secret)) if config.identity_secret else None
     redis = connect(config.redis_url, connect_timeout_s=CONNECT_TIMEOUT_S, command_timeout_s=COMMAND_TIMEOUT_S)
-    authenticator = Authenticator(IdentityRegistry(redis), hasher, settings or AuthSettings())
+    flood = {"flood_burst": float(config.invalid_credential_burst), "flood_per_s": config.invalid_credentials_per_s}
+    authenticator = Authenticator(IdentityRegistry(redis), hasher, dataclasses.replace(settings or AuthSettings(),
+                                                                                       **flood))
     with contextlib.suppress(Unavailable):  # Redis may come later; calls are refused UNAVAILABLE until then
         await authenticator.refresh()
     follower = asyncio.create_task(authenticator.follow(), name="revocation-feed")

@@ -25,6 +25,16 @@ def new_token() -> str:
     return TOKEN_PREFIX + secrets.token_urlsafe(TOKEN_BYTES)
 
 
+_TOKEN_LENGTH = len(TOKEN_PREFIX) + 43
+_URLSAFE = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
+
+
+def well_formed(token: str) -> bool:
+    """Whether ``token`` has the shape :func:`new_token` gives (anything else is refused without a hash)."""
+    return (len(token) == _TOKEN_LENGTH and token.startswith(TOKEN_PREFIX)
+            and _URLSAFE.issuperset(token[len(TOKEN_PREFIX):]))
+
+
 class TokenHasher:
     """Keyed hashes of tokens under one server secret."""
 

@@ -40,7 +40,8 @@ def status_routes(
 
     def status(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         try:
-            _run(loop, authorize(authenticator, environ.get("HTTP_AUTHORIZATION", "")))
+            _run(loop, authorize(authenticator, environ.get("HTTP_AUTHORIZATION", ""),
+                                 "http:" + environ.get("REMOTE_ADDR", "")))
             code, body = 200, _run(loop, service_status(sources))
         except ConfrouteError as exc:
             code, body = _error_code(exc), {"error": str(exc)}
@@ -61,12 +62,13 @@ def status_routes(
     return {STATUS_PATH: status, DASHBOARD_PATH: dashboard}
 
 
-async def authorize(authenticator: Authenticator | None, authorization: str) -> None:
-    """Unauthenticated or PermissionDenied unless ``authorization`` names an operator who reads policies."""
+async def authorize(authenticator: Authenticator | None, authorization: str, peer: str = "") -> None:
+    """Unauthenticated or PermissionDenied unless ``authorization`` names an operator who reads policies
+    (``peer``: the caller's address, whose invalid credentials are limited as on the gRPC port)."""
     if authenticator is None:
         return
     metadata = [("authorization", authorization)] if authorization else []
-    caller = await authenticator.authenticate(metadata, lambda: {})
+    caller = await authenticator.authenticate(metadata, lambda: {}, peer)
     principal = caller.principal
     if principal.is_device or not principal.allows(POLICY_READ):
         raise PermissionDenied(f"{principal.kind} {principal.principal_id} may not read the status")

@@ -13,12 +13,13 @@ import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from cloud_service.policies.redis_store import RedisPolicyStore
+from cloud_service.operator.admin import PolicyReader
+from cloud_service.operator.client import add_service_arguments
 from confroute.contract.policy import Policy
 from confroute.errors import InvalidInput
 
 SCORES = tuple(i / 10 for i in range(11))
-WithStore = Callable[[argparse.Namespace, Callable[[RedisPolicyStore], Awaitable[int]]], int]
+WithStore = Callable[[argparse.Namespace, Callable[[PolicyReader], Awaitable[int]]], int]
 
 
 def summary(policy: Policy) -> dict[str, Any]:
@@ -57,7 +58,8 @@ def _flat(fields: dict[str, Any]) -> dict[str, Any]:
 
 
 def add_commands(actions: Any, with_store: WithStore) -> None:
-    """``policy show`` and ``policy diff`` on the configured store (``with_store`` opens it)."""
+    """``policy show`` and ``policy diff`` on the configured store, or through the service with ``--service``
+    (``with_store`` opens either)."""
     show = actions.add_parser("show", help="the rollout of one key and its policies")
     compare = actions.add_parser("diff", help="what changed between two stored policy versions")
     compare.add_argument("old", help="a stored policy version")
@@ -67,10 +69,11 @@ def add_commands(actions: Any, with_store: WithStore) -> None:
         command.add_argument("--edge-model-version", required=True)
         command.add_argument("--cohort", default="")
         command.add_argument("--json", action="store_true")
+        add_service_arguments(command)
         command.set_defaults(run=lambda args, run=run: with_store(args, lambda store: run(store, args)))
 
 
-async def _show(store: RedisPolicyStore, args: argparse.Namespace) -> int:
+async def _show(store: PolicyReader, args: argparse.Namespace) -> int:
     rollout = await store.rollout(args.edge_model_version, args.cohort)
     state = rollout.state
     if not state.control:
@@ -93,7 +96,7 @@ async def _show(store: RedisPolicyStore, args: argparse.Namespace) -> int:
     return 0
 
 
-async def _diff(store: RedisPolicyStore, args: argparse.Namespace) -> int:
+async def _diff(store: PolicyReader, args: argparse.Namespace) -> int:
     rollout = await store.rollout(args.edge_model_version, args.cohort)
     new_version = args.new or rollout.state.control
     old = await store.version(args.edge_model_version, args.cohort, args.old)

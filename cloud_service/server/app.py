@@ -1,4 +1,5 @@
-"""The cloud service's gRPC server: the three confroute services, health checking and reflection.
+"""The cloud service's gRPC server: the three confroute services (and the operators' PolicyAdminService
+when the policy store keeps rollouts), health checking and reflection.
 
 :func:`build_server` wires injected dependencies (backend, outcome log, policy store, metrics) into
 one ``grpc.aio`` server behind the error interceptor, binds it and returns a :class:`CloudServer`.
@@ -25,12 +26,14 @@ from grpc_reflection.v1alpha import reflection  # type: ignore[import-untyped]
 from cloud_service.config import ServiceConfig
 from cloud_service.identity.service import IdentityServices, server_credentials
 from cloud_service.metrics import ServiceMetrics
+from cloud_service.operator.admin import RolloutStore, StoreAdmin
 from cloud_service.ops.devices import Sightings
 from cloud_service.ports import InferenceBackend, OutcomeLog, PolicyStore
 from cloud_service.server.escalation import EscalationServicer, EscalationSettings
 from cloud_service.server.fleet import FleetServicer
 from cloud_service.server.interceptor import ErrorInterceptor
 from cloud_service.server.limits import DeviceLimits, InflightLimit, PerKeySlots, RequestLimits
+from cloud_service.server.operator import PolicyAdminServicer
 from cloud_service.server.outcomes import OutcomesServicer
 from confroute.errors import Unavailable
 from confroute.v1 import (
@@ -38,6 +41,8 @@ from confroute.v1 import (
     escalation_pb2_grpc,
     fleet_pb2,
     fleet_pb2_grpc,
+    operator_pb2,
+    operator_pb2_grpc,
     outcomes_pb2,
     outcomes_pb2_grpc,
 )
@@ -52,6 +57,7 @@ SERVICE_NAMES: tuple[str, ...] = (
 )
 BACKEND_HEALTH_NAMES: tuple[str, ...] = ("", SERVICE_NAMES[0])  # follow Triton
 STORE_HEALTH_NAMES: tuple[str, ...] = SERVICE_NAMES[1:]  # outcomes and fleet: Redis only
+OPERATOR_SERVICE = operator_pb2.DESCRIPTOR.services_by_name["PolicyAdminService"].full_name
 _SERVING = health_pb2.HealthCheckResponse.SERVING
 _NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 
@@ -129,7 +135,7 @@ def build_server(config: ServiceConfig, deps: Dependencies) -> CloudServer:
     """The server with every service added and ``config.listen`` bound (port 0: a free port)."""
     authenticator = deps.identity.authenticator if deps.identity is not None else None
     interceptor = ErrorInterceptor(authenticator, deps.metrics.count_refusal)
-    server = grpc.aio.server(interceptors=[interceptor], options=server_options(config))
+    server = interceptor.serving(grpc.aio.server(options=server_options(config)))  # handlers wrapped once
     sizes = RequestLimits(config.max_tokens, config.max_messages, config.max_prompt_bytes, config.max_batch_records)
     settings = EscalationSettings(max_deadline_s=config.max_deadline_s, retain_text=config.retain_text, limits=sizes)
     devices = DeviceLimits(
@@ -148,9 +154,14 @@ def build_server(config: ServiceConfig, deps: Dependencies) -> CloudServer:
     outcomes_pb2_grpc.add_OutcomesServiceServicer_to_server(outcomes, server)  # type: ignore[no-untyped-call]
     fleet = FleetServicer(deps.policy_store, authenticator, devices.watches, deps.sightings)
     fleet_pb2_grpc.add_FleetServiceServicer_to_server(fleet, server)  # type: ignore[no-untyped-call]
+    names = SERVICE_NAMES
+    if isinstance(deps.policy_store, RolloutStore):  # the operators' policy commands (a store that keeps rollouts)
+        admin = PolicyAdminServicer(StoreAdmin(deps.policy_store))
+        operator_pb2_grpc.add_PolicyAdminServiceServicer_to_server(admin, server)  # type: ignore[no-untyped-call]
+        names = (*names, OPERATOR_SERVICE)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    reflection.enable_server_reflection((*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
+    reflection.enable_server_reflection((*names, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
     credentials = server_credentials(config)
     try:
         if credentials is None:

@@ -17,12 +17,13 @@ import asyncio
 import functools
 import logging
 import time
-from collections.abc import AsyncIterator, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from types import TracebackType
 
 import grpc
+from prometheus_client import Histogram
 
 from cloud_service.identity.access import require_self
 from cloud_service.identity.context import current_principal
@@ -42,11 +43,60 @@ from confroute.v1 import common_pb2, escalation_pb2, escalation_pb2_grpc
 logger = logging.getLogger(__name__)
 
 
-@dataclass
 class _Call:
-    """What the servicer knows of one call when it ends."""
+    """What the servicer knows of one call when it ends; as a context manager it counts the escalation by
+    cohort, edge model version, mode, kind and the status it ends with, and times it (a class rather than
+    a generator-based context manager: it runs on every call). A stream whose final answer was handed over
+    is OK even if the client then cancels: the device has what it asked for and closes the call (it used
+    to count as CANCELLED)."""
 
-    answered: bool = False  # the final answer was handed to gRPC
+    __slots__ = ("_escalation", "_metrics", "_seconds", "_started", "answered")
+
+    def __init__(self, escalation: escalation_pb2.Escalation, metrics: ServiceMetrics, seconds: Histogram) -> None:
+        self.answered = False  # the final answer was handed to gRPC
+        self._escalation = escalation
+        self._metrics = metrics
+        self._seconds = seconds
+        self._started = 0.0
+
+    def __enter__(self) -> _Call:
+        self._started = time.perf_counter()
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        status = grpc.StatusCode.OK
+        if exc is not None:
+            status = status_for(exc) or grpc.StatusCode.INTERNAL
+            if self.answered and status is grpc.StatusCode.CANCELLED:
+                status = grpc.StatusCode.OK
+        escalation = self._escalation
+        self._metrics.observe_escalation(
+            escalation.cohort, _mode_label(escalation.mode), status.name,
+            edge_model_version=escalation.edge_model.version, shadow=escalation.shadow,
+        )
+        self._seconds.observe(time.perf_counter() - self._started)
+
+
+class _BackendCall:
+    """Counts the cloud model's failures by the status they are answered with (not cancellations)."""
+
+    __slots__ = ("_metrics",)
+
+    def __init__(self, metrics: ServiceMetrics) -> None:
+        self._metrics = metrics
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if isinstance(exc, Exception):
+            status = status_for(exc)
+            if status is not grpc.StatusCode.CANCELLED:
+                self._metrics.triton_errors.labels((status or grpc.StatusCode.INTERNAL).name).inc()
 
 
 @dataclass(frozen=True)
@@ -79,6 +129,7 @@ class EscalationServicer(escalation_pb2_grpc.EscalationServiceServicer):  # type
         self._metrics = metrics
         self._settings = settings
         self._queued = metrics.outcome_writes.labels("escalation", "queued")
+        self._seconds = {kind: metrics.escalation_seconds.labels(kind) for kind in ("escalation", "shadow")}
 
     async def Escalate(  # noqa: N802 -- the name is the RPC's
         self, request: escalation_pb2.EscalateRequest, context: grpc.aio.ServicerContext
@@ -127,39 +178,13 @@ class EscalationServicer(escalation_pb2_grpc.EscalationServiceServicer):  # type
         cap = self._settings.max_deadline_s
         return cap if remaining is None else min(remaining, cap)
 
-    @contextmanager
-    def _counted(self, escalation: escalation_pb2.Escalation) -> Iterator[_Call]:
-        """Counts the escalation by cohort, edge model version, mode, kind and the status it ends with, and
-        times it. A stream whose final answer was handed over is OK even if the client then cancels: the
-        device has what it asked for and closes the call (it used to count as CANCELLED)."""
-        call = _Call()
-        status = grpc.StatusCode.OK
-        started = time.perf_counter()
-        try:
-            yield call
-        except BaseException as exc:
-            status = status_for(exc) or grpc.StatusCode.INTERNAL
-            if call.answered and status is grpc.StatusCode.CANCELLED:
-                status = grpc.StatusCode.OK
-            raise
-        finally:
-            self._metrics.observe_escalation(
-                escalation.cohort, _mode_label(escalation.mode), status.name,
-                edge_model_version=escalation.edge_model.version, shadow=escalation.shadow,
-            )
-            kind = "shadow" if escalation.shadow else "escalation"
-            self._metrics.escalation_seconds.labels(kind).observe(time.perf_counter() - started)
+    def _counted(self, escalation: escalation_pb2.Escalation) -> _Call:
+        """Counts and times the escalation (see :class:`_Call`)."""
+        return _Call(escalation, self._metrics, self._seconds["shadow" if escalation.shadow else "escalation"])
 
-    @contextmanager
-    def _backend_call(self) -> Iterator[None]:
+    def _backend_call(self) -> _BackendCall:
         """Counts the cloud model's failures by the status they are answered with (not cancellations)."""
-        try:
-            yield
-        except Exception as exc:
-            status = status_for(exc)
-            if status is not grpc.StatusCode.CANCELLED:
-                self._metrics.triton_errors.labels((status or grpc.StatusCode.INTERNAL).name).inc()
-            raise
+        return _BackendCall(self._metrics)
 
     def _record_later(self, request: EscalationRequest, answer: EscalationResponse, started_at: datetime) -> None:
         finished_at = datetime.now(timezone.utc)

@@ -1,5 +1,8 @@
 """The operator's policy commands: building the policy published with ``cloud-service policy set``, and
-``policy keygen|promote|rollback|pin|unpin|history`` (see :func:`add_rollout_commands`).
+``policy keygen|promote|rollback|pin|unpin|history`` (see :func:`add_rollout_commands`). Each runs on a
+:class:`~cloud_service.operator.admin.PolicyAdmin`: through the service with ``--service`` and an operator
+credential (:mod:`cloud_service.operator.client`), or on Redis directly (bootstrap, and hosts that hold
+the Redis password).
 
 Either ``--file`` holds the protobuf JSON form of ``confroute.v1.Policy`` (field names as in
 ``fleet.proto``, e.g. ``{"policyVersion": "v7", "edgeModel": {"id": ..., "version": ...}, "mode":
@@ -16,20 +19,18 @@ import json
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from google.protobuf import json_format
 
-from cloud_service.policies import operations
+from cloud_service.operator.admin import PolicyAdmin
+from cloud_service.operator.client import add_service_arguments
 from cloud_service.policies.state import HistoryEntry
 from confroute.contract.common import timestamp_to_pb
 from confroute.contract.policy import Policy
 from confroute.errors import InvalidPolicy
 from confroute.signing import generate_key_pair
 from confroute.v1 import common_pb2, fleet_pb2
-
-if TYPE_CHECKING:
-    from cloud_service.policies.redis_store import RedisPolicyStore
 
 MODES = ("pre", "post", "hybrid")
 
@@ -88,12 +89,12 @@ def _from_flags(args: argparse.Namespace) -> fleet_pb2.Policy:
 
 # -- rollout commands: keygen, promote, rollback, pin, unpin, history -----------------------------------
 
-StoreAction = Callable[["RedisPolicyStore"], Awaitable[int]]
-WithStore = Callable[[argparse.Namespace, StoreAction], int]
+AdminAction = Callable[[PolicyAdmin], Awaitable[int]]
+WithAdmin = Callable[[argparse.Namespace, AdminAction], int]
 
 
-def add_rollout_commands(actions: Any, with_store: WithStore) -> None:
-    """``policy keygen|promote|rollback|pin|unpin|history``; ``with_store`` opens the configured store."""
+def add_rollout_commands(actions: Any, with_admin: WithAdmin) -> None:
+    """``policy keygen|promote|rollback|pin|unpin|history``; ``with_admin`` opens the service or the store."""
     keygen = actions.add_parser("keygen", help="write an Ed25519 key pair: STEM.key (private) and STEM.pub")
     keygen.add_argument("stem", type=Path, help="e.g. /secrets/policy-2026a")
     keygen.set_defaults(run=_keygen)
@@ -115,8 +116,10 @@ def add_rollout_commands(actions: Any, with_store: WithStore) -> None:
             command.add_argument("--json", action="store_true", help="a JSON array, newest first")
         else:
             command.add_argument("--reason", default="operator", help="recorded in the history")
-            command.add_argument("--policy-signing-key", default=None, help="env CONFROUTE_CLOUD_POLICY_SIGNING_KEY")
-        command.set_defaults(run=functools.partial(_rollout, with_store=with_store, action=name))
+            command.add_argument("--policy-signing-key", default=None,
+                                 help="env CONFROUTE_CLOUD_POLICY_SIGNING_KEY (with --service: the service's key)")
+        add_service_arguments(command)
+        command.set_defaults(run=functools.partial(_rollout, with_admin=with_admin, action=name))
 
 
 def _keygen(args: argparse.Namespace) -> int:
@@ -126,24 +129,24 @@ def _keygen(args: argparse.Namespace) -> int:
     return 0
 
 
-def _rollout(args: argparse.Namespace, *, with_store: WithStore, action: str) -> int:
+def _rollout(args: argparse.Namespace, *, with_admin: WithAdmin, action: str) -> int:
     mv, cohort = args.edge_model_version, args.cohort
 
-    async def act(store: RedisPolicyStore) -> int:
+    async def act(admin: PolicyAdmin) -> int:
         if action == "history":
-            _print_history(await store.history(mv, cohort, args.count), as_json=args.json)
+            _print_history(await admin.history(mv, cohort, args.count), as_json=args.json)
             return 0
         if action == "promote":
-            print(await operations.promote(store, mv, cohort, args.reason))
+            print(await admin.promote(mv, cohort, args.reason))
         elif action == "rollback":
-            print(await operations.rollback(store, mv, cohort, args.reason))
+            print(await admin.rollback(mv, cohort, args.reason))
         elif action == "pin":
-            print(await operations.pin(store, mv, cohort, args.policy_version, args.reason))
+            print(await admin.pin(mv, cohort, args.policy_version, args.reason))
         else:
-            await operations.unpin(store, mv, cohort, args.reason)
+            await admin.unpin(mv, cohort, args.reason)
         return 0
 
-    return with_store(args, act)
+    return with_admin(args, act)
 
 
 def _print_history(entries: list[HistoryEntry], *, as_json: bool) -> None:

@@ -21,6 +21,7 @@ exactly one boundary per external system, with ``raise ... from exc``.
     ├── DeadlineExceeded             a call ran past its deadline (-> DEADLINE_EXCEEDED)
     ├── Overloaded                   bounded capacity is full (-> RESOURCE_EXHAUSTED)
     │   └── RateLimited              a caller's own rate is spent; ``retry_after_s`` says when to come back
+    │       └── CredentialFlood      too many invalid credentials from one peer address
     ├── Unauthenticated              no credential, or one that is unknown, expired or revoked (-> UNAUTHENTICATED)
     └── PermissionDenied             a known caller asked for what its identity does not allow (-> PERMISSION_DENIED)
 """
@@ -117,6 +118,10 @@ class RateLimited(Overloaded):
     def __init__(self, message: str, *, retry_after_s: float) -> None:
         super().__init__(message)
         self.retry_after_s = retry_after_s
+
+
+class CredentialFlood(RateLimited):
+    """A peer address presented too many invalid credentials; refused without looking the next one up."""
 
 
 class Unauthenticated(ConfrouteError):

@@ -116,7 +116,7 @@ class SecureService:
 
     server: CloudServer
     log: MemoryOutcomeLog
-    store: MemoryPolicyStore
+    store: Any  # MemoryPolicyStore, or a RedisPolicyStore (``policy_store=``)
     fleet: Fleet
     mtls: bool
     metrics: ServiceMetrics
@@ -141,9 +141,12 @@ class SecureService:
 
 
 async def start_secure(
-    fleet: Fleet, stack: AsyncExitStack, *, mtls: bool, settings: AuthSettings = FAST, **overrides: Any
+    fleet: Fleet, stack: AsyncExitStack, *, mtls: bool, settings: AuthSettings = FAST, policy_store: Any = None,
+    **overrides: Any
 ) -> SecureService:
-    """The service with mTLS (client certificates required) or bearer tokens over plain TCP (TLS at an ingress)."""
+    """The service with mTLS (client certificates required) or bearer tokens over plain TCP (TLS at an ingress);
+    its policy store is in memory unless ``policy_store`` is given (a factory called on the service's loop,
+    e.g. of a RedisPolicyStore, which the operators' PolicyAdminService needs)."""
     cert, key = fleet.server_cert()
     values: dict[str, Any] = {"listen": "127.0.0.1:0", "metrics_listen": "", "redis_url": fleet.redis_url,
                               "readiness_interval_s": 0.1, "grace_s": 0.2}
@@ -153,7 +156,11 @@ async def start_secure(
         values |= {"identity_secret": str(fleet.ca_dir / "identity.secret")}
     config = ServiceConfig(**(values | overrides))
     identity = await stack.enter_async_context(open_identity(config, settings))
-    log, store, metrics = MemoryOutcomeLog(), MemoryPolicyStore(), create_metrics()
+    log, metrics = MemoryOutcomeLog(), create_metrics()
+    store: Any = MemoryPolicyStore()
+    if policy_store is not None:
+        store = policy_store()
+        stack.push_async_callback(store.close)
     server = build_server(config, Dependencies(EchoBackend(), log, store, metrics, identity))
 
     async def ready() -> bool:
