@@ -1,6 +1,6 @@
 """The cloud service's one frozen configuration, built once in ``main()``.
 
-Every field can be set by a flag (``--max-inflight``) or an environment variable with the
+Every field can be set by a flag (``--max-in-flight``) or an environment variable with the
 ``CONFROUTE_CLOUD_`` prefix (``CONFROUTE_CLOUD_MAX_INFLIGHT``); a flag wins over the environment, the
 environment over the default; :mod:`confroute.settings` reads them, as it does the edge agent's.
 Nothing here reads the environment or argv on import.
@@ -21,11 +21,13 @@ from confroute.logs import LOG_FORMATS
 from confroute.settings import add_flags, resolve, settings_of
 
 ENV_PREFIX = "CONFROUTE_CLOUD_"
+MAX_MONITOR_WINDOW = 100_000  # each pass reads this many records per partition, up to 100 partitions
 
 
-def _help(meaning: str) -> dict[str, str]:
-    """A field's meaning, shown by ``--help`` and in docs/configuration.md."""
-    return {"help": meaning}
+def _help(meaning: str, flag: str = "") -> dict[str, str]:
+    """A field's meaning, shown by ``--help`` and in docs/configuration.md, and its flag where the field's
+    name would spell it otherwise than the other commands do."""
+    return {"help": meaning, "flag": flag}
 
 
 @dataclass(frozen=True)
@@ -41,8 +43,8 @@ class ServiceConfig:
         "redis://[user:password@]host[:port][/db] for one server (rediss:// for TLS), "
         "redis+cluster://[user:password@]host[:port][,host[:port]...] for a Redis Cluster "
         "(rediss+cluster:// for TLS; the listed nodes are startup nodes, one reachable is enough)"))
-    max_inflight: int = field(
-        default=64, metadata=_help("escalations at once; more are refused with RESOURCE_EXHAUSTED"))
+    max_inflight: int = field(default=64, metadata=_help(
+        "escalations at once; more are refused with RESOURCE_EXHAUSTED", flag="--max-in-flight"))
     max_deadline_s: float = field(
         default=30.0, metadata=_help("the longest a backend call may take, whatever the client allows"))
     retain_text: bool = field(
@@ -57,6 +59,14 @@ class ServiceConfig:
         default=100_000, metadata=_help("calls not yet accepted before gRPC cancels them"))
     readiness_interval_s: float = field(
         default=2.0, metadata=_help("how often the health status follows the backend"))
+    # The loop monitor (docs/monitoring.md): off the request path, it reads the device directory and each
+    # (edge model version, cohort)'s last window of outcomes; a pass costs about one window read per partition.
+    monitor_interval_s: float = field(default=15.0, metadata=_help(
+        "how often the loop monitor refreshes the devices and the loop windows (status API, dashboard, "
+        "confroute_loop_* and confroute_devices_* gauges)"))
+    monitor_window: int = field(default=2_000, metadata=_help(
+        f"the newest outcomes per edge model version and cohort the loop monitor judges the live policy on "
+        f"(escalation rate, ECE, AUROC, risk; at most {MAX_MONITOR_WINDOW:,})"))
     policy_signing_key: str = field(
         default="", metadata=_help("Ed25519 private key (PEM) that signs published policies; empty: unsigned"))
     # With tens of thousands of Watch streams alive, Python's default collects so often during a policy
@@ -125,7 +135,9 @@ class ServiceConfig:
         _require(self.event_loop in EVENT_LOOPS, "event_loop", f"one of {EVENT_LOOPS}")
         _require(bool(self.tls_cert) == bool(self.tls_key), "tls_cert", "set together with tls_key")
         _require(not self.tls_client_ca or bool(self.tls_cert), "tls_client_ca", "used with tls_cert and tls_key")
-        for name in ("max_deadline_s", "grace_s", "readiness_interval_s"):
+        _require(1 <= self.monitor_window <= MAX_MONITOR_WINDOW, "monitor_window",
+                 f"between 1 and {MAX_MONITOR_WINDOW}")
+        for name in ("max_deadline_s", "grace_s", "readiness_interval_s", "monitor_interval_s"):
             value = getattr(self, name)
             _require(math.isfinite(value) and value > 0, name, "a positive number of seconds")
 

@@ -198,6 +198,9 @@ class ServiceMetrics:
                                  partition)
         self.window_risk_bound = gauge("confroute_loop_window_risk_bound",
                                        "The risk bound the last recalibration aimed at", partition)
+        self.canary_share = gauge("confroute_canary_share",
+                                  "Share of the partition's devices offered the canary policy (0: no canary runs), "
+                                  "as the monitor last read the rollout", partition)
         self.loop_refreshed = gauge("confroute_loop_last_refresh_timestamp_seconds",
                                     "Unix time the monitor last refreshed the fleet and loop series", [])
 

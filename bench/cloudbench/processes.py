@@ -236,7 +236,7 @@ class ServiceProcess(_GrpcChild):
         s = self.settings
         argv = [sys.executable, "-m", "cloud_service.cli", "serve", "--listen", self.address]
         argv += ["--triton-url", s.triton_url, "--triton-model", "echo", "--redis-url", s.redis_url]
-        argv += ["--metrics-listen", "", "--log-level", s.log_level, "--max-inflight", str(s.max_inflight)]
+        argv += ["--metrics-listen", "", "--log-level", s.log_level, "--max-in-flight", str(s.max_inflight)]
         if s.identity_secret is not None:
             argv += ["--identity-secret", str(s.identity_secret), "--rate-escalations-per-s",
                      str(s.rate_escalations_per_s), "--rate-escalation-burst", str(s.rate_escalation_burst)]

@@ -5,25 +5,31 @@ Every ``interval_s`` one task: flushes the sightings the servicers noted into th
 reads each partition's last window of outcomes (:mod:`.loop_source`) and computes the live policy's
 figures on it (:mod:`.loop_window`). The result is kept as a :class:`LoopSnapshot` for the status API and
 set on the service's gauges (``confroute_devices_*``, ``confroute_loop_*``), with version labels bounded
-(:func:`.fleet_view.bounded`) and at most ``max_partitions`` partitions. A pass that fails (Redis away)
-keeps the last snapshot, says why in it, and gives the sightings back for the next pass.
+(:func:`.fleet_view.bounded`) and at most ``max_partitions`` partitions; each pass's window figures also go
+into a bounded ring of the last ``trend_points`` passes (:mod:`.loop_trend`), the dashboard's "over time".
+A pass that fails (Redis away) keeps the last snapshot, says why in it, and gives the sightings back for the
+next pass.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
+import math
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
+from cloud_service.config import ServiceConfig
 from cloud_service.metrics import ServiceMetrics
 from cloud_service.ops.devices import DeviceDirectory, RedisDeviceDirectory, Sightings
 from cloud_service.ops.fleet_view import FleetSummary, PartitionId, bounded, summarize
 from cloud_service.ops.loop_source import LoopSource, RedisLoopSource
+from cloud_service.ops.loop_trend import LoopTrend
 from cloud_service.ops.loop_window import Target, WindowReport, window_report
 from cloud_service.ops.status import RolloutReader
 from cloud_service.outcomes.redis_log import RedisOutcomeLog
@@ -31,19 +37,38 @@ from cloud_service.ports import PolicyStore
 from cloud_service.redis_client import connect
 from cloud_service.store.schema import Partition
 from cloud_service.task_stop import stop_task
-from confroute.errors import ConfrouteError
+from confroute.errors import ConfrouteError, InvalidInput
 
 logger = logging.getLogger(__name__)
+Labels = TypeVar("Labels", bound=tuple[str, ...])
 
 
 @dataclass(frozen=True)
 class MonitorSettings:
-    """How often, over how many outcomes, and how many series at most."""
+    """How often, over how many outcomes, how many passes remembered, and how many series at most.
+
+    ``cloud-service serve`` sets ``interval_s`` and ``window`` from its config (``--monitor-interval-s``,
+    ``--monitor-window``); 120 points at 15 s is the last half hour."""
 
     interval_s: float = 15.0
     window: int = 2_000
+    trend_points: int = 120
     max_partitions: int = 100
     max_version_series: int = 50
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.interval_s) and self.interval_s > 0):
+            raise InvalidInput(f"the monitor's interval must be a positive number of seconds, got {self.interval_s}",
+                               field="monitor_interval_s")
+        for name in ("window", "trend_points", "max_partitions", "max_version_series"):
+            if getattr(self, name) < 1:
+                raise InvalidInput(f"the monitor's {name} must be >= 1, got {getattr(self, name)}",
+                                   field=f"monitor_{name}")
+
+    @classmethod
+    def of(cls, config: ServiceConfig) -> MonitorSettings:
+        """The settings ``serve``'s config gives (the bounds on series keep their defaults)."""
+        return cls(interval_s=config.monitor_interval_s, window=config.monitor_window)
 
 
 @dataclass(frozen=True)
@@ -55,10 +80,13 @@ class LoopSnapshot:
     windows: tuple[WindowReport, ...] = ()
     history: tuple[Mapping[str, Any], ...] = ()  # recalibrations, newest first, with their partition
     error: str | None = None
+    trend: tuple[Mapping[str, Any], ...] = ()  # LoopTrend.to_json() after this pass
+    interval_s: float | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {"refreshed_at": self.refreshed_at, "error": self.error, "devices": self.fleet.to_json(),
-                "windows": [report.to_json() for report in self.windows], "history": list(self.history)}
+                "windows": [report.to_json() for report in self.windows], "history": list(self.history),
+                "trend": list(self.trend), "interval_s": self.interval_s}
 
 
 class LoopMonitor:
@@ -75,7 +103,8 @@ class LoopMonitor:
         self._settings = settings or MonitorSettings()
         self._clock = clock
         self._task: asyncio.Task[None] | None = None
-        self.snapshot = LoopSnapshot()
+        self._trend = LoopTrend(self._settings.trend_points)
+        self.snapshot = LoopSnapshot(interval_s=self._settings.interval_s)
 
     @property
     def sightings(self) -> Sightings | None:
@@ -101,10 +130,14 @@ class LoopMonitor:
         windows, history = await self._windows()
         partitions = {(r.edge_model_version, r.cohort) for r in records} | {(w.edge_model_version, w.cohort)
                                                                             for w in windows}
-        served = await self._served(sorted(partitions))
+        served, shares = await self._served(sorted(partitions))
         fleet = await asyncio.to_thread(summarize, records, self._clock(), served)
-        self.snapshot = LoopSnapshot(self._clock(), fleet, windows, history)
+        now = self._clock()
+        self._trend.add(now, windows)
+        self.snapshot = LoopSnapshot(now, fleet, windows, history, trend=tuple(self._trend.to_json()),
+                                     interval_s=self._settings.interval_s)
         self._publish(self.snapshot)
+        _replace(self._metrics.canary_share, shares)
         return self.snapshot
 
     async def _run(self) -> None:
@@ -122,7 +155,7 @@ class LoopMonitor:
 
     def _failed(self, why: str) -> None:
         last = self.snapshot
-        self.snapshot = LoopSnapshot(last.refreshed_at, last.fleet, last.windows, last.history, why)
+        self.snapshot = dataclasses.replace(last, error=why)
 
     async def _flush(self) -> None:
         if self._sightings is None or self._directory is None:
@@ -154,19 +187,24 @@ class LoopMonitor:
         return await asyncio.to_thread(window_report, version, cohort, window.records, policy, window.late_labels,
                                        target)
 
-    async def _served(self, partitions: Iterable[PartitionId]) -> dict[PartitionId, frozenset[str]]:
-        """The policy versions each partition's rollout hands out now."""
+    async def _served(self, partitions: Iterable[PartitionId]
+                      ) -> tuple[dict[PartitionId, frozenset[str]], dict[PartitionId, float]]:
+        """The policy versions each partition's rollout hands out now, and its canary's share (where the
+        store keeps rollouts and one was published)."""
         served: dict[PartitionId, frozenset[str]] = {}
+        shares: dict[PartitionId, float] = {}
         for version, cohort in list(partitions)[: self._settings.max_partitions]:
             if isinstance(self._store, RolloutReader):
                 state = (await self._store.rollout(version, cohort)).state
                 versions = frozenset(v for v in (state.control, state.canary) if v)
+                if state.control:
+                    shares[version, cohort] = state.share if state.canary else 0.0
             else:
                 policy = await self._store.current(version, cohort)
                 versions = frozenset({policy.policy_version} if policy else ())
             if versions:
                 served[version, cohort] = versions
-        return served
+        return served, shares
 
     def _publish(self, snapshot: LoopSnapshot) -> None:
         metrics, limit = self._metrics, self._settings.max_version_series
@@ -192,7 +230,7 @@ class LoopMonitor:
             metrics.loop_refreshed.set(snapshot.refreshed_at)
 
 
-def _replace(gauge: Any, counts: Mapping[tuple[str, ...], int]) -> None:
+def _replace(gauge: Any, counts: Mapping[Labels, float]) -> None:
     """The gauge's series become exactly ``counts`` (a version no device runs any more disappears)."""
     gauge.clear()
     for labels, count in counts.items():

@@ -166,11 +166,16 @@ async def _triton(samples: Samples, sources: StatusSources) -> dict[str, Any]:
     def mean_ms(name: str) -> float | None:
         return _ms(total(samples, f"{name}_sum") / calls) if calls else None
 
+    compute_s = total(samples, "confroute_triton_compute_seconds_sum")
     return {
         "ready": await _ready(sources.backend_ready),
         "calls": calls,
         "queue_ms_mean": mean_ms("confroute_triton_queue_seconds"),
+        "queue_ms_p95": _ms(quantile(samples, "confroute_triton_queue_seconds", 0.95)),
         "compute_ms_mean": mean_ms("confroute_triton_compute_seconds"),
+        # what the ConfrouteTritonQueueing alert watches (over 5 min there; since the start here)
+        "queue_to_compute": round(total(samples, "confroute_triton_queue_seconds_sum") / compute_s, 3)
+        if compute_s else None,
         "errors": by_label(samples, "confroute_triton_errors_total", "status"),
     }
 

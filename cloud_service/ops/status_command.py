@@ -2,9 +2,11 @@
 
 It reads ``GET /api/status`` of a service replica (``--url``, the service's ``--metrics-listen`` address)
 with an operator's token (``--token-file``; the file ``cloud-service devices enroll --operator
---token-file`` wrote), and, with ``--prometheus-url``, the alerts firing there. A table for people,
-``--json`` for scripts (the status document, with ``alerts`` added). A service that cannot be reached, or
-a token it refuses, is a clear error (exit status 1).
+--token-file`` wrote), and, with ``--prometheus-url``, the alerts firing there and the workers (each one's
+last successful pass, each consumer group's lag), which have no status API of their own. Redis is shown as
+the service sees it: its loop monitor's last pass and the outcome log's write errors. A table for people,
+``--json`` for scripts (the status document, with ``alerts`` and ``workers`` added). A service that cannot
+be reached, or a token it refuses, is a clear error (exit status 1).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 from confroute.errors import InvalidInput, PermissionDenied, Unauthenticated, Unavailable
 
@@ -42,6 +44,7 @@ def run(args: argparse.Namespace) -> int:
     status = fetch_json(f"{args.url.rstrip('/')}/api/status", token, args.timeout_s, what="the status API")
     if args.prometheus_url:
         status["alerts"] = firing_alerts(args.prometheus_url, args.timeout_s)
+        status["workers"] = worker_states(args.prometheus_url, args.timeout_s)
     if args.json:
         print(json.dumps(status, indent=2, sort_keys=True))
     else:
@@ -99,6 +102,28 @@ def firing_alerts(prometheus_url: str, timeout_s: float) -> list[dict[str, str]]
     return alerts
 
 
+WORKERS_QUERY = "max by (worker) (time() - confroute_worker_last_success_timestamp_seconds)"
+LAG_QUERY = "max by (group) (confroute_outcome_stream_lag)"
+
+
+def worker_states(prometheus_url: str, timeout_s: float) -> dict[str, dict[str, float]]:
+    """Seconds since each worker's last successful pass, and each consumer group's lag, from Prometheus."""
+    return {"last_success_age_s": _vector(prometheus_url, WORKERS_QUERY, "worker", timeout_s),
+            "stream_lag": _vector(prometheus_url, LAG_QUERY, "group", timeout_s)}
+
+
+def _vector(prometheus_url: str, query: str, label: str, timeout_s: float) -> dict[str, float]:
+    url = f"{prometheus_url.rstrip('/')}/api/v1/query?{urlencode({'query': query})}"
+    reply = fetch_json(url, None, timeout_s, what="Prometheus")
+    values: dict[str, float] = {}
+    for sample in reply.get("data", {}).get("result", []):
+        try:
+            values[str(sample["metric"].get(label, "?"))] = round(float(sample["value"][1]), 1)
+        except (KeyError, IndexError, TypeError, ValueError):
+            continue  # a sample Prometheus shaped otherwise is left out, not a failure of the screen
+    return values
+
+
 def render(status: dict[str, Any]) -> str:
     """The status as one screen of text."""
     service, triton, log, auth = status["service"], status["triton"], status["outcome_log"], status["auth"]
@@ -114,6 +139,8 @@ def render(status: dict[str, Any]) -> str:
         f"outcomes  written {_n(log['written'])}, buffered {_n(log['buffered'])}, dropped {_n(log['dropped'])}, "
         f"write errors {_n(log['write_errors'])}",
         f"access    refused {_counts(auth['refusals'])}, rate limited {_n(auth['rate_limited'])}",
+        _redis(status),
+        _workers(status.get("workers")),
         _devices(status.get("devices")),
         "",
         *_fleet_table(status["fleet"]["partitions"], _windows(status.get("loop"))),
@@ -121,6 +148,29 @@ def render(status: dict[str, Any]) -> str:
     if "alerts" in status:
         lines += ["", *_alerts(status["alerts"])]
     return "\n".join(lines)
+
+
+def _redis(status: dict[str, Any]) -> str:
+    """Redis as the service sees it: the loop monitor's last pass (it reads Redis) and the log's write errors."""
+    loop, errors = status.get("loop"), status["outcome_log"]["write_errors"]
+    writes = f"outcome log write errors {_n(errors)}"
+    if not loop:
+        return f"redis     {writes} (no loop monitor)"
+    refreshed = loop.get("refreshed_at")
+    ago = f"{_n(round(status['generated_at'] - refreshed))} s ago" if refreshed else "none yet"
+    if loop.get("error"):
+        return f"redis     FAILING: {loop['error']} (last good pass {ago}); {writes}"
+    return f"redis     ok (the monitor's last pass {ago}); {writes}"
+
+
+def _workers(workers: dict[str, dict[str, float]] | None) -> str:
+    if workers is None:
+        return "workers   (give --prometheus-url)"
+    ages, lags = workers["last_success_age_s"], workers["stream_lag"]
+    if not ages and not lags:
+        return "workers   none reporting to Prometheus"
+    done = ", ".join(f"{name} {_n(age)} s ago" for name, age in sorted(ages.items())) or "none yet"
+    return f"workers   last good pass: {done}; lag {_counts(lags)}"
 
 
 def _devices(devices: dict[str, Any] | None) -> str:

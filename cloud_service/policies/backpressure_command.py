@@ -32,9 +32,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--service-metrics-url", action="append", default=[], help="each replica's /metrics")
     parser.add_argument("--model", default="", help="only this Triton model's metrics (default: all)")
     parser.add_argument("--key", action="append", required=True, metavar="EDGE_MODEL_VERSION/COHORT")
-    add_metrics_flag(parser, "backpressure", "--listen-metrics")  # the latter: the old spelling
+    add_metrics_flag(parser, "backpressure")
     for spec in dataclasses.fields(BackpressureSettings):
-        parser.add_argument("--" + spec.name.replace("_", "-"), type=float, default=spec.default)
+        parser.add_argument(_flag(spec.name), dest=spec.name, type=float, default=spec.default)
+
+
+def _flag(name: str) -> str:
+    """A setting's flag as every command spells it: ``--interval`` (seconds), ``--in-flight-high``."""
+    if name == "interval_s":
+        return "--interval"
+    return "--" + name.replace("inflight", "in_flight").replace("_", "-")
 
 
 def settings_from(args: argparse.Namespace) -> BackpressureSettings:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import json
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timezone
 from pathlib import Path
@@ -109,9 +110,10 @@ def add_rollout_commands(actions: Any, with_admin: WithAdmin) -> None:
         command.add_argument("--edge-model-version", required=True)
         command.add_argument("--cohort", default="")
         if name == "pin":
-            command.add_argument("--version", required=True, help="a stored policy version")
+            command.add_argument("--policy-version", required=True, help="a stored policy version")
         if name == "history":
             command.add_argument("--count", type=int, default=20)
+            command.add_argument("--json", action="store_true", help="a JSON array, newest first")
         else:
             command.add_argument("--reason", default="operator", help="recorded in the history")
             command.add_argument("--policy-signing-key", default=None,
@@ -132,15 +134,14 @@ def _rollout(args: argparse.Namespace, *, with_admin: WithAdmin, action: str) ->
 
     async def act(admin: PolicyAdmin) -> int:
         if action == "history":
-            for entry in await admin.history(mv, cohort, args.count):
-                print(format_history(entry))
+            _print_history(await admin.history(mv, cohort, args.count), as_json=args.json)
             return 0
         if action == "promote":
             print(await admin.promote(mv, cohort, args.reason))
         elif action == "rollback":
             print(await admin.rollback(mv, cohort, args.reason))
         elif action == "pin":
-            print(await admin.pin(mv, cohort, args.version, args.reason))
+            print(await admin.pin(mv, cohort, args.policy_version, args.reason))
         else:
             await admin.unpin(mv, cohort, args.reason)
         return 0
@@ -148,10 +149,30 @@ def _rollout(args: argparse.Namespace, *, with_admin: WithAdmin, action: str) ->
     return with_admin(args, act)
 
 
+def _print_history(entries: list[HistoryEntry], *, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps([history_json(entry) for entry in entries], indent=2))
+        return
+    for entry in entries:
+        print(format_history(entry))
+
+
+def history_json(entry: HistoryEntry) -> dict[str, object]:
+    """One transition for scripts: the fields :func:`format_history` shows, named."""
+    state = entry.state
+    return {"at": _when(entry.at_us), "action": entry.action, "control": state.control,
+            "canary": state.canary or None, "canary_share": state.share, "pinned": state.pinned,
+            "shift": state.shift, "base": state.base or None, "reason": entry.reason}
+
+
+def _when(at_us: int) -> str:
+    return datetime.fromtimestamp(at_us / 1e6, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
 def format_history(entry: HistoryEntry) -> str:
     """One line per transition: when, action, what devices run, and why."""
     state = entry.state
-    when = datetime.fromtimestamp(entry.at_us / 1e6, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    when = _when(entry.at_us)
     canary = f" canary={state.canary}@{state.share:.0%}" if state.canary else ""
     extras = (" pinned" if state.pinned else "") + (f" shift={state.shift:g} base={state.base}" if state.base else "")
     return f"{when} {entry.action:<12} control={state.control}{canary}{extras}  # {entry.reason}"

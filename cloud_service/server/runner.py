@@ -23,7 +23,7 @@ from cloud_service.config import ServiceConfig, split_address
 from cloud_service.identity.service import open_identity
 from cloud_service.metrics import METRICS_PATH, ServiceMetrics, create_metrics, serve_wsgi
 from cloud_service.ops.http_api import status_routes
-from cloud_service.ops.loop_monitor import open_loop_monitor
+from cloud_service.ops.loop_monitor import MonitorSettings, open_loop_monitor
 from cloud_service.ops.status import StatusSources
 from cloud_service.ports import OutcomeLog, PolicyStore
 from cloud_service.server.app import CloudServer, Dependencies, build_server
@@ -65,7 +65,8 @@ async def start_service(config: ServiceConfig, open_stores: StoresFactory, stack
     if identity is None:
         logger.warning("authentication is off: any caller may escalate, upload and watch (docs/identity.md)")
     # Before the server: at shutdown the server drains first, then the monitor flushes what its calls noted.
-    monitor = await stack.enter_async_context(open_loop_monitor(outcome_log, policy_store, metrics))
+    monitor = await stack.enter_async_context(
+        open_loop_monitor(outcome_log, policy_store, metrics, MonitorSettings.of(config)))
     deps = Dependencies(backend, outcome_log, policy_store, metrics, identity, monitor.sightings)
     server = build_server(config, deps)
     await server.start(backend.ready, config.readiness_interval_s)

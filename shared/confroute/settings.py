@@ -124,10 +124,12 @@ def _value(setting: Setting, args: argparse.Namespace, environ: Mapping[str, str
 
 
 def settings_of(config_type: type, exclude: Iterable[str] = ()) -> tuple[Setting, ...]:
-    """The settings of a flat config dataclass: one per field, ``help`` from the field's metadata."""
+    """The settings of a flat config dataclass: one per field, ``help`` (and a ``flag`` spelled otherwise than
+    the field's name) from the field's metadata."""
     skipped = set(exclude)
     return tuple(
-        Setting(spec.name, _kind(str(spec.type)), spec.default, spec.metadata.get("help", ""))
+        Setting(spec.name, _kind(str(spec.type)), spec.default, spec.metadata.get("help", ""),
+                spec.metadata.get("flag", ""))
         for spec in dataclasses.fields(config_type)
         if spec.name not in skipped
     )

@@ -42,7 +42,7 @@ def test_a_run_with_every_kind_of_call_logs_no_credential(
     service_flags = ["--edge-model-version", "b1", "--service", service.target, "--token-file", str(token_file)]
     assert cli.main(["policy", "set", *service_flags, "--edge-model-id", "m", "--policy-version", "v1"]) == 0
     assert cli.main(["policy", "history", *service_flags]) == 0
-    assert cli.main(["policy", "pin", *service_flags[:2], "--version", "v1", "--service", service.target]) == 2
+    assert cli.main(["policy", "pin", *service_flags[:2], "--policy-version", "v1", "--service", service.target]) == 2
     for _ in range(30):  # a flood of unknown tokens from this address
         with pytest.raises(grpc.RpcError):
             escalate(escalation("dev-a"), metadata=bearer(new_token()), timeout=5.0)

@@ -176,9 +176,9 @@ def test_the_cli_runs_policy_commands_through_the_service(
     assert code == 0 and '"control": "v2"' in out
     code, out, _ = run_cli("policy", "diff", "v1", *key, "--token-file", str(reader))
     assert code == 0 and "thresholds.pre" in out
-    code, _, err = run_cli("policy", "pin", *key, "--version", "v1", "--token-file", str(reader))
+    code, _, err = run_cli("policy", "pin", *key, "--policy-version", "v1", "--token-file", str(reader))
     assert code == 1 and "refused Pin" in err and "policy:write" in err
-    code, out, _ = run_cli("policy", "pin", *key, "--version", "v1", "--token-file", str(admin))
+    code, out, _ = run_cli("policy", "pin", *key, "--policy-version", "v1", "--token-file", str(admin))
     assert code == 0 and out.startswith("v1+pin")
 
 

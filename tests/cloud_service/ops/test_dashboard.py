@@ -132,12 +132,13 @@ def test_the_dashboard_shows_the_numbers_of_the_status_api(tmp_path: Path) -> No
     store.policies[(EDGE.version, COHORT)] = live_policy()
     with monitored_service(store=store, recalibrations=HISTORY) as service:
         synthetic_traffic(service, ok=6, failed=2)
+        service.refresh()  # the trend's first point: beta's window holds the 4 synthetic uploads
         labelled_traffic(service)
         service.refresh()
         page = f"{service.http}/dashboard#token=unused-when-authentication-is-off"
         dom = headless(page, tmp_path / "profile-dom", "--dump-dom")
         screenshot = tmp_path / "dashboard.png"
-        headless(page, tmp_path / "profile-shot", f"--screenshot={screenshot}", "--window-size=1400,1300")
+        headless(page, tmp_path / "profile-shot", f"--screenshot={screenshot}", "--window-size=1400,1700")
         status = status_of(service.http)
     shutil.copy(screenshot, artifacts() / "dashboard.png")
 
@@ -193,3 +194,22 @@ def assert_loop_panels(panels: Panels, status: dict[str, Any]) -> None:
     assert panels.tables["history"] == table(history, ("at", "edge_model_version", "cohort", "status", "version",
                                                        "reason", "target", "labelled"))
     assert len(panels.points["reliability"]) >= 5 and len(panels.tables["window"]) == 2
+    assert_trend_panel(panels, loop)
+
+
+def assert_trend_panel(panels: Panels, loop: dict[str, Any]) -> None:
+    """Escalation rate against target over time: a row and a sparkline per partition, the status's points."""
+    trend = loop["trend"]
+    last = [dict(entry["points"][-1], edge_model_version=entry["edge_model_version"], cohort=entry["cohort"],
+                 passes=len(entry["points"])) for entry in trend]
+    assert [row[:-1] for row in panels.tables["trend"]] == table(last, (
+        "edge_model_version", "cohort", "passes", "escalation_rate", "target_escalation_rate", "ece", "risk"))
+    lines = [(p["data-partition"], p["data-rates"], p["data-targets"]) for p in panels.points["trend"]]
+    assert lines == [(f"{e['edge_model_version']}/{e['cohort']}",
+                      " ".join(shown(p["escalation_rate"]) for p in e["points"]),
+                      " ".join(shown(p["target_escalation_rate"]) for p in e["points"])) for e in trend]
+    beta = next(e for e in trend if e["cohort"] == COHORT)
+    rates = [p["escalation_rate"] for p in beta["points"]]
+    assert len(rates) == 2 and rates[0] != rates[1]  # two passes, the labelled traffic moved the rate
+    assert [p["target_escalation_rate"] for p in beta["points"]] == [0.3, 0.3]
+    assert loop["interval_s"] == 15.0

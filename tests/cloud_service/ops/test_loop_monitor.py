@@ -78,6 +78,7 @@ def test_a_pass_reads_the_window_the_labels_the_target_and_the_devices(redis_ser
     assert sample(metrics, "confroute_devices_by_policy_version", policy_version="p-old", **partition) == 1
     assert sample(metrics, "confroute_devices_behind_policy", **partition) == 1
     assert sample(metrics, "confroute_devices_by_last_seen", age="<5m") == 2
+    assert sample(metrics, "confroute_canary_share", **partition) == 0.1  # RolloutStore's canary p-next
     assert json.dumps(snapshot.to_json(), allow_nan=False)
 
 

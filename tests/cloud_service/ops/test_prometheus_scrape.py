@@ -118,4 +118,6 @@ def test_prometheus_scrapes_the_service_and_its_rules_turn_on_failing_traffic(
     assert window.labelled >= 200 and window.ece is not None and window.ece > 0.1
     assert "ConfrouteOutcomeLogDropping" not in states
     assert 0 < scraped <= sent / 2
-    assert "alerts    none firing" in capsys.readouterr().out  # pending is not firing yet
+    screen = capsys.readouterr().out
+    assert "alerts    none firing" in screen  # pending is not firing yet
+    assert "workers   none reporting to Prometheus" in screen  # this Prometheus scrapes the service only

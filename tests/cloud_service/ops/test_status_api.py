@@ -51,8 +51,10 @@ def test_the_status_holds_the_numbers_of_the_traffic_it_served() -> None:
     assert status["service"]["escalations"] == {"OK": 6.0, "UNAVAILABLE": 2.0}
     assert status["service"]["inflight"] == 0.0
     assert status["service"]["latency_ms"]["p50"] > 0
+    queue_p95 = status["triton"].pop("queue_ms_p95")
+    assert 25.0 < queue_p95 <= 50.0  # in the 25-50 ms bucket of 30 ms queues, interpolated as PromQL does
     assert status["triton"] == {"ready": True, "calls": 6.0, "queue_ms_mean": 30.0, "compute_ms_mean": 10.0,
-                                "errors": {"UNAVAILABLE": 2.0}}
+                                "queue_to_compute": 3.0, "errors": {"UNAVAILABLE": 2.0}}
     assert status["outcome_log"]["buffered"] == 3.0  # the in-memory log's stats
     beta, gamma = status["fleet"]["partitions"]
     assert (beta["cohort"], beta["uploaded"], beta["escalation_rate"]) == (COHORT, 4.0, 0.25)

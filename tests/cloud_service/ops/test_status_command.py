@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from contextlib import AsyncExitStack
 from pathlib import Path
 
@@ -11,9 +12,11 @@ import pytest
 from cloud_service.cli import main
 from cloud_service.config import ServiceConfig
 from cloud_service.identity.service import IdentityServices, open_identity
+from cloud_service.ops.status_command import render
 from tests.cloud_service.identity.stack import FAST, make_fleet
 from tests.cloud_service.memory_stores import MemoryPolicyStore
 from tests.cloud_service.ops.service import labelled_traffic, live_policy, monitored_service, synthetic_traffic
+from tests.cloud_service.ops.test_dashboard import status_of
 from tests.cloud_service.redis_server import RedisServer, free_port
 from tests.factories import COHORT, EDGE
 
@@ -86,3 +89,18 @@ def test_status_shows_the_devices_and_the_last_window(capsys: pytest.CaptureFixt
     assert "devices   3 known, 3 online; 0 behind their rollout; probe versions probe-7, unreported" in screen
     beta = next(line.split() for line in screen.splitlines() if line.split()[:2] == [EDGE.version, COHORT])
     assert beta[-3:] == [str(round(value or 0, 4)) for value in (window.ece, window.auroc, window.risk)]
+    assert re.search(r"redis     ok \(the monitor's last pass \d+ s ago\); outcome log write errors -\n", screen)
+    assert "workers   (give --prometheus-url)" in screen
+
+
+def test_redis_failing_and_the_workers_read_on_the_screen() -> None:
+    with monitored_service() as service:
+        status = json.loads(json.dumps(status_of(service.http)))
+    status["loop"].update(refreshed_at=status["generated_at"] - 40, error="Redis failed while reading: timeout")
+    status["workers"] = {"last_success_age_s": {"recalibrate": 42.0, "judge": 7.5},
+                         "stream_lag": {"recalibrate": 0.0, "judge": 12.0}}
+    screen = render(status)
+    assert "redis     FAILING: Redis failed while reading: timeout (last good pass 40 s ago)" in screen
+    assert "workers   last good pass: judge 7.5 s ago, recalibrate 42 s ago; lag judge 12, recalibrate 0" in screen
+    status["workers"] = {"last_success_age_s": {}, "stream_lag": {}}
+    assert "workers   none reporting to Prometheus" in render(status)

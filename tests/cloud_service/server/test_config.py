@@ -26,7 +26,7 @@ def test_defaults_listen_on_loopback() -> None:
 def test_a_flag_wins_over_the_environment_which_wins_over_the_default() -> None:
     environ = {"CONFROUTE_CLOUD_MAX_INFLIGHT": "8", "CONFROUTE_CLOUD_TRITON_MODEL": "vllm_model"}
 
-    config = config_from(parse("--max-inflight", "3", "--listen", "127.0.0.1:0"), environ)
+    config = config_from(parse("--max-in-flight", "3", "--listen", "127.0.0.1:0"), environ)
 
     assert (config.max_inflight, config.triton_model, config.listen) == (3, "vllm_model", "127.0.0.1:0")
 

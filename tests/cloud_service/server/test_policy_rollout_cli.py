@@ -38,7 +38,7 @@ def test_pin_unpin_rollback_and_history(redis_server: Any, capsys: pytest.Captur
     assert main(["policy", "set", *redis, *FLAGS, "--policy-version", "v2", "--pre", "0.3"]) == 0
     capsys.readouterr()
 
-    assert main(["policy", "pin", *redis, *KEY, "--version", "v1", "--reason", "incident 7"]) == 0
+    assert main(["policy", "pin", *redis, *KEY, "--policy-version", "v1", "--reason", "incident 7"]) == 0
     assert capsys.readouterr().out.strip() == "v1+pin.3"
     assert main(["policy", "set", *redis, *FLAGS, "--policy-version", "v3"]) == 2  # pinned: refused
     assert "unpin it first" in capsys.readouterr().err
@@ -52,6 +52,10 @@ def test_pin_unpin_rollback_and_history(redis_server: Any, capsys: pytest.Captur
     lines = capsys.readouterr().out.splitlines()
     assert [line.split()[1] for line in lines] == ["rollback", "unpin", "pin", "publish", "publish"]
     assert "pinned" in lines[2] and "# incident 7; content of v1" in lines[2]
+    assert main(["policy", "history", *redis, *KEY, "--count", "10", "--json"]) == 0
+    entries = json.loads(capsys.readouterr().out)
+    assert [e["action"] for e in entries] == ["rollback", "unpin", "pin", "publish", "publish"]
+    assert entries[2]["pinned"] is True and entries[2]["control"].startswith("v1")
 
 
 def test_get_shows_json(redis_server: Any, capsys: pytest.CaptureFixture[str]) -> None:
