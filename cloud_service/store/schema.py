@@ -112,6 +112,21 @@ class PartitionKeys:
         """The stream of query ids whose texts are held for the judge (no text in it)."""
         return f"{self.base}:to-judge"
 
+    @property
+    def features(self) -> str:
+        """The probe features the cloud extracted from held texts (bounded stream; no text)."""
+        return f"{self.base}:features"
+
+    @property
+    def router_probe(self) -> str:
+        """The router probe the retrain worker published last (JSON)."""
+        return f"{self.base}:router-probe"
+
+    @property
+    def retrains(self) -> str:
+        """The retrain worker's provenance stream."""
+        return f"{self.base}:retrains"
+
     def folded(self, query_id: str) -> str:
         """Set by the recalibration worker when it folds a record that was not folded at ingest."""
         return f"{self.base}:folded:{query_id}"
