@@ -5,8 +5,11 @@ held-out queries, and refusals (too few labels) logged with their reason and pro
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import random
+import subprocess
+import sys
 from collections.abc import Coroutine
 from dataclasses import replace
 from pathlib import Path
@@ -149,3 +152,18 @@ def test_a_probe_no_better_than_the_live_one_is_not_published(redis_server: Redi
 
     assert second.published is None and "not above the live probe's" in second.reason
     assert second.refit.live_auroc is not None and second.refit.live_auroc > 0.8  # the live one is the published
+
+
+def test_the_command_publishes_once_and_prints_one_json_line_per_partition(
+        redis_server: RedisServer, tiny_bundle: Path) -> None:
+    edge = edge_of(tiny_bundle)
+    run(log_and_label(redis_server, tiny_bundle, held_records(edge, 80)))
+
+    done = subprocess.run([sys.executable, "-m", "cloud_service.cli", "retrain", "--once", "--edge-bundle",
+                           str(tiny_bundle), "--redis-url", redis_server.url, "--min-examples", "60"],
+                          capture_output=True, text=True, timeout=120, check=False)
+
+    assert done.returncode == 0, done.stderr
+    [line] = [json.loads(text) for text in done.stdout.splitlines()]
+    assert (line["status"], line["cohort"], line["examples"]) == ("published", COHORT, 80)
+    assert line["probe"].startswith("probe-")
