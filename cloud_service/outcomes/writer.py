@@ -105,9 +105,10 @@ class OutcomeWriter:
     async def _run(self, calls: list[_Call], tags: set[str], holds: list[OutcomeRecord], wait_aof_ms: int) -> bytes:
         try:
             return await self._evalsha(calls, tags, holds, wait_aof_ms)
-        except NoScriptError:  # a restarted (or another) server: nothing ran, so running again is safe
+        except NoScriptError:  # a restarted (or another) server: no script ran, so running again is safe
             await script("append_once").load(self._client)
-            return await self._evalsha(calls, tags, holds, wait_aof_ms)
+            # The pipeline's other commands did run: the texts are held and queued already.
+            return await self._evalsha(calls, tags, [], wait_aof_ms)
 
     async def _evalsha(self, calls: list[_Call], tags: set[str], holds: list[OutcomeRecord], wait_aof_ms: int) -> bytes:
         """The flags of every record of ``calls``, in order; the partitions' tags are registered too

@@ -80,6 +80,7 @@ class FeatureExtractor:
     def __init__(self, engine: Engine, store: FeatureStore) -> None:
         self._engine = engine
         self._store = store
+        self._one_at_a_time = asyncio.Lock()  # the judge runs its hooks concurrently; the engine prefills one
         self.extracted = 0
         self.other_build = 0
 
@@ -92,7 +93,8 @@ class FeatureExtractor:
         if record.edge_model.version != self.version or not record.prompt_text:
             self.other_build += 1  # another build's hidden states would not be the device's
             return
-        features = await asyncio.to_thread(self.tbg_features, messages_of(record.prompt_text))
+        async with self._one_at_a_time:
+            features = await asyncio.to_thread(self.tbg_features, messages_of(record.prompt_text))
         await self._store.add(record, features)
         self.extracted += 1
 
