@@ -218,7 +218,8 @@ def run(config: Config) -> dict[str, Any]:
         probe = engine.manifest.probe
         layout = FeatureLayout(probe.first_layer, probe.last_layer,
                                probe.feature_dim // (probe.last_layer - probe.first_layer + 1))
-        offline = select_probe(stream.tbg[train], stream.route[train], layout, val_frac=0.3, seed=0)
+        by_id = sorted(train, key=lambda i: f"q-{i}")  # the retrain worker's order: the same split, the same fit
+        offline = select_probe(stream.tbg[by_id], stream.route[by_id], layout, val_frac=0.3, seed=0)
         with RedisProcess() as redis_server:
             online = asyncio.run(learn_online(config, engine, stream, train, redis_server.url))
     finally:

@@ -125,7 +125,8 @@ class RetrainWorker:
         with translated("reading label markers"):
             raw = await self._client.mget([keys.labelled(query_id) for query_id in query_ids])
         codes = [code if isinstance(code, bytes) else b"" for code in raw]
-        rows = [i for i, code in enumerate(codes) if code in _KEEP]
+        # By query id: the same examples give the same split and fit whatever order they were stored in.
+        rows = sorted((i for i, code in enumerate(codes) if code in _KEEP), key=query_ids.__getitem__)
         return features[rows], np.array([_KEEP[codes[i]] for i in rows], np.int8)
 
     async def _live(self, keys: PartitionKeys) -> RouterProbe:

@@ -208,3 +208,12 @@ def test_judge_labels_feed_the_next_recalibration(judge_triton: TritonServerProc
     stats, labels = stats_and_labels(redis_server)
     assert len(labels) == 60
     assert stats["N:c"] + stats["N:w"] == gold + 60
+
+
+def test_a_held_query_is_queued_once_even_when_the_first_write_meets_noscript(redis_server: RedisServer) -> None:
+    asyncio.run(log_pairs(redis_server, [shadowed("q-1")]))  # a fresh server: the first EVALSHA answers NOSCRIPT
+
+    keys = OutcomeLogConfig(url=redis_server.url).partition(EDGE.version, "beta")
+    with redis.Redis.from_url(redis_server.url) as client:
+        assert client.xlen(keys.to_judge) == 1
+        assert client.ttl(keys.held("q-1")) > 0
