@@ -40,6 +40,7 @@ import numpy as np
 import numpy.typing as npt
 
 from bench.cloudbench.processes import RedisProcess
+from bench.cpu import this_cpu
 from cloud_service.judge import Judge, JudgeConfig, JudgeWorker
 from cloud_service.ops.text_audit import text_bytes
 from cloud_service.outcomes import RedisOutcomeLog
@@ -57,11 +58,12 @@ from confroute.contract.enums import AnsweredBy, Decision, FinishReason, Label, 
 from confroute.contract.escalation import EscalationRequest
 from confroute.contract.outcome import Latency, OutcomeRecord
 from confroute.engine import Engine
+from confroute.errors import InvalidInput
 from confroute.paths import cache_dir, default_bundle_dir
 from confroute.probes.features import CollectOptions, collect
 from confroute.probes.labels import edge_correct, route_labels
 from confroute.probes.router import RouterRecipe, item_key, read_outcomes, recipe_items
-from confroute.probes.selection import FeatureLayout, select_probe
+from confroute.probes.selection import FeatureLayout, ProbeFit, select_probe
 from confroute.probes.sets import Item, split
 
 REPO = Path(__file__).resolve().parents[1]
@@ -218,33 +220,43 @@ def run(config: Config) -> dict[str, Any]:
         probe = engine.manifest.probe
         layout = FeatureLayout(probe.first_layer, probe.last_layer,
                                probe.feature_dim // (probe.last_layer - probe.first_layer + 1))
-        by_id = sorted(train, key=lambda i: f"q-{i}")  # the retrain worker's order: the same split, the same fit
-        offline = select_probe(stream.tbg[by_id], stream.route[by_id], layout, val_frac=0.3, seed=0)
+        offline = offline_fit(stream, train, layout)
         with RedisProcess() as redis_server:
             online = asyncio.run(learn_online(config, engine, stream, train, redis_server.url))
     finally:
         engine.close()
-    return report(config, stream, train, test, offline.weight, offline.bias, online, collect_s)
+    return report(config, stream, train, test, offline, online, collect_s)
 
 
-def report(config: Config, stream: Stream, train: list[int], test: list[int], offline_weight: npt.NDArray[np.float64],
-           offline_bias: float, online: dict[str, Any], collect_s: float) -> dict[str, Any]:
+def offline_fit(stream: Stream, train: list[int], layout: FeatureLayout) -> ProbeFit | None:
+    """The probe fitted directly on the stream (None: too few of a label to fit one), the examples in the
+    retrain worker's order (by query id), so that both make the same split."""
+    by_id = sorted(train, key=lambda i: f"q-{i}")
+    try:
+        return select_probe(stream.tbg[by_id], stream.route[by_id], layout, val_frac=0.3, seed=0)
+    except InvalidInput as exc:
+        print(f"no offline fit: {exc}", file=sys.stderr)
+        return None
+
+
+def report(config: Config, stream: Stream, train: list[int], test: list[int], offline: ProbeFit | None,
+           online: dict[str, Any], collect_s: float) -> dict[str, Any]:
     result = online["result"]
     x = stream.tbg[test].astype(np.float64)
     learned = result.refit.fit  # the pipeline's fit, whether or not it beat the bundle's installed probe
     installed_weight, installed_bias = installed_probe(config.edge_bundle)
-    arms = {"start": np.zeros(len(test)), "offline_gold": x @ offline_weight + offline_bias,
-            "installed": x @ installed_weight + installed_bias}
-    if learned is not None:
-        arms["learned_gold"] = x @ learned.weight + learned.bias
+    arms = {"start": np.zeros(len(test)), "installed": x @ installed_weight + installed_bias}
+    for name, fit in (("offline_gold", offline), ("learned_gold", learned)):
+        if fit is not None:
+            arms[name] = x @ fit.weight + fit.bias
     scores = {name: cascade(stream, test, logits) for name, logits in arms.items()}
     stored = online["stored_features"]
     out: dict[str, Any] = {
-        "command": config.command, "n_stream": len(train), "n_held_out": len(test),
+        **this_cpu().to_json(), "command": config.command, "n_stream": len(train), "n_held_out": len(test),
         "edge_accuracy_held_out": round(float(stream.edge[test].mean()), 4),
         "cloud_accuracy_held_out": round(float(stream.cloud[test].mean()), 4),
-        "apgr_start": scores["start"]["apgr"], "apgr_offline_gold": scores["offline_gold"]["apgr"],
-        "cpt50_offline_gold": scores["offline_gold"]["cpt50"],
+        "apgr_start": scores["start"]["apgr"], "apgr_offline_gold": scores.get("offline_gold", {}).get("apgr"),
+        "cpt50_offline_gold": scores.get("offline_gold", {}).get("cpt50"),
         "apgr_learned_gold": scores.get("learned_gold", {}).get("apgr"),
         "cpt50_learned_gold": scores.get("learned_gold", {}).get("cpt50"),
         "apgr_installed": scores["installed"]["apgr"],
@@ -266,7 +278,7 @@ def report(config: Config, stream: Stream, train: list[int], test: list[int], of
             "probe_policy_delivery_s": "probes are not delivered to devices yet",
         },
     }
-    if out["apgr_learned_gold"] is not None:
+    if out["apgr_learned_gold"] is not None and out["apgr_offline_gold"]:
         out["learned_gold_over_offline_gold"] = round(out["apgr_learned_gold"] / out["apgr_offline_gold"], 4)
     return out
 
