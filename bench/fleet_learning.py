@@ -181,7 +181,8 @@ async def learn_online(config: Config, engine: Engine, stream: Stream, indices: 
         judged = await JudgeWorker(client, log, judge, judge_config, after=[extractor]).run_once()
         judge_s = time.perf_counter() - started
         after_judging = text_bytes(redis_url, [r.prompt_text or "" for r in records])
-        [result] = await RetrainWorker(client, log, config.edge_bundle, RetrainConfig(min_examples=20)).run_once()
+        retrain = RetrainConfig(min_examples=20, min_per_class=4)
+        [result] = await RetrainWorker(client, log, config.edge_bundle, retrain).run_once()
         query_ids, features = await FeatureStore(client, log, 1).read(edge.version, COHORT)
         order = {query_id: row for row, query_id in enumerate(query_ids)}
         stored = np.stack([features[order[f"q-{i}"]] for i in indices]) if len(order) == len(indices) else None

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
@@ -22,12 +23,13 @@ from cloud_service.outcomes.config import OutcomeLogConfig
 from cloud_service.redis_client import RedisClient, stream_entries, translated
 from confroute.contract.enums import ChatRole
 from confroute.contract.outcome import OutcomeRecord
-from confroute.engine import Engine, SamplingParams
+
+if TYPE_CHECKING:
+    from confroute.engine import Engine
 
 logger = logging.getLogger(__name__)
 
 _ROLES = tuple(f"{role.value}: " for role in ChatRole)
-_PREFILL = SamplingParams(max_new_tokens=1)
 
 
 def messages_of(prompt_text: str) -> list[dict[str, str]]:
@@ -100,7 +102,10 @@ class FeatureExtractor:
 
     def tbg_features(self, messages: list[dict[str, str]]) -> npt.NDArray[np.float32]:
         """The hidden states the TBG probe reads after prefilling ``messages``, as the device prefills them."""
-        prefix = self._engine.prefill(self._engine.encode_chat(messages), _PREFILL, features=True)
+        from confroute.engine import SamplingParams  # onnxruntime: loaded only where features are extracted
+
+        prefix = self._engine.prefill(self._engine.encode_chat(messages), SamplingParams(max_new_tokens=1),
+                                      features=True)
         features = prefix.step.features
         assert features is not None  # features=True keeps them
         return np.asarray(features, np.float32).reshape(-1)
