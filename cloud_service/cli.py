@@ -21,6 +21,8 @@
   version, cohort), by hand (see ``cloud_service.policies.operations``).
 - ``cloud-service recalibrate [--once | --interval S]``: folds new outcomes into the statistics and
   publishes a recalibrated policy per (edge model version, cohort) (see ``cloud_service.calibration``).
+- ``cloud-service retrain --edge-bundle DIR [--once | --interval S]``: refits the router probe per
+  (edge build, cohort) from the logged labels and the judge's extracted features (``cloud_service.retrain``).
 - ``cloud-service ca init|server-cert`` and ``cloud-service devices enroll|list|revoke|rotate``: the fleet
   CA and the enrolled devices and operators (see ``cloud_service.identity.command``, docs/identity.md).
 - ``cloud-service status [--json]``: the service, Triton, the outcome log, access refusals, the fleet's
@@ -213,6 +215,11 @@ def _add_calibration_commands(commands: Any) -> None:
     judge = commands.add_parser("judge", help="label shadowed outcomes with the cloud model as judge")
     judge_command.add_arguments(judge)
     judge.set_defaults(run=judge_command.run)
+    from cloud_service.retrain import command as retrain_command
+
+    retrain = commands.add_parser("retrain", help="refit router probes from the fleet's labels and features")
+    retrain_command.add_arguments(retrain)
+    retrain.set_defaults(run=retrain_command.run)
 
 
 def _add_ops_commands(commands: Any) -> None:

@@ -47,8 +47,11 @@ class ServiceConfig:
         "escalations at once; more are refused with RESOURCE_EXHAUSTED", flag="--max-in-flight"))
     max_deadline_s: float = field(
         default=30.0, metadata=_help("the longest a backend call may take, whatever the client allows"))
-    retain_text: bool = field(
-        default=False, metadata=_help("keep prompt and answer texts in the outcome records of escalations"))
+    retain_text: bool = field(default=False, metadata=_help(
+        "hold the texts of judgeable escalations (shadow queries, post-mode escalations with a draft) for the "
+        "judge, until it is done with them or text_ttl_s passes; no outcome record ever holds text"))
+    text_ttl_s: int = field(default=3600, metadata=_help(
+        "the longest a held text stays in Redis (its key's TTL): the backstop when the judge never gets to it"))
     log_format: str = field(default="text", metadata=_help("text, or json: one JSON object per line"))
     log_level: str = field(default="INFO", metadata=_help("the least severe level logged (DEBUG, INFO, WARNING...)"))
     metrics_listen: str = field(default="127.0.0.1:9464", metadata=_help("the address of /metrics; empty: none"))

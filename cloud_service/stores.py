@@ -28,6 +28,7 @@ def outcome_log_config(config: ServiceConfig, *, retain_text: bool | None = None
     """The outcome log at ``redis_url``; ``retain_text`` None keeps the service's setting."""
     return OutcomeLogConfig(url=config.redis_url,
                             retain_text=config.retain_text if retain_text is None else retain_text,
+                            text_ttl_s=config.text_ttl_s,
                             allow_volatile=config.allow_volatile_redis)
 
 

@@ -15,6 +15,7 @@ from edge_agent.config import AgentConfig
 from edge_agent.core import AgentIdentity, EdgeAgent
 from edge_agent.model import EdgeModel, runtime_options
 from edge_agent.outbox import GrpcOutcomeSink, OutcomeQueue, QueueConfig, Uploader
+from edge_agent.outbox.feedback import FeedbackDesk
 from edge_agent.routing import PrivacyRules
 
 if TYPE_CHECKING:
@@ -45,18 +46,23 @@ def running_device(config: AgentConfig) -> Iterator[RunningDevice]:
     with contextlib.ExitStack() as stack:
         stack.callback(model.close)
         queue = stack.enter_context(OutcomeQueue(QueueConfig(config.queue_path)))
-        client = uploader = None
+        labels = stack.enter_context(OutcomeQueue(QueueConfig(config.state_dir / "feedback.db", remember=0)))
+        client = uploader = label_uploader = None
         if config.cloud is not None:
             client = stack.enter_context(EscalationClient(config.cloud))
             channel = open_channel(config.cloud)
             stack.callback(channel.close)
             sink = GrpcOutcomeSink(channel, deadline_s=config.cloud.deadline_s, metadata=call_metadata(config.cloud))
             uploader = Uploader(queue, sink)
-            uploader.start()
-            stack.callback(uploader.stop)
+            label_uploader = Uploader(labels, GrpcOutcomeSink(channel, deadline_s=config.cloud.deadline_s,
+                                                              metadata=call_metadata(config.cloud), labels=True))
+            for running in (uploader, label_uploader):
+                running.start()
+                stack.callback(running.stop)
             stack.enter_context(PolicyWatcher(keeper, config.cloud, config.device_id))
+        feedback = FeedbackDesk(queue, labels, on_rated=label_uploader.wake if label_uploader else None)
         agent = EdgeAgent(model, keeper, queue, AgentIdentity(config.device_id, config.cohort), escalator=client,
-                          privacy=privacy, on_recorded=uploader.wake if uploader else None)
+                          privacy=privacy, on_recorded=uploader.wake if uploader else None, feedback=feedback)
         stack.callback(agent.close)
         yield RunningDevice(agent, _status_of(agent, queue, client, model.version))
 

@@ -102,9 +102,11 @@ class Servers:
 class Fleet:
     """Redis, the cloud service and two devices of one cohort; ``close()`` stops everything it started."""
 
-    def __init__(self, servers: Servers, workdir: Path, cohort: str, device_ids: Sequence[str]) -> None:
+    def __init__(self, servers: Servers, workdir: Path, cohort: str, device_ids: Sequence[str], *,
+                 retain_text: bool = False) -> None:
         self.servers = servers
         self.cohort = cohort
+        self.retain_text = retain_text
         self.log_config: OutcomeLogConfig
         self._exit = contextlib.ExitStack()
         try:
@@ -125,7 +127,7 @@ class Fleet:
                                policy_signing_key=str(self.servers.private_key),
                                identity_secret=str(workdir / "fleet-ca" / "identity.secret"),
                                rate_escalations_per_s=1000.0, rate_escalation_burst=1000,
-                               rate_uploads_per_s=100.0, rate_upload_burst=100)
+                               rate_uploads_per_s=100.0, rate_upload_burst=100, retain_text=self.retain_text)
         service_stack = AsyncExitStack()
         running = self.loop.run(start_service(config, open_redis_stores, service_stack), timeout_s=60.0)
         self._exit.callback(lambda: self.loop.run(service_stack.aclose()))

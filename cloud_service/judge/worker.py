@@ -1,42 +1,43 @@
-"""The judge worker: labels shadow and escalated outcomes by comparing the edge answer with the cloud's.
+"""The judge worker: labels shadow and escalated queries from the texts the service holds for it, then
+lets the texts go.
 
-It reads the outcome streams as a consumer of its own group (``judge``; the recalibration worker's
-group reads the same entries independently). A query is judged when it is one of two kinds (see
-:mod:`cloud_service.judge.eligibility`): a **shadow** query (the device's record says the edge
-answered, the service's record holds the cloud answer to the shadow request), or an **escalated**
-query whose edge decoded a draft before escalating (``post``/``hybrid``-post; the draft is the
-record's ``edge_draft_text``, the cloud answer the service record's or the device record's
-``answer_text``). In both cases the question and both answers must have been retained, no label may
-be known yet, and the query must fall in the judged ``share``. The judge compares the edge's answer
-(the shadowed answer, or the draft) with the cloud's using the same prompts and strict parsing, so
-the label says whether the edge was right. Whichever of the two records arrives last triggers the
-judgement.
-The label goes through :class:`cloud_service.outcomes.labels.LabelWriter` (once per query id). A batch
-is acknowledged after its labels are written; a failed or unparseable judgement leaves the query
-unlabelled and is not retried.
+The service holds the texts of each judgeable escalation (a shadow query, or a post-mode escalation
+with the edge's draft) under a TTL and queues its id on the partition's ``to-judge`` stream
+(:mod:`cloud_service.outcomes.held`). This worker reads those streams as a consumer of its own group
+(``judge``), and per query: reads the held texts (gone: ``text_expired``), judges the edge's answer
+against the cloud's with the same prompts and strict parsing, writes the label through
+:class:`cloud_service.outcomes.labels.LabelWriter` (once per query id), hands the texts to the
+``after`` hooks (the feature extraction of the retrain loop), and deletes them. A query outside the
+judged ``share``, or labelled already, has its texts deleted unjudged. A failed or unparseable
+judgement leaves the query unlabelled (and its texts deleted): it is not retried. A Redis failure
+leaves the batch unacknowledged and the texts in place: the next pass takes it again, until the TTL.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import logging
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 from cloud_service.judge.config import JudgeConfig
-from cloud_service.judge.eligibility import comparison, consistent, judgeable
 from cloud_service.judge.judge import Judge
-from cloud_service.outcomes import codec
+from cloud_service.outcomes import held
 from cloud_service.outcomes.config import OutcomeLogConfig
 from cloud_service.outcomes.consumer import GroupConsumer, GroupSettings
 from cloud_service.outcomes.labels import LabelOutcome, LabelWriter, LateLabel
-from cloud_service.redis_client import RedisClient, StreamEntry, stream_entries, translated
+from cloud_service.redis_client import RedisClient, StreamEntry, translated
+from cloud_service.store.schema import PartitionKeys
 from confroute.contract.enums import LabelSource
 from confroute.contract.outcome import OutcomeRecord
 from confroute.errors import Unavailable
 
 logger = logging.getLogger(__name__)
+
+#: Called with each judged query's record, texts included, before the texts are deleted.
+AfterJudging = Callable[[OutcomeRecord], Awaitable[None]]
 
 
 def in_share(query_id: str, share: float) -> bool:
@@ -45,28 +46,33 @@ def in_share(query_id: str, share: float) -> bool:
     return int.from_bytes(digest, "big") / 2**64 < share
 
 
-class JudgeWorker:
-    """Judges the outcome streams' eligible queries (see the module docstring)."""
+def without_text(record: OutcomeRecord) -> OutcomeRecord:
+    return dataclasses.replace(record, prompt_text=None, answer_text=None, edge_draft_text=None)
 
-    def __init__(self, client: RedisClient, log_config: OutcomeLogConfig, judge: Judge, config: JudgeConfig) -> None:
+
+class JudgeWorker:
+    """Judges the queries whose texts are held (see the module docstring)."""
+
+    def __init__(self, client: RedisClient, log_config: OutcomeLogConfig, judge: Judge, config: JudgeConfig,
+                 after: Sequence[AfterJudging] = ()) -> None:
         self._client = client
         self._log = log_config
         self._judge = judge
         self._config = config
+        self._after = tuple(after)
         self._labels = LabelWriter(client, log_config)
         settings = GroupSettings(config.group, config.consumer, config.batch_size, config.claim_idle_s)
         self._consumer = GroupConsumer(client, settings)
 
     async def run_once(self) -> Counter[str]:
-        """Judges everything new on every stream; returns how many queries ended how."""
+        """Judges everything queued on every partition; returns how many queries ended how."""
         outcomes: Counter[str] = Counter()
         with translated("listing outcome partitions"):
             tags = await self._client.smembers(self._log.partitions_key)
-        streams = sorted({self._log.partition_of_tag(_text(tag)).stream for tag in tags})
-        for stream in streams:
-            async for entries in self._consumer.batches(stream):
-                outcomes.update(await self._judge_batch(stream, entries))
-                await self._consumer.ack(stream, [ident for ident, _ in entries])
+        for keys in sorted((self._log.partition_of_tag(_text(tag)) for tag in tags), key=lambda k: k.to_judge):
+            async for entries in self._consumer.batches(keys.to_judge):
+                outcomes.update(await self._judge_batch(keys, entries))
+                await self._consumer.ack(keys.to_judge, [ident for ident, _ in entries])
         logger.info("judge pass: %s", dict(outcomes))
         return outcomes
 
@@ -79,60 +85,51 @@ class JudgeWorker:
                 logger.warning("judge pass skipped, Redis unavailable: %s", exc)
             await asyncio.sleep(interval_s)
 
-    async def _judge_batch(self, stream: str, entries: Sequence[StreamEntry]) -> list[str]:
-        """Judges the batch's queries concurrently (the budget bounds the calls), each query once: its
-        device and service records may both be in the batch."""
-        by_query: dict[bytes, Mapping[bytes, bytes]] = {}
-        for _, fields in entries:
-            by_query.setdefault(fields.get(b"qid", b""), fields)
-        outcomes = await asyncio.gather(*(self._judge_entry(stream, fields) for fields in by_query.values()))
-        return [*outcomes, *["same_query_in_batch"] * (len(entries) - len(by_query))]
+    async def _judge_batch(self, keys: PartitionKeys, entries: Sequence[StreamEntry]) -> list[str]:
+        """Judges the batch's queries concurrently (the budget bounds the calls), each query once."""
+        query_ids = list(dict.fromkeys(_text(fields.get(b"qid", b"")) for _, fields in entries))
+        outcomes = await asyncio.gather(*(self._judge_query(keys, query_id) for query_id in query_ids))
+        return [*outcomes, *["same_query_in_batch"] * (len(entries) - len(query_ids))]
 
-    async def _judge_entry(self, stream: str, fields: Mapping[bytes, bytes]) -> str:
-        """What became of one entry's query: ``labelled``, ``unlabelled`` (the judge gave no verdict),
-        or why it was not judged."""
-        record = _record(fields)
-        if record is None or not judgeable(record):
-            return "not_eligible"
-        if not in_share(record.query_id, self._config.share):
-            return "outside_share"
-        origin = fields.get(b"origin", b"device").decode()
-        other = await self._counterpart(stream, record, "service" if origin == "device" else "device")
-        if other is None:
-            return "waiting_for_other_record"
-        device, service = (record, other) if origin == "device" else (other, record)
-        if not consistent(device):
-            return "not_eligible"
-        texts = comparison(device, service)
-        if isinstance(texts, str):
-            return texts
-        keys = self._log.partition(record.edge_model.version, record.cohort)
-        if await self._client.exists(keys.labelled(record.query_id)):
-            return "already_labelled"
-        verdict = await self._judge.verdict(record.query_id, texts.question, texts.edge_answer, texts.cloud_answer)
+    async def _judge_query(self, keys: PartitionKeys, query_id: str) -> str:
+        """What became of one query: ``labelled``, ``unlabelled`` (no verdict), or why it was not judged."""
+        with translated("reading held texts"):
+            value = await self._client.get(keys.held(query_id))
+        if value is None:
+            return "text_expired"
+        try:
+            record = held.from_hold(value)
+        except (KeyError, ValueError):
+            return await self._release(keys, query_id, "not_eligible")
+        if not held.judgeable(record):
+            return await self._release(keys, query_id, "not_eligible")
+        if not in_share(query_id, self._config.share):
+            return await self._release(keys, query_id, "outside_share")
+        with translated("reading a label marker"):
+            if await self._client.exists(keys.labelled(query_id)):
+                return await self._release(keys, query_id, "already_labelled")
+        outcome = await self._label(record)
+        for hook in self._after:
+            await hook(record)
+        return await self._release(keys, query_id, outcome)
+
+    async def _label(self, record: OutcomeRecord) -> str:
+        assert record.prompt_text and record.edge_draft_text and record.answer_text  # judgeable
+        verdict = await self._judge.verdict(record.query_id, record.prompt_text, record.edge_draft_text,
+                                            record.answer_text)
         if verdict.label is None:
             logger.info("query %s left unlabelled: %s", record.query_id, verdict.reason)
             return "unlabelled"
-        written = await self._labels.write(LateLabel(device, verdict.label, LabelSource.CLOUD_JUDGE))
+        written = await self._labels.write(LateLabel(without_text(record), verdict.label, LabelSource.CLOUD_JUDGE))
         return "already_labelled" if written is LabelOutcome.ALREADY_LABELLED else "labelled"
 
-    async def _counterpart(self, stream: str, record: OutcomeRecord, origin: str) -> OutcomeRecord | None:
-        """The other origin's record of the same query, if logged."""
-        keys = self._log.partition(record.edge_model.version, record.cohort)
-        with translated("reading an outcome entry"):
-            entry_id = await self._client.get(keys.seen(record.query_id, origin))
-            if entry_id is None:
-                return None
-            entries = stream_entries(await self._client.xrange(stream, entry_id, entry_id))
-        return _record(entries[0][1]) if entries else None
-
-
-def _record(fields: Mapping[bytes, bytes]) -> OutcomeRecord | None:
-    try:
-        return codec.decode(fields) if fields else None
-    except (KeyError, ValueError):
-        return None
+    async def _release(self, keys: PartitionKeys, query_id: str, outcome: str) -> str:
+        """Deletes the query's held texts: nothing readable of it stays once it is judged."""
+        with translated("deleting held texts"):
+            await self._client.delete(keys.held(query_id))
+        return outcome
 
 
 def _text(value: object) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
+

@@ -26,8 +26,9 @@ class OutcomeLogConfig:
     ``record()`` holds at most ``buffer_size`` records waiting for Redis (plus the batch
     being written) and drops the oldest beyond that, counting them. A record waits at most
     ``flush_interval_s`` for others to share its write (each write is a round trip and ~0.1 ms of CPU,
-    so at hundreds of escalations a second a longer wait saves more than it delays). Prompt and answer
-    texts are stored only with ``retain_text``.
+    so at hundreds of escalations a second a longer wait saves more than it delays). No entry holds text;
+    with ``retain_text`` the texts of judgeable escalations are held for the judge for at most
+    ``text_ttl_s`` (``cloud_service.outcomes.held``; the ``to-judge`` stream of ids keeps about ``maxlen``).
 
     ``start()`` refuses a Redis without an append-only file unless ``allow_volatile`` (see
     ``cloud_service.store.durability``); where the server has ``WAITAOF``, an acknowledged batch waits up to
@@ -47,6 +48,7 @@ class OutcomeLogConfig:
     retry_base_s: float = 0.05
     retry_cap_s: float = 2.0
     retain_text: bool = False
+    text_ttl_s: int = 3600
     statistics: bool = True
     allow_volatile: bool = False
     wait_aof_ms: int = 2000
@@ -54,7 +56,7 @@ class OutcomeLogConfig:
     def __post_init__(self) -> None:
         check_url(self.url, "outcome log url")
         OutcomeKeys(self.key_prefix)  # validates the prefix
-        for name in ("maxlen", "dedupe_ttl_s", "buffer_size", "batch_size", "wait_aof_ms"):
+        for name in ("maxlen", "dedupe_ttl_s", "buffer_size", "batch_size", "wait_aof_ms", "text_ttl_s"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         for name in ("flush_interval_s", "close_timeout_s", "connect_timeout_s", "command_timeout_s"):

@@ -30,6 +30,7 @@ from types import TracebackType
 from redis.asyncio.cluster import RedisCluster
 
 from cloud_service.outcomes.config import OutcomeLogConfig
+from cloud_service.outcomes.labels import LabelWriter, LateLabel
 from cloud_service.outcomes.stats import Counters, OutcomeLogStats
 from cloud_service.outcomes.writer import OutcomeWriter
 from cloud_service.ports import StoreResult
@@ -53,6 +54,7 @@ class RedisOutcomeLog:
             config.url, connect_timeout_s=config.connect_timeout_s, command_timeout_s=config.command_timeout_s
         )
         self._writer = OutcomeWriter(self._client, config)
+        self._labels = LabelWriter(self._client, config)
         self._ack: AckPolicy | None = None
         self._buffer: deque[OutcomeRecord] = deque()
         self._batch: list[OutcomeRecord] = []
@@ -136,6 +138,15 @@ class RedisOutcomeLog:
             raise
         self._count(result)
         return result
+
+    async def label(self, labels: Sequence[LateLabel]) -> StoreResult:
+        """Writes late labels a device uploaded (user feedback) as durably as :meth:`store` writes records."""
+        try:
+            ack = await self.ack_policy()
+            return await self._labels.write_durably(labels, wait_aof_ms=ack.wait_aof_ms)
+        except (Unavailable, Overloaded):
+            self._counters.write_errors += 1
+            raise
 
     async def close(self) -> None:
         """Flushes what is buffered (waiting at most ``close_timeout_s``) and closes the connections."""

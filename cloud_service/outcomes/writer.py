@@ -6,6 +6,9 @@ share one hash tag, so this holds in Redis Cluster too) and the calls of one bat
 without MULTI: about 1,000 records cost one round trip and no call blocks Redis for long. Each call
 answers with one string of flags rather than an array: redis-py parses an array element by element,
 which cost more than encoding the records.
+
+No entry holds text. With ``retain_text``, the service's records of judgeable escalations are also held
+whole, with a TTL, for the judge (:mod:`cloud_service.outcomes.held`), in the same pipeline.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from typing import Any
 
 from redis.exceptions import NoScriptError
 
-from cloud_service.outcomes import codec, statistics
+from cloud_service.outcomes import codec, held, statistics
 from cloud_service.outcomes.config import OutcomeLogConfig, PartitionKeys
 from cloud_service.ports import StoreResult
 from cloud_service.redis_client import RedisClient, translated
@@ -55,8 +58,9 @@ class OutcomeWriter:
         if not records:
             return StoreResult(stored=(), duplicates=())
         order, calls, tags = self._calls(records, origin)
+        holds = [r for r in records if origin == "service" and self._config.retain_text and held.judgeable(r)]
         with translated("appending outcome records"):
-            by_order = await self._run(calls, tags, wait_aof_ms)
+            by_order = await self._run(calls, tags, holds, wait_aof_ms)
         flags = bytearray(len(records))
         for position, flag in zip(order, by_order, strict=True):
             flags[position] = flag
@@ -91,29 +95,32 @@ class OutcomeWriter:
         for record in records:
             script_keys += (keys.seen(record.query_id, origin), keys.stats(record.mode._value_),
                             keys.labelled(record.query_id), keys.arm(record.policy_version))
-            pairs = [*codec.encode_pairs(record, retain_text=config.retain_text), "origin", origin]
+            pairs = [*codec.encode_pairs(record, retain_text=False), "origin", origin]
             if fold:
                 pairs += (statistics.FOLDED_FIELD, "1")
             fields.append(pairs)
             folds.append(statistics.record_fold(record).to_lua() if fold else _SKIP_FOLD)
         return script_keys, [config.dedupe_ttl_s, config.maxlen, codec.to_json(fields), codec.to_json(folds)]
 
-    async def _run(self, calls: list[_Call], tags: set[str], wait_aof_ms: int) -> bytes:
+    async def _run(self, calls: list[_Call], tags: set[str], holds: list[OutcomeRecord], wait_aof_ms: int) -> bytes:
         try:
-            return await self._evalsha(calls, tags, wait_aof_ms)
-        except NoScriptError:  # a restarted (or another) server: nothing ran, so running again is safe
+            return await self._evalsha(calls, tags, holds, wait_aof_ms)
+        except NoScriptError:  # a restarted (or another) server: no script ran, so running again is safe
             await script("append_once").load(self._client)
-            return await self._evalsha(calls, tags, wait_aof_ms)
+            # The pipeline's other commands did run: the texts are held and queued already.
+            return await self._evalsha(calls, tags, [], wait_aof_ms)
 
-    async def _evalsha(self, calls: list[_Call], tags: set[str], wait_aof_ms: int) -> bytes:
+    async def _evalsha(self, calls: list[_Call], tags: set[str], holds: list[OutcomeRecord], wait_aof_ms: int) -> bytes:
         """The flags of every record of ``calls``, in order; the partitions' tags are registered too
-        (a set in its own slot, so a separate command: registering twice is harmless). ``WAITAOF`` last,
-        on the pipeline's connection: it waits for the fsync of that connection's writes."""
+        (a set in its own slot, so a separate command: registering twice is harmless), and the held texts
+        written. ``WAITAOF`` last, on the pipeline's connection: it waits for the fsync of that connection's
+        writes."""
         pipe = self._client.pipeline(transaction=False)
         append_once = script("append_once")
         for keys, args in calls:
             append_once.queue(pipe, keys, args)
         pipe.sadd(self._config.partitions_key, *sorted(tags))
+        self._hold(pipe, holds)
         if wait_aof_ms:
             pipe.execute_command("WAITAOF", 1, 0, wait_aof_ms)
         replies: list[Any] = await pipe.execute()
@@ -122,3 +129,12 @@ class OutcomeWriter:
             if int(fsynced[0]) < 1:
                 raise Unavailable(f"Redis did not fsync the batch to its AOF within {wait_aof_ms} ms")
         return b"".join(replies[:len(calls)])
+
+    def _hold(self, pipe: Any, records: list[OutcomeRecord]) -> None:
+        """Holds each record's texts under its TTL (one SET ... EX: never a key without one) and queues its
+        id for the judge."""
+        config = self._config
+        for record in records:
+            keys = config.partition(record.edge_model.version, record.cohort)
+            pipe.set(keys.held(record.query_id), held.hold_value(record), ex=config.text_ttl_s)
+            pipe.xadd(keys.to_judge, {"qid": record.query_id}, maxlen=config.maxlen, approximate=True)

@@ -28,6 +28,7 @@ from cloud_service.identity.service import IdentityServices, server_credentials
 from cloud_service.metrics import ServiceMetrics
 from cloud_service.operator.admin import RolloutStore, StoreAdmin
 from cloud_service.ops.devices import Sightings
+from cloud_service.outcomes.labels import LabelLog
 from cloud_service.ports import InferenceBackend, OutcomeLog, PolicyStore
 from cloud_service.server.escalation import EscalationServicer, EscalationSettings
 from cloud_service.server.fleet import FleetServicer
@@ -150,7 +151,8 @@ def build_server(config: ServiceConfig, deps: Dependencies) -> CloudServer:
                                     deps.sightings)
     # The generated *_pb2_grpc modules are untyped.
     escalation_pb2_grpc.add_EscalationServiceServicer_to_server(escalation, server)  # type: ignore[no-untyped-call]
-    outcomes = OutcomesServicer(deps.outcome_log, deps.metrics, sizes, devices, deps.sightings)
+    labels = deps.outcome_log if isinstance(deps.outcome_log, LabelLog) else None
+    outcomes = OutcomesServicer(deps.outcome_log, deps.metrics, sizes, devices, labels, deps.sightings)
     outcomes_pb2_grpc.add_OutcomesServiceServicer_to_server(outcomes, server)  # type: ignore[no-untyped-call]
     fleet = FleetServicer(deps.policy_store, authenticator, devices.watches, deps.sightings)
     fleet_pb2_grpc.add_FleetServiceServicer_to_server(fleet, server)  # type: ignore[no-untyped-call]

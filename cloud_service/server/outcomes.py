@@ -9,6 +9,11 @@ What steers thresholds is checked here: a record's label may come only from a so
 witness (:data:`DEVICE_LABEL_SOURCES`: never a reference answer or the cloud judge), and with
 authentication on, a record for another device than the caller is rejected (the device drops it).
 Batches are bounded (``max_batch_records``), rate limited per device, and checked off the event loop.
+
+``UploadLabels`` takes labels learned after a record was sent (user feedback): each record of a batch is
+the device's record of the query with its label set; only ``user_feedback`` is accepted there, from the
+device the record names. The label is written once per query id (``LabelLog``); the ack counts first
+labels as stored and lists the queries labelled before as duplicates.
 """
 
 from __future__ import annotations
@@ -23,12 +28,13 @@ from cloud_service.identity.context import current_principal
 from cloud_service.identity.record import UPLOAD, Principal
 from cloud_service.metrics import ServiceMetrics
 from cloud_service.ops.devices import Sightings
+from cloud_service.outcomes.labels import LabelLog, uploaded_label
 from cloud_service.ports import OutcomeLog, StoreResult
 from cloud_service.server.limits import DeviceLimits, RequestLimits
-from confroute.contract.enums import LabelSource
+from confroute.contract.enums import Label, LabelSource
 from confroute.contract.outcome import OutcomeRecord
 from confroute.contract.upload import OutcomeAck, OutcomeBatch, RejectedOutcome
-from confroute.errors import PermissionDenied
+from confroute.errors import PermissionDenied, Unavailable
 from confroute.v1 import outcomes_pb2, outcomes_pb2_grpc
 
 _NOTHING_STORED = StoreResult(stored=(), duplicates=())
@@ -44,9 +50,11 @@ class OutcomesServicer(outcomes_pb2_grpc.OutcomesServiceServicer):  # type: igno
         metrics: ServiceMetrics,
         limits: RequestLimits | None = None,
         devices: DeviceLimits | None = None,
+        labels: LabelLog | None = None,
         sightings: Sightings | None = None,
     ) -> None:
         self._log = outcome_log
+        self._labels = labels
         self._sightings = sightings
         self._metrics = metrics
         self._limits = limits or RequestLimits()
@@ -58,10 +66,7 @@ class OutcomesServicer(outcomes_pb2_grpc.OutcomesServiceServicer):  # type: igno
         context: grpc.aio.ServicerContext,
     ) -> AsyncIterator[outcomes_pb2.UploadOutcomesResponse]:
         """One ack per batch, in order, each after the batch's records are stored."""
-        principal = current_principal()
-        require_scope(principal, UPLOAD)
-        if principal is not None and not principal.is_device:
-            raise PermissionDenied(f"operator {principal.principal_id} may not upload outcomes")
+        principal = _uploader()
         device = principal.principal_id if principal is not None else None
         async for request in request_iterator:
             self._limits.check_batch(len(request.records))
@@ -85,11 +90,34 @@ class OutcomesServicer(outcomes_pb2_grpc.OutcomesServiceServicer):  # type: igno
             )
             yield ack.to_pb()
 
-    def _count(self, stored: int, duplicates: int, rejected: int) -> None:
+    async def UploadLabels(  # noqa: N802 -- the name is the RPC's
+        self,
+        request_iterator: AsyncIterator[outcomes_pb2.UploadOutcomesRequest],
+        context: grpc.aio.ServicerContext,
+    ) -> AsyncIterator[outcomes_pb2.UploadOutcomesResponse]:
+        """One ack per batch of late labels, in order, each after the batch's labels are stored."""
+        principal = _uploader()
+        if self._labels is None:
+            raise Unavailable("this service stores no late labels (its outcome log cannot)")
+        device = principal.principal_id if principal is not None else None
+        async for request in request_iterator:
+            self._limits.check_batch(len(request.records))
+            if self._devices is not None:
+                await self._devices.take(device, UPLOAD)
+            batch, rejected = await asyncio.to_thread(OutcomeBatch.partition_pb, request)
+            records, refused = admissible_labels(batch.records, principal)
+            rejected += refused
+            labels = [uploaded_label(record) for record in records]
+            result = await self._labels.label(labels) if labels else _NOTHING_STORED
+            self._count(len(result.stored), len(result.duplicates), len(rejected), kind="label")
+            yield OutcomeAck(batch_id=batch.batch_id, stored=len(result.stored),
+                             duplicate_query_ids=result.duplicates, rejected=rejected).to_pb()
+
+    def _count(self, stored: int, duplicates: int, rejected: int, kind: str = "upload") -> None:
         writes = self._metrics.outcome_writes
-        writes.labels("upload", "stored").inc(stored)
-        writes.labels("upload", "duplicate").inc(duplicates)
-        writes.labels("upload", "rejected").inc(rejected)
+        writes.labels(kind, "stored").inc(stored)
+        writes.labels(kind, "duplicate").inc(duplicates)
+        writes.labels(kind, "rejected").inc(rejected)
 
 
     def _observe(self, records: tuple[OutcomeRecord, ...], stored: frozenset[str]) -> None:
@@ -97,6 +125,33 @@ class OutcomesServicer(outcomes_pb2_grpc.OutcomesServiceServicer):  # type: igno
             if record.query_id in stored:
                 self._metrics.observe_uploaded(record.edge_model.version, record.cohort, record.decision.value,
                                                record.policy_version, record.label_source.value)
+
+
+def _uploader() -> Principal | None:
+    """The calling device (None with authentication off); an operator may not upload."""
+    principal = current_principal()
+    require_scope(principal, UPLOAD)
+    if principal is not None and not principal.is_device:
+        raise PermissionDenied(f"operator {principal.principal_id} may not upload outcomes")
+    return principal
+
+
+def admissible_labels(
+    records: tuple[OutcomeRecord, ...], principal: Principal | None
+) -> tuple[tuple[OutcomeRecord, ...], tuple[RejectedOutcome, ...]]:
+    """The late labels a device may upload (its own queries, user feedback), and a rejection for each other."""
+    kept: list[OutcomeRecord] = []
+    refused: list[RejectedOutcome] = []
+    for record in records:
+        if principal is not None and record.device_id != principal.principal_id:
+            refused.append(RejectedOutcome(record.query_id, "device_id",
+                                           f"not the uploading device {principal.principal_id}"))
+        elif record.label is Label.UNKNOWN or record.label_source is not LabelSource.USER_FEEDBACK:
+            refused.append(RejectedOutcome(record.query_id, "label_source",
+                                           "a late label from a device must be a known user_feedback label"))
+        else:
+            kept.append(record)
+    return tuple(kept), tuple(refused)
 
 
 def admissible(

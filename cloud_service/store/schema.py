@@ -107,6 +107,30 @@ class PartitionKeys:
     def labelled(self, query_id: str) -> str:
         return f"{self.base}:labelled:{query_id}"
 
+    def held(self, query_id: str) -> str:
+        """The texts of one judgeable query, held (with a TTL) until it is judged (``outcomes.held``)."""
+        return f"{self.base}:held:{query_id}"
+
+    @property
+    def to_judge(self) -> str:
+        """The stream of query ids whose texts are held for the judge (no text in it)."""
+        return f"{self.base}:to-judge"
+
+    @property
+    def features(self) -> str:
+        """The probe features the cloud extracted from held texts (bounded stream; no text)."""
+        return f"{self.base}:features"
+
+    @property
+    def router_probe(self) -> str:
+        """The router probe the retrain worker published last (JSON)."""
+        return f"{self.base}:router-probe"
+
+    @property
+    def retrains(self) -> str:
+        """The retrain worker's provenance stream."""
+        return f"{self.base}:retrains"
+
     def folded(self, query_id: str) -> str:
         """Set by the recalibration worker when it folds a record that was not folded at ingest."""
         return f"{self.base}:folded:{query_id}"

@@ -31,6 +31,7 @@ from confroute.errors import RuntimeFailure
 from edge_agent.answer import AgentAnswer, Answerer, TextDelta, TokenLogprob
 from edge_agent.api.admission import Admission
 from edge_agent.api.errors import SERVER_ERROR, HttpError, reply_for
+from edge_agent.api.feedback import feedback
 from edge_agent.api.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from edge_agent.api.metrics import ApiMetrics
 from edge_agent.api.pump import Pump
@@ -202,6 +203,7 @@ ROUTES: dict[str, dict[str, Route]] = {
     "/v1/models": {"GET": ApiApp.models},
     "/health": {"GET": ApiApp.health},
     "/metrics": {"GET": ApiApp.scrape},
+    "/v1/feedback": {"POST": feedback},
 }
 MODEL_ROUTE = MODELS_PREFIX + "{model}"
 

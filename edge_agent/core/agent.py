@@ -38,6 +38,7 @@ from edge_agent.cloud import EscalationClient, PolicyKeeper
 from edge_agent.core.records import QueryContext, escalation_request, outcome_record
 from edge_agent.model import EdgeModel, signals
 from edge_agent.outbox import OutcomeQueue
+from edge_agent.outbox.feedback import FeedbackDesk
 from edge_agent.routing import PrivacyRules
 
 log = logging.getLogger(__name__)
@@ -60,7 +61,8 @@ class EdgeAgent:
 
     def __init__(self, model: EdgeModel, policies: PolicyKeeper, outbox: OutcomeQueue, identity: AgentIdentity,
                  *, escalator: EscalationClient | None = None, privacy: PrivacyRules | None = None,
-                 rng: random.Random | None = None, on_recorded: Callable[[], None] | None = None) -> None:
+                 rng: random.Random | None = None, on_recorded: Callable[[], None] | None = None,
+                 feedback: FeedbackDesk | None = None) -> None:
         self._model = model
         self._policies = policies
         self._outbox = outbox
@@ -69,6 +71,7 @@ class EdgeAgent:
         self._privacy = privacy or PrivacyRules()
         self._rng = rng or random.Random()
         self._on_recorded = on_recorded
+        self.feedback = feedback  # user ratings of this agent's answers (the API's /v1/feedback)
         self._slots = threading.BoundedSemaphore(model.parallel)
         self._shadows = ThreadPoolExecutor(max_workers=1, thread_name_prefix="shadow")
         self._shadow_slots = threading.BoundedSemaphore(32)

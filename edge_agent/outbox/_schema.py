@@ -1,4 +1,5 @@
-"""The queue file's schema: the outbox, the dead letters, and one row of running totals.
+"""The queue file's schema: the outbox, the dead letters, one row of running totals, and the records of
+recently answered queries (``answered``: what user feedback may rate, kept after their upload).
 
 Triggers keep ``queued`` and ``queued_bytes`` in step with the outbox inside the same transaction as
 each insert or delete, so the size bound is checked in O(1) and stays right whoever writes the file.
@@ -10,7 +11,7 @@ import sqlite3
 
 from confroute.errors import InvalidInput
 
-VERSION = 1
+VERSION = 2  # 2: the answered table (a version-1 file gains it when opened)
 
 _DDL = """
 CREATE TABLE IF NOT EXISTS outbox (
@@ -36,6 +37,13 @@ CREATE TABLE IF NOT EXISTS totals (
     uploaded_total INTEGER NOT NULL DEFAULT 0,
     duplicates_total INTEGER NOT NULL DEFAULT 0,
     dead_lettered_total INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS answered (
+    seq INTEGER PRIMARY KEY,            -- arrival order: the oldest are forgotten first
+    query_id TEXT NOT NULL UNIQUE,
+    payload BLOB NOT NULL,              -- the record as queued (no text)
+    answered_at REAL NOT NULL,
+    rated INTEGER NOT NULL DEFAULT 0    -- 1 once feedback for it was taken
 );
 INSERT OR IGNORE INTO totals (id) VALUES (1);
 CREATE TRIGGER IF NOT EXISTS outbox_counted_in AFTER INSERT ON outbox BEGIN

@@ -1,4 +1,5 @@
-"""``GrpcOutcomeSink``: the real ``OutcomeSink``, the cloud's ``OutcomesService.UploadOutcomes``.
+"""``GrpcOutcomeSink``: the real ``OutcomeSink``, the cloud's ``OutcomesService.UploadOutcomes`` (or, with
+``labels=True``, ``UploadLabels``: the late labels of :mod:`edge_agent.outbox.feedback`, same messages).
 
 grpc errors of the upload path become domain errors here, through the device's one status table
 (:mod:`edge_agent.cloud.status`, the same the escalation client uses): INVALID_ARGUMENT (the whole batch
@@ -30,19 +31,19 @@ class GrpcOutcomeSink:
     """
 
     def __init__(self, channel: grpc.Channel, *, deadline_s: float = 10.0,
-                 metadata: Sequence[tuple[str, str]] = ()) -> None:
-        self._stub: Any = outcomes_pb2_grpc.OutcomesServiceStub(channel)  # type: ignore[no-untyped-call]
+                 metadata: Sequence[tuple[str, str]] = (), labels: bool = False) -> None:
+        stub: Any = outcomes_pb2_grpc.OutcomesServiceStub(channel)  # type: ignore[no-untyped-call]
+        self._call = stub.UploadLabels if labels else stub.UploadOutcomes
+        self._what = "label upload" if labels else "outcome upload"
         self._deadline_s = deadline_s
         self._metadata = tuple(metadata)
 
     def upload(self, batch: OutcomeBatch) -> OutcomeAck:
         """The cloud's ack for ``batch``, received after it durably stored the batch."""
         try:
-            responses = list(
-                self._stub.UploadOutcomes(iter((batch.to_pb(),)), timeout=self._deadline_s, metadata=self._metadata)
-            )
+            responses = list(self._call(iter((batch.to_pb(),)), timeout=self._deadline_s, metadata=self._metadata))
         except grpc.RpcError as exc:
-            raise translate(exc, "outcome upload", field="batch") from exc
+            raise translate(exc, self._what, field="batch") from exc
         return _ack_for(batch.batch_id, responses)
 
 

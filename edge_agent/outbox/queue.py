@@ -20,6 +20,10 @@ biased; dropping by age keeps the survivors a fair sample, and the freshest data
 Records leave the queue only through ``ack()`` (the cloud stored them, or already had them),
 ``dead_letter()`` (the cloud will never accept them) or eviction. One connection, guarded by a lock,
 serves every thread: SQLite serializes writers anyway, and a put is a fraction of a millisecond.
+
+Feedback: a put also remembers the record (in the same transaction) among the last ``remember`` answered
+queries, uploaded or not, so that user feedback can name it later (:meth:`answered`, :meth:`mark_rated`;
+:mod:`edge_agent.outbox.feedback`). The records hold no text; ``remember=0`` keeps none.
 """
 
 from __future__ import annotations
@@ -57,8 +61,11 @@ class QueueConfig:
     max_bytes: int = 64 * 1024 * 1024
     batch_size: int = 200
     synchronous: Synchronous = "NORMAL"
+    remember: int = 10_000
 
     def __post_init__(self) -> None:
+        if self.remember < 0:
+            raise InvalidInput(f"remember must be >= 0, got {self.remember}", field="remember")
         for name in ("max_records", "max_bytes", "batch_size"):
             if getattr(self, name) < 1:
                 raise InvalidInput(f"{name} must be >= 1, got {getattr(self, name)}", field=name)
@@ -131,7 +138,24 @@ class OutcomeQueue:
             ).rowcount
             if inserted:
                 self._evict_over_bounds(conn)
+                self._remember(conn, record.query_id, payload)
         return bool(inserted)
+
+    def answered(self, query_id: str) -> tuple[OutcomeRecord, bool] | None:
+        """The remembered record of an answered query and whether it was rated; None if not remembered."""
+        with self._lock:
+            row = self._conn.execute("SELECT payload, rated FROM answered WHERE query_id = ?",
+                                     (query_id,)).fetchone()
+        if row is None:
+            return None
+        return QueuedOutcome(query_id, bytes(row[0]), 0.0, 0).record(), bool(row[1])
+
+    def mark_rated(self, query_id: str) -> bool:
+        """Marks a remembered query rated; False if it is not remembered or was rated before."""
+        with self._write() as conn:
+            changed = conn.execute("UPDATE answered SET rated = 1 WHERE query_id = ? AND rated = 0",
+                                   (query_id,)).rowcount
+        return bool(changed)
 
     def peek_batch(self, n: int | None = None) -> tuple[QueuedOutcome, ...]:
         """The oldest ``n`` records (``batch_size`` by default), left in place."""
@@ -217,6 +241,15 @@ class OutcomeQueue:
                     self._conn.execute("ROLLBACK")
                 raise
             self._conn.execute("COMMIT")
+
+    def _remember(self, conn: sqlite3.Connection, query_id: str, payload: bytes) -> None:
+        """Remembers the record for feedback, forgetting the oldest beyond ``remember``."""
+        if not self.config.remember:
+            return
+        seq = conn.execute("INSERT OR IGNORE INTO answered (query_id, payload, answered_at) VALUES (?, ?, ?)",
+                           (query_id, payload, time.time())).lastrowid
+        if seq is not None and seq > self.config.remember:
+            conn.execute("DELETE FROM answered WHERE seq <= ?", (seq - self.config.remember,))
 
     def _evict_over_bounds(self, conn: sqlite3.Connection) -> None:
         """Evicts the oldest records until both bounds hold again (never the newest: it fits alone)."""

@@ -40,6 +40,11 @@ class OutcomesServiceStub:
                 request_serializer=confroute_dot_v1_dot_outcomes__pb2.UploadOutcomesRequest.SerializeToString,
                 response_deserializer=confroute_dot_v1_dot_outcomes__pb2.UploadOutcomesResponse.FromString,
                 _registered_method=True)
+        self.UploadLabels = channel.stream_stream(
+                '/confroute.v1.OutcomesService/UploadLabels',
+                request_serializer=confroute_dot_v1_dot_outcomes__pb2.UploadOutcomesRequest.SerializeToString,
+                response_deserializer=confroute_dot_v1_dot_outcomes__pb2.UploadOutcomesResponse.FromString,
+                _registered_method=True)
 
 
 class OutcomesServiceServicer:
@@ -54,11 +59,26 @@ class OutcomesServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def UploadLabels(self, request_iterator, context):
+        """Labels learned after a query's record was sent (user feedback): each record of a batch is the
+        device's record of the query again, with its label and label_source set (only
+        LABEL_SOURCE_USER_FEEDBACK is accepted). The cloud writes the label once per query_id: a first
+        label is counted stored, a later one duplicate; the record itself is not logged again.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_OutcomesServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
             'UploadOutcomes': grpc.stream_stream_rpc_method_handler(
                     servicer.UploadOutcomes,
+                    request_deserializer=confroute_dot_v1_dot_outcomes__pb2.UploadOutcomesRequest.FromString,
+                    response_serializer=confroute_dot_v1_dot_outcomes__pb2.UploadOutcomesResponse.SerializeToString,
+            ),
+            'UploadLabels': grpc.stream_stream_rpc_method_handler(
+                    servicer.UploadLabels,
                     request_deserializer=confroute_dot_v1_dot_outcomes__pb2.UploadOutcomesRequest.FromString,
                     response_serializer=confroute_dot_v1_dot_outcomes__pb2.UploadOutcomesResponse.SerializeToString,
             ),
@@ -89,6 +109,33 @@ class OutcomesService:
             request_iterator,
             target,
             '/confroute.v1.OutcomesService/UploadOutcomes',
+            confroute_dot_v1_dot_outcomes__pb2.UploadOutcomesRequest.SerializeToString,
+            confroute_dot_v1_dot_outcomes__pb2.UploadOutcomesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UploadLabels(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/confroute.v1.OutcomesService/UploadLabels',
             confroute_dot_v1_dot_outcomes__pb2.UploadOutcomesRequest.SerializeToString,
             confroute_dot_v1_dot_outcomes__pb2.UploadOutcomesResponse.FromString,
             options,

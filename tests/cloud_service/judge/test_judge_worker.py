@@ -4,6 +4,7 @@ failures unlabelled."""
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import Counter
 from dataclasses import replace
 
@@ -14,47 +15,65 @@ from cloud_service.backends.triton import TritonBackend, TritonBackendConfig
 from cloud_service.calibration.statistics_reader import PartitionStatistics, read_statistics
 from cloud_service.inference import TritonServerProcess
 from cloud_service.judge import Judge, JudgeConfig, JudgeWorker
+from cloud_service.outcomes import RedisOutcomeLog
 from cloud_service.outcomes.config import OutcomeLogConfig
-from cloud_service.outcomes.writer import OutcomeWriter
 from cloud_service.redis_client import connect
 from confroute.contract.enums import AnsweredBy, Decision, Label, RoutingMode
 from confroute.contract.outcome import OutcomeRecord
 from tests.cloud_service.redis_server import RedisServer
+from tests.cloud_service.text_scan import text_bytes
 from tests.factories import EDGE, routed
 
 pytestmark = pytest.mark.timeout(120)
+QUESTION = "user: What is 2 + 2?"
 
 
 def shadowed(query_id: str) -> tuple[OutcomeRecord, OutcomeRecord]:
-    """The device's and the service's record of one shadow query, texts retained."""
+    """The device's and the service's record of one shadow query; the service's carries the texts (the
+    question, the edge answer it shadowed as the draft, the cloud's answer)."""
     [base] = routed(1, threshold=0.0, labelled=False)
     device = replace(base, query_id=query_id, shadow=True, decision=Decision.LOCAL, answered_by=AnsweredBy.EDGE,
-                     propensity=0.2, prompt_text="user: What is 2 + 2?", answer_text="2 + 2 = 4")
-    return device, replace(device, answer_text="4", cloud_model=EDGE)
+                     propensity=0.2)
+    return device, replace(device, prompt_text=QUESTION, edge_draft_text="2 + 2 = 4", answer_text="4",
+                           cloud_model=EDGE)
 
 
 def escalated(query_id: str, draft: str | None = "2 + 2 = 4") -> tuple[OutcomeRecord, OutcomeRecord]:
-    """The device's and the service's record of one post-mode escalation, texts retained: the device's
-    carries the edge draft (``None``: escalated before decoding), the service's the cloud answer."""
+    """The device's and the service's record of one post-mode escalation: the service's carries the texts,
+    the edge draft among them (``None``: escalated before decoding)."""
     [base] = routed(1, threshold=0.0, labelled=False)
     device = replace(base, query_id=query_id, mode=RoutingMode.POST, shadow=False, propensity=1.0,
-                     decision=Decision.ESCALATED, answered_by=AnsweredBy.CLOUD, cloud_model=EDGE, edge_draft_text=draft)
-    return device, replace(device, prompt_text="user: What is 2 + 2?", answer_text="4", edge_draft_text=None)
+                     decision=Decision.ESCALATED, answered_by=AnsweredBy.CLOUD, cloud_model=EDGE)
+    return device, replace(device, prompt_text=QUESTION, answer_text="4", edge_draft_text=draft)
+
+
+async def log_pairs(server: RedisServer, pairs: list[tuple[OutcomeRecord, OutcomeRecord]],
+                    text_ttl_s: int = 3600) -> None:
+    """Both records of each query as the service logs them: the device's uploaded, the service's recorded."""
+    log = OutcomeLogConfig(url=server.url, retain_text=True, text_ttl_s=text_ttl_s)
+    async with RedisOutcomeLog(log) as outcome_log:
+        await outcome_log.store([device for device, _ in pairs])
+        for _, service in pairs:
+            outcome_log.record(service)
 
 
 async def judge_pass(server: RedisServer, triton_url: str, model: str,
-                     pair: tuple[OutcomeRecord, OutcomeRecord] | None = None) -> Counter[str]:
+                     pair: tuple[OutcomeRecord, OutcomeRecord] | None = None,
+                     after: list[OutcomeRecord] | None = None, log_first: bool = True) -> Counter[str]:
     log = OutcomeLogConfig(url=server.url, retain_text=True)
+    if log_first:
+        await log_pairs(server, [pair or shadowed("q-1")])
     client = connect(server.url, connect_timeout_s=1.0, command_timeout_s=10.0)
     backend = await TritonBackend.create(TritonBackendConfig(url=triton_url, model=model))
+
+    async def seen(record: OutcomeRecord) -> None:
+        if after is not None:
+            after.append(record)
+
     try:
-        device, service = pair or shadowed("q-1")
-        writer = OutcomeWriter(client, log)
-        await writer.write([device])
-        await writer.write([service], origin="service")
-        worker = JudgeWorker(client, log, Judge(backend, JudgeConfig()), JudgeConfig())
+        worker = JudgeWorker(client, log, Judge(backend, JudgeConfig()), JudgeConfig(), after=[seen])
         outcomes = await worker.run_once()
-        outcomes.update(await worker.run_once())  # nothing left: each entry is judged once
+        outcomes.update(await worker.run_once())  # nothing left: each query is judged once
         return outcomes
     finally:
         await backend.close()
@@ -79,14 +98,34 @@ def stats_and_labels(server: RedisServer) -> tuple[dict[str, float], list[dict[s
         return stats, [fields for _, fields in client.xrange(keys.labels)]
 
 
-def test_a_judged_shadow_query_is_labelled_once(judge_triton: TritonServerProcess, redis_server: RedisServer) -> None:
-    outcomes = asyncio.run(judge_pass(redis_server, judge_triton.endpoints.grpc_url, "verdict"))
+def test_a_judged_shadow_query_is_labelled_once_and_its_texts_are_gone_at_once(
+    judge_triton: TritonServerProcess, redis_server: RedisServer
+) -> None:
+    seen: list[OutcomeRecord] = []
+    outcomes = asyncio.run(judge_pass(redis_server, judge_triton.endpoints.grpc_url, "verdict", after=seen))
 
     assert outcomes["labelled"] == 1
     stats, labels = stats_and_labels(redis_server)
     assert [(entry["qid"], entry["label"], entry["source"]) for entry in labels] == [("q-1", "c", "cloud_judge")]
     assert stats["N:c"] == 1.0 and stats["N:u"] == 0.0
     assert stats["W:c"] == pytest.approx(5.0) and stats["W:u"] == 0.0  # 1 / propensity 0.2, moved exactly
+    assert [(r.query_id, r.prompt_text) for r in seen] == [("q-1", QUESTION)]  # the feature hook had the texts
+    assert text_bytes(redis_server, (QUESTION, "2 + 2 = 4")) == 0  # judged: deleted, no wait for the TTL
+
+
+def test_texts_the_judge_never_reaches_are_gone_after_their_ttl(
+    judge_triton: TritonServerProcess, redis_server: RedisServer
+) -> None:
+    asyncio.run(log_pairs(redis_server, [shadowed("q-1"), escalated("q-2")], text_ttl_s=1))
+    assert text_bytes(redis_server, (QUESTION,)) == 2 * len(QUESTION)  # held, each once
+
+    deadline = time.monotonic() + 10.0
+    while text_bytes(redis_server, (QUESTION, "2 + 2 = 4")) and time.monotonic() < deadline:
+        time.sleep(0.2)
+
+    assert text_bytes(redis_server, (QUESTION, "2 + 2 = 4")) == 0
+    outcomes = asyncio.run(judge_pass(redis_server, judge_triton.endpoints.grpc_url, "verdict", log_first=False))
+    assert outcomes["text_expired"] == 2 and outcomes["labelled"] == 0
 
 
 def test_an_escalated_query_with_an_edge_draft_is_labelled_once(
@@ -107,8 +146,9 @@ def test_an_escalation_decided_before_decoding_is_not_judged(
     pair = escalated("q-1", draft=None)
     outcomes = asyncio.run(judge_pass(redis_server, judge_triton.endpoints.grpc_url, "verdict", pair))
 
-    assert outcomes["no_edge_draft"] == 1 and outcomes["labelled"] == 0
+    assert sum(outcomes.values()) == 0 and outcomes["labelled"] == 0  # no texts held: nothing queued
     assert stats_and_labels(redis_server)[1] == []
+    assert text_bytes(redis_server, (QUESTION, "2 + 2 = 4")) == 0
 
 
 def test_an_unparseable_verdict_leaves_the_query_unlabelled(
@@ -143,13 +183,11 @@ async def judge_then_recalibrate(server: RedisServer, triton_url: str) -> tuple[
     backend = await TritonBackend.create(TritonBackendConfig(url=triton_url, model="verdict"))
     store = RedisPolicyStore(PolicyStoreConfig(url=server.url))
     try:
-        writer = OutcomeWriter(client, log)
         escalations = routed(400, threshold=0.5, shadow_rate=0.0)  # escalated below 0.5, with gold labels
         gold = sum(record.label is not Label.UNKNOWN for record in escalations)
-        await writer.write(escalations)
-        pairs = [shadowed(f"s-{i}") for i in range(60)]
-        await writer.write([device for device, _ in pairs])
-        await writer.write([service for _, service in pairs], origin="service")
+        async with RedisOutcomeLog(log) as outcome_log:
+            await outcome_log.store(escalations)
+        await log_pairs(server, [shadowed(f"s-{i}") for i in range(60)])
         config = JudgeConfig(max_in_flight=8, calls_per_second=1000.0)
         outcomes = await JudgeWorker(client, log, Judge(backend, config), config).run_once()
         recalibration = RecalibrationConfig(target="rate", target_rate=0.3, min_labelled=gold + 30,
@@ -170,3 +208,12 @@ def test_judge_labels_feed_the_next_recalibration(judge_triton: TritonServerProc
     stats, labels = stats_and_labels(redis_server)
     assert len(labels) == 60
     assert stats["N:c"] + stats["N:w"] == gold + 60
+
+
+def test_a_held_query_is_queued_once_even_when_the_first_write_meets_noscript(redis_server: RedisServer) -> None:
+    asyncio.run(log_pairs(redis_server, [shadowed("q-1")]))  # a fresh server: the first EVALSHA answers NOSCRIPT
+
+    keys = OutcomeLogConfig(url=redis_server.url).partition(EDGE.version, "beta")
+    with redis.Redis.from_url(redis_server.url) as client:
+        assert client.xlen(keys.to_judge) == 1
+        assert client.ttl(keys.held("q-1")) > 0

@@ -5,14 +5,16 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Coroutine
+from dataclasses import replace
 from typing import Any, TypeVar
 
 import pytest
 from redis.crc import key_slot
 
-from cloud_service.outcomes import OutcomeLogConfig, RedisOutcomeLog
+from cloud_service.outcomes import OutcomeLogConfig, RedisOutcomeLog, held
 from cloud_service.ports import StoreResult
-from confroute.contract.enums import AnsweredBy, Decision
+from cloud_service.redis_client import connect
+from confroute.contract.enums import AnsweredBy, Decision, Label, LabelSource
 from confroute.contract.outcome import Latency
 from confroute.errors import Unavailable
 from tests.cloud_service.outcomes.samples import logged, logged_ids, outcome, outcomes, stream_fields, stream_length
@@ -67,36 +69,37 @@ def test_a_stored_record_appears_in_the_stream_with_its_fields(redis_server: Red
     assert logged(config) == [outcome("q-1", prompt_text=None, answer_text=None)]
 
 
-def test_texts_are_not_stored_unless_retention_is_on(redis_server: RedisServer) -> None:
-    run(store(OutcomeLogConfig(url=redis_server.url), [outcome("q-1")]))
-    run(store(OutcomeLogConfig(url=redis_server.url, key_prefix="retained:{outcomes}", retain_text=True), [outcome()]))
-
-    [without] = stream_fields(OutcomeLogConfig(url=redis_server.url))
-    [with_texts] = stream_fields(OutcomeLogConfig(url=redis_server.url, key_prefix="retained:{outcomes}"))
-    assert "prompt" not in without and "answer" not in without
-    assert (with_texts["prompt"], with_texts["answer"]) == ("What is 2 + 2?", "4")
-
-
-def test_an_edge_draft_is_stored_only_with_retention_and_reads_back(redis_server: RedisServer) -> None:
-    plain = OutcomeLogConfig(url=redis_server.url)
-    retained = OutcomeLogConfig(url=redis_server.url, key_prefix="retained:{outcomes}", retain_text=True)
+def test_no_entry_holds_text_whether_retention_is_on_or_not(redis_server: RedisServer) -> None:
     drafted = outcome("q-1", edge_draft_text="2 + 2 = 5")
-    run(store(plain, [drafted]))
-    run(store(retained, [drafted]))
+    run(store(OutcomeLogConfig(url=redis_server.url), [drafted]))
+    run(store(OutcomeLogConfig(url=redis_server.url, key_prefix="retained:{outcomes}", retain_text=True), [drafted]))
 
-    [without] = stream_fields(plain)
-    [with_texts] = stream_fields(retained)
-    assert "draft" not in without and logged(plain)[0].edge_draft_text is None
-    assert with_texts["draft"] == "2 + 2 = 5" and logged(retained) == [drafted]
+    for prefix in ("confroute:outcomes", "retained:{outcomes}"):
+        [fields] = stream_fields(OutcomeLogConfig(url=redis_server.url, key_prefix=prefix))
+        assert not {"prompt", "answer", "draft"} & set(fields)
+        assert logged(OutcomeLogConfig(url=redis_server.url, key_prefix=prefix)) == [
+            replace(drafted, prompt_text=None, answer_text=None, edge_draft_text=None)]
 
 
-def test_texts_in_any_script_survive_the_round_trip(redis_server: RedisServer) -> None:
+def test_texts_in_any_script_survive_the_round_trip_through_the_held_key(redis_server: RedisServer) -> None:
     config = OutcomeLogConfig(url=redis_server.url, retain_text=True)
-    record = outcome("q-ü", cohort="béta", prompt_text="Wie viel ist 2 + 2? 🤔 \"zitat\"\n\u0000", answer_text="四")
+    record = outcome("q-ü", cohort="béta", prompt_text="Wie viel ist 2 + 2? 🤔 \"zitat\"\n\u0000", answer_text="四",
+                     edge_draft_text="vier", label=Label.UNKNOWN, label_source=LabelSource.NONE)
 
-    run(store(config, [record]))
+    async def hold() -> Any:
+        async with RedisOutcomeLog(config) as log:
+            log.record(record)  # the service's own record
+        client = connect(config.url, connect_timeout_s=1.0, command_timeout_s=5.0)
+        try:
+            keys = config.partition(record.edge_model.version, record.cohort)
+            return await client.get(keys.held(record.query_id)), await client.ttl(keys.held(record.query_id))
+        finally:
+            await client.aclose()
 
-    assert logged(config) == [record]
+    value, ttl = run(hold())
+
+    assert held.from_hold(value) == record
+    assert 0 < ttl <= config.text_ttl_s
 
 
 def test_absent_optional_values_have_no_fields_and_read_back_as_absent(redis_server: RedisServer) -> None:
