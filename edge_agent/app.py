@@ -49,17 +49,18 @@ def running_device(config: AgentConfig) -> Iterator[RunningDevice]:
         labels = stack.enter_context(OutcomeQueue(QueueConfig(config.state_dir / "feedback.db", remember=0)))
         client = uploader = label_uploader = None
         if config.cloud is not None:
-            client = stack.enter_context(EscalationClient(config.cloud))
-            channel = open_channel(config.cloud)
+            cloud = dataclasses.replace(config.cloud, probe_version=model.probe_version)
+            client = stack.enter_context(EscalationClient(cloud))
+            channel = open_channel(cloud)
             stack.callback(channel.close)
-            sink = GrpcOutcomeSink(channel, deadline_s=config.cloud.deadline_s, metadata=call_metadata(config.cloud))
+            sink = GrpcOutcomeSink(channel, deadline_s=cloud.deadline_s, metadata=call_metadata(cloud))
             uploader = Uploader(queue, sink)
-            label_uploader = Uploader(labels, GrpcOutcomeSink(channel, deadline_s=config.cloud.deadline_s,
-                                                              metadata=call_metadata(config.cloud), labels=True))
+            label_uploader = Uploader(labels, GrpcOutcomeSink(channel, deadline_s=cloud.deadline_s,
+                                                              metadata=call_metadata(cloud), labels=True))
             for running in (uploader, label_uploader):
                 running.start()
                 stack.callback(running.stop)
-            stack.enter_context(PolicyWatcher(keeper, config.cloud, config.device_id))
+            stack.enter_context(PolicyWatcher(keeper, cloud, config.device_id))
         feedback = FeedbackDesk(queue, labels, on_rated=label_uploader.wake if label_uploader else None)
         agent = EdgeAgent(model, keeper, queue, AgentIdentity(config.device_id, config.cohort), escalator=client,
                           privacy=privacy, on_recorded=uploader.wake if uploader else None, feedback=feedback)

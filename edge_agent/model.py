@@ -62,6 +62,10 @@ class EdgeModel:
     def version(self) -> str:
         return self.engine.manifest.version
 
+    @property
+    def probe_version(self) -> str:
+        return self.engine.manifest.probe_version
+
     def start(self, messages: Sequence[Mapping[str, Any]], params: SamplingParams) -> GenerationRun:
         """Prefills now (the TBG probe is known before any decoding); iterate the run to stream tokens."""
         return self.engine.start(self.engine.encode_chat(messages), params)

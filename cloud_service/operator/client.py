@@ -26,6 +26,7 @@ import grpc
 from cloud_service.operator import wire
 from cloud_service.operator.admin import DEFAULT_HISTORY
 from cloud_service.policies.state import HistoryEntry, Rollout
+from confroute.contract.metadata import AUTHORIZATION_KEY
 from confroute.contract.policy import Policy
 from confroute.errors import ConfrouteError, InvalidInput, PermissionDenied, Unauthenticated, Unavailable
 from confroute.v1 import operator_pb2, operator_pb2_grpc
@@ -51,7 +52,7 @@ class ServiceTarget:
 
     @property
     def metadata(self) -> tuple[tuple[str, str], ...]:
-        return (("authorization", f"Bearer {self.token}"),) if self.token else ()
+        return ((AUTHORIZATION_KEY, f"Bearer {self.token}"),) if self.token else ()
 
 
 def add_service_arguments(parser: argparse.ArgumentParser) -> None:

@@ -28,9 +28,10 @@ import rapidjson
 from cloud_service.identity.context import current_principal
 from cloud_service.redis_client import RedisClient, translated
 from cloud_service.store.schema import DeviceKeys
+from confroute.contract.metadata import PROBE_VERSION_KEY
 from confroute.contract.outcome import OutcomeRecord
 
-PROBE_VERSION_KEY = "confroute-probe-version"
+MAX_PROBE_VERSION_CHARS = 64  # what a device sends is kept and labelled: bounded
 MAX_PENDING = 100_000  # devices noted between two flushes; later ones wait for the next flush
 
 
@@ -137,7 +138,8 @@ def _caller_device(claimed: str) -> str:
 def _probe_version(metadata: Iterable[tuple[str, Any]]) -> str:
     for key, value in metadata:
         if key == PROBE_VERSION_KEY:
-            return value.decode(errors="replace") if isinstance(value, bytes) else str(value)
+            text = value.decode(errors="replace") if isinstance(value, bytes) else str(value)
+            return text[:MAX_PROBE_VERSION_CHARS]
     return ""
 
 

@@ -38,6 +38,7 @@ from google.protobuf.message import DecodeError
 from cloud_service.identity.authenticator import Authenticator
 from cloud_service.identity.context import set_caller
 from cloud_service.server.status import details_for, status_for
+from confroute.contract.metadata import RETRY_AFTER_KEY
 from confroute.errors import ConfrouteError, CredentialFlood, InvalidInput, RateLimited
 
 logger = logging.getLogger(__name__)
@@ -48,7 +49,6 @@ Authenticate = Callable[[grpc.aio.ServicerContext], Awaitable[None]]
 OnRefusal = Callable[[str, str, bool, str], None]  # (method, status, rate limited, reason): counts a refusal
 REFUSALS = frozenset({grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED,
                       grpc.StatusCode.RESOURCE_EXHAUSTED, grpc.StatusCode.INVALID_ARGUMENT})
-RETRY_AFTER_KEY = "retry-after-ms"
 _AUTHENTICATED_PREFIX = "/confroute."
 
 

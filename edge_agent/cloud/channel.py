@@ -8,6 +8,7 @@ from pathlib import Path
 
 import grpc
 
+from confroute.contract.metadata import AUTHORIZATION_KEY, PROBE_VERSION_KEY
 from confroute.errors import InvalidInput
 from edge_agent.cloud.config import CloudConfig
 
@@ -35,8 +36,14 @@ def open_channel(config: CloudConfig) -> grpc.Channel:
 
 
 def call_metadata(config: CloudConfig) -> Metadata:
-    """What every call carries: the device's bearer token, when it has one."""
-    return (("authorization", f"Bearer {config.token}"),) if config.token else ()
+    """What every call carries: the device's bearer token, when it has one, and its probe version (which
+    the cloud's device directory shows), when known."""
+    metadata: tuple[tuple[str, str], ...] = ()
+    if config.token:
+        metadata += ((AUTHORIZATION_KEY, f"Bearer {config.token}"),)
+    if config.probe_version:
+        metadata += ((PROBE_VERSION_KEY, config.probe_version),)
+    return metadata
 
 
 def _read(path: Path | None, name: str) -> bytes | None:

@@ -31,6 +31,7 @@ import grpc
 
 from confroute.contract import EscalationRequest, EscalationResponse
 from confroute.contract.answer import StreamEvent, stream_event_from_pb
+from confroute.contract.metadata import RETRY_AFTER_KEY
 from confroute.errors import DeadlineExceeded, InvalidInput, Overloaded, RuntimeFailure, Unavailable
 from confroute.v1 import escalation_pb2, escalation_pb2_grpc
 from edge_agent.cloud.breaker import CircuitBreaker, Clock
@@ -41,7 +42,6 @@ from edge_agent.cloud.status import meaning, status_code, translate
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
-RETRY_AFTER_KEY = "retry-after-ms"
 MAX_RETRY_AFTER_S = 3600.0
 Attempt = Callable[[float], T]  # one try, given the seconds left of the budget
 

@@ -39,6 +39,7 @@ class CloudConfig:
     client_key: Path | None = None
     server_name: str = ""
     token: str = field(default="", repr=False)
+    probe_version: str = ""  # the bundle's (Manifest.probe_version), sent on every call; set by the app
     watch_period_s: float = 300.0
     reconnect: Backoff = RECONNECT_BACKOFF
     # The channel's own reconnect backoff, kept short so that a cloud that comes back is used soon

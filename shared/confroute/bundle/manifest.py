@@ -101,6 +101,14 @@ class Manifest:
         return digest.hexdigest()[:12]
 
     @property
+    def probe_version(self) -> str:
+        """The probe weights' version (the first 12 hex digits of their sha256), or ``untrained`` when no
+        probe output is trained; devices report it, so that operators see which probe the fleet runs."""
+        if not self.probe.trained:
+            return "untrained"
+        return self.files.get(self.probe.file, "")[:12] or "unknown"
+
+    @property
     def num_layers(self) -> int:
         return int(self.architecture["num_layers"])
 

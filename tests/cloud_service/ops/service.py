@@ -16,7 +16,7 @@ from prometheus_client import make_wsgi_app
 from cloud_service.config import ServiceConfig
 from cloud_service.identity.service import IdentityServices
 from cloud_service.metrics import METRICS_PATH, MetricsEndpoint, ServiceMetrics, create_metrics, serve_wsgi
-from cloud_service.ops.devices import PROBE_VERSION_KEY, DeviceRecord, Sightings
+from cloud_service.ops.devices import DeviceRecord, Sightings
 from cloud_service.ops.http_api import status_routes
 from cloud_service.ops.loop_monitor import LoopMonitor, LoopSnapshot
 from cloud_service.ops.loop_source import Window
@@ -42,6 +42,7 @@ from confroute.contract import (
     Timings,
     Usage,
 )
+from confroute.contract.metadata import PROBE_VERSION_KEY
 from confroute.errors import Unavailable
 from confroute.v1 import escalation_pb2, escalation_pb2_grpc, fleet_pb2_grpc, outcomes_pb2, outcomes_pb2_grpc
 from tests.cloud_service.memory_stores import MemoryPolicyStore

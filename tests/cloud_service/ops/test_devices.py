@@ -9,8 +9,9 @@ import pytest
 
 from cloud_service.identity.context import Caller, set_caller
 from cloud_service.identity.record import Principal
-from cloud_service.ops.devices import PROBE_VERSION_KEY, DeviceRecord, RedisDeviceDirectory, Sightings
+from cloud_service.ops.devices import DeviceRecord, RedisDeviceDirectory, Sightings
 from cloud_service.redis_client import connect
+from confroute.contract.metadata import PROBE_VERSION_KEY
 from tests.cloud_service.redis_server import RedisServer
 
 pytestmark = pytest.mark.timeout(60)

@@ -1,10 +1,11 @@
 """The real fleet (tritonserver, Redis, the service as ``serve`` runs it, two enrolled edge agents): the
-service's loop monitor learns each device's edge model build, policy version and last sighting from the
+service's loop monitor learns each device's edge model build, policy and probe versions and last sighting from the
 calls the agents already make, and ``cloud-service devices list`` shows them."""
 
 from __future__ import annotations
 
 import json
+import re
 import time
 
 import pytest
@@ -37,6 +38,7 @@ def test_the_service_learns_each_device_s_versions_from_its_calls(fleet: Fleet, 
     for record in records().values():
         assert record.edge_model_version == fleet.servers.edge_model.version and record.cohort == fleet.cohort
         assert record.last_seen_s >= started
+        assert re.fullmatch(r"untrained|[0-9a-f]{12}", record.probe_version), record  # sent on every call
     assert main(["devices", "list", "--redis-url", fleet.redis.url, "--cohort", fleet.cohort, "--json"]) == 0
     listed = json.loads(capsys.readouterr().out)
     assert {(row["id"], row["enrolled"], row["policy_version"]) for row in listed} == \

@@ -106,6 +106,8 @@ def test_writing_a_probe_changes_the_weights_the_manifest_and_the_version(tiny_b
     assert not weights[:, 1].any()
     assert after.probe.is_trained("tbg") and not after.probe.is_trained("slt")
     assert after.version != before.version
+    assert before.probe_version == "untrained"
+    assert after.probe_version == after.files["probe.bin"][:12]
     assert load_bundle(tiny_bundle) == after
 
 
