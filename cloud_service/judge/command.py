@@ -21,7 +21,7 @@ from cloud_service.judge.config import JudgeConfig
 from cloud_service.judge.judge import Judge
 from cloud_service.judge.prompts import JudgePrompt, load_prompt
 from cloud_service.judge.worker import JudgeWorker
-from cloud_service.ops.stream_lag import group_lag
+from cloud_service.ops.stream_lag import group_lag, to_judge_stream
 from cloud_service.ops.worker_metrics import WorkerMetrics
 from cloud_service.retrain.features import FeatureExtractor, FeatureStore
 from cloud_service.stores import open_redis_client, outcome_log_config
@@ -87,7 +87,7 @@ async def _run(service: ServiceConfig, config: JudgeConfig, prompt: JudgePrompt 
             worker = JudgeWorker(client, log, judge, config, after=after)
 
             async def sample_lag() -> None:
-                lag = await group_lag(client, log, config.group)
+                lag = await group_lag(client, log, config.group, to_judge_stream)  # texts held pending judgement
                 metrics.stream_lag.labels(config.group).set(lag.lag)
                 metrics.stream_pending.labels(config.group).set(lag.pending)
 

@@ -1,4 +1,6 @@
-"""How far a consumer group is behind on the outcome streams: ``XINFO GROUPS`` summed over every stream.
+"""How far a consumer group is behind on the outcome log's streams: ``XINFO GROUPS`` summed over every
+partition's stream of one kind (the outcome streams, which the recalibration reads; the ``to-judge`` streams,
+which the judge reads: its backlog there is the number of texts held pending judgement).
 
 ``lag`` is what the group has not been delivered yet (Redis 7 reports it; NaN when a stream's lag is
 unknown, after deletions), ``pending`` what was delivered and not yet acknowledged. A stream the group
@@ -8,10 +10,11 @@ does not read yet counts its whole length as lag.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from cloud_service.outcomes.config import OutcomeLogConfig
+from cloud_service.outcomes.config import OutcomeLogConfig, PartitionKeys
 from cloud_service.redis_client import RedisClient, translated
 
 
@@ -23,11 +26,21 @@ class GroupLag:
     pending: int
 
 
-async def group_lag(client: RedisClient, log: OutcomeLogConfig, group: str) -> GroupLag:
-    """The group's lag and pending entries summed over the outcome log's streams."""
+def outcome_stream(keys: PartitionKeys) -> str:
+    return keys.stream
+
+
+def to_judge_stream(keys: PartitionKeys) -> str:
+    return keys.to_judge
+
+
+async def group_lag(
+    client: RedisClient, log: OutcomeLogConfig, group: str, stream_of: Callable[[PartitionKeys], str] = outcome_stream
+) -> GroupLag:
+    """The group's lag and pending entries summed over each partition's ``stream_of`` stream."""
     with translated("listing outcome partitions"):
         tags = await client.smembers(log.partitions_key)
-    streams = sorted({log.partition_of_tag(_text(tag)).stream for tag in tags})
+    streams = sorted({stream_of(log.partition_of_tag(_text(tag))) for tag in tags})
     lag, pending = 0.0, 0
     for stream in streams:
         stream_lag, stream_pending = await _stream_lag(client, stream, group)

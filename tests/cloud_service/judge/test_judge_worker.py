@@ -15,6 +15,7 @@ from cloud_service.backends.triton import TritonBackend, TritonBackendConfig
 from cloud_service.calibration.statistics_reader import PartitionStatistics, read_statistics
 from cloud_service.inference import TritonServerProcess
 from cloud_service.judge import Judge, JudgeConfig, JudgeWorker
+from cloud_service.ops.stream_lag import group_lag, to_judge_stream
 from cloud_service.outcomes import RedisOutcomeLog
 from cloud_service.outcomes.config import OutcomeLogConfig
 from cloud_service.redis_client import connect
@@ -217,3 +218,21 @@ def test_a_held_query_is_queued_once_even_when_the_first_write_meets_noscript(re
     with redis.Redis.from_url(redis_server.url) as client:
         assert client.xlen(keys.to_judge) == 1
         assert client.ttl(keys.held("q-1")) > 0
+
+
+def test_the_judge_s_lag_counts_the_texts_held_pending_judgement(redis_server: RedisServer) -> None:
+    asyncio.run(log_pairs(redis_server, [shadowed("q-1"), shadowed("q-2")]))
+
+    async def judge_lag() -> tuple[float, float]:
+        client = connect(redis_server.url, connect_timeout_s=1.0, command_timeout_s=10.0)
+        try:
+            log = OutcomeLogConfig(url=redis_server.url)
+            held = await group_lag(client, log, "judge", to_judge_stream)
+            outcomes = await group_lag(client, log, "judge")
+        finally:
+            await client.aclose()
+        return held.lag, outcomes.lag
+
+    held, outcomes = asyncio.run(judge_lag())
+    assert held == 2.0  # two texts held: what the judge worker exports as confroute_outcome_stream_lag{group="judge"}
+    assert outcomes > held  # the outcome streams (four records) are not what the judge reads
