@@ -1,6 +1,6 @@
 """Property-based: any message on every gRPC surface of the authenticated service gets a clear status
 (never INTERNAL or UNKNOWN), and the service keeps serving. Every request message of every RPC is covered:
-Escalate, EscalateStream, UploadOutcomes, GetPolicy, WatchPolicy and the eight PolicyAdminService RPCs,
+Escalate, EscalateStream, UploadOutcomes, UploadLabels, GetPolicy, WatchPolicy and the eight PolicyAdminService RPCs,
 plus random bytes. ``CONFROUTE_FUZZ_EXAMPLES`` examples per surface (default 2,000, what CI runs)."""
 
 from __future__ import annotations
@@ -83,9 +83,10 @@ def test_any_escalation_gets_a_clear_status(fuzzed: tuple[SecureService, str]) -
 
 
 @pytest.mark.slow
-def test_any_upload_batch_gets_a_clear_status(fuzzed: tuple[SecureService, str]) -> None:
+@pytest.mark.parametrize("rpc", ["UploadOutcomes", "UploadLabels"])
+def test_any_upload_batch_gets_a_clear_status(fuzzed: tuple[SecureService, str], rpc: str) -> None:
     service, token = fuzzed
-    upload = stubs(service.channel())[1].UploadOutcomes
+    upload = getattr(stubs(service.channel())[1], rpc)
 
     @FUZZ
     @given(st.lists(messages(outcomes_pb2.UploadOutcomesRequest), min_size=1, max_size=3), st.booleans())

@@ -19,6 +19,7 @@ from grpc_health.v1 import health_pb2_grpc  # type: ignore[import-untyped]
 from cloud_service.config import ServiceConfig
 from cloud_service.inference import TritonServerConfig, TritonServerProcess
 from cloud_service.metrics import create_metrics
+from cloud_service.outcomes.labels import LateLabel
 from cloud_service.ports import OutcomeLog, PolicyStore, StoreResult
 from cloud_service.server.app import Dependencies, build_server
 from cloud_service.server.runner import RunningService, start_service
@@ -38,11 +39,13 @@ WAIT_S = 10.0
 
 
 class MemoryOutcomeLog:
-    """An OutcomeLog in a dict, idempotent by query_id; ``unavailable`` makes store() fail."""
+    """An OutcomeLog (and LabelLog) in dicts, idempotent by query_id; ``unavailable`` makes store() and label()
+    fail."""
 
     def __init__(self) -> None:
         self.stored: dict[str, OutcomeRecord] = {}
         self.recorded: list[OutcomeRecord] = []
+        self.labels: dict[str, LateLabel] = {}
         self.unavailable = False
 
     def record(self, record: OutcomeRecord) -> None:
@@ -54,6 +57,16 @@ class MemoryOutcomeLog:
         new = [r.query_id for r in records if r.query_id not in self.stored]
         duplicates = [r.query_id for r in records if r.query_id in self.stored]
         self.stored.update((r.query_id, r) for r in records)
+        return StoreResult(stored=tuple(new), duplicates=tuple(duplicates))
+
+    async def label(self, labels: Sequence[LateLabel]) -> StoreResult:
+        """A LabelLog too: each query's first label is kept."""
+        if self.unavailable:
+            raise Unavailable("the outcome log is down")
+        new = [item.record.query_id for item in labels if item.record.query_id not in self.labels]
+        duplicates = [item.record.query_id for item in labels if item.record.query_id in self.labels]
+        for item in labels:
+            self.labels.setdefault(item.record.query_id, item)
         return StoreResult(stored=tuple(new), duplicates=tuple(duplicates))
 
     def stats(self) -> Any:
