@@ -18,7 +18,7 @@ from cloud_service.event_loop import EVENT_LOOPS, EventLoop
 from cloud_service.redis_client import check_url
 from confroute.errors import InvalidInput
 from confroute.logs import LOG_FORMATS
-from confroute.settings import add_flags, resolve, settings_of
+from confroute.settings import add_flags, resolve, settings_of, split_address
 
 ENV_PREFIX = "CONFROUTE_CLOUD_"
 MAX_MONITOR_WINDOW = 100_000  # each pass reads this many records per partition, up to 100 partitions
@@ -149,14 +149,6 @@ class ServiceConfig:
     def authenticates(self) -> bool:
         """Whether calls must present a credential (a client CA or a token secret is configured)."""
         return bool(self.tls_client_ca or self.identity_secret)
-
-
-def split_address(address: str, name: str = "address") -> tuple[str, int]:
-    """``"127.0.0.1:50051"`` -> ``("127.0.0.1", 50051)``; ``[::1]:0`` works too."""
-    host, sep, port = address.rpartition(":")
-    if not sep or not host or not port.isdigit() or int(port) > 65535:
-        raise InvalidInput(f"{name} must be host:port with a port in [0, 65535], got {address!r}", field=name)
-    return host.strip("[]"), int(port)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

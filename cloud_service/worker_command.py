@@ -23,12 +23,12 @@ from typing import Any, TypeVar
 
 from prometheus_client import CollectorRegistry
 
-from cloud_service.config import ENV_PREFIX, ServiceConfig, config_from, split_address
+from cloud_service.config import ENV_PREFIX, ServiceConfig, config_from
 from cloud_service.metrics import serve_metrics
 from cloud_service.ops.worker_metrics import WorkerMetrics
 from confroute.errors import Unavailable
 from confroute.logs import configure_logging
-from confroute.settings import add_flags, settings_of
+from confroute.settings import add_flags, settings_of, split_address
 
 logger = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """``edge-agent``: the device's command line.
 
-    edge-agent serve [--cloud HOST:PORT] [--port 8080]   # OpenAI-compatible HTTP API on the device
+    edge-agent serve [--cloud HOST:PORT] [--listen 127.0.0.1:8080]   # OpenAI-compatible HTTP API on the device
     edge-agent ask "What is 12 times 7?" [--cloud ...]   # streams the answer, then one line of routing metadata
                                                         # (with ttft_ms: in post mode the answer waits for
                                                         # the decision, so it comes whole)
@@ -37,6 +37,12 @@ log = logging.getLogger("edge_agent")
 
 
 def parse_args(argv: Sequence[str], env: Mapping[str, str]) -> tuple[str, AgentConfig, argparse.Namespace]:
+    args = build_parser().parse_args(argv)
+    return args.command, config_from(args, env), args
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """``edge-agent`` and its subcommands' flags."""
     parser = argparse.ArgumentParser(prog="edge-agent", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     add_version_flag(parser)
@@ -50,8 +56,7 @@ def parse_args(argv: Sequence[str], env: Mapping[str, str]) -> tuple[str, AgentC
     ask.add_argument("--top-p", type=float, default=1.0)
     ask.add_argument("--seed", type=int)
     add_arguments(ask)
-    args = parser.parse_args(argv)
-    return args.command, config_from(args, env), args
+    return parser
 
 
 def ask(config: AgentConfig, args: argparse.Namespace) -> None:

@@ -15,7 +15,7 @@ from typing import Any
 
 from confroute.logs import LOG_FORMATS
 from confroute.paths import cache_dir, default_bundle_dir
-from confroute.settings import Setting, add_flags, resolve
+from confroute.settings import Setting, add_flags, resolve, split_address
 from edge_agent.cloud import CloudConfig
 from edge_agent.identity import read_secret, stable_device_id
 
@@ -80,8 +80,7 @@ SETTINGS = (
     Setting("privacy_patterns", default=(), flag="--privacy-pattern", separator="\n",
             help="regular expression; a matching query never leaves the device (variable: one per line)"),
     Setting("never_escalate", "bool", False, "answer everything on the device"),
-    Setting("host", default="127.0.0.1", help="HTTP API address"),
-    Setting("port", "int", 8080, "HTTP API port (0: a free one)"),
+    Setting("listen", default="127.0.0.1:8080", help="the HTTP API's address, host:port (port 0: a free one)"),
     Setting("log_format", default="text", choices=LOG_FORMATS, help="text, or json: one JSON object per line"),
     Setting("cors_origins", default=(), flag="--cors-origin", separator=",",
             help="a web origin (https://app.example, or * for any) whose pages may call the API from a browser "
@@ -105,6 +104,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def config_from(args: argparse.Namespace, env: Mapping[str, str]) -> AgentConfig:
     """The config from parsed flags, then ``CONFROUTE_EDGE_*`` variables, then the defaults."""
     values = resolve(SETTINGS, args, env, ENV)
+    http_host, http_port = split_address(values["listen"], "listen")
     cache = cache_dir(env)
     state_dir = values["state_dir"] or cache / "edge"
     return AgentConfig(
@@ -113,7 +113,7 @@ def config_from(args: argparse.Namespace, env: Mapping[str, str]) -> AgentConfig
         device_id=values["device_id"] or stable_device_id(state_dir),
         cohort=values["cohort"], state_dir=state_dir, cloud=_cloud(values), api_key=_secret(values, "api_key"),
         privacy_patterns=values["privacy_patterns"], never_escalate=values["never_escalate"],
-        http_host=values["host"], http_port=values["port"], log_format=values["log_format"],
+        http_host=http_host, http_port=http_port, log_format=values["log_format"],
         huge_pages=values["huge_pages"], policy_keys=values["policy_keys"], cors_origins=values["cors_origins"],
         tegrastats_interval_ms=values["tegrastats_interval_ms"])
 

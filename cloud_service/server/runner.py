@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from prometheus_client import make_wsgi_app
 
 from cloud_service.backends.triton import TritonBackend, TritonBackendConfig
-from cloud_service.config import ServiceConfig, split_address
+from cloud_service.config import ServiceConfig
 from cloud_service.identity.service import open_identity
 from cloud_service.metrics import METRICS_PATH, ServiceMetrics, create_metrics, serve_wsgi
 from cloud_service.ops.http_api import status_routes
@@ -27,6 +27,7 @@ from cloud_service.ops.loop_monitor import MonitorSettings, open_loop_monitor
 from cloud_service.ops.status import StatusSources
 from cloud_service.ports import OutcomeLog, PolicyStore
 from cloud_service.server.app import CloudServer, Dependencies, build_server
+from confroute.settings import split_address
 
 logger = logging.getLogger(__name__)
 

@@ -66,6 +66,14 @@ def parse_bool(raw: str, source: str, field: str | None = None) -> bool:
                        field=field or source)
 
 
+def split_address(address: str, name: str = "address") -> tuple[str, int]:
+    """``"127.0.0.1:50051"`` -> ``("127.0.0.1", 50051)``; ``[::1]:0`` works too (every ``--listen``)."""
+    host, sep, port = address.rpartition(":")
+    if not sep or not host or not port.isdigit() or int(port) > 65535:
+        raise InvalidInput(f"{name} must be host:port with a port in [0, 65535], got {address!r}", field=name)
+    return host.strip("[]"), int(port)
+
+
 def convert(raw: str, setting: Setting, source: str) -> Any:
     """One value of ``setting`` from its text, as read from ``source``."""
     if setting.choices and raw not in setting.choices:

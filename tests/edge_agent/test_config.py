@@ -32,10 +32,10 @@ def test_without_flags_or_variables_the_agent_runs_offline_on_the_defaults() -> 
 
 
 def test_a_flag_wins_over_its_variable_which_wins_over_the_default() -> None:
-    env = {**CLOUD, "CONFROUTE_EDGE_CLOUD_DEADLINE": "3.5", "CONFROUTE_EDGE_PORT": "9000",
+    env = {**CLOUD, "CONFROUTE_EDGE_CLOUD_DEADLINE": "3.5", "CONFROUTE_EDGE_LISTEN": "0.0.0.0:9000",
            "CONFROUTE_EDGE_THREADS": "4"}
-    config = parse(["--port", "9100"], env)
-    assert (config.http_port, config.threads) == (9100, 4)
+    config = parse(["--listen", "127.0.0.1:9100"], env)
+    assert (config.http_host, config.http_port, config.threads) == ("127.0.0.1", 9100, 4)
     assert config.cloud is not None and config.cloud.deadline_s == 3.5
     assert config.cloud.target == "cloud.example:443"
 
@@ -113,3 +113,9 @@ def test_the_command_line_refuses_a_bad_variable_naming_it(capsys: pytest.Captur
     monkeypatch.setenv("CONFROUTE_EDGE_TLS", "maybe")
     assert main(["ask", "hi"]) == 2
     assert "edge-agent: error: CONFROUTE_EDGE_TLS must be a boolean" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("listen", ["8080", "localhost", "127.0.0.1:70000", ":8080", "127.0.0.1:http"])
+def test_a_listen_address_that_is_not_host_port_is_refused_by_name(listen: str) -> None:
+    with pytest.raises(InvalidInput, match="listen must be host:port"):
+        parse(["--listen", listen], {})

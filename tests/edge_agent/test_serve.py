@@ -19,7 +19,7 @@ def test_edge_agent_serve_answers_an_openai_client_and_stops_on_sigterm(tiny_bun
     from openai import OpenAI
 
     command = [sys.executable, "-m", "edge_agent.cli", "serve", "--bundle", str(tiny_bundles["llama"]),
-               "--port", "0", "--state-dir", str(tmp_path)]
+               "--listen", "127.0.0.1:0", "--state-dir", str(tmp_path)]
     process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     try:
         assert process.stdout is not None

@@ -6,8 +6,9 @@ import argparse
 
 import pytest
 
-from cloud_service.config import ServiceConfig, add_arguments, config_from, split_address
+from cloud_service.config import ServiceConfig, add_arguments, config_from
 from confroute.errors import InvalidInput
+from confroute.settings import split_address
 
 
 def parse(*argv: str) -> argparse.Namespace:
