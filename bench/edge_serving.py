@@ -7,8 +7,11 @@ the agent runs in ``pre`` mode over a copy of the bundle whose TBG probe is set 
 so each answer streams as it is decoded (the path whose TTFT matters). Clients are the official ``openai``
 package, in this process, on loopback.
 
-* ``tps_cN``: aggregate completion tokens per second with N concurrent streams (tokens / wall time);
-  ``stream_tps_cN``: the median per-stream rate (tokens after the first / time after the first token).
+* ``tps_cN``: aggregate completion tokens per second with N concurrent streams (tokens / wall time of a
+  round, median over rounds); ``stream_tps_cN``: the median per-stream rate (tokens after the first / time
+  after the first token). The levels are interleaved (each round runs c=1, 2, 4, 8 in turn) and
+  ``speedup_cN`` is the median of each round's tps_cN / tps_c1: on a shared machine the load moves between
+  rounds, and a ratio within one round is what holds.
 * ``ttft_p50_ms_cN`` / ``ttft_p99_ms_cN``: request sent -> first content chunk received.
 * ``engine_ttft_ms``: the engine alone, prefill + one decode step; ``engine_tps``: the engine alone (the
   batching engine the agent serves with, one request); ``serial_tps``: a non-batching engine (``max_batch``
@@ -23,6 +26,7 @@ package, in this process, on loopback.
   of one token of the engine alone. Counted in CPU time, it holds on a loaded machine, where wall-clock
   overheads do not.
 * ``rss_mb``: the process's resident memory after the run (model, server and clients together).
+* ``load_avg_1m``: the machine's load average at the end (above the core count, every timing is ad hoc).
 
 Numbers from a shared machine are ad hoc: ratios within one run are what to compare.
 """
@@ -145,26 +149,56 @@ def stream_once(client: Any, model_id: str, max_tokens: int) -> StreamTiming:
     return StreamTiming(ttft if ttft is not None else total, total, tokens)
 
 
-def concurrent_streams(make_client: Callable[[], Any], model_id: str, clients: int, rounds: int,
+@dataclasses.dataclass
+class Level:
+    """What the rounds at one concurrency measured: each round's aggregate tok/s, and every stream."""
+
+    clients: int
+    tps: list[float] = dataclasses.field(default_factory=list)
+    timings: list[StreamTiming] = dataclasses.field(default_factory=list)
+
+    def summary(self) -> dict[str, float]:
+        c = self.clients
+        ttfts = [t.ttft_s * 1000.0 for t in self.timings]
+        per_stream = [(t.tokens - 1) / (t.total_s - t.ttft_s) for t in self.timings
+                      if t.tokens > 1 and t.total_s > t.ttft_s]
+        return {f"tps_c{c}": statistics.median(self.tps), f"stream_tps_c{c}": statistics.median(per_stream),
+                f"ttft_p50_ms_c{c}": float(np.percentile(ttfts, 50)),
+                f"ttft_p99_ms_c{c}": float(np.percentile(ttfts, 99))}
+
+
+def one_round(pool: concurrent.futures.ThreadPoolExecutor, clients: Sequence[Any], model_id: str, max_tokens: int,
+              level: Level) -> None:
+    """``len(clients)`` streams at once; adds the round's aggregate tok/s and its streams to ``level``."""
+    started = time.perf_counter()
+    batch = list(pool.map(lambda c: stream_once(c, model_id, max_tokens), clients))
+    level.tps.append(sum(t.tokens for t in batch) / (time.perf_counter() - started))
+    level.timings.extend(batch)
+
+
+def interleaved_levels(make_client: Callable[[], Any], model_id: str, concurrency: Sequence[int], rounds: int,
                        max_tokens: int) -> dict[str, float]:
-    timings: list[StreamTiming] = []
-    walls: list[float] = []
-    totals: list[int] = []
-    opened = [make_client() for _ in range(clients)]
-    with concurrent.futures.ThreadPoolExecutor(clients) as pool:
-        for _ in range(rounds):
-            started = time.perf_counter()
-            batch = list(pool.map(lambda c: stream_once(c, model_id, max_tokens), opened))
-            walls.append(time.perf_counter() - started)
-            totals.append(sum(t.tokens for t in batch))
-            timings.extend(batch)
+    """Each round runs every concurrency in turn (c=1, 2, 4, 8, then again), so a change in the machine's
+    load hits every level alike; ``speedup_cN`` is the median over rounds of that round's tps_cN / tps_c1."""
+    levels = {c: Level(c) for c in concurrency}
+    opened = [make_client() for _ in range(max(concurrency))]
+    with concurrent.futures.ThreadPoolExecutor(max(concurrency)) as pool:
+        one_round(pool, opened[:1], model_id, 8, Level(1))  # warm-up
+        for r in range(rounds):
+            for c in concurrency:
+                _log(f"round {r + 1}/{rounds}: {c} concurrent streams")
+                one_round(pool, opened[:c], model_id, max_tokens, levels[c])
     for client in opened:
         client.close()
-    ttfts = [t.ttft_s * 1000.0 for t in timings]
-    per_stream = [(t.tokens - 1) / (t.total_s - t.ttft_s) for t in timings if t.tokens > 1 and t.total_s > t.ttft_s]
-    return {f"tps_c{clients}": sum(totals) / sum(walls), f"stream_tps_c{clients}": statistics.median(per_stream),
-            f"ttft_p50_ms_c{clients}": float(np.percentile(ttfts, 50)),
-            f"ttft_p99_ms_c{clients}": float(np.percentile(ttfts, 99))}
+    result: dict[str, float] = {}
+    for level in levels.values():
+        result.update(level.summary())
+    if 1 in levels:
+        for c, level in levels.items():
+            if c != 1:
+                result[f"speedup_c{c}"] = statistics.median(
+                    n / one for n, one in zip(level.tps, levels[1].tps, strict=True))
+    return result
 
 
 def overheads(agent: EdgeAgent, model: EdgeModel, client: Any, model_id: str, params: SamplingParams,
@@ -255,9 +289,7 @@ def run(bundle: Path, workdir: Path, *, tokens: int, rounds: int, concurrency: S
             client = make_client()
             _log("overheads at c=1")
             result.update(overheads(agent, model, client, model_id, params, rounds))
-            for clients in concurrency:
-                _log(f"{clients} concurrent streams")
-                result.update(concurrent_streams(make_client, model_id, clients, max(1, rounds // 2), tokens))
+            result.update(interleaved_levels(make_client, model_id, concurrency, max(2, rounds // 2), tokens))
             client.close()
     result["api_cpu_us_per_token"] = api_cpu_per_token()
     result["api_cpu_share_pct"] = result["api_cpu_us_per_token"] * result["engine_tps"] / 1e4
@@ -278,9 +310,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         result = run(bundle, Path(tmp), tokens=32 if args.quick else 128, rounds=2 if args.quick else 6,
                      concurrency=(1, 4) if args.quick else CONCURRENCY, batch=args.batch)
     result["ttft_vs_engine"] = result["ttft_p50_ms_c1"] / result["engine_ttft_ms"]
-    for c in CONCURRENCY[1:]:
-        if f"tps_c{c}" in result:
-            result[f"speedup_c{c}"] = result[f"tps_c{c}"] / result["tps_c1"]
     for key, value in result.items():
         print(f"{key:22} {value:10.2f}" if isinstance(value, float) else f"{key:22} {value:>10}")
     if args.json:

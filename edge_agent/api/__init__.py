@@ -4,6 +4,7 @@
     GET  /v1/models             the answerer's model ids (and GET /v1/models/{id})
     GET  /health                {"status": "ok", "models": [...]} (HEAD too, as on every GET route)
     GET  /metrics               Prometheus text format (see :mod:`edge_agent.api.metrics`)
+    GET  /openapi.json          this API's OpenAPI 3.1 document (see :mod:`edge_agent.api.spec`)
 
 Routing metadata (which side answered, the confidence, the policy version):
 

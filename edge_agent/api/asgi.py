@@ -28,6 +28,7 @@ from starlette.responses import Response, StreamingResponse
 from starlette.types import Message, Receive, Scope, Send
 
 from confroute.errors import RuntimeFailure
+from confroute.version import version
 from edge_agent.answer import AgentAnswer, Answerer, TextDelta, TokenLogprob
 from edge_agent.api.admission import Admission
 from edge_agent.api.errors import SERVER_ERROR, HttpError, reply_for
@@ -36,6 +37,7 @@ from edge_agent.api.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from edge_agent.api.metrics import ApiMetrics
 from edge_agent.api.pump import Pump
 from edge_agent.api.request import ChatRequest, parse_chat_request
+from edge_agent.api.spec import openapi_document
 from edge_agent.api.stream import sse_events
 from edge_agent.api.wire import ROUTING_HEADERS, Reply, completion, encode, model_list, model_object, routing_headers
 
@@ -68,6 +70,7 @@ class ApiApp:
         self.cors_origins = cors_origins
         self.api_key = api_key
         self.created = int(time.time())
+        self._openapi = encode(openapi_document(answerer.model_ids, version()))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":  # lifespan is off; websockets are not served
@@ -166,6 +169,9 @@ class ApiApp:
     async def health(self, request: Request, started: float) -> Response:
         return _json(200, {"status": "ok", "models": list(self.answerer.model_ids)})
 
+    async def openapi(self, request: Request, started: float) -> Response:
+        return Response(self._openapi, 200, media_type="application/json")
+
     async def scrape(self, request: Request, started: float) -> Response:
         self.metrics.set_queue(waiting=self.admission.waiting, running=self.admission.running)
         return Response(self.metrics.render(), 200, media_type=METRICS_CONTENT_TYPE)
@@ -204,6 +210,7 @@ ROUTES: dict[str, dict[str, Route]] = {
     "/health": {"GET": ApiApp.health},
     "/metrics": {"GET": ApiApp.scrape},
     "/v1/feedback": {"POST": feedback},
+    "/openapi.json": {"GET": ApiApp.openapi},
 }
 MODEL_ROUTE = MODELS_PREFIX + "{model}"
 

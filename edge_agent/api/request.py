@@ -143,10 +143,12 @@ def _content(raw: object, where: str) -> str:
 
 
 def _params(data: Mapping[str, Any]) -> SamplingParams:
-    tokens_field = "max_completion_tokens" if data.get("max_completion_tokens") is not None else "max_tokens"
-    max_tokens = _integer(data, tokens_field)
-    if max_tokens is not None and max_tokens < 1:
-        raise InvalidInput(f"{tokens_field} must be >= 1, got {max_tokens}", field=tokens_field)
+    max_tokens = None
+    for tokens_field in ("max_tokens", "max_completion_tokens"):  # both checked; the second wins when given
+        given_tokens = _integer(data, tokens_field)
+        if given_tokens is not None and given_tokens < 1:
+            raise InvalidInput(f"{tokens_field} must be >= 1, got {given_tokens}", field=tokens_field)
+        max_tokens = given_tokens if given_tokens is not None else max_tokens
     temperature = _number(data, "temperature")
     if temperature is not None and not 0.0 <= temperature <= MAX_TEMPERATURE:
         raise InvalidInput(f"temperature must be in [0, 2], got {temperature}", field="temperature")
@@ -192,8 +194,12 @@ def _string(data: Mapping[str, Any], key: str) -> str | None:
 
 
 def _integer(data: Mapping[str, Any], key: str) -> int | None:
-    value: int | None = _typed(data, key, (int,), "an integer", None)
-    return value
+    """An integer; a float with no fractional part (``71.0``) is one too, as JSON Schema counts it."""
+    value = data.get(key)
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    integer: int | None = _typed(data, key, (int,), "an integer", None)
+    return integer
 
 
 def _number(data: Mapping[str, Any], key: str) -> float | None:

@@ -13,7 +13,7 @@ import numpy as np
 
 from confroute.bundle.manifest import Manifest
 from confroute.bundle.store import load_bundle
-from confroute.engine.batch import BatchScheduler, Row
+from confroute.engine.batch import BatchScheduler, Follow, Row
 from confroute.engine.chat import ChatTemplate
 from confroute.engine.params import SamplingParams
 from confroute.engine.result import FinishReason, Generation, TokenEvent
@@ -174,7 +174,11 @@ class GenerationRun:
         self._prefix = prefix
         self._row: Row | None = None
         if engine.batch is not None:
-            self._row = engine.batch.row(prefix.cache, prefix.prompt_tokens)
+            follow = None
+            if params.greedy:  # the scheduler feeds the argmax itself: no round trip to this thread per token
+                eos = frozenset() if params.ignore_eos else engine.eos_ids
+                follow = Follow(eos, params.max_new_tokens - 1)
+            self._row = engine.batch.row(prefix.cache, prefix.prompt_tokens, follow)
         else:
             prefix.owner = self
             prefix.cache.length = prefix.prompt_tokens  # a resumed run overwrites the previous run's positions

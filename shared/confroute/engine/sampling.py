@@ -17,7 +17,9 @@ def sample_token(logits: np.ndarray, temperature: float, top_p: float, rng: np.r
     Returns the token and its log-probability under the *untempered* model distribution (the quantity
     the confidence signals are defined on).
     """
-    scaled = log_softmax(logits.astype(np.float64) / temperature)
+    shifted = logits.astype(np.float64) - logits.max()
+    with np.errstate(over="ignore"):  # a tiny temperature sends every logit below the max to -inf: probability 0
+        scaled = log_softmax(shifted / temperature)
     probs = np.exp(scaled)
     if top_p < 1.0:
         order = np.argsort(-probs)

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from confroute.engine import Engine, Generation, SamplingParams
+from confroute.engine.batch import AHEAD
 from confroute.errors import RuntimeFailure
 
 PROMPTS = [
@@ -99,6 +100,34 @@ def test_a_request_arriving_mid_decode_joins_and_both_stay_exact(tiny_bundles: d
         pass
     _same(first.result, alone.chat(PROMPTS[0], long))
     _same(joined, alone.chat(PROMPTS[2], short))
+
+
+def test_a_greedy_row_runs_at_most_ahead_steps_ahead_of_its_reader(tiny_bundles: dict[str, Path],
+                                                                   batched: Engine) -> None:
+    alone = Engine(tiny_bundles["llama"])
+    params = SamplingParams(max_new_tokens=40, ignore_eos=True)
+    held = batched.start(batched.encode_chat(PROMPTS[0]), params)
+    events = iter(held)
+    for _ in range(3):
+        next(events)  # the row's first step is in; its reader now stops reading
+    other = batched.chat(PROMPTS[1], params)  # decodes to the end while the held row sits parked
+    row = held._row
+    assert row is not None and row.follow is not None
+    assert len(row.queued) <= AHEAD and row.parked is not None
+    for _ in events:
+        pass
+    _same(held.result, alone.chat(PROMPTS[0], params))
+    _same(other, alone.chat(PROMPTS[1], params))
+
+
+def test_a_stop_string_ends_a_greedy_row_that_ran_ahead(tiny_bundles: dict[str, Path], batched: Engine) -> None:
+    alone = Engine(tiny_bundles["llama"])
+    free = alone.chat(PROMPTS[2], SamplingParams(max_new_tokens=30, ignore_eos=True))
+    stop = free.token_texts[5] or free.token_texts[6]
+    assert stop
+    params = SamplingParams(max_new_tokens=30, ignore_eos=True, stop=(stop,))
+    _same(batched.chat(PROMPTS[2], params), alone.chat(PROMPTS[2], params))
+    assert batched.chat(PROMPTS[3], SamplingParams(max_new_tokens=4)).completion_tokens >= 1  # its row was freed
 
 
 def test_sampling_stops_and_probes_stay_per_request(tiny_bundles: dict[str, Path], batched: Engine) -> None:

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -31,3 +32,11 @@ def test_stop_matching_emits_exactly_the_text_before_the_first_stop(text: str, c
     out.append(matcher.flush())
     expected = text[: text.find(stop)] if stop in text else text
     assert "".join(out) == expected
+
+
+@pytest.mark.parametrize("temperature", [1e-300, 5e-324, 1e-30])
+def test_a_vanishing_temperature_picks_the_argmax_without_overflow(temperature: float) -> None:
+    logits = np.array([1.0, 3.0, 2.0, -1e30], dtype=np.float32)  # found by the device API's fuzzing: a 500
+    token, logprob = sample_token(logits, temperature, 0.9, np.random.default_rng(0))
+    assert token == 1
+    assert logprob == pytest.approx(float(log_softmax(logits.astype(np.float64))[1]))
