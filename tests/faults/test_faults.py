@@ -19,6 +19,7 @@ import pytest
 
 from cloud_service.inference import TritonServerConfig, TritonServerProcess
 from tests.cloud_service.redis_server import free_port
+from tests.faults.device import Options
 from tests.faults.proxy import TcpProxy
 from tests.faults.stack import ECHO, Service, TritonFaults, metric, shown
 from tests.faults.traffic import OUTAGE_S, Stack, running_stack, under_traffic
@@ -29,6 +30,7 @@ pytestmark = [pytest.mark.faults, pytest.mark.slow, pytest.mark.timeout(240)]
 PARTITION_S = 5.0  # longer than an escalation's budget and than an upload round's retries
 TRITON_FAULT_S = 4.0  # how long the cloud model stays slow or failing
 TRITON_DELAY_S = 3.0  # past the devices' 1.5 s escalation budget
+OUTBOX_BOUND = 15  # records; a device answers ~10 a second while the cloud refuses it
 
 
 @pytest.fixture
@@ -189,3 +191,22 @@ def test_a_cloud_model_answering_errors_is_answered_locally(faulty_triton_stack:
     samples = faulty_triton_stack.service.metrics()
     assert metric(samples, "confroute_triton_errors_total") > 0, shown(samples)
     assert metric(samples, "confroute_outcome_decisions_total", decision="escalation_unavailable") > 0, shown(samples)
+
+
+def test_an_outbox_filled_to_its_bound_drops_the_oldest_counted_and_loses_nothing_acknowledged(
+        partitionable_stack: Stack) -> None:
+    def refused(stack: Stack) -> float:  # the cloud refuses connections: escalations fail fast, uploads wait
+        assert stack.proxy is not None
+        stack.proxy.partition(stall=False)
+        time.sleep(PARTITION_S)
+        stack.proxy.heal()
+        return time.time()
+
+    report = under_traffic(partitionable_stack, f"outbox filled to its bound ({OUTBOX_BOUND} records) while the "
+                           "cloud refused connections", refused, lambda _: Options(max_records=OUTBOX_BOUND).to_env())
+
+    assert report.lost > 0, report  # the devices answered more than their outboxes hold: the oldest went
+    assert report.acknowledged + report.lost == report.answered
+    assert report.answered_locally_during_outage > report.evicted
+    samples = partitionable_stack.service.metrics()  # the cloud saw only the survivors, each once
+    assert metric(samples, "confroute_outcome_writes_total", result="stored", source="upload") == report.acknowledged
