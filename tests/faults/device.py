@@ -111,6 +111,7 @@ def main(bundle: str, state: str, target: str, device_id: str, cohort: str) -> i
     folder = Path(state)
     options = Options.from_env()
     data = Path(options.data_dir) if options.data_dir else folder
+    data.mkdir(parents=True, exist_ok=True)
     model = EdgeModel(Path(bundle))
     edge_model = ModelRef(model.model_id, model.version)
     (folder / "model.json").write_text(json.dumps({"id": edge_model.id, "version": edge_model.version}))

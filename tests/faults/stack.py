@@ -159,6 +159,15 @@ class Device:
         (self.folder / "stop").touch()
         return wait_or_kill(self.process, self.device_id)
 
+    def wait_for_traffic(self) -> None:
+        """Returns once the device has answered a query (its start takes seconds on a loaded machine)."""
+        path = self.folder / "answers.jsonl"
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while not (path.exists() and path.stat().st_size):
+            assert self.process.poll() is None, f"{self.device_id} exited: {(self.folder / 'device.log').read_text()}"
+            assert time.monotonic() < deadline, f"{self.device_id} answered nothing in {START_TIMEOUT_S} s"
+            time.sleep(0.05)
+
     def answers(self) -> list[dict[str, object]]:
         lines = (self.folder / "answers.jsonl").read_text().splitlines()
         return [json.loads(line) for line in lines]

@@ -9,8 +9,10 @@ policies converge).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from cloud_service.inference import TritonServerConfig, TritonServerProcess
+from edge_agent.cloud.policy_file import load_policy
 from tests.cloud_service.redis_server import free_port
 from tests.faults.device import Options
 from tests.faults.proxy import TcpProxy
@@ -31,6 +34,8 @@ PARTITION_S = 5.0  # longer than an escalation's budget and than an upload round
 TRITON_FAULT_S = 4.0  # how long the cloud model stays slow or failing
 TRITON_DELAY_S = 3.0  # past the devices' 1.5 s escalation budget
 OUTBOX_BOUND = 15  # records; a device answers ~10 a second while the cloud refuses it
+DISK_MB = 16  # the devices' size-limited "disk" (tmpfs)
+DISK_FULL_S = 4.0
 
 
 @pytest.fixture
@@ -53,6 +58,37 @@ def partitionable_stack(stack: Stack) -> Iterator[Stack]:
         yield stack
     finally:
         stack.proxy.close()
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A size-limited folder the test can fill: a tmpfs of ``DISK_MB`` mounted for the test (root only)."""
+    if os.geteuid() != 0:
+        pytest.skip("the disk-full fault mounts a size-limited tmpfs, which needs root")
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={DISK_MB}m", "tmpfs", str(disk)],
+                             capture_output=True, text=True, check=False)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")
+    try:
+        yield disk
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], check=True)
+
+
+def fill(disk: Path) -> Path:
+    """Writes a file that takes every free byte of ``disk``; returns it."""
+    filler = disk / "filler"
+    descriptor = os.open(filler, os.O_WRONLY | os.O_CREAT | os.O_EXCL)
+    try:
+        for size in (1 << 20, 4096, 1):
+            with contextlib.suppress(OSError):
+                while True:
+                    os.write(descriptor, b"\0" * size)
+    finally:
+        os.close(descriptor)
+    return filler
 
 
 @pytest.fixture
@@ -210,3 +246,19 @@ def test_an_outbox_filled_to_its_bound_drops_the_oldest_counted_and_loses_nothin
     assert report.answered_locally_during_outage > report.evicted
     samples = partitionable_stack.service.metrics()  # the cloud saw only the survivors, each once
     assert metric(samples, "confroute_outcome_writes_total", result="stored", source="upload") == report.acknowledged
+
+
+def test_a_full_device_disk_costs_outcome_records_counted_never_an_answer(stack: Stack, small_disk: Path) -> None:
+    def disk_full(stack: Stack) -> float:
+        filler = fill(small_disk)
+        time.sleep(DISK_FULL_S)
+        filler.unlink()
+        return time.time()
+
+    report = under_traffic(stack, f"device disk full ({DISK_MB} MB tmpfs holding the outbox and the saved policy)",
+                           disk_full, lambda i: Options(data_dir=str(small_disk / f"device-{i}")).to_env())
+
+    assert report.acknowledged + report.lost == report.answered
+    assert report.lost <= report.unrecorded
+    for i in range(len(stack.devices)):  # the policy published after the recovery was saved
+        assert load_policy(small_disk / f"device-{i}" / "policy.json").policy_version == "faults-2"

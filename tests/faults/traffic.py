@@ -103,6 +103,8 @@ def under_traffic(stack: Stack, name: str, fault: Callable[[Stack], float],
                                   device_env(i) if device_env else None)
                      for i in range(DEVICES)]
     try:
+        for device in stack.devices:
+            device.wait_for_traffic()
         time.sleep(STEADY_S)
         injected = time.time()
         restarted = fault(stack)
