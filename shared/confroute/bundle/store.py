@@ -15,6 +15,7 @@ from confroute.bundle.manifest import Manifest
 from confroute.errors import BundleCorrupt, BundleNotFound
 
 MANIFEST_FILE = "manifest.json"
+PENDING_MANIFEST = ".manifest.json.pending"  # an in-place update's new manifest, until its files are in place
 STAMP_FILE = ".verified.json"
 _CHUNK = 1 << 20
 
@@ -38,6 +39,7 @@ def load_bundle(folder: str | os.PathLike[str], *, verify: bool = True) -> Manif
     manifest_path = path / MANIFEST_FILE
     if not manifest_path.is_file():
         raise BundleNotFound(f"no model bundle at {path} (missing {MANIFEST_FILE}); build one with confroute-export")
+    _settle_pending(path)
     manifest = Manifest.from_json(manifest_path.read_text(encoding="utf-8"))
     stats = _file_stats(path, manifest)
     if verify and _read_stamp(path) != {"version": manifest.version, "files": stats}:
@@ -91,14 +93,45 @@ def hash_files(folder: Path, names: list[str]) -> dict[str, str]:
     return {name: sha256_file(folder / name) for name in sorted(names)}
 
 
-def write_manifest(folder: Path, manifest: Manifest) -> None:
-    """Replaces ``manifest.json`` atomically (write, fsync, rename)."""
-    tmp = folder / f".{MANIFEST_FILE}.tmp"
+def write_manifest(folder: Path, manifest: Manifest, name: str = MANIFEST_FILE) -> None:
+    """Replaces ``manifest.json`` (or ``name``) atomically (write, fsync, rename)."""
+    tmp = folder / f".{name.lstrip('.')}.tmp"
     with open(tmp, "w", encoding="utf-8") as f:
         f.write(manifest.to_json())
         f.flush()
         os.fsync(f.fileno())
-    os.replace(tmp, folder / MANIFEST_FILE)
+    os.replace(tmp, folder / name)
+
+
+def commit_pending(folder: Path) -> None:
+    """Makes the pending manifest (``write_manifest(folder, m, PENDING_MANIFEST)``) the bundle's manifest."""
+    os.replace(folder / PENDING_MANIFEST, folder / MANIFEST_FILE)
+    with contextlib.suppress(OSError):  # make the rename durable where folders can be opened
+        descriptor = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(descriptor)
+        finally:
+            os.close(descriptor)
+
+
+def _settle_pending(path: Path) -> None:
+    """Finishes or forgets an in-place update that a crash interrupted (:func:`confroute.bundle.probe.write_probe`
+    writes the new manifest as pending, then replaces the file, then commits): a pending manifest whose changed
+    files are all in place becomes the manifest; otherwise the files are still the old ones and it is dropped."""
+    pending = path / PENDING_MANIFEST
+    if not pending.is_file():
+        return
+    try:
+        new = Manifest.from_json(pending.read_text(encoding="utf-8"))
+        old = Manifest.from_json((path / MANIFEST_FILE).read_text(encoding="utf-8"))
+        changed = {name: digest for name, digest in new.files.items() if old.files.get(name) != digest}
+        if all((path / name).is_file() and sha256_file(path / name) == digest for name, digest in changed.items()):
+            commit_pending(path)
+        else:
+            pending.unlink()
+    except (OSError, BundleCorrupt):  # a read-only bundle (left as it is), or a pending file that is not one
+        with contextlib.suppress(OSError):
+            pending.unlink()
 
 
 @contextlib.contextmanager
