@@ -159,11 +159,12 @@ class Device:
         (self.folder / "stop").touch()
         return wait_or_kill(self.process, self.device_id)
 
-    def wait_for_traffic(self) -> None:
-        """Returns once the device has answered a query (its start takes seconds on a loaded machine)."""
+    def wait_for_traffic(self, after: int = 0) -> None:
+        """Returns once the device has answered a query, beyond the first ``after`` (a restarted device's
+        earlier ones); its start takes seconds on a loaded machine."""
         path = self.folder / "answers.jsonl"
         deadline = time.monotonic() + START_TIMEOUT_S
-        while not (path.exists() and path.stat().st_size):
+        while not (path.exists() and len(path.read_text().splitlines()) > after):
             assert self.process.poll() is None, f"{self.device_id} exited: {(self.folder / 'device.log').read_text()}"
             assert time.monotonic() < deadline, f"{self.device_id} answered nothing in {START_TIMEOUT_S} s"
             time.sleep(0.05)

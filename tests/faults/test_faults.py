@@ -20,12 +20,13 @@ from pathlib import Path
 import pytest
 
 from cloud_service.inference import TritonServerConfig, TritonServerProcess
+from confroute.routing import BUILTIN_VERSION
 from edge_agent.cloud.policy_file import load_policy
 from tests.cloud_service.redis_server import free_port
 from tests.faults.device import Options
 from tests.faults.proxy import TcpProxy
-from tests.faults.stack import ECHO, Service, TritonFaults, metric, shown
-from tests.faults.traffic import OUTAGE_S, Stack, running_stack, under_traffic
+from tests.faults.stack import ECHO, EXIT_TIMEOUT_S, Service, TritonFaults, metric, shown, start_device
+from tests.faults.traffic import OUTAGE_S, Stack, publish, running_stack, under_traffic
 from tests.harness import triton_python_or_skip
 
 pytestmark = [pytest.mark.faults, pytest.mark.slow, pytest.mark.timeout(240)]
@@ -36,6 +37,7 @@ TRITON_DELAY_S = 3.0  # past the devices' 1.5 s escalation budget
 OUTBOX_BOUND = 15  # records; a device answers ~10 a second while the cloud refuses it
 DISK_MB = 16  # the devices' size-limited "disk" (tmpfs)
 DISK_FULL_S = 4.0
+BURST = 20  # policies published back to back; a device is SIGKILLed halfway
 
 
 @pytest.fixture
@@ -262,3 +264,25 @@ def test_a_full_device_disk_costs_outcome_records_counted_never_an_answer(stack:
     assert report.lost <= report.unrecorded
     for i in range(len(stack.devices)):  # the policy published after the recovery was saved
         assert load_policy(small_disk / f"device-{i}" / "policy.json").policy_version == "faults-2"
+
+
+def test_a_device_killed_during_policy_updates_restarts_on_its_saved_policy_and_outbox(stack: Stack) -> None:
+    killed_at: list[int] = []  # how many answers the device had written when it was killed
+
+    def kill_a_device_mid_burst(stack: Stack) -> float:
+        victim = stack.devices[0]
+        for n in range(BURST):
+            publish(stack, stack.devices, f"burst-{n}")
+            if n == BURST // 2:
+                victim.process.send_signal(signal.SIGKILL)
+                assert victim.process.wait(EXIT_TIMEOUT_S) == -signal.SIGKILL
+                killed_at.append(len(victim.answers()))
+        stack.devices[0] = start_device(stack.bundle, victim.folder, stack.target, victim.device_id)
+        stack.devices[0].wait_for_traffic(after=killed_at[0])
+        return time.time()
+
+    report = under_traffic(stack, "a device SIGKILLed amid policy updates, restarted", kill_a_device_mid_burst)
+
+    assert report.acknowledged == report.answered  # what the killed process answered was in its outbox
+    first_after_restart = stack.devices[0].answers()[killed_at[0]]
+    assert first_after_restart["policy"] not in ("", BUILTIN_VERSION), first_after_restart  # its saved policy
