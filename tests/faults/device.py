@@ -19,7 +19,7 @@ It writes, in STATE_DIR:
   it could not store.
 
 Its own times (``t`` in the answers, the acknowledgement times) are on the suite's clock: when the device's
-clock is skewed (libfaketime), ``clock_skew_s`` is subtracted from them; the agent itself sees only the
+clock is skewed (``skewclock.c``), ``clock_skew_s`` is subtracted from them; the agent itself sees only the
 skewed clock.
 
 It asks until the file ``STATE_DIR/stop`` appears, then drains its outbox (bounded) and exits 0.
@@ -68,7 +68,7 @@ class Options:
 
     max_records: int = QueueConfig.max_records  # the outbox's bound
     data_dir: str = ""  # the agent's own files (outbox, saved policy); empty: STATE_DIR
-    clock_skew_s: float = 0.0  # how far the device's clock is ahead (libfaketime); its bookkeeping undoes it
+    clock_skew_s: float = 0.0  # how far the device's clock is ahead (skewclock.c); its bookkeeping undoes it
 
     @classmethod
     def from_env(cls) -> Options:

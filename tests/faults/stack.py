@@ -198,7 +198,7 @@ class Device:
 
 def start_device(bundle: Path, folder: Path, target: str, device_id: str,
                  env: dict[str, str] | None = None) -> Device:
-    """A device process; ``env``: what its environment adds (``Options.to_env()``, libfaketime's variables)."""
+    """A device process; ``env``: what its environment adds (``Options.to_env()``, the skewed clock's)."""
     folder.mkdir(parents=True, exist_ok=True)
     log = (folder / "device.log").open("ab")
     with log:

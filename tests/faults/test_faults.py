@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -38,6 +39,8 @@ OUTBOX_BOUND = 15  # records; a device answers ~10 a second while the cloud refu
 DISK_MB = 16  # the devices' size-limited "disk" (tmpfs)
 DISK_FULL_S = 4.0
 BURST = 20  # policies published back to back; a device is SIGKILLed halfway
+SKEW_S = 3 * 3600.0  # device-0's clock runs this far ahead, device-1's this far behind
+SKEWCLOCK = Path(__file__).with_name("skewclock.c")  # a preloadable wall clock set wrong
 
 
 @pytest.fixture
@@ -286,3 +289,30 @@ def test_a_device_killed_during_policy_updates_restarts_on_its_saved_policy_and_
     assert report.acknowledged == report.answered  # what the killed process answered was in its outbox
     first_after_restart = stack.devices[0].answers()[killed_at[0]]
     assert first_after_restart["policy"] not in ("", BUILTIN_VERSION), first_after_restart  # its saved policy
+
+
+@pytest.fixture
+def skew_library(tmp_path: Path) -> Path:
+    """``skewclock.c`` built into a preloadable library (skips where there is no C compiler)."""
+    compiler = shutil.which("cc") or shutil.which("gcc")
+    if compiler is None:
+        pytest.skip("the clock-skew fault builds tests/faults/skewclock.c, and no C compiler (cc) is installed")
+    library = tmp_path / "skewclock.so"
+    subprocess.run([compiler, "-shared", "-fPIC", "-O2", "-o", str(library), str(SKEWCLOCK), "-ldl"], check=True)
+    return library
+
+
+def test_device_clocks_skewed_by_hours_break_neither_policies_nor_outcomes(stack: Stack, skew_library: Path) -> None:
+    def skewed_clock(i: int) -> dict[str, str]:  # device-0 ahead, device-1 behind
+        skew = SKEW_S if i % 2 == 0 else -SKEW_S
+        return {"LD_PRELOAD": str(skew_library), "CONFROUTE_CLOCK_SKEW_S": str(skew),
+                **Options(clock_skew_s=skew).to_env()}
+
+    def no_injection(stack: Stack) -> float:  # the clocks are wrong from the start, and stay wrong
+        return time.time()
+
+    report = under_traffic(stack, f"device clocks {SKEW_S / 3600:.0f} h ahead and {SKEW_S / 3600:.0f} h behind",
+                           no_injection, skewed_clock)
+
+    assert report.acknowledged == report.answered
+    assert report.answered_by_cloud == report.answered
