@@ -26,7 +26,7 @@ from confroute.contract import ModelRef
 from edge_agent.cloud import PolicyKeeper
 from edge_agent.model import EdgeModel
 from tests.faults.stack import ROOT, START_TIMEOUT_S
-from tests.faults.updater import COHORT, PROBE_WEIGHTS
+from tests.faults.updater import BUNDLE_SEEDS, COHORT, PROBE_WEIGHTS
 
 pytestmark = [pytest.mark.faults, pytest.mark.slow, pytest.mark.timeout(240)]
 
@@ -78,3 +78,16 @@ def test_a_device_killed_while_updating_a_probe_keeps_a_bundle_that_loads(edge_b
         column = weight[:, manifest.probe.outputs.index("tbg")]
         assert any(np.all(column == value) for value in PROBE_WEIGHTS), "the probe is neither the old nor the new"
     EdgeModel(bundle).close()  # and the agent runs on it
+
+
+def test_a_device_killed_while_replacing_its_bundle_keeps_one_that_loads(tmp_path: Path) -> None:
+    bundle = tmp_path / "tiny"
+    rng = random.Random(16)
+    versions = set()
+    for _ in range(KILLS):
+        kill_while_updating(["bundle", str(bundle)], rng)
+        versions.add(load_bundle(bundle).version)  # the old bundle or the new one, verified
+        leftovers = [p.name for p in tmp_path.iterdir() if p.name != bundle.name]
+        assert len(leftovers) <= 1, f"half-written bundles pile up: {leftovers}"  # the last kill's, if any
+    assert len(versions) == len(BUNDLE_SEEDS)  # both were written, and each loaded after some kill
+    EdgeModel(bundle).close()

@@ -38,6 +38,8 @@ def load_bundle(folder: str | os.PathLike[str], *, verify: bool = True) -> Manif
     path = Path(folder)
     manifest_path = path / MANIFEST_FILE
     if not manifest_path.is_file():
+        _put_back(path)
+    if not manifest_path.is_file():
         raise BundleNotFound(f"no model bundle at {path} (missing {MANIFEST_FILE}); build one with confroute-export")
     _settle_pending(path)
     manifest = Manifest.from_json(manifest_path.read_text(encoding="utf-8"))
@@ -114,6 +116,25 @@ def commit_pending(folder: Path) -> None:
             os.close(descriptor)
 
 
+def _clear_interrupted(dest: Path) -> None:
+    """Clears what a write to ``dest`` that a kill cut short left beside it: staging folders (as large as a
+    bundle each, so they would fill a device's disk), and the old bundle moved aside (put back if the new
+    one never took its place)."""
+    _put_back(dest)
+    shutil.rmtree(dest.with_name(f".{dest.name}.old"), ignore_errors=True)
+    for staging in dest.parent.glob(f".{dest.name}.*.partial"):
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _put_back(dest: Path) -> None:
+    """Puts the previous bundle back at ``dest`` when a kill came between moving it aside and renaming the new
+    one into place."""
+    old = dest.with_name(f".{dest.name}.old")
+    if old.is_dir() and not dest.exists():
+        with contextlib.suppress(OSError):  # a read-only folder: nothing to do here
+            os.replace(old, dest)
+
+
 def _settle_pending(path: Path) -> None:
     """Finishes or forgets an in-place update that a crash interrupted (:func:`confroute.bundle.probe.write_probe`
     writes the new manifest as pending, then replaces the file, then commits): a pending manifest whose changed
@@ -139,9 +160,12 @@ def write_atomically(dest: Path) -> Iterator[Path]:
     """Yields an empty staging folder next to ``dest``; renames it to ``dest`` only if the block succeeds.
 
     A failure (or Ctrl-C) removes the staging folder: no half-written bundle is ever left at ``dest``.
-    An existing ``dest`` is replaced only after the new one is complete.
+    An existing ``dest`` is replaced only after the new one is complete. What a kill -9 leaves (a staging
+    folder, the old bundle moved aside) is cleared by the next write, and by ``load_bundle`` where it matters
+    (see :func:`_clear_interrupted`). One process writes a given ``dest`` at a time.
     """
     dest.parent.mkdir(parents=True, exist_ok=True)
+    _clear_interrupted(dest)
     staging = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".partial", dir=dest.parent))
     try:
         yield staging

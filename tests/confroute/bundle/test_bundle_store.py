@@ -182,3 +182,21 @@ def test_a_probe_update_killed_before_the_new_file_is_in_place_leaves_the_old_pr
 
     assert load_bundle(tiny_bundle) == before
     assert not (tiny_bundle / store.PENDING_MANIFEST).exists()
+
+
+def test_a_bundle_moved_aside_by_a_killed_replacement_is_put_back_when_loaded(tiny_bundle: Path) -> None:
+    before = load_bundle(tiny_bundle)
+    tiny_bundle.rename(tiny_bundle.with_name(f".{tiny_bundle.name}.old"))  # killed between the two renames
+
+    assert load_bundle(tiny_bundle) == before
+
+
+def test_the_next_write_clears_what_a_killed_write_left(tmp_path: Path) -> None:
+    dest = tmp_path / "bundle"
+    (tmp_path / ".bundle.abc123.partial").mkdir()  # a kill -9 while staging
+    (tmp_path / ".bundle.abc123.partial" / "model.onnx.data").write_bytes(b"\0" * 1024)
+
+    with write_atomically(dest) as staging:
+        (staging / "x").write_text("new")
+
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bundle"]
