@@ -2,9 +2,10 @@
 
 Two device processes ask a question every 50 ms (each escalated to the cloud) and upload their outcomes
 in the background, while the suite kills a dependency and brings it back, partitions the devices from the
-cloud, or slows or fails the cloud model; :mod:`tests.faults.traffic` runs the traffic and checks the
-promise (every query answered within its deadline, every acknowledged outcome logged exactly once, the
-policies converge).
+cloud, slows or fails the cloud model, fills a device's outbox to its bound or its disk, kills a device amid
+policy updates, or runs the devices on clocks hours wrong; :mod:`tests.faults.traffic` runs the traffic and
+checks the promise (every query answered within its deadline, every acknowledged outcome logged exactly
+once, the policies converge). ``docs/faults.md`` shows a run's figures.
 """
 
 from __future__ import annotations
