@@ -248,10 +248,10 @@ def test_an_outbox_filled_to_its_bound_drops_the_oldest_counted_and_loses_nothin
                            "cloud refused connections", refused, lambda _: Options(max_records=OUTBOX_BOUND).to_env())
 
     assert report.lost > 0, report  # the devices answered more than their outboxes hold: the oldest went
-    assert report.acknowledged + report.lost == report.answered
+    assert report.log_entries + report.lost == report.answered
     assert report.answered_locally_during_outage > report.evicted
     samples = partitionable_stack.service.metrics()  # the cloud saw only the survivors, each once
-    assert metric(samples, "confroute_outcome_writes_total", result="stored", source="upload") == report.acknowledged
+    assert metric(samples, "confroute_outcome_writes_total", result="stored", source="upload") == report.log_entries
 
 
 def test_a_full_device_disk_costs_outcome_records_counted_never_an_answer(stack: Stack, small_disk: Path) -> None:
@@ -264,7 +264,8 @@ def test_a_full_device_disk_costs_outcome_records_counted_never_an_answer(stack:
     report = under_traffic(stack, f"device disk full ({DISK_MB} MB tmpfs holding the outbox and the saved policy)",
                            disk_full, lambda i: Options(data_dir=str(small_disk / f"device-{i}")).to_env())
 
-    assert report.acknowledged + report.lost == report.answered
+    assert report.acknowledged == report.log_entries
+    assert report.log_entries + report.lost == report.answered
     assert report.lost <= report.unrecorded
     for i in range(len(stack.devices)):  # the policy published after the recovery was saved
         assert load_policy(small_disk / f"device-{i}" / "policy.json").policy_version == "faults-2"
