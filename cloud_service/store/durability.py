@@ -11,8 +11,11 @@ An outcome the service acknowledges is deleted from the device's outbox, so "ack
    Redis >= 7.2, valkey). Where it exists, each acknowledged batch is followed by ``WAITAOF 1 0`` on the
    connection that wrote it, so the acknowledgement waits for the fsync of the AOF (up to ~1 s with
    ``appendfsync everysec``): the batch survives a Redis crash and a power cut. Where it does not, the
-   batch is acknowledged when the write returns; Redis has then written it to its AOF (the OS page cache),
-   so it survives a Redis crash (SIGKILL), and the fsync policy bounds what a power cut or kernel crash can
+   batch is acknowledged when the write returns. With ``always`` or ``no`` Redis has then written it to its
+   AOF (the OS page cache), so it survives a Redis crash (SIGKILL). With ``everysec`` it usually has too,
+   but while the previous second's fsync is still running (a busy disk) Redis postpones the write for up to
+   2 s and replies meanwhile: a crash then loses those acknowledged writes (the fault suite saw one outcome
+   lost so, in three runs on a loaded machine). The fsync policy bounds what a power cut or kernel crash can
    lose: nothing with ``always``, about the last 1-2 s with ``everysec``, up to ~30 s with ``no``.
 
 A server without AOF loses every acknowledged write when it restarts (RDB snapshots alone lose everything
@@ -68,8 +71,10 @@ class Persistence:
             return "a Redis crash and a power cut: each acknowledgement waits for the AOF fsync (WAITAOF 1 0)"
         fsync = self.fsync or "everysec"
         known = "" if self.fsync else " (fsync policy unreadable, Redis's default assumed)"
-        return (f"a Redis crash (the AOF holds it); a power cut can lose {_LOSS_ON_POWER_CUT.get(fsync, 'more')} "
-                f"(appendfsync {fsync}{known})")
+        crash = ("a Redis crash, except while a slow fsync postpones the AOF write (up to ~2 s of acknowledged "
+                 "writes: use appendfsync always, or Redis >= 7.2 for WAITAOF)" if fsync == "everysec"
+                 else "a Redis crash (the AOF holds it)")
+        return f"{crash}; a power cut can lose {_LOSS_ON_POWER_CUT.get(fsync, 'more')} (appendfsync {fsync}{known})"
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,8 @@
 """The last good policy on disk, in the protobuf JSON form that ``cloud-service policy set --file`` reads.
 
 Writes are atomic: a temporary file in the same folder is written, flushed and fsynced, then renamed over
-the old one and the folder fsynced, so a crash or power cut leaves either the old policy or the new one.
+the old one and the folder fsynced, so a crash or power cut leaves either the old policy or the new one
+(and at most a temporary file, which the next write deletes).
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ def load_policy(path: Path) -> Policy:
 def write_atomically(path: Path, data: bytes) -> None:
     """Writes ``data`` to ``path`` so that readers see the old content or the new, never a mix."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    _remove_leftovers(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
@@ -49,6 +51,14 @@ def write_atomically(path: Path, data: bytes) -> None:
             os.unlink(tmp)
         raise
     _fsync_folder(path.parent)
+
+
+def _remove_leftovers(path: Path) -> None:
+    """Deletes the temporary files of earlier writes to ``path`` that a crash (kill -9, power cut) cut short,
+    so that they do not pile up on the device's disk. One process writes a given path."""
+    for leftover in path.parent.glob(f".{path.name}.*.tmp"):
+        with contextlib.suppress(OSError):
+            leftover.unlink()
 
 
 def _fsync_folder(folder: Path) -> None:

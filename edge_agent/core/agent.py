@@ -2,8 +2,10 @@
 
 Per query: prefill (the TBG probe is then known) -> the pre decision -> local decoding or escalation ->
 the post decision when the pre stage deferred -> the outcome record, written durably to the outbox
-before the answer is handed back. A confident local answer streams as it is decoded; an answer that
-still awaits the post decision is released once decided (it may yet be replaced by the cloud's).
+before the answer is handed back (when the device's disk cannot take it, full or failing, the answer is
+still handed back and the lost record is counted in ``outcomes_unrecorded`` and logged). A confident
+local answer streams as it is decoded; an answer that still awaits the post decision is released once
+decided (it may yet be replaced by the cloud's).
 When the cloud cannot answer (down, slow, failing, or its stream breaks midway) the local answer is
 given, flagged ``escalation_unavailable``; a broken stream is announced in the text before it.
 """
@@ -20,7 +22,15 @@ from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 
-from confroute.contract import AnsweredBy, EscalationRequest, EscalationResponse, Latency, Policy, TokenDelta
+from confroute.contract import (
+    AnsweredBy,
+    EscalationRequest,
+    EscalationResponse,
+    Latency,
+    OutcomeRecord,
+    Policy,
+    TokenDelta,
+)
 from confroute.contract import Decision as Recorded
 from confroute.engine import Generation, SamplingParams
 from confroute.engine.engine import GenerationRun
@@ -76,6 +86,7 @@ class EdgeAgent:
         self._shadows = ThreadPoolExecutor(max_workers=1, thread_name_prefix="shadow")
         self._shadow_slots = threading.BoundedSemaphore(32)
         self.shadows_dropped = 0
+        self.outcomes_unrecorded = 0  # outcome records the outbox could not store (a full or failing disk)
 
     @property
     def model_ids(self) -> Sequence[str]:
@@ -189,14 +200,25 @@ class EdgeAgent:
             query, decision=recorded, answered_by=AnsweredBy.CLOUD if side == "cloud" else AnsweredBy.EDGE,
             latency=_latency(edge_ms, cloud_ms, total_ms), finished=datetime.now(timezone.utc), signals=named,
             shadow=decision.shadow, propensity=decision.propensity, cloud_model=final.model if final else None)
-        self._outbox.put(record)  # durable before the caller hears the answer
-        if self._on_recorded is not None:
-            self._on_recorded()
+        self._record(record)
         log.info("query=%s mode=%s decision=%s side=%s score=%s threshold=%s shadow=%s edge_ms=%.0f cloud_ms=%s "
                  "total_ms=%.0f", query.query_id, query.policy.mode.value, recorded.value, side,
                  _fmt(decision.score), _fmt(decision.threshold), decision.shadow, edge_ms,
                  "-" if cloud_ms is None else f"{cloud_ms:.0f}", total_ms)
         return _answer(query, decision, recorded, text, side, gen, final, total_ms, unavailable, self._model.model_id)
+
+    def _record(self, record: OutcomeRecord) -> None:
+        """Stores the outcome durably before the caller hears the answer. An outbox that cannot store it (the
+        disk is full or failing) loses this record, counted and logged, never the answer."""
+        try:
+            self._outbox.put(record)
+        except Unavailable as exc:
+            self.outcomes_unrecorded += 1
+            log.error("query=%s outcome not recorded (%d so far): %s", record.query_id, self.outcomes_unrecorded,
+                      exc)
+            return
+        if self._on_recorded is not None:
+            self._on_recorded()
 
     def _send_shadow(self, query: QueryContext, named: Mapping[str, float], draft: str, propensity: float) -> bool:
         """Fire and forget: the user has the local answer; the cloud's lands in its log for recalibration.

@@ -17,6 +17,9 @@ exceed either evicts the *oldest* records first, whatever their kind, and counts
 would skew the uploaded log by decision, and the cloud's propensity-weighted recalibration would be
 biased; dropping by age keeps the survivors a fair sample, and the freshest data is the most useful.
 
+A write the file cannot take (the disk is full, an I/O error) is rolled back and raised as ``Unavailable``;
+what was committed before stays, and writes succeed again once there is room.
+
 Records leave the queue only through ``ack()`` (the cloud stored them, or already had them),
 ``dead_letter()`` (the cloud will never accept them) or eviction. One connection, guarded by a lock,
 serves every thread: SQLite serializes writers anyway, and a put is a fraction of a millisecond.
@@ -43,7 +46,7 @@ from typing import Literal
 from google.protobuf.message import DecodeError
 
 from confroute.contract import OutcomeRecord, RejectedOutcome
-from confroute.errors import InvalidInput
+from confroute.errors import InvalidInput, Unavailable
 from confroute.v1 import outcomes_pb2
 from edge_agent.outbox import _schema
 
@@ -231,16 +234,19 @@ class OutcomeQueue:
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
-        """One write transaction under the lock, committed on success and rolled back otherwise."""
+        """One write transaction under the lock, committed on success and rolled back otherwise (a failed
+        COMMIT too). A file that cannot be written (disk full, I/O error) is Unavailable."""
         with self._lock:
-            self._conn.execute("BEGIN IMMEDIATE")
             try:
-                yield self._conn
-            except BaseException:
-                if self._conn.in_transaction:
-                    self._conn.execute("ROLLBACK")
-                raise
-            self._conn.execute("COMMIT")
+                self._conn.execute("BEGIN IMMEDIATE")
+                try:
+                    yield self._conn
+                    self._conn.execute("COMMIT")
+                finally:
+                    if self._conn.in_transaction:
+                        self._conn.execute("ROLLBACK")
+            except sqlite3.OperationalError as exc:
+                raise Unavailable(f"the outbox {self.config.path} cannot be written: {exc}") from exc
 
     def _remember(self, conn: sqlite3.Connection, query_id: str, payload: bytes) -> None:
         """Remembers the record for feedback, forgetting the oldest beyond ``remember``."""

@@ -2,9 +2,10 @@
 
 The port stays the same across ``stop()`` and ``start()``, so a test can take Redis away from a client
 and give it back where the client expects it. By default the server persists as the cloud service
-requires (AOF, ``appendfsync everysec``): the data survives a restart, a SIGKILL included (what Redis
-wrote to its AOF is in the page cache). ``appendonly=False`` gives a volatile server, empty after a
-restart, which the service refuses unless told ``allow_volatile``.
+requires (AOF, ``appendfsync everysec``; ``appendfsync=`` chooses another policy): the data survives a
+restart, a SIGKILL included (what Redis wrote to its AOF is in the page cache), except, with ``everysec``,
+the writes Redis postponed behind a slow fsync (up to ~2 s; ``docs/faults.md``). ``appendonly=False`` gives
+a volatile server, empty after a restart, which the service refuses unless told ``allow_volatile``.
 """
 
 from __future__ import annotations
@@ -46,8 +47,10 @@ def free_port() -> int:
 class RedisServer:
     """One ``redis-server`` child process; a context manager that starts it and removes its files."""
 
-    def __init__(self, *, appendonly: bool = True, password: str | None = None, binary: Path | None = None) -> None:
+    def __init__(self, *, appendonly: bool = True, password: str | None = None, binary: Path | None = None,
+                 appendfsync: str = "everysec") -> None:
         self.appendonly = appendonly
+        self.appendfsync = appendfsync
         self.password = password
         self.port = free_port()
         self._binary = binary or find_redis_server()
@@ -114,7 +117,7 @@ class RedisServer:
     def _command(self) -> list[str]:
         command = [str(self._binary), "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self._dir)]
         command += ["--save", "", "--appendonly", "yes" if self.appendonly else "no", "--daemonize", "no"]
-        command += ["--appendfsync", "everysec"]
+        command += ["--appendfsync", self.appendfsync]
         command += ["--loglevel", "warning", "--protected-mode", "no"]
         if self.password:
             command += ["--requirepass", self.password]

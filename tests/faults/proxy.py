@@ -1,8 +1,9 @@
 """A TCP proxy on loopback that can cut the network between the devices and the cloud.
 
 ``partition()`` drops every open connection and then stalls new ones (accepted, never forwarded: the
-peer sees a silent network until its deadline); ``heal()`` closes the stalled connections and forwards
-again. It runs on its own event-loop thread.
+peer sees a silent network until its deadline), or with ``stall=False`` resets them at once (the peer
+fails fast, as when the cloud's address refuses connections); ``heal()`` closes the stalled connections
+and forwards again. It runs on its own event-loop thread.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ class TcpProxy:
         self._open: set[asyncio.StreamWriter] = set()
         self._stalled: set[asyncio.StreamWriter] = set()
         self._partitioned = False
+        self._stall = True
         self._server = self._loop.run(asyncio.start_server(self._accept, "127.0.0.1", 0))
         self.port: int = self._server.sockets[0].getsockname()[1]
 
@@ -32,7 +34,8 @@ class TcpProxy:
     def target(self) -> str:
         return f"127.0.0.1:{self.port}"
 
-    def partition(self) -> None:
+    def partition(self, *, stall: bool = True) -> None:
+        self._stall = stall
         self._loop.run(self._set(partitioned=True))
 
     def heal(self) -> None:
@@ -56,6 +59,9 @@ class TcpProxy:
         await self._server.wait_closed()
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if self._partitioned and not self._stall:
+            writer.transport.abort()
+            return
         if self._partitioned:
             self._stalled.add(writer)  # read nothing, answer nothing
             return

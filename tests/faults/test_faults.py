@@ -1,103 +1,59 @@
 """One fault at a time under steady traffic through the real stack: the promise holds.
 
-Two device processes ask a question every 50 ms (each escalated to the cloud: the policy's post threshold
-is 1.0) and upload their outcomes in the background, while the suite kills a dependency and brings it
-back. Then the devices stop asking and drain their outboxes, and the suite checks:
-
-- every query was answered within its deadline (the cloud's budget plus the local model's; the local
-  answer counts), and every process exited by itself (nothing hung);
-- every outcome a device had acknowledged is in the cloud's log exactly once, and nothing else is
-  (entries in the stream counted against the devices' acknowledgements);
-- a policy published after the recovery reaches every device (the devices watch policies);
-- the time from the restart to the first acknowledgement and to the first cloud answer (recovery), and
-  from publishing that policy to every device routing with it.
-
-Set ``CONFROUTE_FAULTS_REPORT=path`` to append each fault's measurements to a JSON-lines file
-(``docs/faults.md`` holds a run's).
+Two device processes ask a question every 50 ms (each escalated to the cloud) and upload their outcomes
+in the background, while the suite kills a dependency and brings it back, partitions the devices from the
+cloud, slows or fails the cloud model, fills a device's outbox to its bound or its disk, kills a device amid
+policy updates, or runs the devices on clocks hours wrong; :mod:`tests.faults.traffic` runs the traffic and
+checks the promise (every query answered within its deadline, every acknowledged outcome logged exactly
+once, the policies converge). ``docs/faults.md`` shows a run's figures.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import dataclasses
-import json
 import os
+import shutil
 import signal
+import subprocess
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from cloud_service.inference import TritonServerConfig, TritonServerProcess
-from cloud_service.policies import PolicyStoreConfig, RedisPolicyStore
-from tests.cloud_service.redis_server import RedisServer, free_port
-from tests.faults.device import CLOUD_DEADLINE_S, always_escalate
+from confroute.routing import BUILTIN_VERSION
+from edge_agent.cloud.policy_file import load_policy
+from tests.cloud_service.redis_server import free_port
+from tests.faults.device import Options
 from tests.faults.proxy import TcpProxy
-from tests.faults.stack import COHORT, ECHO, Device, Service, device_entries, start_device
+from tests.faults.stack import ECHO, EXIT_TIMEOUT_S, Service, TritonFaults, metric, shown, start_device
+from tests.faults.traffic import OUTAGE_S, Stack, publish, running_stack, under_traffic
 from tests.harness import triton_python_or_skip
 
 pytestmark = [pytest.mark.faults, pytest.mark.slow, pytest.mark.timeout(240)]
 
-LOCAL_BUDGET_S = 2.5  # the tiny local model's answer on a busy 2-core machine, with room to spare
-QUERY_DEADLINE_S = CLOUD_DEADLINE_S + LOCAL_BUDGET_S
-STEADY_S = 4.0  # traffic before the fault, and again after the recovery
-OUTAGE_S = 1.5  # how long the killed process stays down
-CONVERGE_S = 15.0  # a policy published after the recovery reaches every device within this
 PARTITION_S = 5.0  # longer than an escalation's budget and than an upload round's retries
-DEVICES = 2
-
-
-@dataclass
-class Stack:
-    redis: RedisServer
-    service: Service
-    bundle: Path
-    folder: Path
-    proxy: TcpProxy | None = None  # between the devices and the service, when a test partitions them
-    triton: TritonServerProcess | None = None  # the test's own, when it kills it
-    replica: Service | None = None  # a second service on the same Redis and Triton
-
-    @property
-    def target(self) -> str:
-        if self.replica is not None:  # both addresses: gRPC's pick_first moves to the next when one dies
-            return f"ipv4:{self.service.target},{self.replica.target}"
-        return self.proxy.target if self.proxy is not None else self.service.target
-
-
-@dataclass(frozen=True)
-class FaultReport:
-    """What one fault did to the traffic, measured."""
-
-    fault: str
-    outage_s: float  # from the kill until the restarted process listens again
-    answered: int
-    answered_by_cloud: int
-    answered_locally_during_outage: int
-    max_latency_s: float
-    acknowledged: int
-    log_entries: int
-    restart_to_first_ack_s: float
-    restart_to_first_cloud_answer_s: float
-    policy_converged_s: float = float("nan")  # from publishing a policy after the recovery to every device using it
-
-
-@contextlib.contextmanager
-def running_stack(triton_url: str, edge_bundle: Path, folder: Path) -> Iterator[Stack]:
-    with RedisServer() as redis_server:
-        service = Service(folder, redis_server.url, triton_url)
-        service.start()
-        try:
-            yield Stack(redis_server, service, edge_bundle, folder)
-        finally:
-            assert service.stop() == 0, "the service did not shut down cleanly"
+TRITON_FAULT_S = 4.0  # how long the cloud model stays slow or failing
+TRITON_DELAY_S = 3.0  # past the devices' 1.5 s escalation budget
+OUTBOX_BOUND = 15  # records; a device answers ~10 a second while the cloud refuses it
+DISK_MB = 16  # the devices' size-limited "disk" (tmpfs)
+DISK_FULL_S = 4.0
+BURST = 20  # policies published back to back; a device is SIGKILLed halfway
+SKEW_S = 3 * 3600.0  # device-0's clock runs this far ahead, device-1's this far behind
+SKEWCLOCK = Path(__file__).with_name("skewclock.c")  # a preloadable wall clock set wrong
 
 
 @pytest.fixture
 def stack(triton: TritonServerProcess, edge_bundle: Path, tmp_path: Path) -> Iterator[Stack]:
     with running_stack(triton.endpoints.grpc_url, edge_bundle, tmp_path) as running:
+        yield running
+
+
+@pytest.fixture
+def faulty_triton_stack(triton: TritonServerProcess, edge_bundle: Path, tmp_path: Path) -> Iterator[Stack]:
+    """A stack whose service asks the ``faulty`` model (``triton_faults`` slows or fails it)."""
+    with running_stack(triton.endpoints.grpc_url, edge_bundle, tmp_path, model="faulty") as running:
         yield running
 
 
@@ -108,6 +64,37 @@ def partitionable_stack(stack: Stack) -> Iterator[Stack]:
         yield stack
     finally:
         stack.proxy.close()
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A size-limited folder the test can fill: a tmpfs of ``DISK_MB`` mounted for the test (root only)."""
+    if os.geteuid() != 0:
+        pytest.skip("the disk-full fault mounts a size-limited tmpfs, which needs root")
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={DISK_MB}m", "tmpfs", str(disk)],
+                             capture_output=True, text=True, check=False)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")
+    try:
+        yield disk
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], check=True)
+
+
+def fill(disk: Path) -> Path:
+    """Writes a file that takes every free byte of ``disk``; returns it."""
+    filler = disk / "filler"
+    descriptor = os.open(filler, os.O_WRONLY | os.O_CREAT | os.O_EXCL)
+    try:
+        for size in (1 << 20, 4096, 1):
+            with contextlib.suppress(OSError):
+                while True:
+                    os.write(descriptor, b"\0" * size)
+    finally:
+        os.close(descriptor)
+    return filler
 
 
 @pytest.fixture
@@ -173,93 +160,6 @@ def kill_one_replica(stack: Stack) -> float:
     return time.time()
 
 
-def under_traffic(stack: Stack, name: str, fault: Callable[[Stack], float]) -> FaultReport:
-    devices = [start_device(stack.bundle, stack.folder / f"device-{i}", stack.target, f"device-{i}")
-               for i in range(DEVICES)]
-    try:
-        time.sleep(STEADY_S)
-        injected = time.time()
-        restarted = fault(stack)
-        converged_s = publish_and_converge(stack, devices)
-        time.sleep(STEADY_S)
-    finally:
-        codes = [device.stop() for device in devices]
-    assert codes == [0] * DEVICES, [device.folder for device in devices]
-    report = dataclasses.replace(check_the_promise(stack, name, devices, injected, restarted),
-                                 policy_converged_s=converged_s)
-    write_down(report)
-    return report
-
-
-def publish_and_converge(stack: Stack, devices: list[Device]) -> float:
-    """Publishes a new policy after the recovery and returns how long until every device routed with it."""
-    policy = always_escalate(devices[0].edge_model(), COHORT, "faults-2")
-
-    async def publish() -> None:
-        store = RedisPolicyStore(PolicyStoreConfig(url=stack.redis.url))
-        try:
-            await store.publish(policy)
-        finally:
-            await store.close()
-
-    published = time.time()
-    asyncio.run(publish())
-    deadline = time.monotonic() + CONVERGE_S
-    while not all(routes_with(device, "faults-2") for device in devices):
-        assert time.monotonic() < deadline, f"the devices did not all run faults-2 within {CONVERGE_S} s"
-        time.sleep(0.05)
-    return round(time.time() - published, 3)
-
-
-def routes_with(device: Device, version: str) -> bool:
-    return any(answer["policy"] == version for answer in device.answers()[-5:])
-
-
-def check_the_promise(stack: Stack, name: str, devices: list[Device], injected: float, restarted: float
-                      ) -> FaultReport:
-    answers = [answer for device in devices for answer in device.answers()]
-    acked: dict[str, float] = {}
-    for device in devices:
-        assert device.summary() == {**device.summary(), "left_in_outbox": 0}, f"{device.device_id} did not drain"
-        assert device.summary()["asked"] == len(device.answers())
-        acked.update(device.acked())
-    version = str(devices[0].summary()["edge_model_version"])
-    logged = device_entries(stack.redis, version)
-
-    late = [a for a in answers if float(str(a["latency_s"])) > QUERY_DEADLINE_S]
-    assert not late, f"{len(late)} answers past {QUERY_DEADLINE_S} s: {late[:3]}"
-    assert {str(a["qid"]) for a in answers} <= set(acked), "an answered query's outcome was never acknowledged"
-    duplicated = {qid: n for qid, n in logged.items() if n != 1}
-    assert not duplicated, f"logged more than once: {list(duplicated.items())[:5]}"
-    assert set(logged) == set(acked), (f"acknowledged but not logged: {len(set(acked) - set(logged))}, "
-                                       f"logged but not acknowledged: {len(set(logged) - set(acked))}")
-    return measured(name, answers, acked, logged, injected, restarted)
-
-
-def measured(name: str, answers: list[dict[str, object]], acked: dict[str, float], logged: dict[str, int],
-             injected: float, restarted: float) -> FaultReport:
-    after = [float(str(a["t"])) for a in answers if a["side"] == "cloud" and float(str(a["t"])) > restarted]
-    acks_after = [at for at in acked.values() if at > restarted]
-    during = [a for a in answers if injected <= float(str(a["t"])) <= restarted and a["side"] == "edge"]
-    report = FaultReport(
-        fault=name, outage_s=round(restarted - injected, 3), answered=len(answers),
-        answered_by_cloud=sum(a["side"] == "cloud" for a in answers),
-        answered_locally_during_outage=len(during),
-        max_latency_s=round(max(float(str(a["latency_s"])) for a in answers), 3),
-        acknowledged=len(acked), log_entries=sum(logged.values()),
-        restart_to_first_ack_s=round(min(acks_after) - restarted, 3) if acks_after else float("nan"),
-        restart_to_first_cloud_answer_s=round(min(after) - restarted, 3) if after else float("nan"),
-    )
-    return report
-
-
-def write_down(report: FaultReport) -> None:
-    destination = os.environ.get("CONFROUTE_FAULTS_REPORT")
-    if destination:
-        with open(destination, "a") as out:
-            out.write(json.dumps(asdict(report)) + "\n")
-
-
 def test_a_sigkill_of_redis_loses_no_acknowledged_outcome(stack: Stack) -> None:
     report = under_traffic(stack, "Redis SIGKILL, restarted from its AOF", kill_redis)
 
@@ -296,3 +196,125 @@ def test_with_two_replicas_a_sigkill_of_one_is_absorbed_by_the_other(two_replica
 
     assert report.acknowledged == report.answered
     assert report.restart_to_first_cloud_answer_s < 5.0
+
+
+def test_a_cloud_model_slower_than_the_deadlines_is_answered_locally(faulty_triton_stack: Stack,
+                                                                    triton_faults: TritonFaults) -> None:
+    def slow_triton(stack: Stack) -> float:
+        triton_faults.slow(TRITON_DELAY_S)
+        time.sleep(TRITON_FAULT_S)
+        triton_faults.heal()
+        return time.time()
+
+    report = under_traffic(faulty_triton_stack, f"Triton answers {TRITON_DELAY_S:.0f} s late (past every deadline)",
+                           slow_triton)
+
+    assert report.acknowledged == report.answered
+    assert report.answered_locally_during_outage > 0
+    assert report.restart_to_first_cloud_answer_s < 10.0
+    samples = faulty_triton_stack.service.metrics()  # the devices gave up waiting: their calls were cancelled
+    assert metric(samples, "confroute_escalations_total", status="CANCELLED") > 0, shown(samples)
+    assert metric(samples, "confroute_outcome_decisions_total", decision="escalation_unavailable") > 0, shown(samples)
+
+
+def test_a_cloud_model_answering_errors_is_answered_locally(faulty_triton_stack: Stack,
+                                                            triton_faults: TritonFaults) -> None:
+    def failing_triton(stack: Stack) -> float:
+        triton_faults.fail("injected by the fault suite")
+        time.sleep(TRITON_FAULT_S)
+        triton_faults.heal()
+        return time.time()
+
+    report = under_traffic(faulty_triton_stack, "Triton answers every request with an error", failing_triton)
+
+    assert report.acknowledged == report.answered
+    assert report.answered_locally_during_outage > 0
+    assert report.restart_to_first_cloud_answer_s < 10.0
+    samples = faulty_triton_stack.service.metrics()
+    assert metric(samples, "confroute_triton_errors_total") > 0, shown(samples)
+    assert metric(samples, "confroute_outcome_decisions_total", decision="escalation_unavailable") > 0, shown(samples)
+
+
+def test_an_outbox_filled_to_its_bound_drops_the_oldest_counted_and_loses_nothing_acknowledged(
+        partitionable_stack: Stack) -> None:
+    def refused(stack: Stack) -> float:  # the cloud refuses connections: escalations fail fast, uploads wait
+        assert stack.proxy is not None
+        stack.proxy.partition(stall=False)
+        time.sleep(PARTITION_S)
+        stack.proxy.heal()
+        return time.time()
+
+    report = under_traffic(partitionable_stack, f"outbox filled to its bound ({OUTBOX_BOUND} records) while the "
+                           "cloud refused connections", refused, lambda _: Options(max_records=OUTBOX_BOUND).to_env())
+
+    assert report.lost > 0, report  # the devices answered more than their outboxes hold: the oldest went
+    assert report.log_entries + report.lost == report.answered
+    assert report.answered_locally_during_outage > report.evicted
+    samples = partitionable_stack.service.metrics()  # the cloud saw only the survivors, each once
+    assert metric(samples, "confroute_outcome_writes_total", result="stored", source="upload") == report.log_entries
+
+
+def test_a_full_device_disk_costs_outcome_records_counted_never_an_answer(stack: Stack, small_disk: Path) -> None:
+    def disk_full(stack: Stack) -> float:
+        filler = fill(small_disk)
+        time.sleep(DISK_FULL_S)
+        filler.unlink()
+        return time.time()
+
+    report = under_traffic(stack, f"device disk full ({DISK_MB} MB tmpfs holding the outbox and the saved policy)",
+                           disk_full, lambda i: Options(data_dir=str(small_disk / f"device-{i}")).to_env())
+
+    assert report.acknowledged == report.log_entries
+    assert report.log_entries + report.lost == report.answered
+    assert report.lost <= report.unrecorded
+    for i in range(len(stack.devices)):  # the policy published after the recovery was saved
+        assert load_policy(small_disk / f"device-{i}" / "policy.json").policy_version == "faults-2"
+
+
+def test_a_device_killed_during_policy_updates_restarts_on_its_saved_policy_and_outbox(stack: Stack) -> None:
+    killed_at: list[int] = []  # how many answers the device had written when it was killed
+
+    def kill_a_device_mid_burst(stack: Stack) -> float:
+        victim = stack.devices[0]
+        for n in range(BURST):
+            publish(stack, stack.devices, f"burst-{n}")
+            if n == BURST // 2:
+                victim.process.send_signal(signal.SIGKILL)
+                assert victim.process.wait(EXIT_TIMEOUT_S) == -signal.SIGKILL
+                killed_at.append(len(victim.answers()))
+        stack.devices[0] = start_device(stack.bundle, victim.folder, stack.target, victim.device_id)
+        stack.devices[0].wait_for_traffic(after=killed_at[0])
+        return time.time()
+
+    report = under_traffic(stack, "a device SIGKILLed amid policy updates, restarted", kill_a_device_mid_burst)
+
+    assert report.acknowledged == report.answered  # what the killed process answered was in its outbox
+    first_after_restart = stack.devices[0].answers()[killed_at[0]]
+    assert first_after_restart["policy"] not in ("", BUILTIN_VERSION), first_after_restart  # its saved policy
+
+
+@pytest.fixture
+def skew_library(tmp_path: Path) -> Path:
+    """``skewclock.c`` built into a preloadable library (skips where there is no C compiler)."""
+    compiler = shutil.which("cc") or shutil.which("gcc")
+    if compiler is None:
+        pytest.skip("the clock-skew fault builds tests/faults/skewclock.c, and no C compiler (cc) is installed")
+    library = tmp_path / "skewclock.so"
+    subprocess.run([compiler, "-shared", "-fPIC", "-O2", "-o", str(library), str(SKEWCLOCK), "-ldl"], check=True)
+    return library
+
+
+def test_device_clocks_skewed_by_hours_break_neither_policies_nor_outcomes(stack: Stack, skew_library: Path) -> None:
+    def skewed_clock(i: int) -> dict[str, str]:  # device-0 ahead, device-1 behind
+        skew = SKEW_S if i % 2 == 0 else -SKEW_S
+        return {"LD_PRELOAD": str(skew_library), "CONFROUTE_CLOCK_SKEW_S": str(skew),
+                **Options(clock_skew_s=skew).to_env()}
+
+    def no_injection(stack: Stack) -> float:  # the clocks are wrong from the start, and stay wrong
+        return time.time()
+
+    report = under_traffic(stack, f"device clocks {SKEW_S / 3600:.0f} h ahead and {SKEW_S / 3600:.0f} h behind",
+                           no_injection, skewed_clock)
+
+    assert report.acknowledged == report.answered
+    assert report.answered_by_cloud == report.answered

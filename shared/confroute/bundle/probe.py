@@ -1,7 +1,9 @@
 """Writing trained probe weights into an existing bundle: no torch, no onnx, no re-export.
 
 The graph reads ``probe.weight`` [D, 2] and ``probe.bias`` [2] as external data from the probe file
-(float32 weight, then float32 bias); replacing that file with the same layout changes the probes.
+(float32 weight, then float32 bias); replacing that file with the same layout changes the probes. The file
+and the manifest (its sha256) change together: a process killed in the middle leaves the old probe or the
+new one, never a bundle that fails its checks (``confroute.bundle.store.PENDING_MANIFEST``).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from confroute.bundle.manifest import Manifest
-from confroute.bundle.store import load_bundle, sha256_file, write_manifest
+from confroute.bundle.store import PENDING_MANIFEST, commit_pending, load_bundle, sha256_file, write_manifest
 from confroute.errors import ProbeShapeMismatch
 
 
@@ -52,19 +54,25 @@ def write_probe(folder: str | os.PathLike[str], output: str, weight: np.ndarray,
     column = manifest.probe.outputs.index(output)
     weights[:, column] = vector
     biases[column] = bias
-    _replace_probe_file(path / manifest.probe.file, weights, biases)
+    probe_file = path / manifest.probe.file
+    staged = _stage_probe_file(probe_file, weights, biases)
     trained = {**manifest.probe.trained, output: dict(provenance)}
-    files = {**manifest.files, manifest.probe.file: sha256_file(path / manifest.probe.file)}
+    files = {**manifest.files, manifest.probe.file: sha256_file(staged)}
     updated = dataclasses.replace(manifest, probe=dataclasses.replace(manifest.probe, trained=trained), files=files)
-    write_manifest(path, updated)
+    # Two files change; a crash between them must leave a bundle that loads (the old probe or the new one):
+    # the new manifest is written as pending first, and load_bundle finishes or drops a pending update.
+    write_manifest(path, updated, PENDING_MANIFEST)
+    os.replace(staged, probe_file)
+    commit_pending(path)
     return updated
 
 
-def _replace_probe_file(path: Path, weights: np.ndarray, biases: np.ndarray) -> None:
+def _stage_probe_file(path: Path, weights: np.ndarray, biases: np.ndarray) -> Path:
+    """Writes the new probe file beside ``path`` (fsynced) and returns where."""
     tmp = path.with_name(f".{path.name}.tmp")
     with open(tmp, "wb") as f:
         f.write(np.ascontiguousarray(weights, dtype=np.float32).tobytes())
         f.write(np.ascontiguousarray(biases, dtype=np.float32).tobytes())
         f.flush()
         os.fsync(f.fileno())
-    os.replace(tmp, path)
+    return tmp

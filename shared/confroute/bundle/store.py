@@ -15,6 +15,7 @@ from confroute.bundle.manifest import Manifest
 from confroute.errors import BundleCorrupt, BundleNotFound
 
 MANIFEST_FILE = "manifest.json"
+PENDING_MANIFEST = ".manifest.json.pending"  # an in-place update's new manifest, until its files are in place
 STAMP_FILE = ".verified.json"
 _CHUNK = 1 << 20
 
@@ -37,7 +38,10 @@ def load_bundle(folder: str | os.PathLike[str], *, verify: bool = True) -> Manif
     path = Path(folder)
     manifest_path = path / MANIFEST_FILE
     if not manifest_path.is_file():
+        _put_back(path)
+    if not manifest_path.is_file():
         raise BundleNotFound(f"no model bundle at {path} (missing {MANIFEST_FILE}); build one with confroute-export")
+    _settle_pending(path)
     manifest = Manifest.from_json(manifest_path.read_text(encoding="utf-8"))
     stats = _file_stats(path, manifest)
     if verify and _read_stamp(path) != {"version": manifest.version, "files": stats}:
@@ -91,14 +95,64 @@ def hash_files(folder: Path, names: list[str]) -> dict[str, str]:
     return {name: sha256_file(folder / name) for name in sorted(names)}
 
 
-def write_manifest(folder: Path, manifest: Manifest) -> None:
-    """Replaces ``manifest.json`` atomically (write, fsync, rename)."""
-    tmp = folder / f".{MANIFEST_FILE}.tmp"
+def write_manifest(folder: Path, manifest: Manifest, name: str = MANIFEST_FILE) -> None:
+    """Replaces ``manifest.json`` (or ``name``) atomically (write, fsync, rename)."""
+    tmp = folder / f".{name.lstrip('.')}.tmp"
     with open(tmp, "w", encoding="utf-8") as f:
         f.write(manifest.to_json())
         f.flush()
         os.fsync(f.fileno())
-    os.replace(tmp, folder / MANIFEST_FILE)
+    os.replace(tmp, folder / name)
+
+
+def commit_pending(folder: Path) -> None:
+    """Makes the pending manifest (``write_manifest(folder, m, PENDING_MANIFEST)``) the bundle's manifest."""
+    os.replace(folder / PENDING_MANIFEST, folder / MANIFEST_FILE)
+    with contextlib.suppress(OSError):  # make the rename durable where folders can be opened
+        descriptor = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(descriptor)
+        finally:
+            os.close(descriptor)
+
+
+def _clear_interrupted(dest: Path) -> None:
+    """Clears what a write to ``dest`` that a kill cut short left beside it: staging folders (as large as a
+    bundle each, so they would fill a device's disk), and the old bundle moved aside (put back if the new
+    one never took its place)."""
+    _put_back(dest)
+    shutil.rmtree(dest.with_name(f".{dest.name}.old"), ignore_errors=True)
+    for staging in dest.parent.glob(f".{dest.name}.*.partial"):
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _put_back(dest: Path) -> None:
+    """Puts the previous bundle back at ``dest`` when a kill came between moving it aside and renaming the new
+    one into place."""
+    old = dest.with_name(f".{dest.name}.old")
+    if old.is_dir() and not dest.exists():
+        with contextlib.suppress(OSError):  # a read-only folder: nothing to do here
+            os.replace(old, dest)
+
+
+def _settle_pending(path: Path) -> None:
+    """Finishes or forgets an in-place update that a crash interrupted (:func:`confroute.bundle.probe.write_probe`
+    writes the new manifest as pending, then replaces the file, then commits): a pending manifest whose changed
+    files are all in place becomes the manifest; otherwise the files are still the old ones and it is dropped."""
+    pending = path / PENDING_MANIFEST
+    if not pending.is_file():
+        return
+    try:
+        new = Manifest.from_json(pending.read_text(encoding="utf-8"))
+        old = Manifest.from_json((path / MANIFEST_FILE).read_text(encoding="utf-8"))
+        changed = {name: digest for name, digest in new.files.items() if old.files.get(name) != digest}
+        if all((path / name).is_file() and sha256_file(path / name) == digest for name, digest in changed.items()):
+            commit_pending(path)
+        else:
+            pending.unlink()
+    except (OSError, BundleCorrupt):  # a read-only bundle (left as it is), or a pending file that is not one
+        with contextlib.suppress(OSError):
+            pending.unlink()
 
 
 @contextlib.contextmanager
@@ -106,9 +160,12 @@ def write_atomically(dest: Path) -> Iterator[Path]:
     """Yields an empty staging folder next to ``dest``; renames it to ``dest`` only if the block succeeds.
 
     A failure (or Ctrl-C) removes the staging folder: no half-written bundle is ever left at ``dest``.
-    An existing ``dest`` is replaced only after the new one is complete.
+    An existing ``dest`` is replaced only after the new one is complete. What a kill -9 leaves (a staging
+    folder, the old bundle moved aside) is cleared by the next write, and by ``load_bundle`` where it matters
+    (see :func:`_clear_interrupted`). One process writes a given ``dest`` at a time.
     """
     dest.parent.mkdir(parents=True, exist_ok=True)
+    _clear_interrupted(dest)
     staging = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".partial", dir=dest.parent))
     try:
         yield staging

@@ -1,12 +1,14 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from confroute.bundle import load_bundle, store
+from confroute.bundle import probe as probe_module
 from confroute.bundle.manifest import GRAPH_VERSION
 from confroute.bundle.probe import read_probe, write_probe
 from confroute.bundle.store import needs_export, write_atomically
@@ -135,3 +137,68 @@ def test_an_atomic_write_replaces_an_existing_bundle_only_when_complete(tmp_path
         assert (dest / "old").exists()
     assert [p.name for p in dest.iterdir()] == ["new"]
     assert [p.name for p in tmp_path.iterdir()] == ["bundle"]
+
+
+def _interrupted_probe_update(bundle: Path, monkeypatch: pytest.MonkeyPatch, *, replaced: bool) -> np.ndarray:
+    """Runs write_probe up to a kill after the pending manifest is written: just before its commit with the
+    new probe file in place (``replaced``), or just before the probe file is replaced; returns the new weights."""
+    dim = load_bundle(bundle).probe.feature_dim
+    weight = np.full(dim, 0.5, dtype=np.float32)
+
+    def killed(*_args: object) -> None:
+        raise KeyboardInterrupt("killed")
+
+    if replaced:
+        monkeypatch.setattr(probe_module, "commit_pending", killed)
+    else:
+        real_replace = os.replace
+
+        def replace_or_die(src: str, dst: str) -> None:
+            if Path(dst).name != store.PENDING_MANIFEST:
+                killed()
+            real_replace(src, dst)
+
+        monkeypatch.setattr(os, "replace", replace_or_die)
+    with pytest.raises(KeyboardInterrupt):
+        write_probe(bundle, "tbg", weight, 1.0, {"kind": "test"})
+    monkeypatch.undo()
+    assert (bundle / store.PENDING_MANIFEST).exists()
+    return weight
+
+
+def test_a_probe_update_killed_after_the_new_file_is_in_place_is_finished_by_the_next_load(
+        tiny_bundle: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    weight = _interrupted_probe_update(tiny_bundle, monkeypatch, replaced=True)
+
+    manifest = load_bundle(tiny_bundle)  # verifies: the new probe and the new manifest
+
+    assert np.array_equal(read_probe(tiny_bundle, manifest)[0][:, 0], weight)
+    assert "tbg" in manifest.probe.trained
+    assert not (tiny_bundle / store.PENDING_MANIFEST).exists()
+
+
+def test_a_probe_update_killed_before_the_new_file_is_in_place_leaves_the_old_probe(
+        tiny_bundle: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    before = load_bundle(tiny_bundle)
+    _interrupted_probe_update(tiny_bundle, monkeypatch, replaced=False)
+
+    assert load_bundle(tiny_bundle) == before
+    assert not (tiny_bundle / store.PENDING_MANIFEST).exists()
+
+
+def test_a_bundle_moved_aside_by_a_killed_replacement_is_put_back_when_loaded(tiny_bundle: Path) -> None:
+    before = load_bundle(tiny_bundle)
+    tiny_bundle.rename(tiny_bundle.with_name(f".{tiny_bundle.name}.old"))  # killed between the two renames
+
+    assert load_bundle(tiny_bundle) == before
+
+
+def test_the_next_write_clears_what_a_killed_write_left(tmp_path: Path) -> None:
+    dest = tmp_path / "bundle"
+    (tmp_path / ".bundle.abc123.partial").mkdir()  # a kill -9 while staging
+    (tmp_path / ".bundle.abc123.partial" / "model.onnx.data").write_bytes(b"\0" * 1024)
+
+    with write_atomically(dest) as staging:
+        (staging / "x").write_text("new")
+
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bundle"]

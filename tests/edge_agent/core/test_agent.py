@@ -9,12 +9,14 @@ import pytest
 from confroute.contract import Decision, OutcomeRecord
 from confroute.contract import RoutingMode as Mode
 from confroute.engine import SamplingParams
+from confroute.errors import Unavailable
 from edge_agent.answer import AgentAnswer, TextDelta
 from edge_agent.core.agent import INTERRUPTED, EdgeAgent
 from edge_agent.routing import PrivacyRules
 from tests.edge_agent.cloud.real_cloud import RealCloud
 from tests.edge_agent.cloud.scripted import ScriptedCloud, breaks_after, free_port, serving, slow
 from tests.edge_agent.core.conftest import MakeAgent
+from tests.factories import outcome
 
 QUESTION = [{"role": "user", "content": "what is two plus two"}]
 SHORT = SamplingParams(max_new_tokens=6, ignore_eos=True)
@@ -132,3 +134,20 @@ def test_an_erroring_cloud_gives_the_local_answer(make_agent: MakeAgent) -> None
     with serving(ScriptedCloud(fails(grpc.StatusCode.INTERNAL))) as port:
         answer = make_agent(Mode.POST, post=1.0, cloud=f"127.0.0.1:{port}").answer(QUESTION, SHORT)
     assert answer.side == "edge" and answer.escalation_unavailable
+
+
+def test_an_outbox_that_cannot_store_the_outcome_costs_the_record_counted_never_the_answer(
+        make_agent: MakeAgent) -> None:
+    agent = make_agent(Mode.POST, post=0.0)
+    outbox = agent._outbox
+    pages = outbox._conn.execute("PRAGMA page_count").fetchone()[0]
+    outbox._conn.execute(f"PRAGMA max_page_count={pages}")  # the disk is "full" once these pages are
+    with pytest.raises(Unavailable):
+        for n in range(10_000):
+            outbox.put(outcome(f"filler-{n}"))
+    stored = queued(agent)
+
+    answer = agent.answer(QUESTION, SHORT)
+
+    assert answer.side == "edge" and answer.text
+    assert agent.outcomes_unrecorded == 1 and queued(agent) == stored

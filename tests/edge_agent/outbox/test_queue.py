@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from confroute.contract import RejectedOutcome
-from confroute.errors import InvalidInput
+from confroute.errors import InvalidInput, Unavailable
 from edge_agent.outbox import OutcomeQueue, QueueConfig
 from tests.factories import outcome, outcomes
 
@@ -158,3 +158,20 @@ def test_a_file_from_a_newer_schema_is_refused(queue_file: Path) -> None:
 def test_a_nonsensical_config_is_refused(queue_file: Path, change: dict[str, object]) -> None:
     with pytest.raises(InvalidInput):
         replace(QueueConfig(queue_file), **change)  # type: ignore[arg-type]
+
+
+def test_a_write_the_file_cannot_take_is_unavailable_rolled_back_and_the_queue_goes_on(queue: OutcomeQueue) -> None:
+    for record in outcomes(3):
+        queue.put(record)
+    pages = queue._conn.execute("PRAGMA page_count").fetchone()[0]  # the disk is "full": no page may be added
+    queue._conn.execute(f"PRAGMA max_page_count={pages}")
+    big = [outcome(f"big-{i}", prompt_text="x" * 20_000) for i in range(20)]
+
+    with pytest.raises(Unavailable, match="cannot be written"):
+        for record in big:
+            queue.put(record)
+
+    assert ids(queue)[:3] == ["q-0", "q-1", "q-2"] and queue.stats().queued == len(ids(queue))
+    queue._conn.execute("PRAGMA max_page_count=1073741823")  # room again
+    assert queue.put(outcome("after"))
+    assert ids(queue)[-1] == "after"
