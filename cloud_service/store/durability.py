@@ -18,6 +18,9 @@ An outcome the service acknowledges is deleted from the device's outbox, so "ack
    lost so, in three runs on a loaded machine). The fsync policy bounds what a power cut or kernel crash can
    lose: nothing with ``always``, about the last 1-2 s with ``everysec``, up to ~30 s with ``no``.
 
+That promise is logged when the writer starts, as a warning where a crash can lose acknowledged writes
+(:attr:`Persistence.crash_safe` false: ``everysec`` or an unreadable policy, without ``WAITAOF``).
+
 A server without AOF loses every acknowledged write when it restarts (RDB snapshots alone lose everything
 since the last one), so :func:`require_durable` refuses it unless the operator passed the explicit
 ``--allow-volatile-redis``, and then logs a loud warning. In a Redis Cluster every primary is asked, and
@@ -42,6 +45,7 @@ logger = logging.getLogger(__name__)
 
 ALLOW_FLAG = "--allow-volatile-redis"
 WAITAOF_PROBE_MS = 100
+CRASH_SAFE_FSYNC = ("always", "no")  # Redis writes its AOF before replying (the fsync is another matter)
 _LOSS_ON_POWER_CUT = {"always": "nothing", "everysec": "about the last 1-2 s of acknowledged writes",
                       "no": "up to ~30 s of acknowledged writes (the kernel's writeback interval)"}
 
@@ -62,6 +66,13 @@ class Persistence:
     @property
     def durable(self) -> bool:
         return self.aof is True
+
+    @property
+    def crash_safe(self) -> bool:
+        """Whether an acknowledged write survives a Redis crash: WAITAOF, or an fsync policy under which
+        Redis never replies before writing its AOF (``always``; ``no`` writes at once and leaves the fsync
+        to the kernel)."""
+        return self.durable and (self.waitaof or self.fsync in CRASH_SAFE_FSYNC)
 
     def promise(self) -> str:
         """One sentence: what an acknowledged write survives."""
@@ -109,7 +120,9 @@ def decide(persistence: Persistence, *, cluster: bool, allow_volatile: bool, wai
     :func:`require_durable`; logs what an acknowledgement then promises."""
     require_durable(persistence, allow_volatile=allow_volatile)
     waiting = wait_aof_ms if persistence.waitaof and not cluster else 0
-    logger.info("Redis persistence (%s): an acknowledged outcome survives %s", persistence.via, persistence.promise())
+    safe = persistence.durable and (waiting > 0 or persistence.fsync in CRASH_SAFE_FSYNC)  # a cluster: no WAITAOF
+    log = logger.info if safe else logger.warning
+    log("Redis persistence (%s): an acknowledged outcome survives %s", persistence.via, persistence.promise())
     return AckPolicy(persistence, waiting)
 
 

@@ -284,7 +284,8 @@ def test_a_policy_keeps_every_field_through_the_store(redis_server: RedisServer)
     assert content(run(scenario())) == unsigned
 
 
-def test_a_published_policy_survives_a_sigkill_of_redis(redis_server: RedisServer) -> None:
+def test_a_published_policy_survives_a_sigkill_of_redis(crash_safe_redis: RedisServer) -> None:
+    redis_server = crash_safe_redis
     async def publish() -> None:
         store = RedisPolicyStore(config(redis_server))
         try:

@@ -116,6 +116,23 @@ def test_waitaof_is_issued_only_where_the_server_has_it() -> None:
     assert "power cut" in with_waitaof.promise()
 
 
+def test_a_server_that_may_lose_acknowledged_writes_in_a_crash_is_warned_about(
+        caplog: pytest.LogCaptureFixture) -> None:
+    unsafe = Persistence(aof=True, fsync="everysec", waitaof=False, via="CONFIG GET")
+    safe = [Persistence(aof=True, fsync="always", waitaof=False, via="CONFIG GET"),
+            Persistence(aof=True, fsync="everysec", waitaof=True, via="CONFIG GET")]
+
+    with caplog.at_level(logging.INFO, logger="cloud_service.store.durability"):
+        for persistence in safe:
+            decide(persistence, cluster=False, allow_volatile=False, wait_aof_ms=1000)
+        assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+        decide(unsafe, cluster=False, allow_volatile=False, wait_aof_ms=1000)
+
+    warned = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(warned) == 1 and "appendfsync always" in warned[0] and "WAITAOF" in warned[0]
+    assert not unsafe.crash_safe and all(p.crash_safe for p in safe)
+
+
 def valkey_binary() -> Path:
     """The demo's valkey-server (it has WAITAOF), when the demo has fetched it into the cache."""
     found = cache_dir(os.environ) / "bin" / f"valkey-server-{platform.machine()}"
@@ -142,7 +159,8 @@ def test_on_a_server_with_waitaof_an_acknowledgement_waits_for_the_fsync() -> No
         assert sorted(logged_ids(config)) == sorted(stored)
 
 
-def test_every_acknowledged_outcome_survives_a_sigkill_of_redis(redis_server: RedisServer) -> None:
+def test_every_acknowledged_outcome_survives_a_sigkill_of_redis(crash_safe_redis: RedisServer) -> None:
+    redis_server = crash_safe_redis
     config = OutcomeLogConfig(url=redis_server.url)
 
     async def scenario() -> list[str]:
