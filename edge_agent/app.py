@@ -65,15 +65,18 @@ def running_device(config: AgentConfig) -> Iterator[RunningDevice]:
         agent = EdgeAgent(model, keeper, queue, AgentIdentity(config.device_id, config.cohort), escalator=client,
                           privacy=privacy, on_recorded=uploader.wake if uploader else None, feedback=feedback)
         stack.callback(agent.close)
-        yield RunningDevice(agent, _status_of(agent, queue, client, model.version))
+        yield RunningDevice(agent, _status_of(agent, queue, client, model.version, model.probe_version))
 
 
 def _status_of(agent: EdgeAgent, queue: OutcomeQueue, client: EscalationClient | None,
-               model_version: str) -> Callable[[], DeviceSnapshot]:
+               model_version: str, probe_version: str = "") -> Callable[[], DeviceSnapshot]:
     def status() -> DeviceSnapshot:
         from edge_agent.api.metrics import DeviceSnapshot
 
         breaker = None if client is None else client.breaker.state.value
-        return DeviceSnapshot(queue.stats().queued, breaker, agent.policy.policy_version, model_version)
+        outbox = queue.stats()
+        return DeviceSnapshot(outbox.queued, breaker, agent.policy.policy_version, model_version,
+                              outbox_evicted=outbox.evicted_total, outcomes_unrecorded=agent.outcomes_unrecorded,
+                              probe_version=probe_version)
 
     return status

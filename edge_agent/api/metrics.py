@@ -13,6 +13,9 @@
     confroute_edge_outbox_depth                       outcome records waiting for upload
     confroute_edge_breaker_state{state}               1 for the escalation circuit breaker's state
     confroute_edge_policy_info{policy_version, edge_model_version}   1 (the policy and bundle in use)
+    confroute_edge_probe_info{probe_version}          1 (the router probe in use: Manifest.probe_version)
+    confroute_edge_outbox_evicted_total               outcome records evicted from a full outbox
+    confroute_edge_outcomes_unrecorded_total          outcome records the outbox could not store (full disk)
     process_*                                         the process's CPU, memory and file descriptors
 """
 
@@ -22,7 +25,7 @@ import dataclasses
 from collections.abc import Callable, Iterable, Iterator, Sequence
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector, generate_latest
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from edge_agent.answer import AgentAnswer
@@ -44,6 +47,9 @@ class DeviceSnapshot:
     breaker_state: str | None
     policy_version: str
     edge_model_version: str
+    outbox_evicted: int = 0  # records evicted from a full outbox, ever
+    outcomes_unrecorded: int = 0  # records the outbox could not store (a full or failing disk), this run
+    probe_version: str = ""
 
 
 class ApiMetrics:
@@ -138,3 +144,13 @@ class _DeviceCollector(Collector):
                                  labels=["policy_version", "edge_model_version"])
         info.add_metric([now.policy_version, now.edge_model_version], 1.0)
         yield info
+        yield CounterMetricFamily("confroute_edge_outbox_evicted", "Outcome records evicted from a full outbox.",
+                                  value=now.outbox_evicted)
+        yield CounterMetricFamily("confroute_edge_outcomes_unrecorded",
+                                  "Outcome records the outbox could not store (a full or failing disk).",
+                                  value=now.outcomes_unrecorded)
+        if now.probe_version:
+            probe = GaugeMetricFamily("confroute_edge_probe_info", "The router probe in use (its weights' version).",
+                                      labels=["probe_version"])
+            probe.add_metric([now.probe_version], 1.0)
+            yield probe

@@ -68,8 +68,9 @@ def test_histogram_buckets_are_cumulative() -> None:
     assert sample(text, 'confroute_api_answer_seconds_count{side="cloud"}') == 0
 
 
-def test_the_device_reports_its_outbox_breaker_and_policy(fake: FakeAnswerer) -> None:
-    snapshot = DeviceSnapshot(outbox_depth=7, breaker_state="open", policy_version="p-3", edge_model_version="m-1")
+def test_the_device_reports_its_outbox_breaker_policy_and_probe(fake: FakeAnswerer) -> None:
+    snapshot = DeviceSnapshot(outbox_depth=7, breaker_state="open", policy_version="p-3", edge_model_version="m-1",
+                              outbox_evicted=4, outcomes_unrecorded=2, probe_version="0123456789ab")
     with serve_api(fake, device=lambda: snapshot) as server:
         text = call(server, "GET", "/metrics")[2]
 
@@ -77,5 +78,8 @@ def test_the_device_reports_its_outbox_breaker_and_policy(fake: FakeAnswerer) ->
     assert sample(text, 'confroute_edge_breaker_state{state="open"}') == 1
     assert sample(text, 'confroute_edge_breaker_state{state="closed"}') == 0
     assert sample(text, 'confroute_edge_policy_info{edge_model_version="m-1",policy_version="p-3"}') == 1
+    assert sample(text, 'confroute_edge_probe_info{probe_version="0123456789ab"}') == 1
+    assert sample(text, "confroute_edge_outbox_evicted_total") == 4
+    assert sample(text, "confroute_edge_outcomes_unrecorded_total") == 2
     assert sample(text, "confroute_api_requests_waiting") == 0
     assert sample(text, "confroute_api_batch_size") == 0
