@@ -203,37 +203,26 @@ def _row_model(paths: dict[str, Path], row: str) -> Path | None:
     return None
 
 
-def child_measure(bundle: Path, prompt_tokens: int) -> dict[str, float]:
-    """Runs in a fresh process: cold start to the first token, then peak RSS after 128 tokens."""
-    from confroute.engine import SamplingParams
-
-    started = float(os.environ["CONFROUTE_BENCH_T0"])
-    engine = ours.load_engine(bundle)
-    run = engine.start(list(range(10, 10 + prompt_tokens)), SamplingParams(max_new_tokens=128, ignore_eos=True))
-    events = iter(run)
-    next(events)
-    first = time.time() - started
-    for _ in events:
-        pass
-    return {"cold_start_s": first, "peak_rss_mb": _peak_rss_mb()}
-
-
-def _peak_rss_mb() -> float:
-    """VmHWM of this process (ru_maxrss would carry over the parent's peak across exec on Linux)."""
-    with open("/proc/self/status", encoding="ascii") as f:
-        for line in f:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024.0
-    raise RuntimeError("no VmHWM in /proc/self/status")
-
-
-def in_child(bundle: Path, prompt_tokens: int, huge_pages: bool = True) -> dict[str, float]:
-    """Cold start and peak RSS of a fresh process, by default with huge-page malloc as ``edge-agent serve``
-    runs (its re-execution is not counted: the process starts with the tunable set)."""
+def in_child(model: Path, prompt_tokens: int, huge_pages: bool = True, genai: bool = False) -> dict[str, float]:
+    """Cold start and peak RSS of a fresh process that imports only the runtime it measures
+    (:mod:`bench.edgebench.footprint`): ours by default with huge-page malloc as ``edge-agent serve`` runs
+    (its re-execution is not counted: the process starts with the tunable set), genai's as shipped."""
     env = {**workers.environment(os.environ, huge_pages_on=huge_pages), "CONFROUTE_BENCH_T0": repr(time.time())}
-    cmd = [sys.executable, "-m", "bench.edge_generation", "--child", str(bundle), "--prompt-tokens", str(prompt_tokens)]
+    cmd = [sys.executable, "-m", "bench.edgebench.footprint", "--genai" if genai else "--bundle", str(model),
+           "--prompt-tokens", str(prompt_tokens)]
     out = subprocess.run(cmd, capture_output=True, text=True, check=True, env=env).stdout
     return dict(json.loads(out.strip().splitlines()[-1]))
+
+
+def footprints(paths: dict[str, Path], prompt_tokens: int) -> dict[str, dict[str, float]]:
+    """:func:`in_child` for our bundles (and the 8-bit one with glibc's default malloc) and genai's 4- and
+    8-bit models."""
+    child = {name: in_child(paths[name], prompt_tokens) for name in ("int8", "fp32", "int4")}
+    child["int8_default_malloc"] = in_child(paths["int8"], prompt_tokens, huge_pages=False)
+    for precision in ("int8", "int4"):
+        child[f"genai_{precision}"] = in_child(paths[f"genai_{precision}"], prompt_tokens, huge_pages=False,
+                                               genai=True)
+    return child
 
 
 def table(speed: dict[str, dict[str, Any]], qual: dict[str, dict[str, float]]) -> str:
@@ -270,6 +259,8 @@ def summary_json(speed: dict[str, dict[str, Any]], qual: dict[str, dict[str, flo
         "head_overhead_graph_pct": round(head["head_overhead_graph_pct"], 2),
         "int8_peak_rss_mb": round(child["int8"]["peak_rss_mb"], 1),
         "int4_peak_rss_mb": round(child["int4"]["peak_rss_mb"], 1),
+        "genai_int4_peak_rss_mb": round(child["genai_int4"]["peak_rss_mb"], 1),
+        "genai_int8_peak_rss_mb": round(child["genai_int8"]["peak_rss_mb"], 1),
         "int4_head_pct": meta["head_cost"]["int4"]["head_pct"],
         "fp32_peak_rss_mb": round(child["fp32"]["peak_rss_mb"], 1),
         "cold_start_s": round(child["int8"]["cold_start_s"], 3),
@@ -355,12 +346,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="3 timed runs instead of 5")
     parser.add_argument("--runs", type=int)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--child", type=Path, help=argparse.SUPPRESS)
-    parser.add_argument("--prompt-tokens", type=int, default=20, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    if args.child:
-        print(json.dumps(child_measure(args.child, args.prompt_tokens)))
-        return 0
     runs = args.runs or (3 if args.quick else 5)
     paths = prepare(cache_dir(os.environ))
     prompt = ours.load_engine(paths["fp32"]).encode_chat([{"role": "user", "content": PROMPT}])
@@ -369,8 +355,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     qual = quality(paths, prompt, list(speed["torch_fp32"]["tokens"]), args.threads)
     _log("head overhead, cold start and peak RSS")
     head = head_overhead(paths, prompt, 64, 3 if args.quick else 5)
-    child = {name: in_child(paths[name], len(prompt)) for name in ("int8", "fp32", "int4")}
-    child["int8_default_malloc"] = in_child(paths["int8"], len(prompt), huge_pages=False)
+    child = footprints(paths, len(prompt))
     _log("head cost from per-node profiles; copy bandwidth")
     meta = {"runs": runs, "threads": args.threads, "new_tokens": 128, "prompt_tokens": len(prompt),
             "cpu_count": os.cpu_count(), **this_cpu().to_json(), "load_avg_1m": os.getloadavg()[0],
@@ -388,7 +373,8 @@ def main(argv: Sequence[str] | None = None) -> int:
           f"{result['int8_peak_rss_mb']:.0f} MB (fp32 {result['fp32_peak_rss_mb']:.0f} MB); cold start to first "
           f"token {result['cold_start_s']:.2f} s (8-bit), {result['cold_start_fp32_s']:.2f} s (fp32); with glibc's "
           f"default malloc: 8-bit peak RSS {result['int8_peak_rss_mb_default_malloc']:.0f} MB, cold start "
-          f"{result['cold_start_s_default_malloc']:.2f} s; exact 4-bit peak RSS {result['int4_peak_rss_mb']:.0f} MB")
+          f"{result['cold_start_s_default_malloc']:.2f} s; exact 4-bit peak RSS {result['int4_peak_rss_mb']:.0f} MB "
+          f"(genai int4 {result['genai_int4_peak_rss_mb']:.0f} MB, int8 {result['genai_int8_peak_rss_mb']:.0f} MB)")
     if args.json:
         args.json.write_text(json.dumps(result, indent=2) + "\n")
     return 0

@@ -50,14 +50,15 @@ def test_the_summary_carries_the_int4_keys_head_costs_and_the_physical_limit() -
     qual = {name: {"mean_kl": 0.001, "top1_agreement": 1.0} for name in rows}
     head = {"head_overhead_pct": 1.0, "head_overhead_graph_pct": 2.0}
     child = {name: {"peak_rss_mb": 150.0, "cold_start_s": 0.5}
-             for name in ("fp32", "int8", "int4", "int8_default_malloc")}
+             for name in ("fp32", "int8", "int4", "int8_default_malloc", "genai_int4", "genai_int8")}
     cost = {"steps": 99.0, "step_us": 5000.0, "head_us": 50.0, "unmatched_us": 0.0, "head_pct": 1.0, "head_nodes": 23.0}
     limit = {"copy_bandwidth_gb_s": 20.0,
              "rows": {"ours_int4": {"mb_per_token": 113.75, "gb_per_s": 11.4, "of_bandwidth": 0.57}}}
     meta = {"head_cost": {"fp32": cost, "int8": cost, "int4": cost}, "physical_limit": limit}
     result = summary_json(speed, qual, head, child, meta)
     for key in ("ours_int4_decode_tps", "ours_int4_kl", "genai_int4_decode_tps", "genai_int4_kl", "int4_peak_rss_mb",
-                "int4_vs_genai_int8", "int4_vs_genai_int4", "int4_head_pct"):
+                "int4_vs_genai_int8", "int4_vs_genai_int4", "int4_head_pct", "genai_int4_peak_rss_mb",
+                "genai_int8_peak_rss_mb"):
         assert key in result, key
     assert "int4 1.00% of 5.00 ms" in cost_lines(result)
     assert "ours_int4 114 MB/token = 11.40 GB/s (57%)" in cost_lines(result)
