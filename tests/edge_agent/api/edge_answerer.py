@@ -11,6 +11,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from confroute.engine import Generation, SamplingParams
 from edge_agent.answer import AgentAnswer, TextDelta
 from edge_agent.model import EdgeModel
+from edge_agent.outbox.feedback import FeedbackDesk
 
 
 class EdgeOnlyAnswerer:
@@ -19,6 +20,7 @@ class EdgeOnlyAnswerer:
     def __init__(self, model: EdgeModel) -> None:
         self.model = model
         self._lock = threading.Lock()
+        self.feedback: FeedbackDesk | None = None  # set: it takes ratings (POST /v1/feedback)
 
     @property
     def model_ids(self) -> Sequence[str]:

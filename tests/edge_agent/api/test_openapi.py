@@ -19,6 +19,8 @@ from edge_agent.api import ApiConfig, ApiServer, serve_api
 from edge_agent.api.asgi import MODEL_ROUTE, ROUTES
 from edge_agent.api.spec import OPERATIONS, openapi_document
 from edge_agent.model import EdgeModel
+from edge_agent.outbox import OutcomeQueue, QueueConfig
+from edge_agent.outbox.feedback import FeedbackDesk
 from tests.edge_agent.api.edge_answerer import EdgeOnlyAnswerer
 from tests.edge_agent.api.fake_answerer import FakeAnswerer
 from tests.edge_agent.api.http_helpers import call
@@ -43,11 +45,16 @@ def test_the_server_publishes_its_document_with_its_model_ids(server: ApiServer,
 
 
 @pytest.fixture(scope="module")
-def tiny_server(tiny_bundles: dict[str, Path]) -> Iterator[ApiServer]:
+def tiny_server(tiny_bundles: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiServer]:
     model = EdgeModel(tiny_bundles["llama"])
+    state = tmp_path_factory.mktemp("outbox")
+    answerer = EdgeOnlyAnswerer(model)
     try:
-        with serve_api(EdgeOnlyAnswerer(model), ApiConfig(request_timeout_s=10.0)) as running:
-            yield running
+        with OutcomeQueue(QueueConfig(state / "outbox.db")) as outbox, \
+                OutcomeQueue(QueueConfig(state / "feedback.db", remember=0)) as labels:
+            answerer.feedback = FeedbackDesk(outbox, labels)  # POST /v1/feedback answers as on a device
+            with serve_api(answerer, ApiConfig(request_timeout_s=10.0)) as running:
+                yield running
     finally:
         model.close()
 
