@@ -52,14 +52,17 @@ _MAX_PACKED = 100_000  # buckets whose packed EVALSHA is kept
 class RateLimiter:
     """Token buckets in Redis, one per (principal, kind); the client is the caller's to close."""
 
-    def __init__(self, redis: RedisClient, rates: dict[str, Rate], keys: IdentityKeys | None = None) -> None:
+    def __init__(
+        self, redis: RedisClient, rates: dict[str, Rate], keys: IdentityKeys | None = None, *, held: bool = True
+    ) -> None:
+        """``held`` False sends a single server's checks through redis-py's pipeline too (a comparison)."""
         self._redis = redis
         self._rates = {kind: rate for kind, rate in rates.items() if rate.per_s > 0}
         self._keys = keys or IdentityKeys()
         self._pending: list[_Take] = []  # checks not sent yet
         self._sending: asyncio.Task[None] | None = None  # the pipeline in flight
         self._scheduled = False  # a send is due at the end of this turn
-        self._held = HeldConnection(redis) if isinstance(redis, Redis) else None  # a cluster: its pipeline
+        self._held = HeldConnection(redis) if held and isinstance(redis, Redis) else None  # a cluster: its pipeline
         self._packed: dict[str, bytes] = {}  # a bucket's key -> its EVALSHA, packed
 
     async def take(self, principal_id: str, kind: str) -> None:

@@ -18,11 +18,12 @@ async def _takes(limiter: RateLimiter, devices: list[str]) -> list[BaseException
     return list(await asyncio.gather(*(limiter.take(d, "escalate") for d in devices), return_exceptions=True))
 
 
-def test_checks_sent_together_are_answered_bucket_by_bucket(redis_server: RedisServer) -> None:
+@pytest.mark.parametrize("held", [True, False], ids=["held-connection", "redis-py-pipeline"])
+def test_checks_sent_together_are_answered_bucket_by_bucket(redis_server: RedisServer, held: bool) -> None:
     async def run() -> None:
         redis = connect(redis_server.url, connect_timeout_s=5.0, command_timeout_s=5.0)
         try:
-            limiter = RateLimiter(redis, {"escalate": Rate(0.5, 3)})
+            limiter = RateLimiter(redis, {"escalate": Rate(0.5, 3)}, held=held)
             # one turn: 5 calls of dev-a (burst 3) and 2 of dev-b, all in one pipeline
             outcomes = await _takes(limiter, ["dev-a"] * 5 + ["dev-b"] * 2)
             refused = [isinstance(o, RateLimited) for o in outcomes]
