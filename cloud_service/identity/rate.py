@@ -10,6 +10,11 @@ go out together in the next one as soon as it returns (an idle replica sends a l
 the end of the event loop's turn; a busy one sends many per round trip). A write and a read per call were
 the largest part of an escalation's own CPU time (on loopback the sender's kernel also runs Redis's
 side of TCP; bench.cloud_service, docs/service-profile.md). Each call still gets its own bucket's answer.
+
+On a single server the checks go out on a connection of the client's pool held for them
+(:class:`~cloud_service.redis_client.HeldConnection`: pre-packed ``EVALSHA``s, replies parsed with hiredis),
+not through redis-py's command machinery, which cost several times the round trip's own CPU; a cluster's
+checks go through redis-py's cluster pipeline, which routes each bucket to its node.
 """
 
 from __future__ import annotations
@@ -19,9 +24,10 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from redis.asyncio import Redis
 from redis.exceptions import NoScriptError
 
-from cloud_service.redis_client import RedisClient, translated
+from cloud_service.redis_client import HeldConnection, RedisClient, packed, translated
 from cloud_service.store.schema import IdentityKeys
 from cloud_service.store.scripts import script
 from confroute.errors import RateLimited
@@ -40,18 +46,24 @@ class Rate:
 
 
 _Take = tuple[str, Rate, "asyncio.Future[int]"]  # a bucket's key, its rate, and where its answer goes
+_MAX_PACKED = 100_000  # buckets whose packed EVALSHA is kept
 
 
 class RateLimiter:
     """Token buckets in Redis, one per (principal, kind); the client is the caller's to close."""
 
-    def __init__(self, redis: RedisClient, rates: dict[str, Rate], keys: IdentityKeys | None = None) -> None:
+    def __init__(
+        self, redis: RedisClient, rates: dict[str, Rate], keys: IdentityKeys | None = None, *, held: bool = True
+    ) -> None:
+        """``held`` False sends a single server's checks through redis-py's pipeline too (a comparison)."""
         self._redis = redis
         self._rates = {kind: rate for kind, rate in rates.items() if rate.per_s > 0}
         self._keys = keys or IdentityKeys()
         self._pending: list[_Take] = []  # checks not sent yet
         self._sending: asyncio.Task[None] | None = None  # the pipeline in flight
         self._scheduled = False  # a send is due at the end of this turn
+        self._held = HeldConnection(redis) if held and isinstance(redis, Redis) else None  # a cluster: its pipeline
+        self._packed: dict[str, bytes] = {}  # a bucket's key -> its EVALSHA, packed
 
     async def take(self, principal_id: str, kind: str) -> None:
         """Admits one call of ``kind`` or raises RateLimited with the wait; kinds without a rate pass."""
@@ -110,9 +122,28 @@ class RateLimiter:
                 answer.set_result(int(wait_ms))
 
     async def _evalsha(self, takes: list[_Take]) -> list[Any]:
+        if self._held is not None:
+            return await self._evalsha_held(self._held, takes)
         pipe = self._redis.pipeline(transaction=False)
         bucket = script("token_bucket")
         for key, rate, _ in takes:
             bucket.queue(pipe, [key], [rate.per_s, rate.burst, 1])
         replies: list[Any] = await pipe.execute()
         return replies
+
+    async def _evalsha_held(self, held: HeldConnection, takes: list[_Take]) -> list[Any]:
+        commands = b"".join(self._command(key, rate) for key, rate, _ in takes)
+        replies = await held.execute(commands, len(takes))
+        for reply in replies:  # NOSCRIPT: every reply is, the server ran none
+            if isinstance(reply, Exception):
+                raise reply
+        return replies
+
+    def _command(self, key: str, rate: Rate) -> bytes:
+        command = self._packed.get(key)
+        if command is None:
+            if len(self._packed) >= _MAX_PACKED:
+                self._packed.clear()
+            command = packed("EVALSHA", script("token_bucket").sha, 1, key, rate.per_s, rate.burst, 1)
+            self._packed[key] = command
+        return command

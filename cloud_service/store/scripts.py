@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, cached_property
 from importlib import resources
 from typing import Any
 
@@ -39,7 +39,7 @@ class LuaScript:
     name: str
     source: str
 
-    @property
+    @cached_property  # asked for once per queued call: hashing the text each time showed in the profile
     def sha(self) -> str:
         return hashlib.sha1(self.source.encode()).hexdigest()
 

@@ -9,7 +9,8 @@ import pytest
 
 from cloud_service.identity.rate import Rate, RateLimiter
 from cloud_service.redis_client import connect
-from confroute.errors import RateLimited
+from cloud_service.store.schema import IdentityKeys
+from confroute.errors import RateLimited, Unavailable
 from tests.cloud_service.redis_server import RedisServer
 
 
@@ -17,11 +18,12 @@ async def _takes(limiter: RateLimiter, devices: list[str]) -> list[BaseException
     return list(await asyncio.gather(*(limiter.take(d, "escalate") for d in devices), return_exceptions=True))
 
 
-def test_checks_sent_together_are_answered_bucket_by_bucket(redis_server: RedisServer) -> None:
+@pytest.mark.parametrize("held", [True, False], ids=["held-connection", "redis-py-pipeline"])
+def test_checks_sent_together_are_answered_bucket_by_bucket(redis_server: RedisServer, held: bool) -> None:
     async def run() -> None:
         redis = connect(redis_server.url, connect_timeout_s=5.0, command_timeout_s=5.0)
         try:
-            limiter = RateLimiter(redis, {"escalate": Rate(0.5, 3)})
+            limiter = RateLimiter(redis, {"escalate": Rate(0.5, 3)}, held=held)
             # one turn: 5 calls of dev-a (burst 3) and 2 of dev-b, all in one pipeline
             outcomes = await _takes(limiter, ["dev-a"] * 5 + ["dev-b"] * 2)
             refused = [isinstance(o, RateLimited) for o in outcomes]
@@ -77,6 +79,35 @@ def test_checks_arriving_while_a_pipeline_is_in_flight_go_in_the_next(redis_serv
                 await asyncio.sleep(0)
             outcomes = await asyncio.gather(*calls, return_exceptions=True)
             assert [isinstance(o, RateLimited) for o in outcomes] == [False] * 4 + [True] * 2
+        finally:
+            await redis.aclose()
+
+    asyncio.run(run())
+
+
+def test_a_restarted_server_is_reconnected_to_and_sent_the_script_again(redis_server: RedisServer) -> None:
+    async def run() -> None:
+        redis = connect(redis_server.url, connect_timeout_s=5.0, command_timeout_s=5.0)
+        try:
+            limiter = RateLimiter(redis, {"escalate": Rate(100.0, 10)})
+            await limiter.take("dev-a", "escalate")
+            redis_server.restart()  # the held connection is gone, and so is the script
+            assert await _takes(limiter, ["dev-a", "dev-b"]) == [None, None]
+        finally:
+            await redis.aclose()
+
+    asyncio.run(run())
+
+
+def test_a_failing_bucket_fails_its_pipeline_as_unavailable(redis_server: RedisServer) -> None:
+    async def run() -> None:
+        redis = connect(redis_server.url, connect_timeout_s=5.0, command_timeout_s=5.0)
+        try:
+            limiter = RateLimiter(redis, {"escalate": Rate(100.0, 10)})
+            await redis.set(IdentityKeys().rate("dev-x", "escalate"), "not a hash")
+            outcomes = await _takes(limiter, ["dev-x"])
+            assert isinstance(outcomes[0], Unavailable)
+            assert await _takes(limiter, ["dev-a"]) == [None]  # the connection is still in step
         finally:
             await redis.aclose()
 
