@@ -71,7 +71,10 @@ def parse_chat_request(body: bytes, model_ids: Sequence[str]) -> ChatRequest:
 def _refuse_unsupported(data: Mapping[str, Any]) -> None:
     """A 400 naming the first field asking for something this server does not do (never a silent ignore)."""
     for field in ("tools", "functions"):
-        if data.get(field):
+        value = data.get(field)
+        if value is not None and not isinstance(value, list):
+            raise InvalidInput(f"{field} must be a list, got {type(value).__name__}", field=field)
+        if value:
             raise InvalidInput(f"{field}: this model does not call tools", field=field)
     for field in ("tool_choice", "function_call"):
         if data.get(field) not in (None, "none"):

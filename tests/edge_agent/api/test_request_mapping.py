@@ -49,6 +49,8 @@ def test_logprobs_are_asked_for() -> None:
 
 @pytest.mark.parametrize(("fields", "param"), [
     ({"tools": [{"type": "function", "function": {"name": "f"}}]}, "tools"),
+    ({"tools": False}, "tools"),
+    ({"functions": {}}, "functions"),
     ({"tool_choice": "auto"}, "tool_choice"),
     ({"functions": [{"name": "f"}]}, "functions"),
     ({"function_call": "auto"}, "function_call"),
