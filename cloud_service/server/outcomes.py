@@ -19,7 +19,7 @@ labels as stored and lists the queries labelled before as duplicates.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import grpc
 
@@ -38,6 +38,9 @@ from confroute.errors import PermissionDenied, Unavailable
 from confroute.v1 import outcomes_pb2, outcomes_pb2_grpc
 
 _NOTHING_STORED = StoreResult(stored=(), duplicates=())
+#: Which records of a batch the caller may upload, and a rejection for each other (admissible, admissible_labels).
+Admit = Callable[[tuple[OutcomeRecord, ...], "Principal | None"],
+                 tuple[tuple[OutcomeRecord, ...], tuple[RejectedOutcome, ...]]]
 DEVICE_LABEL_SOURCES = frozenset({LabelSource.NONE, LabelSource.USER_FEEDBACK, LabelSource.AGREEMENT})
 
 
@@ -66,29 +69,13 @@ class OutcomesServicer(outcomes_pb2_grpc.OutcomesServiceServicer):  # type: igno
         context: grpc.aio.ServicerContext,
     ) -> AsyncIterator[outcomes_pb2.UploadOutcomesResponse]:
         """One ack per batch, in order, each after the batch's records are stored."""
-        principal = _uploader()
-        device = principal.principal_id if principal is not None else None
-        async for request in request_iterator:
-            self._limits.check_batch(len(request.records))
-            if self._devices is not None:
-                await self._devices.take(device, UPLOAD)
-            # Checking thousands of records takes milliseconds of Python: off the loop, so that escalations
-            # answered meanwhile do not wait for it.
-            batch, rejected = await asyncio.to_thread(OutcomeBatch.partition_pb, request)
-            records, refused = admissible(batch.records, principal)
-            rejected += refused
+        async for batch, records, rejected in self._batches(request_iterator, admissible):
             if self._sightings is not None:
                 self._sightings.note_uploads(records, context.invocation_metadata() or ())
             result = await self._log.store(records) if records else _NOTHING_STORED
             self._count(len(result.stored), len(result.duplicates), len(rejected))
             self._observe(records, frozenset(result.stored))
-            ack = OutcomeAck(
-                batch_id=batch.batch_id,
-                stored=len(result.stored),
-                duplicate_query_ids=result.duplicates,
-                rejected=rejected,
-            )
-            yield ack.to_pb()
+            yield _ack(batch, result, rejected)
 
     async def UploadLabels(  # noqa: N802 -- the name is the RPC's
         self,
@@ -96,22 +83,30 @@ class OutcomesServicer(outcomes_pb2_grpc.OutcomesServiceServicer):  # type: igno
         context: grpc.aio.ServicerContext,
     ) -> AsyncIterator[outcomes_pb2.UploadOutcomesResponse]:
         """One ack per batch of late labels, in order, each after the batch's labels are stored."""
-        principal = _uploader()
         if self._labels is None:
             raise Unavailable("this service stores no late labels (its outcome log cannot)")
-        device = principal.principal_id if principal is not None else None
-        async for request in request_iterator:
-            self._limits.check_batch(len(request.records))
-            if self._devices is not None:
-                await self._devices.take(device, UPLOAD)
-            batch, rejected = await asyncio.to_thread(OutcomeBatch.partition_pb, request)
-            records, refused = admissible_labels(batch.records, principal)
-            rejected += refused
+        async for batch, records, rejected in self._batches(request_iterator, admissible_labels):
             labels = [uploaded_label(record) for record in records]
             result = await self._labels.label(labels) if labels else _NOTHING_STORED
             self._count(len(result.stored), len(result.duplicates), len(rejected), kind="label")
-            yield OutcomeAck(batch_id=batch.batch_id, stored=len(result.stored),
-                             duplicate_query_ids=result.duplicates, rejected=rejected).to_pb()
+            yield _ack(batch, result, rejected)
+
+    async def _batches(
+        self, requests: AsyncIterator[outcomes_pb2.UploadOutcomesRequest], admit: Admit
+    ) -> AsyncIterator[tuple[OutcomeBatch, tuple[OutcomeRecord, ...], tuple[RejectedOutcome, ...]]]:
+        """Each uploaded batch, bounded and rate-limited per device, decoded, with the records ``admit`` lets
+        the caller upload and those refused."""
+        principal = _uploader()
+        device = principal.principal_id if principal is not None else None
+        async for request in requests:
+            self._limits.check_batch(len(request.records))
+            if self._devices is not None:
+                await self._devices.take(device, UPLOAD)
+            # Checking thousands of records takes milliseconds of Python: off the loop, so that escalations
+            # answered meanwhile do not wait for it.
+            batch, rejected = await asyncio.to_thread(OutcomeBatch.partition_pb, request)
+            records, refused = admit(batch.records, principal)
+            yield batch, records, rejected + refused
 
     def _count(self, stored: int, duplicates: int, rejected: int, kind: str = "upload") -> None:
         writes = self._metrics.outcome_writes
@@ -125,6 +120,12 @@ class OutcomesServicer(outcomes_pb2_grpc.OutcomesServiceServicer):  # type: igno
             if record.query_id in stored:
                 self._metrics.observe_uploaded(record.edge_model.version, record.cohort, record.decision.value,
                                                record.policy_version, record.label_source.value)
+
+
+def _ack(batch: OutcomeBatch, result: StoreResult, rejected: tuple[RejectedOutcome, ...]
+         ) -> outcomes_pb2.UploadOutcomesResponse:
+    return OutcomeAck(batch_id=batch.batch_id, stored=len(result.stored), duplicate_query_ids=result.duplicates,
+                      rejected=rejected).to_pb()
 
 
 def _uploader() -> Principal | None:
