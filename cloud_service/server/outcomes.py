@@ -79,17 +79,18 @@ class OutcomesServicer(outcomes_pb2_grpc.OutcomesServiceServicer):  # type: igno
 
     async def UploadLabels(  # noqa: N802 -- the name is the RPC's
         self,
-        request_iterator: AsyncIterator[outcomes_pb2.UploadOutcomesRequest],
+        request_iterator: AsyncIterator[outcomes_pb2.UploadLabelsRequest],
         context: grpc.aio.ServicerContext,
-    ) -> AsyncIterator[outcomes_pb2.UploadOutcomesResponse]:
+    ) -> AsyncIterator[outcomes_pb2.UploadLabelsResponse]:
         """One ack per batch of late labels, in order, each after the batch's labels are stored."""
         if self._labels is None:
             raise Unavailable("this service stores no late labels (its outcome log cannot)")
-        async for batch, records, rejected in self._batches(request_iterator, admissible_labels):
+        batches = (request.batch async for request in request_iterator)
+        async for batch, records, rejected in self._batches(batches, admissible_labels):
             labels = [uploaded_label(record) for record in records]
             result = await self._labels.label(labels) if labels else _NOTHING_STORED
             self._count(len(result.stored), len(result.duplicates), len(rejected), kind="label")
-            yield _ack(batch, result, rejected)
+            yield outcomes_pb2.UploadLabelsResponse(ack=_ack(batch, result, rejected))
 
     async def _batches(
         self, requests: AsyncIterator[outcomes_pb2.UploadOutcomesRequest], admit: Admit

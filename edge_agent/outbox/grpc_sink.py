@@ -1,5 +1,6 @@
 """``GrpcOutcomeSink``: the real ``OutcomeSink``, the cloud's ``OutcomesService.UploadOutcomes`` (or, with
-``labels=True``, ``UploadLabels``: the late labels of :mod:`edge_agent.outbox.feedback`, same messages).
+``labels=True``, ``UploadLabels``: the late labels of :mod:`edge_agent.outbox.feedback`, the same batch and
+ack inside ``UploadLabelsRequest``/``UploadLabelsResponse``).
 
 grpc errors of the upload path become domain errors here, through the device's one status table
 (:mod:`edge_agent.cloud.status`, the same the escalation client uses): INVALID_ARGUMENT (the whole batch
@@ -11,7 +12,7 @@ malformed or for another batch is Unavailable too: nothing it names can be trust
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import grpc
@@ -33,7 +34,7 @@ class GrpcOutcomeSink:
     def __init__(self, channel: grpc.Channel, *, deadline_s: float = 10.0,
                  metadata: Sequence[tuple[str, str]] = (), labels: bool = False) -> None:
         stub: Any = outcomes_pb2_grpc.OutcomesServiceStub(channel)  # type: ignore[no-untyped-call]
-        self._call = stub.UploadLabels if labels else stub.UploadOutcomes
+        self._call = _labels_call(stub.UploadLabels) if labels else stub.UploadOutcomes
         self._what = "label upload" if labels else "outcome upload"
         self._deadline_s = deadline_s
         self._metadata = tuple(metadata)
@@ -45,6 +46,16 @@ class GrpcOutcomeSink:
         except grpc.RpcError as exc:
             raise translate(exc, self._what, field="batch") from exc
         return _ack_for(batch.batch_id, responses)
+
+
+def _labels_call(call: Any) -> Callable[..., list[outcomes_pb2.UploadOutcomesResponse]]:
+    """``UploadLabels`` taking and answering what ``UploadOutcomes`` does (its messages wrap a batch and an ack)."""
+    def upload(batches: Iterator[outcomes_pb2.UploadOutcomesRequest], **options: Any
+               ) -> list[outcomes_pb2.UploadOutcomesResponse]:
+        requests = (outcomes_pb2.UploadLabelsRequest(batch=batch) for batch in batches)
+        return [response.ack for response in call(requests, **options)]
+
+    return upload
 
 
 def _ack_for(batch_id: str, responses: Sequence[outcomes_pb2.UploadOutcomesResponse]) -> OutcomeAck:

@@ -26,7 +26,7 @@ from confroute.v1 import common_pb2 as confroute_dot_v1_dot_common__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1b\x63onfroute/v1/outcomes.proto\x12\x0c\x63onfroute.v1\x1a\x19\x63onfroute/v1/common.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"W\n\x15UploadOutcomesRequest\x12\x10\n\x08\x62\x61tch_id\x18\x01 \x01(\t\x12,\n\x07records\x18\x02 \x03(\x0b\x32\x1b.confroute.v1.OutcomeRecord\"\x88\x01\n\x16UploadOutcomesResponse\x12\x10\n\x08\x62\x61tch_id\x18\x01 \x01(\t\x12\x0e\n\x06stored\x18\x02 \x01(\x05\x12\x1b\n\x13\x64uplicate_query_ids\x18\x03 \x03(\t\x12/\n\x08rejected\x18\x04 \x03(\x0b\x32\x1d.confroute.v1.RejectedOutcome\"B\n\x0fRejectedOutcome\x12\x10\n\x08query_id\x18\x01 \x01(\t\x12\r\n\x05\x66ield\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\"P\n\x07Latency\x12\x0f\n\x07\x65\x64ge_ms\x18\x01 \x01(\x01\x12\x15\n\x08\x63loud_ms\x18\x02 \x01(\x01H\x00\x88\x01\x01\x12\x10\n\x08total_ms\x18\x03 \x01(\x01\x42\x0b\n\t_cloud_ms\"\xaa\x06\n\rOutcomeRecord\x12\x10\n\x08query_id\x18\x01 \x01(\t\x12\x11\n\tdevice_id\x18\x02 \x01(\t\x12\x0e\n\x06\x63ohort\x18\x03 \x01(\t\x12*\n\nedge_model\x18\x04 \x01(\x0b\x32\x16.confroute.v1.ModelRef\x12+\n\x0b\x63loud_model\x18\x05 \x01(\x0b\x32\x16.confroute.v1.ModelRef\x12\'\n\x04mode\x18\x06 \x01(\x0e\x32\x19.confroute.v1.RoutingMode\x12\x39\n\x07signals\x18\x07 \x03(\x0b\x32(.confroute.v1.OutcomeRecord.SignalsEntry\x12(\n\x08\x64\x65\x63ision\x18\x08 \x01(\x0e\x32\x16.confroute.v1.Decision\x12-\n\x0b\x61nswered_by\x18\t \x01(\x0e\x32\x18.confroute.v1.AnsweredBy\x12\x16\n\x0epolicy_version\x18\n \x01(\t\x12\x0e\n\x06shadow\x18\x0b \x01(\x08\x12\x12\n\npropensity\x18\x0c \x01(\x01\x12&\n\x07latency\x18\r \x01(\x0b\x32\x15.confroute.v1.Latency\x12\"\n\x05label\x18\x0e \x01(\x0e\x32\x13.confroute.v1.Label\x12/\n\x0clabel_source\x18\x0f \x01(\x0e\x32\x19.confroute.v1.LabelSource\x12.\n\nstarted_at\x18\x10 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x66inished_at\x18\x11 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x18\n\x0bprompt_text\x18\x12 \x01(\tH\x00\x88\x01\x01\x12\x18\n\x0b\x61nswer_text\x18\x13 \x01(\tH\x01\x88\x01\x01\x12\x1c\n\x0f\x65\x64ge_draft_text\x18\x14 \x01(\tH\x02\x88\x01\x01\x1a.\n\x0cSignalsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\x42\x0e\n\x0c_prompt_textB\x0e\n\x0c_answer_textB\x12\n\x10_edge_draft_text*\x8a\x01\n\x08\x44\x65\x63ision\x12\x18\n\x14\x44\x45\x43ISION_UNSPECIFIED\x10\x00\x12\x12\n\x0e\x44\x45\x43ISION_LOCAL\x10\x01\x12\x16\n\x12\x44\x45\x43ISION_ESCALATED\x10\x02\x12\x13\n\x0f\x44\x45\x43ISION_VETOED\x10\x03\x12#\n\x1f\x44\x45\x43ISION_ESCALATION_UNAVAILABLE\x10\x04*l\n\nAnsweredBy\x12\x1b\n\x17\x41NSWERED_BY_UNSPECIFIED\x10\x00\x12\x14\n\x10\x41NSWERED_BY_EDGE\x10\x01\x12\x15\n\x11\x41NSWERED_BY_CLOUD\x10\x02\x12\x14\n\x10\x41NSWERED_BY_NONE\x10\x03*F\n\x05Label\x12\x15\n\x11LABEL_UNSPECIFIED\x10\x00\x12\x11\n\rLABEL_CORRECT\x10\x01\x12\x13\n\x0fLABEL_INCORRECT\x10\x02*\xa1\x01\n\x0bLabelSource\x12\x1c\n\x18LABEL_SOURCE_UNSPECIFIED\x10\x00\x12\x1a\n\x16LABEL_SOURCE_REFERENCE\x10\x01\x12\x1c\n\x18LABEL_SOURCE_CLOUD_JUDGE\x10\x02\x12\x1e\n\x1aLABEL_SOURCE_USER_FEEDBACK\x10\x03\x12\x1a\n\x16LABEL_SOURCE_AGREEMENT\x10\x04\x32\xd1\x01\n\x0fOutcomesService\x12_\n\x0eUploadOutcomes\x12#.confroute.v1.UploadOutcomesRequest\x1a$.confroute.v1.UploadOutcomesResponse(\x01\x30\x01\x12]\n\x0cUploadLabels\x12#.confroute.v1.UploadOutcomesRequest\x1a$.confroute.v1.UploadOutcomesResponse(\x01\x30\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1b\x63onfroute/v1/outcomes.proto\x12\x0c\x63onfroute.v1\x1a\x19\x63onfroute/v1/common.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"W\n\x15UploadOutcomesRequest\x12\x10\n\x08\x62\x61tch_id\x18\x01 \x01(\t\x12,\n\x07records\x18\x02 \x03(\x0b\x32\x1b.confroute.v1.OutcomeRecord\"\x88\x01\n\x16UploadOutcomesResponse\x12\x10\n\x08\x62\x61tch_id\x18\x01 \x01(\t\x12\x0e\n\x06stored\x18\x02 \x01(\x05\x12\x1b\n\x13\x64uplicate_query_ids\x18\x03 \x03(\t\x12/\n\x08rejected\x18\x04 \x03(\x0b\x32\x1d.confroute.v1.RejectedOutcome\"I\n\x13UploadLabelsRequest\x12\x32\n\x05\x62\x61tch\x18\x01 \x01(\x0b\x32#.confroute.v1.UploadOutcomesRequest\"I\n\x14UploadLabelsResponse\x12\x31\n\x03\x61\x63k\x18\x01 \x01(\x0b\x32$.confroute.v1.UploadOutcomesResponse\"B\n\x0fRejectedOutcome\x12\x10\n\x08query_id\x18\x01 \x01(\t\x12\r\n\x05\x66ield\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\"P\n\x07Latency\x12\x0f\n\x07\x65\x64ge_ms\x18\x01 \x01(\x01\x12\x15\n\x08\x63loud_ms\x18\x02 \x01(\x01H\x00\x88\x01\x01\x12\x10\n\x08total_ms\x18\x03 \x01(\x01\x42\x0b\n\t_cloud_ms\"\xaa\x06\n\rOutcomeRecord\x12\x10\n\x08query_id\x18\x01 \x01(\t\x12\x11\n\tdevice_id\x18\x02 \x01(\t\x12\x0e\n\x06\x63ohort\x18\x03 \x01(\t\x12*\n\nedge_model\x18\x04 \x01(\x0b\x32\x16.confroute.v1.ModelRef\x12+\n\x0b\x63loud_model\x18\x05 \x01(\x0b\x32\x16.confroute.v1.ModelRef\x12\'\n\x04mode\x18\x06 \x01(\x0e\x32\x19.confroute.v1.RoutingMode\x12\x39\n\x07signals\x18\x07 \x03(\x0b\x32(.confroute.v1.OutcomeRecord.SignalsEntry\x12(\n\x08\x64\x65\x63ision\x18\x08 \x01(\x0e\x32\x16.confroute.v1.Decision\x12-\n\x0b\x61nswered_by\x18\t \x01(\x0e\x32\x18.confroute.v1.AnsweredBy\x12\x16\n\x0epolicy_version\x18\n \x01(\t\x12\x0e\n\x06shadow\x18\x0b \x01(\x08\x12\x12\n\npropensity\x18\x0c \x01(\x01\x12&\n\x07latency\x18\r \x01(\x0b\x32\x15.confroute.v1.Latency\x12\"\n\x05label\x18\x0e \x01(\x0e\x32\x13.confroute.v1.Label\x12/\n\x0clabel_source\x18\x0f \x01(\x0e\x32\x19.confroute.v1.LabelSource\x12.\n\nstarted_at\x18\x10 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x66inished_at\x18\x11 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x18\n\x0bprompt_text\x18\x12 \x01(\tH\x00\x88\x01\x01\x12\x18\n\x0b\x61nswer_text\x18\x13 \x01(\tH\x01\x88\x01\x01\x12\x1c\n\x0f\x65\x64ge_draft_text\x18\x14 \x01(\tH\x02\x88\x01\x01\x1a.\n\x0cSignalsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\x42\x0e\n\x0c_prompt_textB\x0e\n\x0c_answer_textB\x12\n\x10_edge_draft_text*\x8a\x01\n\x08\x44\x65\x63ision\x12\x18\n\x14\x44\x45\x43ISION_UNSPECIFIED\x10\x00\x12\x12\n\x0e\x44\x45\x43ISION_LOCAL\x10\x01\x12\x16\n\x12\x44\x45\x43ISION_ESCALATED\x10\x02\x12\x13\n\x0f\x44\x45\x43ISION_VETOED\x10\x03\x12#\n\x1f\x44\x45\x43ISION_ESCALATION_UNAVAILABLE\x10\x04*l\n\nAnsweredBy\x12\x1b\n\x17\x41NSWERED_BY_UNSPECIFIED\x10\x00\x12\x14\n\x10\x41NSWERED_BY_EDGE\x10\x01\x12\x15\n\x11\x41NSWERED_BY_CLOUD\x10\x02\x12\x14\n\x10\x41NSWERED_BY_NONE\x10\x03*F\n\x05Label\x12\x15\n\x11LABEL_UNSPECIFIED\x10\x00\x12\x11\n\rLABEL_CORRECT\x10\x01\x12\x13\n\x0fLABEL_INCORRECT\x10\x02*\xa1\x01\n\x0bLabelSource\x12\x1c\n\x18LABEL_SOURCE_UNSPECIFIED\x10\x00\x12\x1a\n\x16LABEL_SOURCE_REFERENCE\x10\x01\x12\x1c\n\x18LABEL_SOURCE_CLOUD_JUDGE\x10\x02\x12\x1e\n\x1aLABEL_SOURCE_USER_FEEDBACK\x10\x03\x12\x1a\n\x16LABEL_SOURCE_AGREEMENT\x10\x04\x32\xcd\x01\n\x0fOutcomesService\x12_\n\x0eUploadOutcomes\x12#.confroute.v1.UploadOutcomesRequest\x1a$.confroute.v1.UploadOutcomesResponse(\x01\x30\x01\x12Y\n\x0cUploadLabels\x12!.confroute.v1.UploadLabelsRequest\x1a\".confroute.v1.UploadLabelsResponse(\x01\x30\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,26 +35,30 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_OUTCOMERECORD_SIGNALSENTRY']._loaded_options = None
   _globals['_OUTCOMERECORD_SIGNALSENTRY']._serialized_options = b'8\001'
-  _globals['_DECISION']._serialized_start=1297
-  _globals['_DECISION']._serialized_end=1435
-  _globals['_ANSWEREDBY']._serialized_start=1437
-  _globals['_ANSWEREDBY']._serialized_end=1545
-  _globals['_LABEL']._serialized_start=1547
-  _globals['_LABEL']._serialized_end=1617
-  _globals['_LABELSOURCE']._serialized_start=1620
-  _globals['_LABELSOURCE']._serialized_end=1781
+  _globals['_DECISION']._serialized_start=1447
+  _globals['_DECISION']._serialized_end=1585
+  _globals['_ANSWEREDBY']._serialized_start=1587
+  _globals['_ANSWEREDBY']._serialized_end=1695
+  _globals['_LABEL']._serialized_start=1697
+  _globals['_LABEL']._serialized_end=1767
+  _globals['_LABELSOURCE']._serialized_start=1770
+  _globals['_LABELSOURCE']._serialized_end=1931
   _globals['_UPLOADOUTCOMESREQUEST']._serialized_start=105
   _globals['_UPLOADOUTCOMESREQUEST']._serialized_end=192
   _globals['_UPLOADOUTCOMESRESPONSE']._serialized_start=195
   _globals['_UPLOADOUTCOMESRESPONSE']._serialized_end=331
-  _globals['_REJECTEDOUTCOME']._serialized_start=333
-  _globals['_REJECTEDOUTCOME']._serialized_end=399
-  _globals['_LATENCY']._serialized_start=401
-  _globals['_LATENCY']._serialized_end=481
-  _globals['_OUTCOMERECORD']._serialized_start=484
-  _globals['_OUTCOMERECORD']._serialized_end=1294
-  _globals['_OUTCOMERECORD_SIGNALSENTRY']._serialized_start=1196
-  _globals['_OUTCOMERECORD_SIGNALSENTRY']._serialized_end=1242
-  _globals['_OUTCOMESSERVICE']._serialized_start=1784
-  _globals['_OUTCOMESSERVICE']._serialized_end=1993
+  _globals['_UPLOADLABELSREQUEST']._serialized_start=333
+  _globals['_UPLOADLABELSREQUEST']._serialized_end=406
+  _globals['_UPLOADLABELSRESPONSE']._serialized_start=408
+  _globals['_UPLOADLABELSRESPONSE']._serialized_end=481
+  _globals['_REJECTEDOUTCOME']._serialized_start=483
+  _globals['_REJECTEDOUTCOME']._serialized_end=549
+  _globals['_LATENCY']._serialized_start=551
+  _globals['_LATENCY']._serialized_end=631
+  _globals['_OUTCOMERECORD']._serialized_start=634
+  _globals['_OUTCOMERECORD']._serialized_end=1444
+  _globals['_OUTCOMERECORD_SIGNALSENTRY']._serialized_start=1346
+  _globals['_OUTCOMERECORD_SIGNALSENTRY']._serialized_end=1392
+  _globals['_OUTCOMESSERVICE']._serialized_start=1934
+  _globals['_OUTCOMESSERVICE']._serialized_end=2139
 # @@protoc_insertion_point(module_scope)

@@ -77,6 +77,18 @@ class UploadOutcomesResponse(_message.Message):
     rejected: _containers.RepeatedCompositeFieldContainer[RejectedOutcome]
     def __init__(self, batch_id: _Optional[str] = ..., stored: _Optional[int] = ..., duplicate_query_ids: _Optional[_Iterable[str]] = ..., rejected: _Optional[_Iterable[_Union[RejectedOutcome, _Mapping]]] = ...) -> None: ...
 
+class UploadLabelsRequest(_message.Message):
+    __slots__ = ("batch",)
+    BATCH_FIELD_NUMBER: _ClassVar[int]
+    batch: UploadOutcomesRequest
+    def __init__(self, batch: _Optional[_Union[UploadOutcomesRequest, _Mapping]] = ...) -> None: ...
+
+class UploadLabelsResponse(_message.Message):
+    __slots__ = ("ack",)
+    ACK_FIELD_NUMBER: _ClassVar[int]
+    ack: UploadOutcomesResponse
+    def __init__(self, ack: _Optional[_Union[UploadOutcomesResponse, _Mapping]] = ...) -> None: ...
+
 class RejectedOutcome(_message.Message):
     __slots__ = ("query_id", "field", "reason")
     QUERY_ID_FIELD_NUMBER: _ClassVar[int]

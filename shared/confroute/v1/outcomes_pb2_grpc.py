@@ -42,8 +42,8 @@ class OutcomesServiceStub:
                 _registered_method=True)
         self.UploadLabels = channel.stream_stream(
                 '/confroute.v1.OutcomesService/UploadLabels',
-                request_serializer=confroute_dot_v1_dot_outcomes__pb2.UploadOutcomesRequest.SerializeToString,
-                response_deserializer=confroute_dot_v1_dot_outcomes__pb2.UploadOutcomesResponse.FromString,
+                request_serializer=confroute_dot_v1_dot_outcomes__pb2.UploadLabelsRequest.SerializeToString,
+                response_deserializer=confroute_dot_v1_dot_outcomes__pb2.UploadLabelsResponse.FromString,
                 _registered_method=True)
 
 
@@ -79,8 +79,8 @@ def add_OutcomesServiceServicer_to_server(servicer, server):
             ),
             'UploadLabels': grpc.stream_stream_rpc_method_handler(
                     servicer.UploadLabels,
-                    request_deserializer=confroute_dot_v1_dot_outcomes__pb2.UploadOutcomesRequest.FromString,
-                    response_serializer=confroute_dot_v1_dot_outcomes__pb2.UploadOutcomesResponse.SerializeToString,
+                    request_deserializer=confroute_dot_v1_dot_outcomes__pb2.UploadLabelsRequest.FromString,
+                    response_serializer=confroute_dot_v1_dot_outcomes__pb2.UploadLabelsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -136,8 +136,8 @@ class OutcomesService:
             request_iterator,
             target,
             '/confroute.v1.OutcomesService/UploadLabels',
-            confroute_dot_v1_dot_outcomes__pb2.UploadOutcomesRequest.SerializeToString,
-            confroute_dot_v1_dot_outcomes__pb2.UploadOutcomesResponse.FromString,
+            confroute_dot_v1_dot_outcomes__pb2.UploadLabelsRequest.SerializeToString,
+            confroute_dot_v1_dot_outcomes__pb2.UploadLabelsResponse.FromString,
             options,
             channel_credentials,
             insecure,
