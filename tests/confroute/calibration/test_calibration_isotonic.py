@@ -72,7 +72,7 @@ def test_isotonic_output_is_monotone_and_within_unit_interval(
 ) -> None:
     scores, correct = zip(*points, strict=True)
     values = fit_isotonic(scores, correct)(np.sort(np.array(queries)))
-    assert np.all(np.diff(values) >= 0)
+    assert np.all(np.diff(values) >= -1e-12)  # np.interp's slope * dx + y0 may overshoot a knot by one ulp
     assert values.min() >= 0.0 and values.max() <= 1.0
 
 
