@@ -68,14 +68,20 @@ def assert_still_serving(service: SecureService) -> None:
 
 
 @pytest.mark.slow
-def test_any_escalation_gets_a_clear_status(fuzzed: tuple[SecureService, str]) -> None:
+@pytest.mark.parametrize(("stub", "rpc", "message"), [
+    (0, "Escalate", escalation_pb2.EscalateRequest),
+    (0, "EscalateStream", escalation_pb2.EscalateStreamRequest),
+    (2, "GetPolicy", fleet_pb2.GetPolicyRequest),
+], ids=["Escalate", "EscalateStream", "GetPolicy"])
+def test_any_single_request_gets_a_clear_status(fuzzed: tuple[SecureService, str], stub: int, rpc: str,
+                                                message: Any) -> None:
     service, token = fuzzed
-    escalate = stubs(service.channel())[0].Escalate
+    call = getattr(stubs(service.channel())[stub], rpc)
 
     @FUZZ
-    @given(messages(escalation_pb2.EscalateRequest), st.booleans())
+    @given(messages(message), st.booleans())
     def check(pb: Any, own: bool) -> None:
-        got = status(lambda: escalate(as_device(pb, own), metadata=bearer(token), timeout=T))
+        got = status(lambda: call(as_device(pb, own), metadata=bearer(token), timeout=T))
         assert got in CLEAR, (got, pb)
 
     check()
@@ -98,36 +104,6 @@ def test_any_upload_batch_gets_a_clear_status(fuzzed: tuple[SecureService, str],
         sent = [outcomes_pb2.UploadLabelsRequest(batch=batch) for batch in batches] if labels else batches
         got = status(lambda: upload(iter(sent), metadata=bearer(token), timeout=T))
         assert got in CLEAR, (got, batches)
-
-    check()
-    assert_still_serving(service)
-
-
-@pytest.mark.slow
-def test_any_policy_request_gets_a_clear_status(fuzzed: tuple[SecureService, str]) -> None:
-    service, token = fuzzed
-    get = stubs(service.channel())[2].GetPolicy
-
-    @FUZZ
-    @given(messages(fleet_pb2.GetPolicyRequest), st.booleans())
-    def check(pb: Any, own: bool) -> None:
-        got = status(lambda: get(as_device(pb, own), metadata=bearer(token), timeout=T))
-        assert got in CLEAR, (got, pb)
-
-    check()
-    assert_still_serving(service)
-
-
-@pytest.mark.slow
-def test_any_escalation_stream_gets_a_clear_status(fuzzed: tuple[SecureService, str]) -> None:
-    service, token = fuzzed
-    escalate = stubs(service.channel())[0].EscalateStream
-
-    @FUZZ
-    @given(messages(escalation_pb2.EscalateStreamRequest), st.booleans())
-    def check(pb: Any, own: bool) -> None:
-        got = status(lambda: escalate(as_device(pb, own), metadata=bearer(token), timeout=T))
-        assert got in CLEAR, (got, pb)
 
     check()
     assert_still_serving(service)
