@@ -29,6 +29,7 @@ from cloud_service.metrics import create_metrics
 from cloud_service.redis_client import connect
 from cloud_service.server.app import Dependencies, build_server
 from cloud_service.store.schema import BundleKeys
+from confroute.backoff import Backoff
 from confroute.bundle.probe import write_probe
 from confroute.bundle.store import load_bundle, previous_of
 from confroute.contract.bundle_release import BundleRelease
@@ -153,10 +154,11 @@ class Device:
                                             chunk_bytes=CHUNK)
         self.check = ReleaseVerifier(TrustedKeys.of([cloud.key.private_key.public_key()]))
         self.free_space = lambda _path: 1 << 40
+        self.retries = 0  # a cut ends the run, as a kill would; the next run resumes
 
     def update(self) -> Any:
         return BundleUpdater(self.bundle, self.state_dir, self.source, self.check, self.cohort,
-                             free_space=self.free_space).update()
+                             free_space=self.free_space, retries=self.retries, backoff=Backoff(0.001, 0.001)).update()
 
     @property
     def version(self) -> str:
@@ -176,10 +178,11 @@ def device(cloud: Cloud, tmp_path: Path) -> Iterator[Device]:
 
 
 class CutAfter:
-    """A source whose streams end with UNAVAILABLE after ``chunks`` chunks in all (a dropped connection)."""
+    """A source whose streams end with UNAVAILABLE after ``chunks`` chunks in all (a dropped connection), from
+    then on or (``once``) that one time."""
 
-    def __init__(self, inner: Any, chunks: int) -> None:
-        self.inner, self.left, self.fetched = inner, chunks, 0
+    def __init__(self, inner: Any, chunks: int, *, once: bool = False) -> None:
+        self.inner, self.left, self.once, self.fetched = inner, chunks, once, 0
 
     def release(self) -> BundleRelease:
         return self.inner.release()  # type: ignore[no-any-return]
@@ -187,6 +190,7 @@ class CutAfter:
     def read(self, release: BundleRelease, name: str, offset: int) -> Iterator[bytes]:
         for chunk in self.inner.read(release, name, offset):
             if self.left == 0:
+                self.left = -1 if self.once else 0
                 raise Unavailable("the connection dropped")
             self.left -= 1
             self.fetched += len(chunk)
@@ -242,6 +246,17 @@ def test_a_download_cut_off_after_n_chunks_resumes_where_it_stopped(
     result = device.update()
     assert result.outcome == "installed" and device.version == release.bundle_version
     assert device.source.fetched == release.total_bytes - kept == result.downloaded_bytes
+
+
+def test_a_dropped_stream_is_resumed_within_the_same_run(
+        cloud: Cloud, device: Device, bundles: tuple[Path, Path]) -> None:
+    a, _ = bundles
+    release = cloud.publish(a)
+    device.retries = 1
+    device.source = CutAfter(device.source, chunks=100, once=True)
+    result = device.update()
+    assert result.outcome == "installed" and device.version == release.bundle_version
+    assert device.source.fetched == release.total_bytes  # nothing fetched twice
 
 
 def test_a_tampered_chunk_is_refused_and_the_old_bundle_kept(

@@ -2,8 +2,8 @@
 
 A device reads only its own cohort's release, as itself (:func:`~cloud_service.identity.access.require_bundle_read`),
 and only files of the release that is current now: after a new publish, a download of the old one ends with
-NOT_FOUND and the device starts over with the new release. Files are read from the library with ``pread`` off the event loop, one chunk at a time, so
-a slow device holds one chunk in memory, not a file.
+NOT_FOUND and the device starts over with the new release. Files are read from the library with ``pread``
+off the event loop, one chunk at a time, so a slow device holds one chunk in memory, not a file.
 """
 
 from __future__ import annotations

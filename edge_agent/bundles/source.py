@@ -52,11 +52,14 @@ class GrpcBundleSource:
             device_id=self._device_id, cohort=self._cohort, bundle_version=release.bundle_version, name=name,
             offset=offset, max_chunk_bytes=self._chunk_bytes)
         expected = offset
+        responses = self._stub.ReadBundleFile(request, timeout=FILE_DEADLINE_S, metadata=self._metadata)
         try:
-            for chunk in self._stub.ReadBundleFile(request, timeout=FILE_DEADLINE_S, metadata=self._metadata):
+            for chunk in responses:
                 if chunk.offset != expected:
                     raise BundleCorrupt(f"{name}: the service sent bytes at {chunk.offset}, expected {expected}")
                 expected += len(chunk.data)
                 yield chunk.data
         except grpc.RpcError as exc:
             raise translate(exc, f"reading {name} of bundle {release.bundle_version}") from exc
+        finally:
+            responses.cancel()  # a stream left early (refused bytes, a closed generator) ends at once

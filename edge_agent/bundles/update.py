@@ -13,15 +13,18 @@ from __future__ import annotations
 
 import logging
 import os
+import random
 import shutil
 import tempfile
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from confroute.backoff import Backoff
 from confroute.bundle.store import MANIFEST_FILE, load_bundle, previous_of, settle_swap, swap_in
 from confroute.contract.bundle_release import BundleRelease
-from confroute.errors import BundleCorrupt, BundleError, BundleNotFound
+from confroute.errors import BundleCorrupt, BundleError, BundleNotFound, DeadlineExceeded, Overloaded, Unavailable
 from edge_agent.bundles.disk import FreeSpace, free_bytes, require_space
 from edge_agent.bundles.download import Staging
 from edge_agent.bundles.source import BundleSource
@@ -30,6 +33,9 @@ logger = logging.getLogger(__name__)
 
 ReleaseCheck = Callable[[BundleRelease], None]  # raises BundleCorrupt unless the release is signed by a trusted key
 STAGING_FOLDER = "bundle-download"
+RETRIES = 3  # a dropped stream is resumed from what is on disk, after a jittered wait
+RETRY_BACKOFF = Backoff(base_s=1.0, cap_s=10.0)
+_TRANSIENT = (Unavailable, DeadlineExceeded, Overloaded)
 
 
 @dataclass(frozen=True)
@@ -50,8 +56,12 @@ class BundleUpdater:
     """Keeps the bundle at ``dest`` at the release ``source`` offers to ``cohort``."""
 
     def __init__(self, dest: Path, state_dir: Path, source: BundleSource, check: ReleaseCheck, cohort: str,
-                 free_space: FreeSpace = free_bytes) -> None:
+                 free_space: FreeSpace = free_bytes, retries: int = RETRIES, backoff: Backoff = RETRY_BACKOFF,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
         self._dest = dest
+        self._retries = retries
+        self._backoff = backoff
+        self._sleep = sleep
         self._staging = Staging(state_dir / STAGING_FOLDER)
         self._source = source
         self._check = check
@@ -73,7 +83,7 @@ class BundleUpdater:
         if not _same_file_system(self._staging.root, self._dest.parent):
             require_space(self._dest.parent, release.total_bytes, self._free_space,
                           f"bundle {release.bundle_version} (copied beside {self._dest.name})")
-        self._staging.fetch(release, self._source)
+        self._fetch(release)
         folder = self._staging.verify(release)
         _check_manifest(folder, release)
         _install(folder, self._dest)
@@ -81,6 +91,21 @@ class BundleUpdater:
         logger.info("bundle %s installed at %s (previous: %s, kept at %s)", release.bundle_version, self._dest,
                     installed, previous_of(self._dest))
         return UpdateResult("installed", release.bundle_version, installed, needed)
+
+    def _fetch(self, release: BundleRelease) -> None:
+        """The download, resumed after a dropped stream up to ``retries`` times within this run (after that,
+        the next run resumes it)."""
+        rng = random.Random()
+        for attempt in range(self._retries + 1):
+            try:
+                self._staging.fetch(release, self._source)
+                return
+            except _TRANSIENT as exc:
+                if attempt == self._retries:
+                    raise
+                delay = self._backoff.delay(attempt, rng)
+                logger.warning("bundle download interrupted (%s); resuming in %.1f s", exc, delay)
+                self._sleep(delay)
 
 
 def rollback(dest: Path) -> UpdateResult:
