@@ -8,7 +8,12 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import shutil
+import signal
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from contextlib import AsyncExitStack
 from pathlib import Path
@@ -246,6 +251,35 @@ def test_a_download_cut_off_after_n_chunks_resumes_where_it_stopped(
     result = device.update()
     assert result.outcome == "installed" and device.version == release.bundle_version
     assert device.source.fetched == release.total_bytes - kept == result.downloaded_bytes
+
+
+def test_a_device_killed_mid_download_resumes_by_size_and_installs(
+        cloud: Cloud, device: Device, bundles: tuple[Path, Path]) -> None:
+    a, b = bundles
+    old = cloud.publish(a)
+    device.update()
+    release = cloud.publish(b)
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(root / "shared"), str(root)])}
+    child = subprocess.Popen(
+        [sys.executable, "-m", "tests.bundle_slow_device", cloud.target, str(cloud.public_key), str(device.bundle),
+         str(device.state_dir), COHORT], cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 60.0
+        while device.staged_bytes < release.total_bytes // 3:
+            assert child.poll() is None, child.communicate()
+            assert time.monotonic() < deadline, "the device never got a third of the way"
+            time.sleep(0.01)
+        child.send_signal(signal.SIGKILL)
+    finally:
+        child.wait(10.0)
+        child.communicate()
+    kept = device.staged_bytes
+    assert 0 < kept < release.total_bytes and device.version == old.bundle_version
+    device.source = Counting(device.source)
+    result = device.update()
+    assert result.outcome == "installed" and device.version == release.bundle_version
+    assert device.source.fetched == release.total_bytes - kept
 
 
 def test_a_dropped_stream_is_resumed_within_the_same_run(
