@@ -51,6 +51,7 @@ from confroute.modelkit.tiny import tiny_source
 from confroute.signing import SigningKey, TrustedKeys, generate_key_pair
 from confroute.signing.bundle_signature import ReleaseVerifier
 from edge_agent.bundles import BundleUpdater, rollback
+from edge_agent.bundles.download import Staging
 from edge_agent.bundles.source import GrpcBundleSource
 from edge_agent.cli import main as edge_main
 from tests.cloud_service.identity.stack import FAST, Fleet, bearer, make_fleet
@@ -282,6 +283,14 @@ def test_a_device_killed_mid_download_resumes_by_size_and_installs(
     assert device.source.fetched == release.total_bytes - kept
 
 
+def test_one_update_runs_at_a_time(cloud: Cloud, device: Device, bundles: tuple[Path, Path]) -> None:
+    cloud.publish(bundles[0])
+    staging = Staging(device.state_dir / "bundle-download")
+    with staging.exclusive(), pytest.raises(Unavailable, match="another bundle update is running"):
+        device.update()
+    assert device.update().outcome == "installed"
+
+
 def test_a_dropped_stream_is_resumed_within_the_same_run(
         cloud: Cloud, device: Device, bundles: tuple[Path, Path]) -> None:
     a, _ = bundles
@@ -354,14 +363,14 @@ def test_rollback_brings_the_previous_bundle_back_and_a_second_one_rolls_forward
     a, b = bundles
     first = cloud.publish(a)
     with pytest.raises(BundleNotFound):
-        rollback(device.bundle)
+        rollback(device.bundle, device.state_dir)
     device.update()
     second = cloud.publish(b)
     device.update()
-    back = rollback(device.bundle)
+    back = rollback(device.bundle, device.state_dir)
     assert (back.bundle_version, back.previous_version) == (first.bundle_version, second.bundle_version)
     assert device.version == first.bundle_version
-    rollback(device.bundle)
+    rollback(device.bundle, device.state_dir)
     assert device.version == second.bundle_version
 
 

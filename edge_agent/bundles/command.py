@@ -38,7 +38,7 @@ def run(config: AgentConfig, args: argparse.Namespace) -> int:
     if args.bundle_action == "update":
         result = update(config)
     elif args.bundle_action == "rollback":
-        result = rollback(config.bundle)
+        result = rollback(config.bundle, config.state_dir)
     else:
         print(json.dumps({"bundle": str(config.bundle), "bundle_version": installed_version(config.bundle),
                           "previous_version": installed_version(previous_of(config.bundle))}))

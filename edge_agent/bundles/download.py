@@ -4,15 +4,18 @@ Each file is appended to chunk by chunk, so what a killed or cut-off download le
 it was fetching: the next run resumes each file from its size on disk (a file longer than the release says is
 fetched again). Nothing here is trusted until :meth:`Staging.verify` has checked every file's sha256 against
 the signed release; a file that fails is deleted (fetched whole next time) and the download refused. Folders
-of other versions (an abandoned release) are removed when a download starts.
+of other versions (an abandoned release) are removed when a download starts. One update runs at a time per
+state folder (:meth:`Staging.exclusive`, an advisory lock the kernel drops with its process).
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import logging
 import os
 import shutil
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from confroute.bundle.store import sha256_file
@@ -28,6 +31,17 @@ class Staging:
 
     def __init__(self, root: Path) -> None:
         self.root = root
+
+    @contextlib.contextmanager
+    def exclusive(self) -> Iterator[None]:
+        """Holds the staging root's lock; Unavailable at once when another update holds it."""
+        self.root.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.root.with_name(f"{self.root.name}.lock"), "a+b") as lock:
+            try:
+                fcntl.flock(lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError as exc:
+                raise Unavailable(f"another bundle update is running on {self.root.parent}") from exc
+            yield
 
     def folder(self, release: BundleRelease) -> Path:
         return self.root / check_file_name(release.bundle_version, "bundle_version")

@@ -69,6 +69,10 @@ class BundleUpdater:
         self._free_space = free_space
 
     def update(self) -> UpdateResult:
+        with self._staging.exclusive():
+            return self._update()
+
+    def _update(self) -> UpdateResult:
         settle_swap(self._dest)
         release = self._source.release()
         self._check(release)
@@ -108,8 +112,14 @@ class BundleUpdater:
                 self._sleep(delay)
 
 
-def rollback(dest: Path) -> UpdateResult:
-    """Makes the kept previous bundle the bundle again (the current one becomes the previous)."""
+def rollback(dest: Path, state_dir: Path) -> UpdateResult:
+    """Makes the kept previous bundle the bundle again (the current one becomes the previous); not while an
+    update of the same state folder runs."""
+    with Staging(state_dir / STAGING_FOLDER).exclusive():
+        return _rollback(dest)
+
+
+def _rollback(dest: Path) -> UpdateResult:
     settle_swap(dest)
     previous = previous_of(dest)
     if not (previous / MANIFEST_FILE).is_file():
