@@ -43,6 +43,7 @@ from confroute.errors import (
     BundleCorrupt,
     BundleNotFound,
     InsufficientDisk,
+    Overloaded,
     PermissionDenied,
     Unauthenticated,
     Unavailable,
@@ -419,6 +420,32 @@ def test_the_command_lines_publish_list_update_and_roll_back(
     assert json.loads(capsys.readouterr().out)["bundle_version"] == published["bundle_version"]
     assert edge_main(["bundle", "update", *device[2:]]) == 2  # no --cloud: refused
     assert "needs --cloud" in capsys.readouterr().err
+
+
+def test_a_device_gets_at_most_two_file_streams_at_once(cloud: Cloud, bundles: tuple[Path, Path]) -> None:
+    release = cloud.publish(bundles[0])
+    largest = max(release.files, key=lambda f: f.size).name
+    # No BDP probing: the flow-control window stays at 64 KiB, so an unread stream stays open on the service.
+    channel = grpc.insecure_channel(cloud.target, options=[("grpc.http2.bdp_probe", 0)])
+    try:
+        source, other = (GrpcBundleSource(channel, (), device, COHORT, chunk_bytes=CHUNK)
+                         for device in ("device-1", "device-2"))
+        streams: list[Any] = [source.read(release, largest, 0) for _ in range(3)]  # generators
+        assert [len(next(stream)) for stream in streams[:2]] == [CHUNK, CHUNK]
+        with pytest.raises(Overloaded, match="device 'device-1' already has 2 bundle file streams open"):
+            next(streams[2])
+        assert len(next(other.read(release, largest, 0))) == CHUNK  # another device is not held back
+        streams[0].close()  # a stream ended frees its slot (once the service sees the cancellation)
+        deadline = time.monotonic() + 5
+        while True:
+            try:
+                assert len(next(source.read(release, largest, 0))) == CHUNK
+                break
+            except Overloaded:
+                assert time.monotonic() < deadline
+                time.sleep(0.01)
+    finally:
+        channel.close()
 
 
 def _third_bundle(a: Path, root: Path) -> Path:
