@@ -3,7 +3,10 @@ of them (by when they were last published) and any published within the last ``g
 
 Live versions (the current release of some cohort) are never deleted. The grace covers a publish in flight:
 its bytes are copied before its pointer is set, so for a moment a version held is not yet pointed at. The held
-versions are listed before the pointers are read, so a version whose pointer is set meanwhile is live here.
+versions are listed before the pointers are read, so a version whose pointer is set meanwhile is live here, and
+each version is looked at again just before it is deleted, so one published again meanwhile (its folder touched)
+is spared. What remains is a publish of a held version that touches its folder after that last look and sets its
+pointer after the deletion: run prune apart from publishes of old versions.
 """
 
 from __future__ import annotations
@@ -44,10 +47,15 @@ def plan_prune(added_at: dict[str, float], live: set[str], keep: int, *, now: fl
 async def prune_bundles(library: BundleLibrary, pointers: ReleasePointers, keep: int, *, dry_run: bool = False,
                         now: float | None = None, grace_s: float = DEFAULT_GRACE_S) -> PrunePlan:
     """Deletes what :func:`plan_prune` says (nothing with ``dry_run``) and returns the plan."""
+    clock = time.time() if now is None else now
     added_at = {version: library.added_at(version) for version in library.versions()}
     live = {release.bundle_version for release in (await pointers.all()).values()}
-    plan = plan_prune(added_at, live, keep, now=time.time() if now is None else now, grace_s=grace_s)
-    if not dry_run:
-        for version in plan.deleted:
+    plan = plan_prune(added_at, live, keep, now=clock, grace_s=grace_s)
+    if dry_run:
+        return plan
+    spared = [v for v in plan.deleted if clock - library.added_at(v) < grace_s]  # published again meanwhile
+    for version in plan.deleted:
+        if version not in spared:
             library.remove(version)
-    return plan
+    return PrunePlan(plan.live, tuple(sorted((*plan.kept, *spared))),
+                     tuple(v for v in plan.deleted if v not in spared))
