@@ -26,6 +26,7 @@ import redis
 
 from cloud_service.bundles.library import BundleLibrary
 from cloud_service.bundles.pointers import BundleCatalog, ReleasePointers
+from cloud_service.bundles.prune import plan_prune, prune_bundles
 from cloud_service.bundles.publish import publish_bundle
 from cloud_service.cli import main as cloud_main
 from cloud_service.config import ServiceConfig
@@ -42,6 +43,7 @@ from confroute.errors import (
     BundleCorrupt,
     BundleNotFound,
     InsufficientDisk,
+    Overloaded,
     PermissionDenied,
     Unauthenticated,
     Unavailable,
@@ -418,6 +420,82 @@ def test_the_command_lines_publish_list_update_and_roll_back(
     assert json.loads(capsys.readouterr().out)["bundle_version"] == published["bundle_version"]
     assert edge_main(["bundle", "update", *device[2:]]) == 2  # no --cloud: refused
     assert "needs --cloud" in capsys.readouterr().err
+
+
+def test_a_device_gets_at_most_two_file_streams_at_once(cloud: Cloud, bundles: tuple[Path, Path]) -> None:
+    release = cloud.publish(bundles[0])
+    largest = max(release.files, key=lambda f: f.size).name
+    # No BDP probing: the flow-control window stays at 64 KiB, so an unread stream stays open on the service.
+    channel = grpc.insecure_channel(cloud.target, options=[("grpc.http2.bdp_probe", 0)])
+    try:
+        source, other = (GrpcBundleSource(channel, (), device, COHORT, chunk_bytes=CHUNK)
+                         for device in ("device-1", "device-2"))
+        streams: list[Any] = [source.read(release, largest, 0) for _ in range(3)]  # generators
+        assert [len(next(stream)) for stream in streams[:2]] == [CHUNK, CHUNK]
+        with pytest.raises(Overloaded, match="device 'device-1' already has 2 bundle file streams open"):
+            next(streams[2])
+        assert len(next(other.read(release, largest, 0))) == CHUNK  # another device is not held back
+        streams[0].close()  # a stream ended frees its slot (once the service sees the cancellation)
+        deadline = time.monotonic() + 5
+        while True:
+            try:
+                assert len(next(source.read(release, largest, 0))) == CHUNK
+                break
+            except Overloaded:
+                assert time.monotonic() < deadline
+                time.sleep(0.01)
+    finally:
+        channel.close()
+
+
+def _third_bundle(a: Path, root: Path) -> Path:
+    """Another content version of bundle ``a`` (its probe retrained again)."""
+    shutil.copytree(a, root / "c")
+    write_probe(root / "c", "tbg", np.full(load_bundle(a).probe.feature_dim, 0.02), 0.5, {"label": "c"})
+    return root / "c"
+
+
+def _age(cloud: Cloud, ages_s: dict[str, float]) -> None:
+    """Backdates each version's folder (its publish time) by the seconds given."""
+    for version, age in ages_s.items():
+        when = time.time() - age
+        os.utime(cloud.bundle_dir / version, (when, when))
+
+
+def test_prune_deletes_unreferenced_versions_but_the_newest_kept_and_never_a_live_one(
+        cloud: Cloud, device: Device, bundles: tuple[Path, Path], tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    a, b = bundles
+    old = cloud.publish(a).bundle_version
+    live = cloud.publish(b).bundle_version  # canary moves on: a is unreferenced
+    newer = cloud.publish(_third_bundle(a, tmp_path), cohort="other").bundle_version
+    cloud.publish(b, cohort="other")  # other moves on too: c is unreferenced, and newer than a
+    _age(cloud, {old: 7200, live: 7200, newer: 3600})
+    common = ["--redis-url", cloud.redis.url, "--bundle-dir", str(cloud.bundle_dir)]
+    assert cloud_main(["bundle", "prune", "--keep", "1", "--dry-run", *common]) == 0
+    assert json.loads(capsys.readouterr().out) == {"live": [live], "kept": [newer], "deleted": [old],
+                                                   "dry_run": True}
+    assert cloud.catalog.library.versions() == sorted([old, live, newer])
+    assert cloud_main(["bundle", "prune", "--keep", "1", *common]) == 0
+    assert json.loads(capsys.readouterr().out)["deleted"] == [old]
+    assert cloud.catalog.library.versions() == sorted([live, newer])
+    plan = cloud.loop.run(prune_bundles(cloud.catalog.library, cloud.catalog.pointers, 0))
+    assert (plan.live, plan.kept, plan.deleted) == ((live,), (), (newer,))
+    assert cloud.catalog.library.versions() == [live]
+    assert not [p for p in cloud.bundle_dir.iterdir() if p.name != live]  # nothing left aside
+    assert device.update().bundle_version == live  # the live bundle is whole and served
+    cloud.publish(a)  # a again (copied anew), then the cohort back to b: a is unreferenced but just published
+    cloud.publish(b)
+    assert cloud.loop.run(prune_bundles(cloud.catalog.library, cloud.catalog.pointers, 0)).kept == (old,)
+    assert cloud_main(["bundle", "prune", "--keep", "-1", *common]) == 2
+    assert "--keep must be 0 or more" in capsys.readouterr().err
+
+
+def test_a_prune_plan_orders_by_publish_time_and_spares_the_grace_period() -> None:
+    added = {"v1": 100.0, "v2": 300.0, "v3": 200.0, "live": 50.0}
+    plan = plan_prune(added, {"live", "gone"}, 1, now=10_000.0)
+    assert (plan.live, plan.kept, plan.deleted) == (("live",), ("v2",), ("v1", "v3"))
+    assert plan_prune(added, {"live"}, 0, now=400.0, grace_s=250.0).deleted == ("v1",)
 
 
 def test_with_authentication_a_device_reads_its_own_cohorts_bundle_only(

@@ -4,7 +4,8 @@
 * :mod:`.pointers` - each cohort's current signed release, in Redis.
 * :mod:`.publish` - an operator publishes a bundle folder for a cohort (copied, described, signed, pointed to).
 * :mod:`.servicer` - ``BundleService``: the release, then the files in chunks, to the cohort's devices.
-* :mod:`.command` - ``cloud-service bundle publish|list``.
+* :mod:`.prune` - deleting the versions no cohort points at (``bundle prune``).
+* :mod:`.command` - ``cloud-service bundle publish|list|prune``.
 """
 
 from cloud_service.bundles.library import BundleLibrary

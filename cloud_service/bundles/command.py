@@ -1,9 +1,10 @@
-"""``cloud-service bundle publish DIR --cohort C`` and ``cloud-service bundle list [--json]``.
+"""``cloud-service bundle publish DIR --cohort C``, ``bundle list [--json]`` and ``bundle prune [--keep N]``.
 
 Both run where the service's bundle folder is (``--bundle-dir``, as ``serve`` reads it) and on its Redis
 (``--redis-url``): a bundle is hundreds of MB, so it is copied on the service's file system rather than sent
 through the operator surface. ``publish`` signs with ``--policy-signing-key`` (the key that signs policies;
-an unsigned bundle is never published) and prints the release as JSON.
+an unsigned bundle is never published) and prints the release as JSON. ``prune`` deletes the versions no
+cohort points at, but for the newest ``--keep`` (:mod:`cloud_service.bundles.prune`), and prints what it did.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 
 from cloud_service.bundles.library import BundleLibrary
 from cloud_service.bundles.pointers import ReleasePointers
+from cloud_service.bundles.prune import PrunePlan, prune_bundles
 from cloud_service.bundles.publish import publish_bundle
 from cloud_service.config import ServiceConfig, config_from
 from cloud_service.stores import open_redis_client, signer
@@ -26,7 +28,7 @@ from confroute.errors import InvalidInput
 
 
 def add_commands(commands: Any) -> None:
-    """``bundle publish`` and ``bundle list``."""
+    """``bundle publish``, ``bundle list`` and ``bundle prune``."""
     bundle = commands.add_parser("bundle", help="publish model bundles for the fleet's cohorts")
     actions = bundle.add_subparsers(required=True, metavar="ACTION")
     publish = actions.add_parser("publish", help="publish a bundle folder as a cohort's current bundle")
@@ -38,6 +40,12 @@ def add_commands(commands: Any) -> None:
     add_service_flags(listing, ("redis_url", "bundle_dir"), logging=False)
     listing.add_argument("--json", action="store_true", help="one JSON object")
     listing.set_defaults(run=run_list)
+    prune = actions.add_parser("prune", help="delete the bundles no cohort's release points at")
+    prune.add_argument("--keep", type=int, default=2,
+                       help="unreferenced versions kept, the newest published first (default: 2)")
+    prune.add_argument("--dry-run", action="store_true", help="say what would be deleted, delete nothing")
+    add_service_flags(prune, ("redis_url", "bundle_dir"), logging=False)
+    prune.set_defaults(run=run_prune)
 
 
 def run_publish(args: argparse.Namespace) -> int:
@@ -71,6 +79,18 @@ def run_list(args: argparse.Namespace) -> int:
         print(f"{cohort}  {release.bundle_version}  {release.model_id}  {release.total_bytes} bytes  "
               f"{len(release.files)} files  key {release.key_id}")
     print(f"held in {config.bundle_dir}: {', '.join(held) or 'none'}")
+    return 0
+
+
+def run_prune(args: argparse.Namespace) -> int:
+    config = _config(args)
+
+    async def prune() -> PrunePlan:
+        async with open_redis_client(config) as client:
+            return await prune_bundles(BundleLibrary(Path(config.bundle_dir)), ReleasePointers(client),
+                                       args.keep, dry_run=args.dry_run)
+
+    print(json.dumps({**asyncio.run(prune()).as_dict(), "dry_run": args.dry_run}, indent=2))
     return 0
 
 

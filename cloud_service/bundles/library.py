@@ -4,7 +4,9 @@ complete or absent) and never changed afterwards; the files a device may read ar
 
 from __future__ import annotations
 
+import os
 import shutil
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,7 +35,9 @@ class BundleLibrary:
         there under the same content version is kept as it is."""
         manifest = load_bundle(folder)
         dest = self.root / manifest.version
-        if not (dest / MANIFEST_FILE).is_file():
+        if (dest / MANIFEST_FILE).is_file():
+            os.utime(dest)  # published again: the newest for pruning (:meth:`added_at`)
+        else:
             with write_atomically(dest) as staging:
                 for name in (*sorted(manifest.files), MANIFEST_FILE):
                     target = staging / check_file_name(name)
@@ -64,3 +68,17 @@ class BundleLibrary:
             return []
         return sorted(p.name for p in self.root.iterdir()
                       if (p / MANIFEST_FILE).is_file() and not p.name.startswith("."))
+
+    def added_at(self, version: str) -> float:
+        """When bundle ``version`` was last published (its folder's mtime, in seconds since the epoch)."""
+        return (self.root / check_file_name(version, "bundle_version")).stat().st_mtime
+
+    def remove(self, version: str) -> None:
+        """Deletes bundle ``version``: renamed aside first (a dot name, which :meth:`versions` skips), so it
+        disappears at once and whole even if the deletion is interrupted; streams already open keep reading."""
+        folder = self.root / check_file_name(version, "bundle_version")
+        doomed = folder.with_name(f".{version}.{uuid.uuid4().hex}.pruned")
+        os.replace(folder, doomed)
+        shutil.rmtree(doomed)
+        for leftover in self.root.glob(".*.pruned"):  # a deletion interrupted before
+            shutil.rmtree(leftover, ignore_errors=True)

@@ -3,7 +3,10 @@
 A device reads only its own cohort's release, as itself (:func:`~cloud_service.identity.access.require_bundle_read`),
 and only files of the release that is current now: after a new publish, a download of the old one ends with
 NOT_FOUND and the device starts over with the new release. Files are read from the library with ``pread``
-off the event loop, one chunk at a time, so a slow device holds one chunk in memory, not a file.
+off the event loop, one chunk at a time, so a slow device holds one chunk in memory, not a file. A device
+has at most ``MAX_STREAMS_PER_DEVICE`` file streams open on a replica at once; one more is RESOURCE_EXHAUSTED
+(the updater downloads one file at a time, so two leave room for a retry whose dropped stream the service has
+not noticed yet).
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import grpc
 from cloud_service.bundles.pointers import BundleCatalog
 from cloud_service.identity.access import require_bundle_read
 from cloud_service.identity.context import current_principal
+from cloud_service.server.limits import PerKeySlots
 from confroute.contract.bundle_release import BundleRelease
 from confroute.errors import InvalidInput
 from confroute.v1 import bundle_pb2, bundle_pb2_grpc
@@ -25,6 +29,7 @@ from confroute.v1 import bundle_pb2, bundle_pb2_grpc
 DEFAULT_CHUNK_BYTES = 1 << 20
 MIN_CHUNK_BYTES = 4 << 10
 MAX_CHUNK_BYTES = 1 << 20  # under gRPC's default 4 MiB a client receives
+MAX_STREAMS_PER_DEVICE = 2
 
 
 def chunk_bytes(wanted: int) -> int:
@@ -35,8 +40,9 @@ def chunk_bytes(wanted: int) -> int:
 class BundleServicer(bundle_pb2_grpc.BundleServiceServicer):  # type: ignore[misc]
     """Serves the catalog's releases and files."""
 
-    def __init__(self, catalog: BundleCatalog) -> None:
+    def __init__(self, catalog: BundleCatalog, max_streams_per_device: int = MAX_STREAMS_PER_DEVICE) -> None:
         self._catalog = catalog
+        self._streams = PerKeySlots(max_streams_per_device, "bundle file streams")
 
     async def GetBundleRelease(  # noqa: N802 -- the name is the RPC's
         self, request: bundle_pb2.GetBundleReleaseRequest, context: grpc.aio.ServicerContext
@@ -61,17 +67,18 @@ class BundleServicer(bundle_pb2_grpc.BundleServiceServicer):  # type: ignore[mis
                                field="offset")
         path = self._catalog.library.path(release.bundle_version, entry.name)
         size = chunk_bytes(request.max_chunk_bytes)
-        descriptor = os.open(path, os.O_RDONLY)
-        try:
-            offset = request.offset
-            while offset < entry.size:
-                data = await asyncio.to_thread(os.pread, descriptor, min(size, entry.size - offset), offset)
-                if not data:
-                    raise RuntimeError(f"{path} is shorter than its release says")  # the library was altered
-                yield bundle_pb2.ReadBundleFileResponse(offset=offset, data=data)
-                offset += len(data)
-        finally:
-            os.close(descriptor)
+        with self._streams.slot(f"device {request.device_id!r}"):
+            descriptor = os.open(path, os.O_RDONLY)
+            try:
+                offset = request.offset
+                while offset < entry.size:
+                    data = await asyncio.to_thread(os.pread, descriptor, min(size, entry.size - offset), offset)
+                    if not data:
+                        raise RuntimeError(f"{path} is shorter than its release says")  # the library was altered
+                    yield bundle_pb2.ReadBundleFileResponse(offset=offset, data=data)
+                    offset += len(data)
+            finally:
+                os.close(descriptor)
 
     async def _current(self, device_id: str, cohort: str, context: grpc.aio.ServicerContext) -> BundleRelease:
         require_bundle_read(current_principal(), device_id, cohort)
