@@ -60,7 +60,7 @@ class EdgeModel:
 
     @property
     def version(self) -> str:
-        return self.engine.manifest.version
+        return self.engine.manifest.build_version  # policies and outcomes are scoped by the build, not the probe
 
     @property
     def probe_version(self) -> str:

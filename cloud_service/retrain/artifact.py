@@ -20,7 +20,7 @@ FORMAT = "confroute-router-probe/1"
 
 @dataclass(frozen=True)
 class RouterProbe:
-    """The TBG router probe for one (edge model content version, cohort): ``sigmoid(x @ weight + bias)``
+    """The TBG router probe for one (edge model build version, cohort): ``sigmoid(x @ weight + bias)``
     over the bundle's whole probe feature vector."""
 
     edge_model_version: str

@@ -80,7 +80,7 @@ class RetrainWorker:
         results = []
         for tag in sorted(_text(t) for t in tags):
             keys = self._log.partition_of_tag(tag)
-            if keys.partition.edge_model_version != self._manifest.version:
+            if keys.partition.edge_model_version != self._manifest.build_version:
                 continue
             if await self._new_labels(keys):
                 results.append(await self._retrain(keys))
@@ -138,7 +138,7 @@ class RetrainWorker:
         weights, biases = read_probe(self._bundle, self._manifest)
         column = self._manifest.probe.outputs.index(TBG)
         probe = self._manifest.probe
-        return RouterProbe(self._manifest.version, keys.partition.cohort, weights[:, column].astype(np.float32),
+        return RouterProbe(self._manifest.build_version, keys.partition.cohort, weights[:, column].astype(np.float32),
                            float(biases[column]), (probe.first_layer, probe.last_layer), {"source": "bundle"})
 
     async def _record(self, keys: PartitionKeys, decided: Refit, live: RouterProbe,

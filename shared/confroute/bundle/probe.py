@@ -37,7 +37,8 @@ def write_probe(folder: str | os.PathLike[str], output: str, weight: np.ndarray,
     """Sets probe ``output`` (``tbg`` or ``slt``) to ``sigmoid(features @ weight + bias)``.
 
     ``weight`` has one entry per probe feature (layers first..last concatenated). Returns the new manifest
-    (its content version changes, since calibrations made for the old probe no longer apply).
+    (its content ``version`` and ``probe_version`` change, its ``build_version`` does not: the policies of the
+    build still reach the device, and a policy names the probe its thresholds were calibrated for).
     """
     path = Path(folder)
     manifest = load_bundle(path)

@@ -93,7 +93,7 @@ async def retrain(server: RedisServer, bundle: Path, config: RetrainConfig) -> l
 def edge_of(bundle: Path) -> ModelRef:
     engine = Engine(bundle)
     try:
-        return ModelRef(engine.manifest.model_id, engine.manifest.version)
+        return ModelRef(engine.manifest.model_id, engine.manifest.build_version)
     finally:
         engine.close()
 
