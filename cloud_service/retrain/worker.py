@@ -102,7 +102,7 @@ class RetrainWorker:
         published = None
         if decided.publish:
             assert decided.fit is not None
-            published = RouterProbe(partition.edge_model_version, partition.cohort,
+            published = RouterProbe.of(partition.edge_model_version, partition.cohort,
                                     decided.fit.weight.astype(np.float32), decided.fit.bias, decided.fit.layers,
                                     _provenance(decided, live))
             with translated("publishing a router probe"):
@@ -138,8 +138,8 @@ class RetrainWorker:
         weights, biases = read_probe(self._bundle, self._manifest)
         column = self._manifest.probe.outputs.index(TBG)
         probe = self._manifest.probe
-        return RouterProbe(self._manifest.build_version, keys.partition.cohort, weights[:, column].astype(np.float32),
-                           float(biases[column]), (probe.first_layer, probe.last_layer), {"source": "bundle"})
+        return RouterProbe.of(self._manifest.build_version, keys.partition.cohort, weights[:, column],
+                              float(biases[column]), (probe.first_layer, probe.last_layer), {"source": "bundle"})
 
     async def _record(self, keys: PartitionKeys, decided: Refit, live: RouterProbe,
                       published: RouterProbe | None) -> None:
