@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Generic, TypeVar
 
+from confroute.bundle.manifest import Manifest
 from confroute.bundle.probe import ProbeSnapshot, restore_probe, snapshot_probe, write_probe
 from confroute.bundle.store import load_bundle
 from confroute.contract import Policy
@@ -45,6 +46,11 @@ def accept_unsigned_probe(probe: RouterProbe) -> None:
     """The probe signature hook of a device with no trusted keys (development only)."""
 
 
+def delivered_version(manifest: Manifest) -> str:
+    """The version of the delivered probe a bundle's manifest says it holds ("": the one it shipped with)."""
+    return str(manifest.probe.trained.get(TBG, {}).get(VERSION_KEY, ""))
+
+
 @dataclass(frozen=True)
 class Staged(Generic[M]):
     """A model loaded on the probe a policy wants (None: the model that runs now already has it)."""
@@ -57,28 +63,30 @@ class ProbeInstaller(Generic[M]):
     """Stages the probe a policy names into ``bundle`` and loads a model on it with ``load``."""
 
     def __init__(self, bundle: Path, build_version: str, load: Callable[[], M], swap: Callable[[M], None],
-                 snapshot_path: Path, *, verify: ProbeCheck = accept_unsigned_probe) -> None:
+                 running: Callable[[], Manifest], snapshot_path: Path, *,
+                 verify: ProbeCheck = accept_unsigned_probe) -> None:
         self._bundle = bundle
-        self._swap = swap
         self._build_version = build_version
         self._load = load
+        self._swap = swap
+        self._running = running
         self._snapshot_path = snapshot_path
         self._verify = verify
 
     def installed(self) -> str:
-        """The version of the delivered probe the bundle holds ("": the one it shipped with)."""
-        provenance = load_bundle(self._bundle, verify=False).probe.trained.get(TBG, {})
-        return str(provenance.get(VERSION_KEY, ""))
+        """The version of the delivered probe the bundle on disk holds ("": the one it shipped with)."""
+        return delivered_version(load_bundle(self._bundle, verify=False))
 
     def stage(self, policy: Policy) -> Staged[M]:
         """Makes the bundle hold the probe ``policy`` names and loads a model on it; InvalidPolicy (the bundle's
         previous probe back in place) when the probe is refused or cannot be installed."""
         wanted = policy.probe_version
-        if wanted == self.installed():
+        if wanted == delivered_version(self._running()):
             return Staged(None, wanted)
         previous = snapshot_probe(self._bundle)
         try:
-            self._write(policy)
+            if wanted != self.installed():
+                self._write(policy)
             return Staged(self._load(), wanted)
         except (ConfrouteError, OSError) as exc:
             self._put_back(previous)
