@@ -85,6 +85,9 @@ class Policy:
         if self.probe is not None and self.probe.version != self.probe_version:
             raise InvalidPolicy(f"it carries probe {self.probe.version} but names {self.probe_version!r}",
                                 field="probe_version")
+        if self.probe is not None and self.probe.edge_model_version != self.edge_model.version:
+            raise InvalidPolicy(f"its probe is for build {self.probe.edge_model_version}, the policy for "
+                                f"{self.edge_model.version}", field="probe.edge_model_version")
         check.nonempty(self.edge_model.id, "edge_model.id", InvalidPolicy)
         check.nonempty(self.edge_model.version, "edge_model.version", InvalidPolicy)
         if not isinstance(self.mode, RoutingMode):

@@ -29,7 +29,7 @@ from tests.confroute.signing.test_policy_signature import a_policy
 
 
 def a_probe(**changes: object) -> RouterProbe:
-    probe = RouterProbe.of("b1-build", "beta", np.linspace(-1, 1, 8), -0.25, (2, 3), {"examples": 120})
+    probe = RouterProbe.of("sha256:b1", "beta", np.linspace(-1, 1, 8), -0.25, (2, 3), {"examples": 120})
     return replace(probe, **changes)  # type: ignore[arg-type]
 
 
@@ -56,6 +56,10 @@ def test_a_policy_carries_the_probe_it_names_and_nothing_else() -> None:
     with pytest.raises(InvalidPolicy) as caught:
         a_policy(probe_version="probe-0000000000000000", probe=probe)
     assert caught.value.field == "probe_version"
+    other = replace(probe, edge_model_version="another-build")
+    with pytest.raises(InvalidPolicy) as caught:
+        a_policy(probe_version=other.version, probe=other)
+    assert caught.value.field == "probe.edge_model_version"
 
 
 def test_a_policy_naming_no_probe_keeps_its_old_canonical_bytes() -> None:

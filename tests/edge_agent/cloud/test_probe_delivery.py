@@ -146,16 +146,18 @@ def test_a_refused_probe_refuses_its_policy_and_the_previous_pair_keeps_working(
     assert running.keeper.offer(policy_of(running.build, "v1", 1, first, key)).applied
     probe = probe_of(running.build, running.bundle, 0.2, key)
     if spoil == "tampered":
-        probe = dataclasses.replace(probe, provenance={"label": "forged"})
+        spoiled = dataclasses.replace(probe, provenance={"label": "forged"})
     elif spoil == "unsigned":
-        probe = probe.unsigned()
+        spoiled = probe.unsigned()
     elif spoil == "other-build":
-        probe = sign_probe(dataclasses.replace(probe, edge_model_version="another-build"), key)
+        spoiled = sign_probe(dataclasses.replace(probe, edge_model_version="another-build"), key)
     else:
-        probe = sign_probe(probe, generate_key_pair(tmp_path / "rogue"))
+        spoiled = sign_probe(probe, generate_key_pair(tmp_path / "rogue"))
+    wire = policy_of(running.build, "v2", 2, probe, key).to_pb()  # the policy's signature stays valid
+    wire.probe.CopyFrom(spoiled.to_pb())
     probe_file = (running.bundle / "probe.bin").read_bytes()
 
-    verdict = running.keeper.offer(policy_of(running.build, "v2", 2, probe, key))
+    verdict = running.keeper.offer_pb(wire)
 
     assert not verdict.applied and "probe" in verdict.reason
     assert "policy v2 rejected" in caplog.text
