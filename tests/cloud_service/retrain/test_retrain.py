@@ -29,6 +29,7 @@ from cloud_service.redis_client import connect
 from cloud_service.retrain.artifact import RouterProbe
 from cloud_service.retrain.config import RetrainConfig
 from cloud_service.retrain.features import FeatureExtractor, FeatureStore, messages_of
+from cloud_service.retrain.fit import transferred_threshold
 from cloud_service.retrain.worker import RetrainResult, RetrainWorker
 from confroute.bundle.store import load_bundle
 from confroute.contract import ModelRef, Policy
@@ -203,7 +204,8 @@ def test_a_published_probe_is_signed_and_the_next_policy_names_and_carries_it(
     PolicyVerifier(trusted)(policy)
     assert policy.probe_version == result.published.version and policy.probe == result.published
     assert policy.edge_model.version == load_bundle(tiny_bundle).build_version  # the build, not the probe
-    assert policy.thresholds == default_policy(policy.edge_model, COHORT).thresholds  # kept, see the worker
+    # The live probe was the bundle's untrained one (every held-out query alike): the threshold stays.
+    assert policy.thresholds == default_policy(policy.edge_model, COHORT).thresholds
 
     # The next recalibration keeps the probe and the pre threshold published with it.
     recalibrated = Recalibration(replace(policy, policy_version="next", probe_version="", probe=None,
@@ -211,3 +213,12 @@ def test_a_published_probe_is_signed_and_the_next_policy_names_and_carries_it(
     kept = with_probe_of(policy, recalibrated).policy
     assert kept is not None and kept.probe == policy.probe and kept.thresholds.pre == policy.thresholds.pre
     assert kept.thresholds.post == 0.4
+
+
+def test_a_new_probes_threshold_keeps_the_live_operating_point_on_the_held_out_queries() -> None:
+    live = np.linspace(0.0, 1.0, 101)  # the current threshold 0.3 escalates 30% of them
+    new = np.linspace(0.5, 0.9, 101) ** 2  # another distribution of scores
+    threshold = transferred_threshold(live, new, 0.3)
+    assert np.mean(new < threshold) == pytest.approx(0.3, abs=0.01)
+    assert transferred_threshold(np.full(50, 0.5), new, 0.5) == 0.5  # an untrained live probe: no point to carry
+    assert transferred_threshold(live, new, 0.0) == 0.0  # escalating nothing stays escalating nothing
