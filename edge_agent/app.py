@@ -44,7 +44,7 @@ def running_device(config: AgentConfig) -> Iterator[RunningDevice]:
     config.state_dir.mkdir(parents=True, exist_ok=True)
     model = EdgeModel(config.bundle, runtime_options(config.device, config.threads), max_batch=config.batch)
     probes = ProbeInstaller(Path(config.bundle), model.version, model.load, model.swap, lambda: model.engine.manifest,
-                            config.state_dir / "bundle-probe.json", verify=probe_signature_check(config.policy_keys))
+                            config.state_dir, verify=probe_signature_check(config.policy_keys))
     keeper = PolicyKeeper(ModelRef(model.model_id, model.version), config.cohort, config.policy_path,
                           verify_signature=signature_check(config.policy_keys), probes=probes)
     privacy = PrivacyRules.compile(config.privacy_patterns, never_escalate=config.never_escalate)

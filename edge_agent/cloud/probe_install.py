@@ -12,7 +12,9 @@ policies are checked with; none configured: accepted, development only), its bui
 ``edge_model_version`` must be this bundle's ``build_version``: hidden states of another build are not
 what it was fitted on), and the bundle's own checks (``write_probe``: width, finite weights). Before the
 first probe replaces the bundle's own, the shipped probe is saved beside the policy
-(``bundle-probe.json``), so a policy naming no probe (a rollback to before the first probe) restores it.
+(``bundle-probe.<build version>.json`` in the state folder: per build, so a bundle replaced by another
+build never gets the old build's probe back), and a policy naming no probe (a rollback to before the
+first probe) restores it.
 Every file is replaced atomically (``write_probe`` and ``restore_probe`` are crash-safe), and at start the
 keeper stages its saved policy again: a device killed between writing a probe and saving its policy
 comes back with the pair the saved policy names.
@@ -63,14 +65,14 @@ class ProbeInstaller(Generic[M]):
     """Stages the probe a policy names into ``bundle`` and loads a model on it with ``load``."""
 
     def __init__(self, bundle: Path, build_version: str, load: Callable[[], M], swap: Callable[[M], None],
-                 running: Callable[[], Manifest], snapshot_path: Path, *,
+                 running: Callable[[], Manifest], state_dir: Path, *,
                  verify: ProbeCheck = accept_unsigned_probe) -> None:
         self._bundle = bundle
         self._build_version = build_version
         self._load = load
         self._swap = swap
         self._running = running
-        self._snapshot_path = snapshot_path
+        self._snapshot_path = state_dir / f"bundle-probe.{build_version}.json"
         self._verify = verify
 
     def installed(self) -> str:

@@ -68,7 +68,7 @@ def pair_keeper(bundle: Path, state: Path) -> tuple[EdgeModel, PolicyKeeper]:
     """The model and keeper of a device receiving probe + policy pairs (what ``edge_agent.app`` assembles)."""
     model = EdgeModel(bundle)
     probes = ProbeInstaller(bundle, model.version, model.load, model.swap, lambda: model.engine.manifest,
-                            state / "bundle-probe.json")
+                            state)
     keeper = PolicyKeeper(ModelRef(model.model_id, model.version), COHORT, state / "policy.json", probes=probes)
     return model, keeper
 

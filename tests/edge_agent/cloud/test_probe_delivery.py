@@ -67,7 +67,7 @@ def device(bundle: Path, state: Path, key_dir: Path) -> Iterator[Device]:
     model = EdgeModel(bundle)
     keys = (key_dir,)
     probes = ProbeInstaller(bundle, model.version, model.load, model.swap, lambda: model.engine.manifest,
-                            state / "bundle-probe.json", verify=probe_signature_check(keys))
+                            state, verify=probe_signature_check(keys))
     keeper = PolicyKeeper(ModelRef(model.model_id, model.version), COHORT, state / "policy.json",
                           verify_signature=signature_check(keys), probes=probes)
     with OutcomeQueue(QueueConfig(state / "outbox.db")) as queue:
