@@ -236,6 +236,19 @@ def test_a_device_downloads_its_cohorts_bundle_and_keeps_the_previous_one(
     assert not (device.state_dir / "bundle-download").exists() or device.staged_bytes == 0
 
 
+def test_a_probe_delivered_with_a_policy_does_not_make_the_build_stale(
+        cloud: Cloud, device: Device, bundles: tuple[Path, Path]) -> None:
+    a, _ = bundles
+    release = cloud.publish(a)
+    device.update()
+    dim = load_bundle(device.bundle).probe.feature_dim
+    delivered = write_probe(device.bundle, "tbg", np.full(dim, 0.01, dtype=np.float32), 0.5, {"label": "route"})
+    assert delivered.version != release.bundle_version  # a new content version, the same build
+
+    assert device.update().outcome == "current"
+    assert load_bundle(device.bundle).probe_version == delivered.probe_version  # the delivered probe stays
+
+
 def test_a_download_cut_off_after_n_chunks_resumes_where_it_stopped(
         cloud: Cloud, device: Device, bundles: tuple[Path, Path]) -> None:
     a, b = bundles

@@ -11,6 +11,7 @@ loaded (its files stay open across the renames) until it is restarted.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import random
@@ -33,6 +34,7 @@ logger = logging.getLogger(__name__)
 
 ReleaseCheck = Callable[[BundleRelease], None]  # raises BundleCorrupt unless the release is signed by a trusted key
 STAGING_FOLDER = "bundle-download"
+INSTALLED_RECORD = "bundle-release.json"  # the release last installed, and its build
 RETRIES = 3  # a dropped stream is resumed from what is on disk, after a jittered wait
 RETRY_BACKOFF = Backoff(base_s=1.0, cap_s=10.0)
 _TRANSIENT = (Unavailable, DeadlineExceeded, Overloaded)
@@ -67,6 +69,14 @@ class BundleUpdater:
         self._check = check
         self._cohort = cohort
         self._free_space = free_space
+        self._record = state_dir / INSTALLED_RECORD
+
+    def _installed_build_of(self, release: BundleRelease) -> bool:
+        """Whether this device installed ``release`` and still runs its build: a probe delivered with a policy
+        since (``edge_agent.cloud.probe_install``) changes the content version, not the build, and must not
+        be overwritten by downloading the same release again."""
+        record = _read_record(self._record)
+        return record is not None and record[0] == release.bundle_version and record[1] == _installed_build(self._dest)
 
     def update(self) -> UpdateResult:
         with self._staging.exclusive():
@@ -79,7 +89,7 @@ class BundleUpdater:
         if release.cohort != self._cohort:
             raise BundleCorrupt(f"the release is for cohort {release.cohort!r}, this device is in {self._cohort!r}")
         installed = installed_version(self._dest)
-        if installed == release.bundle_version:
+        if installed == release.bundle_version or self._installed_build_of(release):
             self._staging.clear()
             return UpdateResult("current", release.bundle_version, previous_version=None)
         needed = self._staging.remaining_bytes(release)
@@ -91,6 +101,7 @@ class BundleUpdater:
         folder = self._staging.verify(release)
         _check_manifest(folder, release)
         _install(folder, self._dest)
+        _write_record(self._record, release.bundle_version, load_bundle(self._dest, verify=False).build_version)
         self._staging.clear()
         logger.info("bundle %s installed at %s (previous: %s, kept at %s)", release.bundle_version, self._dest,
                     installed, previous_of(self._dest))
@@ -116,6 +127,7 @@ def rollback(dest: Path, state_dir: Path) -> UpdateResult:
     """Makes the kept previous bundle the bundle again (the current one becomes the previous); not while an
     update of the same state folder runs."""
     with Staging(state_dir / STAGING_FOLDER).exclusive():
+        (state_dir / INSTALLED_RECORD).unlink(missing_ok=True)  # the next update re-installs the cohort's release
         return _rollback(dest)
 
 
@@ -136,6 +148,29 @@ def installed_version(dest: Path) -> str | None:
         return load_bundle(dest, verify=False).version
     except BundleError:
         return None
+
+
+def _installed_build(dest: Path) -> str | None:
+    try:
+        return load_bundle(dest, verify=False).build_version
+    except BundleError:
+        return None
+
+
+def _read_record(path: Path) -> tuple[str, str] | None:
+    """(release version, build version) of the last release this device installed, or None."""
+    try:
+        data = json.loads(path.read_text())
+        return str(data["release"]), str(data["build"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _write_record(path: Path, release_version: str, build_version: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    staged = path.with_suffix(".tmp")
+    staged.write_text(json.dumps({"release": release_version, "build": build_version}))
+    os.replace(staged, path)
 
 
 def _check_manifest(folder: Path, release: BundleRelease) -> None:
