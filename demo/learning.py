@@ -67,7 +67,18 @@ def cloud_json(*args: str, timeout_s: float = WORKER_TIMEOUT_S) -> list[dict[str
         raise Unavailable(f"cloud-service {args[0]} did not finish within {timeout_s:.0f} s") from exc
     if done.returncode != 0:
         raise Unavailable(f"cloud-service {args[0]} failed: {done.stderr.strip()[-2000:]}")
-    return [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+    return [value for value in map(_json_line, done.stdout.splitlines()) if value is not None]
+
+
+def _json_line(line: str) -> dict[str, Any] | None:
+    """The object on this line, or None (other output, or a line of a multi-line document)."""
+    if not (line.startswith("{") and line.rstrip().endswith("}")):
+        return None
+    try:
+        value = json.loads(line)
+    except json.JSONDecodeError:
+        return None
+    return value if isinstance(value, dict) else None
 
 
 def publish_start_policy(config: RoundConfig, policy: Policy) -> str:

@@ -91,3 +91,8 @@ def test_the_knobs_name_real_recalibrate_flags() -> None:
     add_arguments(parser)
     args = parser.parse_args(list(learning.RECALIBRATE_KNOBS))
     assert (args.target, args.min_labelled, args.canary_share) == ("quality", 5, 0.0)
+
+
+def test_only_one_line_json_objects_are_read_from_a_commands_output() -> None:
+    lines = ["{", '  "policyVersion": "x"', "}", '{"status": "refused"}', "some log line", "{not json}"]
+    assert [v for v in map(learning._json_line, lines) if v is not None] == [{"status": "refused"}]
