@@ -165,7 +165,10 @@ def learning_round(config: RoundConfig, agent: EdgeAgent, questions: Sequence[di
     say(f"feedback: {rated} ratings through the device's feedback desk (POST /v1/feedback): {good} good, "
         f"{len(answers) - good} bad (a rating is of the answer the user got, from whichever side)")
     say(f"labels in the cloud's log: {wait_for_labels(config, rated)}")
-    say(f"judge --once: {_compact(judge(config))}")
+    judged = _compact(judge(config))
+    say(f"judge --once: {judged}" + ("" if judged != NOTHING_JUDGED else
+        f" (texts are held for shadowed answers and post-mode escalations; {before.mode.value}-mode escalations "
+        f"carry no edge draft, and the {before.shadow_rate:g} shadow sample took none)"))
     for line in retrain(config) or [{"status": "idle", "reason": "no partition with new labels"}]:
         say(f"retrain --once: {line.get('status')}"
             + (f", probe {line['probe']}" if line.get("probe") else "")
@@ -174,11 +177,7 @@ def learning_round(config: RoundConfig, agent: EdgeAgent, questions: Sequence[di
         + " (a deployment waits for 200 labels, effective size 100, and canaries 10% of devices)")
     published = False
     for line in recalibrate(config):
-        say(f"recalibrate: {line.get('status')}"
-            + (f" {line.get('version')}" if line.get("version") else f": {line.get('reason')}")
-            + f" ({line.get('labelled', 0)} labelled outcomes, effective size {line.get('effective_size', 0)}"
-            + (f", pre threshold recalibrated: {line.get('pre_recalibrated')}" if "pre_recalibrated" in line else "")
-            + ")")
+        say(recalibration_line(line))
         published = published or line.get("status") == "published"
     if published and not wait_for_policy(agent, lambda p: p.policy_version != before.policy_version):
         say("the agent has not received the new policy within 60 s")
@@ -187,6 +186,24 @@ def learning_round(config: RoundConfig, agent: EdgeAgent, questions: Sequence[di
     return agent.policy.policy_version != before.policy_version
 
 
+def recalibration_line(line: dict[str, Any]) -> str:
+    """What one partition's ``recalibrate --once`` line says: published (its version) or refused (why),
+    on how many labels, and the hybrid band it placed."""
+    head = (f"recalibrate: published {line.get('version')}" if line.get("status") == "published"
+            else f"recalibrate: {line.get('status')}: {line.get('reason')}")
+    facts = [f"{line.get('labelled', 0):.0f} labelled post scores (answers generated on the device), "
+             f"effective size {line.get('effective_size', 0)}"]
+    if "pre_recalibrated" in line:
+        facts.append(f"pre threshold recalibrated: {'yes' if line['pre_recalibrated'] else 'no, kept'}")
+    band = line.get("hybrid_band")
+    if isinstance(band, dict):
+        facts.append(f"hybrid band [{band.get('low')}, {band.get('high')}) around P(correct) {band.get('level')}")
+    return f"{head} ({'; '.join(facts)})"
+
+
+NOTHING_JUDGED = "nothing to judge"
+
+
 def _compact(outcomes: dict[str, Any]) -> str:
     shown = {key: value for key, value in sorted(outcomes.items()) if value}
-    return ", ".join(f"{key} {value}" for key, value in shown.items()) or "nothing to judge"
+    return ", ".join(f"{key} {value}" for key, value in shown.items()) or NOTHING_JUDGED
