@@ -1,14 +1,16 @@
-"""The demo's learning round: labels -> judge -> retrain -> recalibrate -> push, with the product's own commands.
+"""The demo's learning round: judge -> labels -> retrain -> recalibrate -> push, with the product's own commands.
 
 Each step is the command an operator runs (``cloud-service judge|retrain|recalibrate --once``), started as a
 child process like the rest of the cloud side, and the demo prints what it said:
 
-1. **Labels.** The demo plays a user who knows the answers: it rates every answer of the first pass
-   (``good`` when the reference appears in it) through the agent's feedback desk, the one behind the
-   device API's ``POST /v1/feedback``; the ratings travel to the cloud as ``user_feedback`` labels.
-2. **Judge** (``--edge-bundle``): labels the queries whose texts the service holds (shadowed answers,
+1. **Judge** (``--edge-bundle``): labels the queries whose texts the service holds (shadowed answers,
    post-mode escalations; ``--retain-text`` with a TTL) and extracts their probe features from the cloud's
    copy of the edge build, then deletes the texts.
+2. **Labels.** The demo plays a user who knows the answers: it rates every answer of the first pass
+   (``good`` when the reference appears in it) through the agent's feedback desk, the one behind the
+   device API's ``POST /v1/feedback``; the ratings travel to the cloud as ``user_feedback`` labels
+   (a query the judge labelled keeps its label: the first one counts). The judge goes first because it
+   extracts features only for the queries it judges.
 3. **Retrain**: refits the router probe from the features and labels, or says why it refused (with a
    handful of questions: too few examples; the refusal is the product's, printed as it comes).
 4. **Recalibrate**: a new policy from the labelled outcomes, pushed to the agent through the policy watch.
@@ -124,18 +126,19 @@ def rate_answers(agent: EdgeAgent, questions: Sequence[dict[str, str]], answers:
     return taken
 
 
-def wait_for_labels(config: RoundConfig, wanted: int, timeout_s: float = 60.0) -> int:
-    """Polls the outcome log (``cloud-service outcomes tail``) until ``wanted`` labels have landed."""
+def wait_for_labels(config: RoundConfig, query_ids: set[str], timeout_s: float = 60.0) -> int:
+    """Polls the outcome log (``cloud-service outcomes tail``) until every one of ``query_ids`` has a label
+    (from any source: the first label of a query is the one that counts); returns how many have one."""
     deadline = time.monotonic() + timeout_s
-    landed = 0
+    landed: set[str] = set()
     while time.monotonic() < deadline:
         events = cloud_json("outcomes", "tail", "--redis-url", config.redis_url, "--once", "--json",
                             "--last", "1000", timeout_s=60.0)
-        landed = sum(event.get("kind") == "label" for event in events)
-        if landed >= wanted:
+        landed = {str(event.get("query_id")) for event in events if event.get("kind") == "label"} & query_ids
+        if landed == query_ids:
             break
         time.sleep(1.0)
-    return landed
+    return len(landed)
 
 
 def judge(config: RoundConfig) -> dict[str, Any]:
@@ -159,16 +162,18 @@ def learning_round(config: RoundConfig, agent: EdgeAgent, questions: Sequence[di
                    answers: Sequence[AgentAnswer]) -> bool:
     """Runs the round and prints each step; True when the agent now runs a policy the round published."""
     before = agent.policy
-    say("learning round: feedback -> judge -> retrain -> recalibrate -> push")
-    rated = rate_answers(agent, questions, answers)
-    good = sum(correct(a.text, q.get("gold", "")) for q, a in zip(questions, answers, strict=True))
-    say(f"feedback: {rated} ratings through the device's feedback desk (POST /v1/feedback): {good} good, "
-        f"{len(answers) - good} bad (a rating is of the answer the user got, from whichever side)")
-    say(f"labels in the cloud's log: {wait_for_labels(config, rated)}")
+    say("learning round: judge -> feedback -> retrain -> recalibrate -> push")
     judged = _compact(judge(config))
     say(f"judge --once: {judged}" + ("" if judged != NOTHING_JUDGED else
         f" (texts are held for shadowed answers and post-mode escalations; {before.mode.value}-mode escalations "
         f"carry no edge draft, and the {before.shadow_rate:g} shadow sample took none)"))
+    rated = rate_answers(agent, questions, answers)
+    good = sum(correct(a.text, q.get("gold", "")) for q, a in zip(questions, answers, strict=True))
+    say(f"feedback: {rated} ratings through the device's feedback desk (POST /v1/feedback): {good} good, "
+        f"{len(answers) - good} bad (a rating is of the answer the user got, from whichever side; "
+        f"a query the judge labelled keeps the judge's label)")
+    labelled = wait_for_labels(config, {a.query_id for a in answers})
+    say(f"questions with a label in the cloud's log: {labelled} of {len(answers)}")
     for line in retrain(config) or [{"status": "idle", "reason": "no partition with new labels"}]:
         say(f"retrain --once: {line.get('status')}"
             + (f", probe {line['probe']}" if line.get("probe") else "")
