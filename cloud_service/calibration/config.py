@@ -26,9 +26,8 @@ class RecalibrationConfig:
     The fold reads ``batch_size`` entries at a time as consumer ``consumer`` of group ``group``; entries
     another consumer read but did not acknowledge within ``claim_idle_s`` are claimed (XAUTOCLAIM).
     A partition's first policy uses ``default_mode`` and ``default_shadow_rate``; later ones keep the
-    current policy's mode and shadow rate (and its hybrid band, unless the pre labels suffice to place a
-    new one). A new policy goes to ``canary_share`` of the cohort's devices first (a canary; 0 or 1: to
-    all at once, as does a partition's first policy).
+    current policy's mode, shadow rate and hybrid band. A new policy goes to ``canary_share`` of the
+    cohort's devices first (a canary; 0 or 1: to all at once, as does a partition's first policy).
     """
 
     target: Target = "quality"

@@ -4,11 +4,8 @@ The post-generation threshold is chosen on calibrated confidences: the isotonic 
 into the policy, and the device compares ``map(raw score)`` with the threshold (one
 ``confroute.contract.CalibrationMap`` reads the raw scores here and there; see ``confroute.routing``).
 The pre-generation threshold is chosen on the TBG probe as it is (a probe is trained as a probability, and a policy
-carries no pre-generation calibration) when its labels suffice, else the current one stays. The hybrid band
-is placed around it on the same labels (``confroute.calibration.hybrid_band``: the pre scores whose
-P(correct) is not significantly different from the threshold's, at confidence 1 - ``delta``); without
-enough pre labels a new partition's band is empty (both ends at the pre threshold) and later policies keep
-theirs.
+carries no pre-generation calibration) when its labels suffice, else the current one stays. A new
+partition's hybrid band is empty (both ends at the pre threshold); later policies keep the band.
 """
 
 from __future__ import annotations
@@ -29,7 +26,6 @@ from confroute.calibration import (
     histogram_threshold_for_rate,
     histogram_threshold_for_risk,
     histogram_threshold_for_tradeoff,
-    hybrid_band,
 )
 from confroute.calibration._checks import FloatArray
 from confroute.contract.calibration_map import CalibrationMap
@@ -72,17 +68,11 @@ def recalibrate(
     pre_ok = pre is not None and not pre.refusal(config.min_labelled, config.min_effective_size)
     if pre is not None and pre_ok:
         pre_threshold = _threshold(pre, pre.centres, config)
-        band = hybrid_band(pre, pre_threshold, config.delta)
-        bounds: tuple[float, float] = (band.low, band.high)
-        provenance["hybrid_band"] = {"low": round(band.low, 6), "high": round(band.high, 6),
-                                     "level": round(band.level, 6)}
     else:
         pre_threshold = current.thresholds.pre if current else post_threshold
-        bounds = (current.thresholds.hybrid_low, current.thresholds.hybrid_high) if current else (
-            pre_threshold, pre_threshold)
     provenance["pre_recalibrated"] = pre_ok
     policy = _policy(stats, current, config, edge_model_version, cohort, now, calibration,
-                     pre_threshold, post_threshold, bounds)
+                     pre_threshold, post_threshold)
     provenance["after"] = _estimates(post, post_conf, post_threshold)
     if current is not None:
         provenance["before"] = _estimates(post, calibrated_bins(post, current.calibration), current.thresholds.post)
@@ -105,9 +95,8 @@ def _policy(
     calibration: CalibrationMap,
     pre: float,
     post: float,
-    band: tuple[float, float],
 ) -> Policy:
-    low, high = band
+    low, high = (current.thresholds.hybrid_low, current.thresholds.hybrid_high) if current else (pre, pre)
     model_id = stats.model_id or (current.edge_model.id if current else "")
     return Policy(
         policy_version=policy_version(now),

@@ -7,7 +7,6 @@
   pool-adjacent-violators.
 * :mod:`.ipw` - inverse-propensity weights for the biased labels that escalation produces.
 * :mod:`.histograms` - the same thresholds and isotonic fit from binned sufficient statistics.
-* :mod:`.hybrid_band` - the hybrid band: the pre scores where the pre-probe cannot decide.
 
 Convention: a confidence score is higher when the edge answer is more likely right, and a query is
 escalated when its confidence is below the threshold. Bad input raises ``confroute.errors.InvalidInput``.
@@ -23,7 +22,6 @@ from confroute.calibration.histograms import (
     histogram_threshold_for_risk,
     histogram_threshold_for_tradeoff,
 )
-from confroute.calibration.hybrid_band import HybridBand, hybrid_band
 from confroute.calibration.ipw import (
     WeightedLabels,
     effective_sample_size,
@@ -54,7 +52,6 @@ from confroute.calibration.thresholds import (
 
 __all__ = [
     "Estimates",
-    "HybridBand",
     "ReliabilityDiagram",
     "RoutingCurve",
     "ScoreHistogram",
@@ -70,7 +67,6 @@ __all__ = [
     "histogram_threshold_for_rate",
     "histogram_threshold_for_risk",
     "histogram_threshold_for_tradeoff",
-    "hybrid_band",
     "inverse_propensity_weights",
     "label_propensity",
     "oracle_router_curve",

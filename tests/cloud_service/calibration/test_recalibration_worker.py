@@ -128,28 +128,6 @@ def test_a_quality_target_keeps_wrong_local_answers_under_alpha(redis_server: Re
     assert escalation_rate(policy) < 0.9  # not the trivial answer "escalate everything"
 
 
-def test_the_hybrid_band_is_recalibrated_around_the_pre_threshold(redis_server: RedisServer) -> None:
-    log = OutcomeLogConfig(url=redis_server.url)
-
-    async def scenario() -> Policy | None:
-        async with worker(redis_server, log, target="rate", target_rate=0.3, canary_share=0.0) as (recal, store):
-            await store.publish(first_policy(0.05))  # its band is empty, at 0.05
-            await ingest(log, routed(6000, threshold=0.05))
-            await recal.run_once()
-            return await store.current(EDGE.version, COHORT)
-
-    policy = run(scenario())
-
-    assert policy is not None
-    t = policy.thresholds
-    assert 0.0 < t.hybrid_low < t.pre < t.hybrid_high < 1.0  # P(correct) = score: uncertain only near the cut
-    assert t.pre == pytest.approx(0.3, abs=0.03)
-    [entry] = recalibrations(redis_server, log)
-    band = json.loads(entry["provenance"])["hybrid_band"]
-    assert (band["low"], band["high"]) == pytest.approx((t.hybrid_low, t.hybrid_high))
-    assert band["level"] == pytest.approx(0.3, abs=0.1)
-
-
 def test_too_few_labels_are_refused_with_a_reason_and_the_old_policy_stays(redis_server: RedisServer) -> None:
     log = OutcomeLogConfig(url=redis_server.url)
 
