@@ -28,7 +28,7 @@ from typing import Any
 from bench.cpu import this_cpu
 from bench.edgebench.put_rate import measure_put_rate
 from confroute.contract import ModelRef, Policy, RoutingMode, Thresholds
-from confroute.engine import SamplingParams
+from confroute.engine import Engine, SamplingParams
 from confroute.engine.engine import GenerationRun
 from confroute.errors import InvalidPolicy
 from confroute.paths import cache_dir, default_bundle_dir
@@ -60,8 +60,9 @@ class _TimedModel(EdgeModel):
 
     last: GenerationRun | None = None
 
-    def start(self, messages: Sequence[Mapping[str, Any]], params: SamplingParams) -> GenerationRun:
-        self.last = super().start(messages, params)
+    def start(self, messages: Sequence[Mapping[str, Any]], params: SamplingParams,
+              engine: Engine | None = None) -> GenerationRun:
+        self.last = super().start(messages, params, engine)
         return self.last
 
 

@@ -18,6 +18,9 @@ package, in this process, on loopback.
   1), the reference that requests answered one at a time would share.
 * The agent decodes up to ``--batch`` answers together (continuous batching, default 8) and the API admits
   as many at once; ``--batch 1`` measures the one-at-a-time server.
+* ``graph_step_ms_r1`` / ``graph_step_ms_r4`` / ``graph_prefill_ms``: the graph alone (no scheduler, no
+  threads) stepping 1 and 4 rows and prefilling the prompt; ``graph_ceiling_c4``: the c=4 speedup a round
+  made of only these costs would reach, the bound ``speedup_c4`` is read against.
 * ``http_overhead_pct``: the API round trip of one whole answer at c=1 vs the engine alone generating
   the same tokens (median of interleaved pairs); ``agent_overhead_pct``: the agent called in process vs
   the engine, so the HTTP layer's own share is the difference.
@@ -57,7 +60,7 @@ from bench.cpu import this_cpu
 from confroute.bundle import load_bundle
 from confroute.bundle.probe import write_probe
 from confroute.contract import ModelRef, RoutingMode, Thresholds
-from confroute.engine import SamplingParams
+from confroute.engine import Engine, SamplingParams
 from confroute.paths import cache_dir, default_bundle_dir
 from confroute.routing import default_policy
 from edge_agent.answer import AgentAnswer, TextDelta, TokenLogprob
@@ -258,11 +261,48 @@ def api_cpu_per_token(n: int = 3000, rounds: int = 3) -> float:
     return min(costs)
 
 
-def serial_tps(bundle: Path, params: SamplingParams, rounds: int) -> float:
-    """Tokens per second of an engine that does not batch (the one-at-a-time reference)."""
+def reference(bundle: Path, params: SamplingParams, rounds: int) -> dict[str, float]:
+    """An engine that does not batch: its tokens per second (the one-at-a-time reference), and its graph's
+    costs, from which the c=4 speedup the graph alone allows follows (``graph_ceiling_c4``)."""
     model = EdgeModel(bundle, runtime_options("cpu", THREADS))
     runs = [engine_alone(model, params) for _ in range(rounds + 1)][1:]
-    return statistics.median(e[2] / e[1] for e in runs)
+    return {"serial_tps": statistics.median(e[2] / e[1] for e in runs),
+            **graph_costs(model.engine, params.max_new_tokens, rounds)}
+
+
+def graph_costs(engine: Engine, tokens: int, rounds: int, rows: int = 4) -> dict[str, float]:
+    """The graph alone, no scheduler: ms per decode step of 1 and ``rows`` rows (at the prompt's length plus
+    half the answer, the mean a round steps at) and of the prompt's prefill, interleaved, medians.
+
+    ``graph_ceiling_c4``: the c=4 speedup if a round cost only these (4 prefills one at a time, then the
+    steps of 4 rows, vs 1 prefill and the steps of 1 row)."""
+    ids = np.asarray([engine.encode_chat(MESSAGES)], dtype=np.int64)
+    decoder = engine.decoder
+    kv = decoder.new_batch(rows, ids.shape[1] + tokens)
+    timings: dict[str, list[float]] = {"prefill": [], "r1": [], f"r{rows}": []}
+
+    def timed(name: str, fn: Callable[[], object], repeat: int) -> None:
+        fn()  # warm-up: the first run after another shape rebinds
+        started = time.perf_counter()
+        for _ in range(repeat):
+            fn()
+        timings[name].append((time.perf_counter() - started) * 1000.0 / repeat)
+
+    def prefill() -> None:
+        decoder.forward(decoder.new_cache(ids.shape[1] + 1), ids)
+
+    def step(n: int) -> Callable[[], object]:
+        kv.lengths[:] = ids.shape[1] + tokens // 2  # step_rows does not advance the lengths: same position
+        return lambda: decoder.step_rows(kv, np.full(n, 42, dtype=np.int64))
+
+    for _ in range(max(3, rounds)):
+        timed("prefill", prefill, 2)
+        timed("r1", step(1), 10)
+        timed(f"r{rows}", step(rows), 10)
+    prefill_ms, one, many = (statistics.median(timings[k]) for k in ("prefill", "r1", f"r{rows}"))
+    steps = tokens - 1  # the prefill chose the first token
+    return {"graph_prefill_ms": prefill_ms, "graph_step_ms_r1": one, f"graph_step_ms_r{rows}": many,
+            f"graph_ceiling_c{rows}": rows * (prefill_ms + steps * one) / (rows * prefill_ms + steps * many)}
 
 
 def run(bundle: Path, workdir: Path, *, tokens: int, rounds: int, concurrency: Sequence[int],
@@ -272,7 +312,7 @@ def run(bundle: Path, workdir: Path, *, tokens: int, rounds: int, concurrency: S
     params = SamplingParams(max_new_tokens=tokens)
     confident = confident_copy(bundle, workdir / "bundle")
     _log("serial engine")
-    reference = serial_tps(confident, params, rounds)
+    serial = reference(confident, params, rounds)
     with local_agent(confident, workdir, batch) as (agent, model):
         [model_id] = agent.model_ids
         _log("engine alone")
@@ -280,7 +320,7 @@ def run(bundle: Path, workdir: Path, *, tokens: int, rounds: int, concurrency: S
         result: dict[str, Any] = {
             "engine_ttft_ms": statistics.median(e[0] for e in engine),
             "engine_tps": statistics.median(e[2] / e[1] for e in engine),
-            "serial_tps": reference, "tokens": engine[0][2], "threads": THREADS, "batch": agent.parallel,
+            **serial, "tokens": engine[0][2], "threads": THREADS, "batch": agent.parallel,
         }
         with serve_api(agent, ApiConfig(parallel=agent.parallel, queue=32)) as server:
             def make_client() -> Any:

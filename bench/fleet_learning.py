@@ -166,7 +166,7 @@ class GoldJudge:
 async def learn_online(config: Config, engine: Engine, stream: Stream, indices: list[int],
                        redis_url: str) -> dict[str, Any]:
     """The pipeline over the stream's questions; returns the published probe and the text audit."""
-    edge = ModelRef(engine.manifest.model_id, engine.manifest.version)
+    edge = ModelRef(engine.manifest.model_id, engine.manifest.build_version)
     log = OutcomeLogConfig(url=redis_url, retain_text=True, text_ttl_s=config.text_ttl_s)
     records = [held_record(edge, f"q-{i}", stream.items[i], stream.answers[i]) for i in indices]
     async with RedisOutcomeLog(log) as outcome_log:

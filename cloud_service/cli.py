@@ -29,6 +29,8 @@
   uploads and policies, and the alerts firing in Prometheus, on one screen (see ``cloud_service.ops``).
 - ``cloud-service outcomes tail [--last N] [--once] [--json]``: the outcome log live, records and late
   labels as they arrive.
+- ``cloud-service bundle publish DIR --cohort C`` / ``bundle list``: a model bundle published (signed) as a
+  cohort's current one, which its devices download with ``edge-agent bundle update`` (docs/bundle-delivery.md).
 - ``cloud-service judge [--once | --interval S]``: labels shadowed outcomes with the cloud model as an
   LLM judge (see ``cloud_service.judge``).
 
@@ -181,6 +183,7 @@ def _parser() -> argparse.ArgumentParser:
     _add_calibration_commands(commands)
     _add_identity_commands(commands)
     _add_ops_commands(commands)
+    _add_bundle_commands(commands)
     backpressure = commands.add_parser("backpressure", help="raise the bar for escalating while Triton is overloaded")
     backpressure_command.add_arguments(backpressure)
     backpressure.set_defaults(run=backpressure_command.run)
@@ -229,6 +232,12 @@ def _add_ops_commands(commands: Any) -> None:
     status = commands.add_parser("status", help="the cloud side on one screen (the service's status API)")
     status_command.add_arguments(status)
     status.set_defaults(run=status_command.run)
+
+
+def _add_bundle_commands(commands: Any) -> None:
+    from cloud_service.bundles import command as bundle_command
+
+    bundle_command.add_commands(commands)
 
 
 def _add_identity_commands(commands: Any) -> None:

@@ -72,6 +72,8 @@ class ServiceConfig:
         f"(escalation rate, ECE, AUROC, risk; at most {MAX_MONITOR_WINDOW:,})"))
     policy_signing_key: str = field(
         default="", metadata=_help("Ed25519 private key (PEM) that signs published policies; empty: unsigned"))
+    bundle_dir: str = field(default="", metadata=_help(
+        "folder of the bundles published for devices (docs/bundle-delivery.md); empty: no BundleService"))
     # With tens of thousands of Watch streams alive, Python's default collects so often during a policy
     # fan-out that it doubles the server's CPU per delivered update (bench.fleet: ~50 -> ~26 us at 8,000
     # watchers).

@@ -6,11 +6,14 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from confroute.contract import ModelRef
 from edge_agent.cloud import EscalationClient, PolicyKeeper, PolicyWatcher, open_channel, signature_check
 from edge_agent.cloud.channel import call_metadata
+from edge_agent.cloud.policy import probe_signature_check
+from edge_agent.cloud.probe_install import ProbeInstaller
 from edge_agent.config import AgentConfig
 from edge_agent.core import AgentIdentity, EdgeAgent
 from edge_agent.model import EdgeModel, runtime_options
@@ -40,8 +43,10 @@ def running_agent(config: AgentConfig) -> Iterator[EdgeAgent]:
 def running_device(config: AgentConfig) -> Iterator[RunningDevice]:
     config.state_dir.mkdir(parents=True, exist_ok=True)
     model = EdgeModel(config.bundle, runtime_options(config.device, config.threads), max_batch=config.batch)
+    probes = ProbeInstaller(Path(config.bundle), model.version, model.load, model.swap, lambda: model.engine.manifest,
+                            config.state_dir, verify=probe_signature_check(config.policy_keys))
     keeper = PolicyKeeper(ModelRef(model.model_id, model.version), config.cohort, config.policy_path,
-                          verify_signature=signature_check(config.policy_keys))
+                          verify_signature=signature_check(config.policy_keys), probes=probes)
     privacy = PrivacyRules.compile(config.privacy_patterns, never_escalate=config.never_escalate)
     with contextlib.ExitStack() as stack:
         stack.callback(model.close)
@@ -65,11 +70,11 @@ def running_device(config: AgentConfig) -> Iterator[RunningDevice]:
         agent = EdgeAgent(model, keeper, queue, AgentIdentity(config.device_id, config.cohort), escalator=client,
                           privacy=privacy, on_recorded=uploader.wake if uploader else None, feedback=feedback)
         stack.callback(agent.close)
-        yield RunningDevice(agent, _status_of(agent, queue, client, model.version, model.probe_version))
+        yield RunningDevice(agent, _status_of(agent, queue, client, model.version, lambda: model.probe_version))
 
 
 def _status_of(agent: EdgeAgent, queue: OutcomeQueue, client: EscalationClient | None,
-               model_version: str, probe_version: str = "") -> Callable[[], DeviceSnapshot]:
+               model_version: str, probe_version: Callable[[], str]) -> Callable[[], DeviceSnapshot]:
     def status() -> DeviceSnapshot:
         from edge_agent.api.metrics import DeviceSnapshot
 
@@ -77,6 +82,6 @@ def _status_of(agent: EdgeAgent, queue: OutcomeQueue, client: EscalationClient |
         outbox = queue.stats()
         return DeviceSnapshot(outbox.queued, breaker, agent.policy.policy_version, model_version,
                               outbox_evicted=outbox.evicted_total, outcomes_unrecorded=agent.outcomes_unrecorded,
-                              probe_version=probe_version)
+                              probe_version=probe_version())  # a delivered probe changes it
 
     return status

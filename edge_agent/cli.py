@@ -4,6 +4,8 @@
     edge-agent ask "What is 12 times 7?" [--cloud ...]   # streams the answer, then one line of routing metadata
                                                         # (with ttft_ms: in post mode the answer waits for
                                                         # the decision, so it comes whole)
+    edge-agent bundle update --cloud HOST:PORT --policy-key KEY.pub   # the cohort's bundle, signed and resumable
+    edge-agent bundle rollback | status                 # the previous bundle back; versions (docs/bundle-delivery.md)
     edge-agent --version                                 # the installed release
 
 Every option also reads ``CONFROUTE_EDGE_<OPTION>`` (e.g. ``CONFROUTE_EDGE_CLOUD``; docs/configuration.md lists
@@ -31,6 +33,7 @@ from confroute.version import add_version_flag
 from edge_agent import huge_pages
 from edge_agent.answer import AgentAnswer
 from edge_agent.app import running_agent, running_device
+from edge_agent.bundles import command as bundle_command
 from edge_agent.config import AgentConfig, add_arguments, config_from
 
 log = logging.getLogger("edge_agent")
@@ -56,6 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     ask.add_argument("--top-p", type=float, default=1.0)
     ask.add_argument("--seed", type=int)
     add_arguments(ask)
+    bundle_command.add_commands(sub)
     return parser
 
 
@@ -117,6 +121,8 @@ def _run(argv: Sequence[str], env: Mapping[str, str], *, reexec: bool) -> int:
     if command == "serve" and config.huge_pages and reexec:  # a long-running agent: decoding speed first
         huge_pages.reexec_with_huge_pages()
     configure_logging(config.log_format)
+    if command == "bundle":
+        return bundle_command.run(config, args)
     if command == "serve":
         serve(config)
     else:

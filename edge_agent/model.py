@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Mapping, Sequence
+import threading
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from confroute.engine import Engine, Generation, RuntimeOptions, SamplingParams
@@ -40,11 +42,49 @@ class EdgeModel:
     ``max_batch`` > 1: up to that many answers decode together (continuous batching, see
     :mod:`confroute.engine.batch`), and the model may be called from several threads at once; 1: one
     answer at a time, from one thread at a time. :meth:`close` stops the batch's thread.
+
+    A new router probe arrives as a new engine on the same bundle (:meth:`load`, then :meth:`swap`): a query
+    runs on the engine it started with (:meth:`hold`), and an engine swapped out is closed once its last
+    query is done, so no query is dropped.
     """
 
     def __init__(self, bundle: str | os.PathLike[str], options: RuntimeOptions | None = None,
                  *, max_batch: int = 1) -> None:
+        self._bundle, self._options, self._max_batch = bundle, options, max_batch
         self.engine = Engine(bundle, options, max_batch=max_batch)
+        self._lock = threading.Lock()
+        self._holds: dict[int, int] = {}  # id(engine) -> queries running on it
+        self._retired: dict[int, Engine] = {}
+
+    def load(self) -> Engine:
+        """A new engine on the bundle as it is on disk now (a new probe), not yet answering."""
+        return Engine(self._bundle, self._options, max_batch=self._max_batch)
+
+    def swap(self, engine: Engine) -> None:
+        """Answers new queries with ``engine``; the old one closes when its last query is done."""
+        with self._lock:
+            old, self.engine = self.engine, engine
+            if self._holds.get(id(old)):
+                self._retired[id(old)] = old
+                return
+        old.close()
+
+    @contextlib.contextmanager
+    def hold(self, engine: Engine) -> Iterator[Engine]:
+        """Keeps ``engine`` open while a query runs on it."""
+        with self._lock:
+            self._holds[id(engine)] = self._holds.get(id(engine), 0) + 1
+        try:
+            yield engine
+        finally:
+            with self._lock:
+                left = self._holds[id(engine)] - 1
+                self._holds[id(engine)] = left
+                retired = self._retired.pop(id(engine), None) if left == 0 else None
+                if left == 0:
+                    del self._holds[id(engine)]
+            if retired is not None:
+                retired.close()
 
     @property
     def parallel(self) -> int:
@@ -52,7 +92,11 @@ class EdgeModel:
         return self.engine.parallel
 
     def close(self) -> None:
-        self.engine.close()
+        with self._lock:
+            engines = [self.engine, *self._retired.values()]
+            self._retired.clear()
+        for engine in engines:
+            engine.close()
 
     @property
     def model_id(self) -> str:
@@ -60,15 +104,18 @@ class EdgeModel:
 
     @property
     def version(self) -> str:
-        return self.engine.manifest.version
+        return self.engine.manifest.build_version  # policies and outcomes are scoped by the build, not the probe
 
     @property
     def probe_version(self) -> str:
         return self.engine.manifest.probe_version
 
-    def start(self, messages: Sequence[Mapping[str, Any]], params: SamplingParams) -> GenerationRun:
-        """Prefills now (the TBG probe is known before any decoding); iterate the run to stream tokens."""
-        return self.engine.start(self.engine.encode_chat(messages), params)
+    def start(self, messages: Sequence[Mapping[str, Any]], params: SamplingParams,
+              engine: Engine | None = None) -> GenerationRun:
+        """Prefills now (the TBG probe is known before any decoding) on ``engine`` (default: the current one);
+        iterate the run to stream tokens."""
+        engine = engine or self.engine
+        return engine.start(engine.encode_chat(messages), params)
 
     def answer(self, messages: Sequence[Mapping[str, Any]], params: SamplingParams) -> Generation:
         return self.engine.chat(messages, params)

@@ -4,8 +4,10 @@ The post-generation threshold is chosen on calibrated confidences: the isotonic 
 into the policy, and the device compares ``map(raw score)`` with the threshold (one
 ``confroute.contract.CalibrationMap`` reads the raw scores here and there; see ``confroute.routing``).
 The pre-generation threshold is chosen on the TBG probe as it is (a probe is trained as a probability, and a policy
-carries no pre-generation calibration) when its labels suffice, else the current one stays. A new
-partition's hybrid band is empty (both ends at the pre threshold); later policies keep the band.
+carries no pre-generation calibration) when its labels suffice, else the current one stays. The hybrid
+band is placed on the same pre-score labels, anchored to what the new post threshold keeps and escalates
+(``confroute.calibration.band``); without enough of them a new partition's band is empty (both ends at the
+pre threshold) and later policies keep theirs.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from confroute.calibration import (
     histogram_threshold_for_tradeoff,
 )
 from confroute.calibration._checks import FloatArray
+from confroute.calibration.band import Band, hybrid_band, post_outcomes
 from confroute.contract.calibration_map import CalibrationMap
 from confroute.contract.common import ModelRef
 from confroute.contract.policy import Policy, Thresholds
@@ -66,13 +69,16 @@ def recalibrate(
     post_threshold = _threshold(post, post_conf, config)
     pre = stats.histograms.get("pre")
     pre_ok = pre is not None and not pre.refusal(config.min_labelled, config.min_effective_size)
+    band: Band | None = None
     if pre is not None and pre_ok:
         pre_threshold = _threshold(pre, pre.centres, config)
+        band = hybrid_band(pre, post_outcomes(post, post_conf, post_threshold))
+        provenance["hybrid_band"] = {"low": round(band.low, 6), "high": round(band.high, 6)}
     else:
         pre_threshold = current.thresholds.pre if current else post_threshold
     provenance["pre_recalibrated"] = pre_ok
     policy = _policy(stats, current, config, edge_model_version, cohort, now, calibration,
-                     pre_threshold, post_threshold)
+                     pre_threshold, post_threshold, band)
     provenance["after"] = _estimates(post, post_conf, post_threshold)
     if current is not None:
         provenance["before"] = _estimates(post, calibrated_bins(post, current.calibration), current.thresholds.post)
@@ -95,8 +101,12 @@ def _policy(
     calibration: CalibrationMap,
     pre: float,
     post: float,
+    band: Band | None,
 ) -> Policy:
-    low, high = (current.thresholds.hybrid_low, current.thresholds.hybrid_high) if current else (pre, pre)
+    if band is not None:
+        low, high = band.low, band.high
+    else:
+        low, high = (current.thresholds.hybrid_low, current.thresholds.hybrid_high) if current else (pre, pre)
     model_id = stats.model_id or (current.edge_model.id if current else "")
     return Policy(
         policy_version=policy_version(now),

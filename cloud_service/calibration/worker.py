@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime, timezone
 from typing import Protocol
 
@@ -134,8 +135,8 @@ class RecalibrationWorker:
         version, cohort = keys.partition.edge_model_version, keys.partition.cohort
         stats = await read_statistics(self._client, keys)
         current = await self._store.current(version, cohort)
-        result = recalibrate(stats, current, self._config, edge_model_version=version, cohort=cohort,
-                             now=self._clock())
+        result = with_probe_of(current, recalibrate(stats, current, self._config, edge_model_version=version,
+                                                    cohort=cohort, now=self._clock()))
         result.provenance["window"] = await self._window(keys)
         if decision is not None:
             result.provenance["canary"] = {"verdict": decision.verdict.value, "reason": decision.reason}
@@ -169,6 +170,19 @@ class RecalibrationWorker:
         }
         with translated("recording a recalibration"):
             await self._client.xadd(keys.recalibrations, fields, maxlen=PROVENANCE_HISTORY, approximate=True)
+
+
+def with_probe_of(current: Policy | None, result: Recalibration) -> Recalibration:
+    """``result`` carrying the probe ``current`` names, and its pre threshold: the statistics mix the scores
+    of every probe the partition ran (they are kept per build, not per probe), so a pre threshold fitted on
+    them would not be the probe's; the one the retrain worker published with the probe stays
+    (``cloud_service.retrain.worker``). Nothing changes while the current policy names no probe."""
+    if result.policy is None or current is None or not current.probe_version:
+        return result
+    thresholds = replace(result.policy.thresholds, pre=current.thresholds.pre)
+    policy = replace(result.policy, thresholds=thresholds, probe_version=current.probe_version, probe=current.probe)
+    result.provenance["probe"] = {"version": current.probe_version, "pre_kept": current.thresholds.pre}
+    return replace(result, policy=policy)
 
 
 async def publish(store: PolicyTarget, policy: Policy, canary_share: float) -> Published:

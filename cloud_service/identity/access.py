@@ -4,7 +4,8 @@ A device may act only as itself: every ``device_id`` and ``cohort`` in its messa
 its record, or the call is PERMISSION_DENIED. An operator may read any cohort's policy with the
 ``policy:read`` scope (roles read-only and policy-admin) and may neither escalate nor upload. The
 operator surface (``PolicyAdminService``) is for operators only: reads need ``policy:read``, changes
-``policy:write`` (role policy-admin).
+``policy:write`` (role policy-admin). Bundles (``BundleService``) are read as policies are: a device reads
+its own cohort's current release and files, as itself; an operator with ``policy:read`` any cohort's.
 """
 
 from __future__ import annotations
@@ -38,6 +39,11 @@ def require_policy_read(principal: Principal | None, device_id: str, cohort: str
         require_scope(principal, POLICY_READ)
         return
     require_self(principal, device_id, cohort, WATCH)
+
+
+def require_bundle_read(principal: Principal | None, device_id: str, cohort: str) -> None:
+    """The release and files of ``cohort``'s bundle: read as its policy is (:func:`require_policy_read`)."""
+    require_policy_read(principal, device_id, cohort)
 
 
 def require_operator(principal: Principal | None, scope: str) -> Principal:

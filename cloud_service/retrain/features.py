@@ -2,7 +2,7 @@
 
 While the service still holds a judged query's texts (:mod:`cloud_service.outcomes.held`), the judge
 worker hands the record to :class:`FeatureExtractor` (one of its ``after`` hooks). If the cloud's copy
-of the edge bundle is the build the device ran (the same content version as the record's edge model),
+of the edge bundle is the build the device ran (the same build version as the record's edge model),
 the extractor prefills the question exactly as the device did and keeps only what the router probe
 reads: the hidden states at the token before generation over the bundle's probe layers, as float16.
 :class:`FeatureStore` keeps them per partition (edge build, cohort) in a stream trimmed to about
@@ -88,8 +88,8 @@ class FeatureExtractor:
 
     @property
     def version(self) -> str:
-        """The content version of the edge build this extractor runs."""
-        return self._engine.manifest.version
+        """The build version of the edge bundle this extractor runs (its probe aside)."""
+        return self._engine.manifest.build_version
 
     async def __call__(self, record: OutcomeRecord) -> None:
         if record.edge_model.version != self.version or not record.prompt_text:

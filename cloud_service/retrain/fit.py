@@ -58,3 +58,25 @@ def refit(features: Floats, keep: npt.NDArray[np.int8], layout: FeatureLayout, l
         return Refit(n, kept, fit, fit.val_auroc, live_auroc, f"held-out AUROC {fit.val_auroc:.3f} is not above "
                      f"the live probe's {live_auroc:.3f} + margin {config.margin}")
     return Refit(n, kept, fit, fit.val_auroc, live_auroc, "")
+
+
+def transferred_threshold(live_scores: npt.ArrayLike, new_scores: npt.ArrayLike, threshold: float) -> float:
+    """The pre threshold for a new probe that keeps the operating point ``threshold`` had on the live one.
+
+    Both are scored (as probabilities) on the same held-out queries: the share the live probe escalates
+    there (score below ``threshold``) is the share the new threshold escalates. When the live probe does
+    not tell the queries apart there (every held-out query on one side: an untrained probe scores all
+    alike), there is no operating point to carry and ``threshold`` stays: it is a probability of the same
+    label on both probes.
+    """
+    live = np.asarray(live_scores, np.float64)
+    new = np.sort(np.asarray(new_scores, np.float64))
+    rate = float(np.mean(live < threshold)) if live.size else 0.0
+    if not 0.0 < rate < 1.0 or new.size == 0:
+        return threshold
+    k = round(rate * new.size)  # escalate the k lowest-scored held-out queries
+    if k <= 0:
+        return float(new[0])
+    if k >= new.size:
+        return float(np.nextafter(new[-1], np.inf)) if new[-1] < 1.0 else 1.0
+    return float(np.clip((new[k - 1] + new[k]) / 2.0, 0.0, 1.0))

@@ -23,6 +23,8 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc  # type: ignore[import-untyped]
 from grpc_reflection.v1alpha import reflection  # type: ignore[import-untyped]
 
+from cloud_service.bundles.pointers import BundleCatalog
+from cloud_service.bundles.servicer import BundleServicer
 from cloud_service.config import ServiceConfig
 from cloud_service.identity.service import IdentityServices, server_credentials
 from cloud_service.metrics import ServiceMetrics
@@ -38,6 +40,8 @@ from cloud_service.server.operator import PolicyAdminServicer
 from cloud_service.server.outcomes import OutcomesServicer
 from confroute.errors import Unavailable
 from confroute.v1 import (
+    bundle_pb2,
+    bundle_pb2_grpc,
     escalation_pb2,
     escalation_pb2_grpc,
     fleet_pb2,
@@ -59,6 +63,7 @@ SERVICE_NAMES: tuple[str, ...] = (
 BACKEND_HEALTH_NAMES: tuple[str, ...] = ("", SERVICE_NAMES[0])  # follow Triton
 STORE_HEALTH_NAMES: tuple[str, ...] = SERVICE_NAMES[1:]  # outcomes and fleet: Redis only
 OPERATOR_SERVICE = operator_pb2.DESCRIPTOR.services_by_name["PolicyAdminService"].full_name
+BUNDLE_SERVICE = bundle_pb2.DESCRIPTOR.services_by_name["BundleService"].full_name
 _SERVING = health_pb2.HealthCheckResponse.SERVING
 _NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 
@@ -73,6 +78,7 @@ class Dependencies:
     metrics: ServiceMetrics
     identity: IdentityServices | None = None  # None: calls are not authenticated (a development service)
     sightings: Sightings | None = None  # None: devices' last sightings are not noted (cloud_service.ops.devices)
+    bundles: BundleCatalog | None = None  # None: no BundleService (no --bundle-dir; docs/bundle-delivery.md)
 
 
 class CloudServer:
@@ -161,6 +167,10 @@ def build_server(config: ServiceConfig, deps: Dependencies) -> CloudServer:
         admin = PolicyAdminServicer(StoreAdmin(deps.policy_store))
         operator_pb2_grpc.add_PolicyAdminServiceServicer_to_server(admin, server)  # type: ignore[no-untyped-call]
         names = (*names, OPERATOR_SERVICE)
+    if deps.bundles is not None:  # whole-bundle delivery
+        bundles = BundleServicer(deps.bundles)
+        bundle_pb2_grpc.add_BundleServiceServicer_to_server(bundles, server)  # type: ignore[no-untyped-call]
+        names = (*names, BUNDLE_SERVICE)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection((*names, health.SERVICE_NAME, reflection.SERVICE_NAME), server)

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from prometheus_client import make_wsgi_app
 
 from cloud_service.backends.triton import TritonBackend, TritonBackendConfig
+from cloud_service.bundles.pointers import open_bundle_catalog
 from cloud_service.config import ServiceConfig
 from cloud_service.identity.service import open_identity
 from cloud_service.metrics import METRICS_PATH, ServiceMetrics, create_metrics, serve_wsgi
@@ -68,7 +69,8 @@ async def start_service(config: ServiceConfig, open_stores: StoresFactory, stack
     # Before the server: at shutdown the server drains first, then the monitor flushes what its calls noted.
     monitor = await stack.enter_async_context(
         open_loop_monitor(outcome_log, policy_store, metrics, MonitorSettings.of(config)))
-    deps = Dependencies(backend, outcome_log, policy_store, metrics, identity, monitor.sightings)
+    bundles = await stack.enter_async_context(open_bundle_catalog(config))
+    deps = Dependencies(backend, outcome_log, policy_store, metrics, identity, monitor.sightings, bundles)
     server = build_server(config, deps)
     await server.start(backend.ready, config.readiness_interval_s)
     stack.push_async_callback(server.stop, config.grace_s)

@@ -34,6 +34,11 @@ enrolment (record, token index, member set, revocation feed) is one MULTI on one
 The fleet's devices (:class:`DeviceKeys`, one hash tag ``{devices}``: one flush is one pipeline on one node):
 
     <devices>:records                   hash: device id -> what it last ran and when it was last seen (JSON)
+
+Bundle delivery (:class:`BundleKeys`, one hash tag ``{bundles}``; the bundles' bytes live on the service's
+file system, not in Redis):
+
+    <bundles>:releases                  hash: cohort -> its current signed bundle release (JSON)
 """
 
 from __future__ import annotations
@@ -251,3 +256,18 @@ class DeviceKeys:
     def records(self) -> str:
         """Hash: device id -> its record (JSON: versions it runs, last seen)."""
         return f"{self.prefix}:records"
+
+
+BUNDLES_PREFIX = "confroute:{bundles}"
+
+
+@dataclass(frozen=True)
+class BundleKeys:
+    """Where each cohort's current bundle release is kept (``cloud_service.bundles``)."""
+
+    prefix: str = BUNDLES_PREFIX
+
+    @property
+    def releases(self) -> str:
+        """Hash: cohort -> its current signed release (JSON of ``confroute.contract.bundle_release``)."""
+        return f"{self.prefix}:releases"

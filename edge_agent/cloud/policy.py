@@ -17,6 +17,12 @@ atomically). A received policy is applied only if it passes, in order:
    sends the current policy first); with other content it is rejected. A rollback is a new issue of
    the old content (a new ``issued_at``).
 
+5. its probe (with an installer, :mod:`edge_agent.cloud.probe_install`): the probe the policy names is
+   verified (signature, the bundle's build) and staged into the bundle with a model loaded on it, while
+   the current pair keeps answering; then policy and model are swapped together under the lock readers
+   take (:meth:`PolicyKeeper.snapshot`), so a query routes with an old pair or a new one, never a mix. A
+   refused probe refuses the policy.
+
 A rejected policy is logged with its reason and the last good one stays. An applied policy is saved
 (:mod:`edge_agent.cloud.policy_file`) and loaded at the next start, so a device restarted offline routes
 as it did and an older policy replayed after the restart is still stale; the saved policy passes the
@@ -32,17 +38,20 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, TypeVar
 
 from confroute.contract import ModelRef, Policy
 from confroute.errors import InvalidInput, InvalidPolicy
 from confroute.routing import default_policy
-from confroute.signing import PolicyVerifier, load_trusted_keys
+from confroute.signing import PolicyVerifier, ProbeVerifier, load_trusted_keys
 from confroute.v1 import fleet_pb2
 from edge_agent.cloud.policy_file import load_policy, save_policy
+from edge_agent.cloud.probe_install import ProbeCheck, ProbeInstaller, accept_unsigned_probe
 
 logger = logging.getLogger(__name__)
 
 SignatureCheck = Callable[[Policy], None]  # raises InvalidPolicy when the signature is bad or missing
+T = TypeVar("T")
 
 
 def accept_unsigned(policy: Policy) -> None:
@@ -58,6 +67,13 @@ def signature_check(trusted_key_paths: Sequence[Path]) -> SignatureCheck:
     verifier = PolicyVerifier(load_trusted_keys(trusted_key_paths))
     logger.info("policies must be signed by one of %s", ", ".join(verifier.key_ids))
     return verifier
+
+
+def probe_signature_check(trusted_key_paths: Sequence[Path]) -> ProbeCheck:
+    """A ``ProbeVerifier`` over the keys policies are checked with; none given: probes are not checked."""
+    if not trusted_key_paths:
+        return accept_unsigned_probe
+    return ProbeVerifier(load_trusted_keys(trusted_key_paths))
 
 
 @dataclass(frozen=True)
@@ -78,20 +94,29 @@ class PolicyKeeper:
         path: Path | None = None,
         *,
         verify_signature: SignatureCheck = accept_unsigned,
+        probes: ProbeInstaller[Any] | None = None,
     ) -> None:
         self.edge_model = edge_model
         self.cohort = cohort
         self._path = path
         self._verify = verify_signature
-        self._lock = threading.Lock()
+        self._probes = probes
+        self._lock = threading.Lock()  # readers' snapshot and the swap
+        self._offering = threading.Lock()  # one offer at a time (staging a probe takes a while, outside _lock)
         self._default = default_policy(edge_model, cohort)
-        self._received: Policy | None = self._load()
+        self._received: Policy | None = self._start()
 
     @property
     def current(self) -> Policy:
         """The policy to route with now."""
         received = self._received
         return self._default if received is None else received
+
+    def snapshot(self, read: Callable[[], T]) -> tuple[Policy, T]:
+        """The current policy and ``read()`` (the model it goes with) taken together: a swap of both
+        happens entirely before or after."""
+        with self._lock:
+            return self.current, read()
 
     @property
     def received_version(self) -> str:
@@ -112,19 +137,24 @@ class PolicyKeeper:
         return self._offer(policy)
 
     def _offer(self, policy: Policy) -> Verdict:
-        with self._lock:
+        with self._offering:
             try:
                 self._check_scope(policy)
                 if not self._is_new(policy):
                     logger.debug("policy %s is already current", policy.policy_version)
                     return Verdict(False, "already current")
+                staged = self._probes.stage(policy) if self._probes is not None else None
             except InvalidInput as exc:
                 return self._reject(policy.policy_version, str(exc))
             self._save(policy)
-            self._received = policy
+            with self._lock:
+                self._received = policy
+                if staged is not None and self._probes is not None:
+                    self._probes.commit(staged)
         logger.info(
-            "policy %s applied: mode=%s thresholds=%s shadow_rate=%s",
+            "policy %s applied: mode=%s thresholds=%s shadow_rate=%s probe=%s",
             policy.policy_version, policy.mode.value, policy.thresholds, policy.shadow_rate,
+            policy.probe_version or "shipped",
         )
         return Verdict(True)
 
@@ -168,6 +198,20 @@ class PolicyKeeper:
             save_policy(self._path, policy)
         except OSError as exc:
             logger.warning("policy %s applies but cannot be saved to %s: %s", policy.policy_version, self._path, exc)
+
+    def _start(self) -> Policy | None:
+        """The saved policy (if it still fits), with the bundle holding the probe it names; else None, with the
+        bundle's own probe back in place when a delivered one was left in it."""
+        saved = self._load()
+        if self._probes is None:
+            return saved
+        for policy in (saved, self._default) if saved is not None else (self._default,):
+            try:
+                self._probes.commit(self._probes.stage(policy))
+                return None if policy is self._default else policy
+            except InvalidInput as exc:
+                logger.warning("the probe of policy %s cannot be put back: %s", policy.policy_version, exc)
+        return None
 
     def _load(self) -> Policy | None:
         """The saved policy, if there is one that still fits this device."""

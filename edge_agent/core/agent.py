@@ -32,7 +32,7 @@ from confroute.contract import (
     TokenDelta,
 )
 from confroute.contract import Decision as Recorded
-from confroute.engine import Generation, SamplingParams
+from confroute.engine import Engine, Generation, SamplingParams
 from confroute.engine.engine import GenerationRun
 from confroute.errors import (
     DeadlineExceeded,
@@ -113,20 +113,25 @@ class EdgeAgent:
     def stream(self, messages: Sequence[Mapping[str, str]],
                params: SamplingParams) -> Iterator[TextDelta | AgentAnswer]:
         with self._slots:
-            answer = yield from self._route(self._context(messages, params))
+            # The policy and the engine (its router probe) are taken together: a new pair applies to the next
+            # query, and this one finishes on the engine it started with.
+            policy, engine = self._policies.snapshot(lambda: self._model.engine)
+            with self._model.hold(engine):
+                answer = yield from self._route(self._context(messages, params, policy), engine)
             yield answer
 
     def close(self) -> None:
         self._shadows.shutdown(wait=True)  # the shadows already promised are sent (each within its deadline)
 
-    def _context(self, messages: Sequence[Mapping[str, str]], params: SamplingParams) -> QueryContext:
+    def _context(self, messages: Sequence[Mapping[str, str]], params: SamplingParams,
+                 policy: Policy) -> QueryContext:
         model = self._policies.edge_model
         return QueryContext(uuid.uuid4().hex, self._identity.device_id, self._identity.cohort, model, messages,
-                            params, self._policies.current, datetime.now(timezone.utc))
+                            params, policy, datetime.now(timezone.utc))
 
-    def _route(self, query: QueryContext) -> Events:
+    def _route(self, query: QueryContext, engine: Engine) -> Events:
         started = time.perf_counter()
-        run = self._model.start(query.messages, query.params)
+        run = self._model.start(query.messages, query.params, engine)
         pre_signals = {} if run.tbg is None else {PROBE_TBG: run.tbg}
         pre = decide(pre_signals, query.policy, self._rng.random(),
                      self._privacy.vetoed(query.messages), stage=Stage.PRE)

@@ -10,7 +10,8 @@ exactly one boundary per external system, with ``raise ... from exc``.
     ├── BundleError                  a model bundle cannot be used
     │   ├── BundleNotFound
     │   ├── BundleCorrupt            manifest invalid, file missing, sha256 mismatch
-    │   └── ProbeShapeMismatch       probe weights that do not fit the bundle's probe spec
+    │   ├── ProbeShapeMismatch       probe weights that do not fit the bundle's probe spec
+    │   └── InsufficientDisk         a bundle download refused: the disk has less free space than it needs
     ├── ExportError                  building a bundle failed
     │   ├── SourceNotFound           missing file/folder, unknown hub id
     │   ├── SourceIntegrityError     wrong sha256, corrupt GGUF
@@ -74,6 +75,15 @@ class BundleCorrupt(BundleError):
 
 class ProbeShapeMismatch(BundleError):
     """Probe weights whose shape does not match the bundle's probe spec."""
+
+
+class InsufficientDisk(BundleError):
+    """A new bundle would not fit: refused before anything is downloaded."""
+
+    def __init__(self, message: str, *, needed_bytes: int, free_bytes: int) -> None:
+        super().__init__(message)
+        self.needed_bytes = needed_bytes
+        self.free_bytes = free_bytes
 
 
 class ExportError(ConfrouteError):

@@ -38,7 +38,7 @@ def test_protos_pass_buf_standard_lint() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-@pytest.mark.parametrize("name", ["common", "escalation", "outcomes", "fleet"])
+@pytest.mark.parametrize("name", ["common", "escalation", "outcomes", "fleet", "bundle"])
 def test_each_stub_imports_under_its_proto_path(name: str) -> None:
     module = importlib.import_module(f"confroute.v1.{name}_pb2")
     assert module.DESCRIPTOR.name == f"confroute/v1/{name}.proto"
@@ -60,6 +60,8 @@ def _method(module: str, service: str, rpc: str) -> tuple[bool, bool]:
         ("outcomes", "OutcomesService", "UploadOutcomes", True, True),
         ("fleet", "FleetService", "GetPolicy", False, False),
         ("fleet", "FleetService", "WatchPolicy", False, True),
+        ("bundle", "BundleService", "GetBundleRelease", False, False),
+        ("bundle", "BundleService", "ReadBundleFile", False, True),
     ],
 )
 def test_each_rpc_streams_the_way_the_contract_says(

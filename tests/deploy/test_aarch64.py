@@ -114,7 +114,7 @@ def escalate_everything(bundle: Path, state: Path) -> None:
     """The device's first policy (provisioning writes it, or the cloud sends it): post mode with a threshold
     no answer reaches, so the question is generated locally and then escalated."""
     manifest = load_bundle(bundle, verify=False)
-    policy = dataclasses.replace(default_policy(ModelRef(manifest.model_id, manifest.version), "default"),
+    policy = dataclasses.replace(default_policy(ModelRef(manifest.model_id, manifest.build_version), "default"),
                                  policy_version="aarch64-proof", mode=RoutingMode.POST,
                                  thresholds=Thresholds(pre=1.0, post=1.0, hybrid_low=1.0, hybrid_high=1.0),
                                  issued_at=datetime.now(timezone.utc), shadow_rate=0.0)

@@ -23,7 +23,7 @@ PENDING_CLOUD = {"TLS_CERT", "TLS_KEY", "TLS_CLIENT_CA"}
 EDGE_ENV_ONLY = {"TOKEN", "PRIVACY_PATTERNS", "POLICY_KEYS", "CORS_ORIGINS"}
 EDGE_FILES = [DEPLOY / "pi" / "confroute-edge.service", DEPLOY / "pi" / "edge.env.example",
               DEPLOY / "jetson" / "confroute-edge.service", DEPLOY / "jetson" / "compose.yaml",
-              DEPLOY / "jetson" / "Dockerfile"]
+              DEPLOY / "jetson" / "Dockerfile", DEPLOY / "jetson" / "confroute-bundle-update.service"]
 
 
 def cloud_containers(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:

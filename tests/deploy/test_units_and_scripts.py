@@ -64,3 +64,26 @@ def test_the_unit_is_hardened(deploy_tools: DeployTools, unit: Path, tmp_path: P
     for setting in ("DynamicUser=yes", "StateDirectory=confroute-edge", "ProtectSystem=strict",
                     "NoNewPrivileges=yes", "StandardOutput=journal"):
         assert setting in text
+
+
+BUNDLE_UPDATE = DEPLOY / "jetson" / "confroute-bundle-update.service"
+
+
+def test_the_bundle_update_unit_and_its_timer_verify_and_are_hardened(
+        deploy_tools: DeployTools, tmp_path: Path) -> None:
+    root = unit_root(tmp_path, BUNDLE_UPDATE)
+    timer = BUNDLE_UPDATE.with_suffix(".timer")
+    shutil.copy(timer, root / "etc/systemd/system" / timer.name)
+    units = [f"/etc/systemd/system/{BUNDLE_UPDATE.name}", f"/etc/systemd/system/{timer.name}"]
+
+    verified = run([deploy_tools.systemd_analyze, "verify", f"--root={root}", *units])
+    security = run([deploy_tools.systemd_analyze, "security", "--offline=yes", f"--root={root}", "--threshold=25",
+                    "--no-pager", units[0]])
+
+    assert verified.returncode == 0 and verified.stdout + verified.stderr == "", verified.stdout + verified.stderr
+    assert security.returncode == 0, security.stdout[-1500:]
+    text = BUNDLE_UPDATE.read_text()
+    for setting in ("Type=oneshot", "edge-agent bundle update", "systemctl try-restart confroute-edge.service",
+                    "ReadWritePaths=/opt/confroute", "StateDirectory=confroute-bundle", "UMask=0022"):
+        assert setting in text
+    assert "OnCalendar=daily" in timer.read_text() and "RandomizedDelaySec=" in timer.read_text()

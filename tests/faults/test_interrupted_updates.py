@@ -24,9 +24,10 @@ from confroute.bundle.probe import read_probe
 from confroute.bundle.store import load_bundle
 from confroute.contract import ModelRef
 from edge_agent.cloud import PolicyKeeper
+from edge_agent.cloud.probe_install import delivered_version
 from edge_agent.model import EdgeModel
 from tests.faults.stack import ROOT, START_TIMEOUT_S
-from tests.faults.updater import BUNDLE_SEEDS, COHORT, PROBE_WEIGHTS
+from tests.faults.updater import BUNDLE_SEEDS, COHORT, PROBE_WEIGHTS, pair_keeper
 
 pytestmark = [pytest.mark.faults, pytest.mark.slow, pytest.mark.timeout(240)]
 
@@ -78,6 +79,26 @@ def test_a_device_killed_while_updating_a_probe_keeps_a_bundle_that_loads(edge_b
         column = weight[:, manifest.probe.outputs.index("tbg")]
         assert any(np.all(column == value) for value in PROBE_WEIGHTS), "the probe is neither the old nor the new"
     EdgeModel(bundle).close()  # and the agent runs on it
+
+
+def test_a_device_killed_while_applying_probe_and_policy_restarts_on_a_whole_pair(edge_bundle: Path,
+                                                                                  tmp_path: Path) -> None:
+    bundle, state = tmp_path / "bundle", tmp_path / "state"
+    shutil.copytree(edge_bundle, bundle)
+    state.mkdir()
+    rng = random.Random(16)
+    for _ in range(KILLS):
+        kill_while_updating(["pair", str(bundle), str(state)], rng)
+        model, keeper = pair_keeper(bundle, state)  # what the agent does when it starts
+        try:
+            policy = keeper.current
+            assert policy.policy_version.startswith("u") and policy.probe is not None
+            manifest = model.engine.manifest
+            assert delivered_version(manifest) == policy.probe_version  # the pair, never a mix
+            weight, _ = read_probe(bundle, manifest)
+            np.testing.assert_array_equal(weight[:, manifest.probe.outputs.index("tbg")], policy.probe.weight)
+        finally:
+            model.close()
 
 
 def test_a_device_killed_while_replacing_its_bundle_keeps_one_that_loads(tmp_path: Path) -> None:

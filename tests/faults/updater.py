@@ -3,13 +3,16 @@
 Usage: python -m tests.faults.updater policy PATH EDGE_MODEL_ID EDGE_MODEL_VERSION
        python -m tests.faults.updater probe BUNDLE
        python -m tests.faults.updater bundle BUNDLE
+       python -m tests.faults.updater pair BUNDLE STATE
 
 ``policy``: offers a new policy to a ``PolicyKeeper`` saving to PATH (the device's path: validated,
 then written atomically), version ``u<n>``, issued one second apart, going on after the one saved there.
 ``probe``: rewrites the bundle's ``tbg`` probe with ``confroute.bundle.probe.write_probe``, alternating two
 weight sets (all 0.25 and all -0.25, bias 0), as training a probe on the device does. ``bundle``: exports
 a tiny bundle over BUNDLE (``export_bundle``: staging folder, then renames), alternating two seeds, as a
-device replacing its bundle does. Each prints
+device replacing its bundle does. ``pair``: offers policies that each carry a router probe (the two weight
+sets in turn) to a ``PolicyKeeper`` with a ``ProbeInstaller`` on BUNDLE, saving to STATE, as a device that
+receives probe + policy pairs from the fleet does. Each prints
 ``ready`` once its first update is done.
 """
 
@@ -25,9 +28,12 @@ import numpy as np
 from confroute.bundle.probe import write_probe
 from confroute.bundle.store import load_bundle
 from confroute.contract import ModelRef
+from confroute.contract.router_probe import RouterProbe
 from confroute.modelkit.export import ExportOptions, export_bundle
 from confroute.modelkit.tiny import tiny_source
 from edge_agent.cloud import PolicyKeeper
+from edge_agent.cloud.probe_install import ProbeInstaller
+from edge_agent.model import EdgeModel
 from tests.faults.device import always_escalate
 
 COHORT = "faults"
@@ -58,6 +64,28 @@ def update_probes(bundle: Path) -> None:
             print("ready", flush=True)
 
 
+def pair_keeper(bundle: Path, state: Path) -> tuple[EdgeModel, PolicyKeeper]:
+    """The model and keeper of a device receiving probe + policy pairs (what ``edge_agent.app`` assembles)."""
+    model = EdgeModel(bundle)
+    probes = ProbeInstaller(bundle, model.version, model.load, model.swap, lambda: model.engine.manifest,
+                            state)
+    keeper = PolicyKeeper(ModelRef(model.model_id, model.version), COHORT, state / "policy.json", probes=probes)
+    return model, keeper
+
+
+def update_pairs(bundle: Path, state: Path) -> None:
+    _model, keeper = pair_keeper(bundle, state)  # the model must stay alive: the keeper swaps it
+    dim = load_bundle(bundle).probe.feature_dim
+    first = n = int(keeper.received_version[1:] or 0)
+    while True:
+        n += 1
+        probe = RouterProbe.of(keeper.edge_model.version, COHORT, np.full(dim, PROBE_WEIGHTS[n % 2]), 0.0, (0, 1))
+        policy = always_escalate(keeper.edge_model, COHORT, f"u{n}", FIRST + timedelta(seconds=n))
+        assert keeper.offer(dataclasses.replace(policy, probe_version=probe.version, probe=probe)).applied
+        if n == first + 1:
+            print("ready", flush=True)
+
+
 def update_bundles(bundle: Path) -> None:
     n = 0
     while True:
@@ -70,6 +98,8 @@ def update_bundles(bundle: Path) -> None:
 def main(argv: list[str]) -> int:
     if argv[0] == "policy":
         update_policies(Path(argv[1]), ModelRef(argv[2], argv[3]))
+    elif argv[0] == "pair":
+        update_pairs(Path(argv[1]), Path(argv[2]))
     elif argv[0] == "probe":
         update_probes(Path(argv[1]))
     else:

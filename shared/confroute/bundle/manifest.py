@@ -94,11 +94,16 @@ class Manifest:
 
     @property
     def version(self) -> str:
-        """Content version: changes whenever any file (weights, probe, tokenizer) changes."""
-        digest = hashlib.sha256()
-        for name in sorted(self.files):
-            digest.update(f"{name}={self.files[name]}\n".encode())
-        return digest.hexdigest()[:12]
+        """Content version: changes whenever any file (weights, probe, tokenizer) changes. It checks a
+        bundle on disk; what scopes policies, outcome partitions and features is :attr:`build_version`."""
+        return _digest(self.files)
+
+    @property
+    def build_version(self) -> str:
+        """Build version: the content version of every file but the probe's. Writing a probe
+        (``confroute.bundle.probe.write_probe``) leaves it unchanged, so the policies, outcome partitions
+        and probe features of a build survive a new probe; :attr:`probe_version` tells the probes apart."""
+        return _digest({name: sha for name, sha in self.files.items() if name != self.probe.file})
 
     @property
     def probe_version(self) -> str:
@@ -115,6 +120,7 @@ class Manifest:
     def to_json(self) -> str:
         data = dataclasses.asdict(self)
         data["version"] = self.version
+        data["build_version"] = self.build_version
         return json.dumps(data, indent=2, sort_keys=True) + "\n"
 
     @staticmethod
@@ -123,6 +129,13 @@ class Manifest:
             return _from_dict(json.loads(text))
         except (ValueError, KeyError, TypeError) as exc:
             raise BundleCorrupt(f"manifest.json is not a valid bundle manifest: {exc}") from exc
+
+
+def _digest(files: Mapping[str, str]) -> str:
+    digest = hashlib.sha256()
+    for name in sorted(files):
+        digest.update(f"{name}={files[name]}\n".encode())
+    return digest.hexdigest()[:12]
 
 
 def _from_dict(d: dict[str, Any]) -> Manifest:

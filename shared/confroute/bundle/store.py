@@ -178,3 +178,46 @@ def write_atomically(dest: Path) -> Iterator[Path]:
         os.replace(dest, old)
     os.replace(staging, dest)
     shutil.rmtree(old, ignore_errors=True)
+
+
+def previous_of(dest: Path) -> Path:
+    """Where :func:`swap_in` keeps the bundle that ``dest`` held before: ``<dest>.previous`` beside it."""
+    return dest.with_name(f"{dest.name}.previous")
+
+
+def swap_in(new: Path, dest: Path) -> None:
+    """Makes the complete bundle folder ``new`` the one at ``dest`` and keeps the old one at
+    :func:`previous_of` (replacing the one kept before). ``new`` must be on ``dest``'s file system.
+
+    Three renames: ``dest`` aside to ``.<name>.old`` (a kill now: ``load_bundle`` puts it back), ``new`` to
+    ``dest`` (a kill now: the next swap moves ``.old`` to previous), ``.old`` to previous. Swapping in
+    :func:`previous_of` ``dest`` is a rollback (and a second one rolls forward again).
+    """
+    old, previous = dest.with_name(f".{dest.name}.old"), previous_of(dest)
+    settle_swap(dest)
+    if dest.exists():
+        os.replace(dest, old)
+    os.replace(new, dest)
+    if old.exists():
+        shutil.rmtree(previous, ignore_errors=True)
+        os.replace(old, previous)
+    _fsync_folder(dest.parent)
+
+
+def settle_swap(dest: Path) -> None:
+    """Finishes a :func:`swap_in` that a kill cut short: the old bundle put back when no new one took its
+    place, or else kept as the previous one."""
+    _put_back(dest)
+    old = dest.with_name(f".{dest.name}.old")
+    if old.is_dir():
+        shutil.rmtree(previous_of(dest), ignore_errors=True)
+        os.replace(old, previous_of(dest))
+
+
+def _fsync_folder(folder: Path) -> None:
+    with contextlib.suppress(OSError):  # make renames durable where folders can be opened
+        descriptor = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(descriptor)
+        finally:
+            os.close(descriptor)

@@ -14,6 +14,7 @@ from confroute.contract import _checks as check
 from confroute.contract.calibration_map import CalibrationMap
 from confroute.contract.common import ModelRef, timestamp_from_pb, timestamp_to_pb
 from confroute.contract.enums import ROUTING_MODE, RoutingMode
+from confroute.contract.router_probe import RouterProbe
 from confroute.errors import InvalidPolicy
 from confroute.v1 import fleet_pb2
 
@@ -59,7 +60,9 @@ class Policy:
     """A routing policy for one (edge model build, cohort), versioned and optionally signed.
 
     ``shadow_rate`` in [0, 1] is the fraction of otherwise-local queries also sent to the cloud
-    as shadow requests. ``signature`` is an Ed25519 signature by the key ``key_id`` over the canonical
+    as shadow requests. ``probe_version`` names the router probe the thresholds were calibrated for ("":
+    the probe the bundle shipped with); ``probe`` carries that probe (signed on its own) so the device can
+    install both together. ``signature`` is an Ed25519 signature by the key ``key_id`` over the canonical
     bytes of :func:`confroute.signing.canonical_policy_bytes` (signed with ``confroute.signing.sign_policy``
     in the cloud, checked by ``confroute.signing.PolicyVerifier`` on the device).
     """
@@ -74,9 +77,17 @@ class Policy:
     shadow_rate: float = 0.0
     signature: bytes = b""
     key_id: str = ""
+    probe_version: str = ""
+    probe: RouterProbe | None = None
 
     def __post_init__(self) -> None:
         check.nonempty(self.policy_version, "policy_version", InvalidPolicy)
+        if self.probe is not None and self.probe.version != self.probe_version:
+            raise InvalidPolicy(f"it carries probe {self.probe.version} but names {self.probe_version!r}",
+                                field="probe_version")
+        if self.probe is not None and self.probe.edge_model_version != self.edge_model.version:
+            raise InvalidPolicy(f"its probe is for build {self.probe.edge_model_version}, the policy for "
+                                f"{self.edge_model.version}", field="probe.edge_model_version")
         check.nonempty(self.edge_model.id, "edge_model.id", InvalidPolicy)
         check.nonempty(self.edge_model.version, "edge_model.version", InvalidPolicy)
         if not isinstance(self.mode, RoutingMode):
@@ -97,6 +108,8 @@ class Policy:
             issued_at=timestamp_to_pb(self.issued_at),
             signature=self.signature,
             key_id=self.key_id,
+            probe_version=self.probe_version,
+            probe=None if self.probe is None else self.probe.to_pb(),
         )
 
     @classmethod
@@ -113,6 +126,8 @@ class Policy:
             issued_at=timestamp_from_pb(pb.issued_at, "issued_at", InvalidPolicy),
             signature=pb.signature,
             key_id=pb.key_id,
+            probe_version=pb.probe_version,
+            probe=RouterProbe.from_pb(pb.probe) if pb.HasField("probe") else None,
         )
 
     def signing_payload(self) -> bytes:

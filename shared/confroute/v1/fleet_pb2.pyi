@@ -65,7 +65,7 @@ class CalibrationMap(_message.Message):
     def __init__(self, x: _Optional[_Iterable[float]] = ..., y: _Optional[_Iterable[float]] = ...) -> None: ...
 
 class Policy(_message.Message):
-    __slots__ = ("policy_version", "edge_model", "cohort", "mode", "thresholds", "calibration", "shadow_rate", "issued_at", "signature", "key_id")
+    __slots__ = ("policy_version", "edge_model", "cohort", "mode", "thresholds", "calibration", "shadow_rate", "issued_at", "signature", "key_id", "probe_version", "probe")
     POLICY_VERSION_FIELD_NUMBER: _ClassVar[int]
     EDGE_MODEL_FIELD_NUMBER: _ClassVar[int]
     COHORT_FIELD_NUMBER: _ClassVar[int]
@@ -76,6 +76,8 @@ class Policy(_message.Message):
     ISSUED_AT_FIELD_NUMBER: _ClassVar[int]
     SIGNATURE_FIELD_NUMBER: _ClassVar[int]
     KEY_ID_FIELD_NUMBER: _ClassVar[int]
+    PROBE_VERSION_FIELD_NUMBER: _ClassVar[int]
+    PROBE_FIELD_NUMBER: _ClassVar[int]
     policy_version: str
     edge_model: _common_pb2.ModelRef
     cohort: str
@@ -86,4 +88,30 @@ class Policy(_message.Message):
     issued_at: _timestamp_pb2.Timestamp
     signature: bytes
     key_id: str
-    def __init__(self, policy_version: _Optional[str] = ..., edge_model: _Optional[_Union[_common_pb2.ModelRef, _Mapping]] = ..., cohort: _Optional[str] = ..., mode: _Optional[_Union[_common_pb2.RoutingMode, str]] = ..., thresholds: _Optional[_Union[Thresholds, _Mapping]] = ..., calibration: _Optional[_Union[CalibrationMap, _Mapping]] = ..., shadow_rate: _Optional[float] = ..., issued_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., signature: _Optional[bytes] = ..., key_id: _Optional[str] = ...) -> None: ...
+    probe_version: str
+    probe: RouterProbe
+    def __init__(self, policy_version: _Optional[str] = ..., edge_model: _Optional[_Union[_common_pb2.ModelRef, _Mapping]] = ..., cohort: _Optional[str] = ..., mode: _Optional[_Union[_common_pb2.RoutingMode, str]] = ..., thresholds: _Optional[_Union[Thresholds, _Mapping]] = ..., calibration: _Optional[_Union[CalibrationMap, _Mapping]] = ..., shadow_rate: _Optional[float] = ..., issued_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., signature: _Optional[bytes] = ..., key_id: _Optional[str] = ..., probe_version: _Optional[str] = ..., probe: _Optional[_Union[RouterProbe, _Mapping]] = ...) -> None: ...
+
+class RouterProbe(_message.Message):
+    __slots__ = ("version", "edge_model_version", "cohort", "weight_f32le", "bias", "first_layer", "last_layer", "provenance_json", "signature", "key_id")
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    EDGE_MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
+    COHORT_FIELD_NUMBER: _ClassVar[int]
+    WEIGHT_F32LE_FIELD_NUMBER: _ClassVar[int]
+    BIAS_FIELD_NUMBER: _ClassVar[int]
+    FIRST_LAYER_FIELD_NUMBER: _ClassVar[int]
+    LAST_LAYER_FIELD_NUMBER: _ClassVar[int]
+    PROVENANCE_JSON_FIELD_NUMBER: _ClassVar[int]
+    SIGNATURE_FIELD_NUMBER: _ClassVar[int]
+    KEY_ID_FIELD_NUMBER: _ClassVar[int]
+    version: str
+    edge_model_version: str
+    cohort: str
+    weight_f32le: bytes
+    bias: float
+    first_layer: int
+    last_layer: int
+    provenance_json: str
+    signature: bytes
+    key_id: str
+    def __init__(self, version: _Optional[str] = ..., edge_model_version: _Optional[str] = ..., cohort: _Optional[str] = ..., weight_f32le: _Optional[bytes] = ..., bias: _Optional[float] = ..., first_layer: _Optional[int] = ..., last_layer: _Optional[int] = ..., provenance_json: _Optional[str] = ..., signature: _Optional[bytes] = ..., key_id: _Optional[str] = ...) -> None: ...

@@ -112,6 +112,29 @@ def test_one_shot_recalibration_moves_the_escalation_rate_to_its_target(redis_se
     assert provenance["records"] == 6000 and provenance["window"]["first"]
 
 
+def test_the_hybrid_band_closes_when_the_pre_score_knows_what_the_post_score_knows(
+    redis_server: RedisServer,
+) -> None:
+    # The factory's pre score (probe_tbg) equals its post score: a draft's check adds nothing, so the band
+    # shrinks onto the post threshold (both ends near 0.3, where a rate target of 30% puts it).
+    log = OutcomeLogConfig(url=redis_server.url)
+
+    async def scenario() -> Policy | None:
+        async with worker(redis_server, log, target="rate", target_rate=0.3, canary_share=0.0) as (recal, store):
+            await store.publish(first_policy(0.05))
+            await ingest(log, routed(6000, threshold=0.05))
+            await recal.run_once()
+            return await store.current(EDGE.version, COHORT)
+
+    policy = run(scenario())
+
+    assert policy is not None
+    assert policy.thresholds.hybrid_low == pytest.approx(0.3, abs=0.05)
+    assert policy.thresholds.hybrid_high == pytest.approx(0.3, abs=0.05)
+    provenance = json.loads(recalibrations(redis_server, log)[0]["provenance"])
+    assert provenance["hybrid_band"] == {"low": policy.thresholds.hybrid_low, "high": policy.thresholds.hybrid_high}
+
+
 def test_a_quality_target_keeps_wrong_local_answers_under_alpha(redis_server: RedisServer) -> None:
     log = OutcomeLogConfig(url=redis_server.url)
 

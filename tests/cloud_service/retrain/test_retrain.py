@@ -19,18 +19,25 @@ import numpy as np
 import pytest
 import redis
 
+from cloud_service.calibration.policy_maker import Recalibration
+from cloud_service.calibration.worker import with_probe_of
 from cloud_service.outcomes.config import OutcomeLogConfig
 from cloud_service.outcomes.labels import LabelWriter, LateLabel
 from cloud_service.outcomes.writer import OutcomeWriter
+from cloud_service.policies import PolicyStoreConfig, RedisPolicyStore
 from cloud_service.redis_client import connect
 from cloud_service.retrain.artifact import RouterProbe
 from cloud_service.retrain.config import RetrainConfig
 from cloud_service.retrain.features import FeatureExtractor, FeatureStore, messages_of
+from cloud_service.retrain.fit import transferred_threshold
 from cloud_service.retrain.worker import RetrainResult, RetrainWorker
-from confroute.contract import ModelRef
+from confroute.bundle.store import load_bundle
+from confroute.contract import ModelRef, Policy
 from confroute.contract.enums import AnsweredBy, Decision, Label, LabelSource
 from confroute.contract.outcome import OutcomeRecord
 from confroute.engine import Engine
+from confroute.routing import default_policy
+from confroute.signing import PolicyVerifier, ProbeVerifier, SigningKey, TrustedKeys, generate_key_pair
 from tests.cloud_service.redis_server import RedisServer
 from tests.factories import routed
 
@@ -93,7 +100,7 @@ async def retrain(server: RedisServer, bundle: Path, config: RetrainConfig) -> l
 def edge_of(bundle: Path) -> ModelRef:
     engine = Engine(bundle)
     try:
-        return ModelRef(engine.manifest.model_id, engine.manifest.version)
+        return ModelRef(engine.manifest.model_id, engine.manifest.build_version)
     finally:
         engine.close()
 
@@ -167,3 +174,51 @@ def test_the_command_publishes_once_and_prints_one_json_line_per_partition(
     [line] = [json.loads(text) for text in done.stdout.splitlines()]
     assert (line["status"], line["cohort"], line["examples"]) == ("published", COHORT, 80)
     assert line["probe"].startswith("probe-")
+
+
+async def retrain_and_publish(server: RedisServer, bundle: Path, signer: SigningKey,
+                              config: RetrainConfig) -> tuple[list[RetrainResult], Policy | None]:
+    client = connect(server.url, connect_timeout_s=1.0, command_timeout_s=10.0)
+    store = RedisPolicyStore(PolicyStoreConfig(url=server.url), signer=signer)
+    try:
+        worker = RetrainWorker(client, OutcomeLogConfig(url=server.url), bundle, config, signer=signer,
+                               policies=store)
+        results = await worker.run_once()
+        return results, await store.current(edge_of(bundle).version, COHORT)
+    finally:
+        await store.close()
+        await client.aclose()
+
+
+def test_a_published_probe_is_signed_and_the_next_policy_names_and_carries_it(
+        redis_server: RedisServer, tiny_bundle: Path, tmp_path: Path) -> None:
+    signer = generate_key_pair(tmp_path / "fleet")
+    trusted = TrustedKeys.of([signer.private_key.public_key()])
+    run(log_and_label(redis_server, tiny_bundle, held_records(edge_of(tiny_bundle), 120)))
+
+    [result], policy = run(retrain_and_publish(redis_server, tiny_bundle, signer,
+                                               RetrainConfig(min_examples=60, canary_share=0.0)))
+
+    assert result.published is not None and policy is not None
+    ProbeVerifier(trusted)(result.published)
+    PolicyVerifier(trusted)(policy)
+    assert policy.probe_version == result.published.version and policy.probe == result.published
+    assert policy.edge_model.version == load_bundle(tiny_bundle).build_version  # the build, not the probe
+    # The live probe was the bundle's untrained one (every held-out query alike): the threshold stays.
+    assert policy.thresholds == default_policy(policy.edge_model, COHORT).thresholds
+
+    # The next recalibration keeps the probe and the pre threshold published with it.
+    recalibrated = Recalibration(replace(policy, policy_version="next", probe_version="", probe=None,
+                                         thresholds=replace(policy.thresholds, pre=0.1, post=0.4)))
+    kept = with_probe_of(policy, recalibrated).policy
+    assert kept is not None and kept.probe == policy.probe and kept.thresholds.pre == policy.thresholds.pre
+    assert kept.thresholds.post == 0.4
+
+
+def test_a_new_probes_threshold_keeps_the_live_operating_point_on_the_held_out_queries() -> None:
+    live = np.linspace(0.0, 1.0, 101)  # the current threshold 0.3 escalates 30% of them
+    new = np.linspace(0.5, 0.9, 101) ** 2  # another distribution of scores
+    threshold = transferred_threshold(live, new, 0.3)
+    assert np.mean(new < threshold) == pytest.approx(0.3, abs=0.01)
+    assert transferred_threshold(np.full(50, 0.5), new, 0.5) == 0.5  # an untrained live probe: no point to carry
+    assert transferred_threshold(live, new, 0.0) == 0.0  # escalating nothing stays escalating nothing

@@ -98,7 +98,7 @@ def test_no_bundle_needs_an_export_and_a_broken_manifest_is_left_to_the_loader(t
         load_bundle(tmp_path)
 
 
-def test_writing_a_probe_changes_the_weights_the_manifest_and_the_version(tiny_bundle: Path) -> None:
+def test_writing_a_probe_changes_weights_manifest_and_content_version_not_the_build(tiny_bundle: Path) -> None:
     before = load_bundle(tiny_bundle)
     weight = np.linspace(-1, 1, before.probe.feature_dim, dtype=np.float32)
     after = write_probe(tiny_bundle, "tbg", weight, 0.25, {"labels": "test", "auroc": 0.7})
@@ -108,6 +108,7 @@ def test_writing_a_probe_changes_the_weights_the_manifest_and_the_version(tiny_b
     assert not weights[:, 1].any()
     assert after.probe.is_trained("tbg") and not after.probe.is_trained("slt")
     assert after.version != before.version
+    assert after.build_version == before.build_version  # policies and partitions of the build still apply
     assert before.probe_version == "untrained"
     assert after.probe_version == after.files["probe.bin"][:12]
     assert load_bundle(tiny_bundle) == after
