@@ -149,8 +149,9 @@ def judge(config: RoundConfig) -> dict[str, Any]:
 
 
 def retrain(config: RoundConfig) -> list[dict[str, Any]]:
+    """A probe it publishes travels signed with a policy calibrated for it, to every device at once here."""
     return cloud_json("retrain", "--once", "--redis-url", config.redis_url, "--edge-bundle", str(config.edge_bundle),
-                      "--log-level", "ERROR")
+                      "--policy-signing-key", str(config.signing_key), "--canary-share", "0", "--log-level", "ERROR")
 
 
 def recalibrate(config: RoundConfig) -> list[dict[str, Any]]:
@@ -202,7 +203,7 @@ def recalibration_line(line: dict[str, Any]) -> str:
         facts.append(f"pre threshold recalibrated: {'yes' if line['pre_recalibrated'] else 'no, kept'}")
     band = line.get("hybrid_band")
     if isinstance(band, dict):
-        facts.append(f"hybrid band [{band.get('low')}, {band.get('high')}) around P(correct) {band.get('level')}")
+        facts.append(f"hybrid band [{band.get('low')}, {band.get('high')})")
     return f"{head} ({'; '.join(facts)})"
 
 

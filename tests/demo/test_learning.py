@@ -100,12 +100,12 @@ def test_only_one_line_json_objects_are_read_from_a_commands_output() -> None:
 
 def test_a_recalibration_says_what_it_published_or_why_not() -> None:
     published = {"status": "published", "version": "v2", "labelled": 7.0, "effective_size": 7.0,
-                 "pre_recalibrated": True, "hybrid_band": {"low": 0.0, "high": 1.0, "level": 0.25}}
+                 "pre_recalibrated": True, "hybrid_band": {"low": 0.0, "high": 1.0}}
     refused = {"status": "refused", "reason": "3 labelled outcomes, fewer than the minimum 5", "labelled": 3.0,
                "effective_size": 3.0}
 
     assert learning.recalibration_line(published) == (
         "recalibrate: published v2 (7 labelled post scores (answers generated on the device), effective size 7.0; "
-        "pre threshold recalibrated: yes; hybrid band [0.0, 1.0) around P(correct) 0.25)")
+        "pre threshold recalibrated: yes; hybrid band [0.0, 1.0))")
     assert learning.recalibration_line(refused).startswith(
         "recalibrate: refused: 3 labelled outcomes, fewer than the minimum 5 (3 labelled")
