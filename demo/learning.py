@@ -107,11 +107,15 @@ def wait_for_policy(agent: EdgeAgent, changed: Callable[[Policy], bool], timeout
     return False
 
 
+OWN_PROBE = "the bundle's own"
+
+
 def describe(policy: Policy) -> str:
     t = policy.thresholds
     return (f"policy {policy.policy_version}: mode {policy.mode.value}, pre {t.pre:.3f}, post {t.post:.3f}, "
             f"hybrid band [{t.hybrid_low:.3f}, {t.hybrid_high:.3f}), shadow rate {policy.shadow_rate:g}, "
-            f"calibration map {'fitted' if policy.calibration.x else 'none'}")
+            f"calibration map {'fitted' if policy.calibration.x else 'none'}, "
+            f"router probe {policy.probe_version or OWN_PROBE}")
 
 
 def rate_answers(agent: EdgeAgent, questions: Sequence[dict[str, str]], answers: Sequence[AgentAnswer]) -> int:

@@ -3,6 +3,7 @@ that it starts the product's commands rather than importing them."""
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, cast
@@ -70,7 +71,8 @@ def test_a_policy_is_described_by_what_routes() -> None:
 
     assert learning.describe(policy).startswith("policy builtin: mode pre, pre 0.500")
     assert "pre 0.710" in learning.describe(learned) and "hybrid band [0.600, 0.800)" in learning.describe(learned)
-    assert learning.describe(learned).endswith("calibration map fitted")
+    assert learning.describe(learned).endswith("calibration map fitted, router probe the bundle's own")
+    assert learning.describe(dataclasses.replace(learned, probe_version="p1")).endswith("router probe p1")
 
 
 def test_the_judge_summary_shows_only_what_happened() -> None:
