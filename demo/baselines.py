@@ -41,20 +41,25 @@ def per_side(answers: Sequence[AgentAnswer], sides: SideResults) -> list[str]:
     return lines
 
 
-def comparison(questions: Sequence[Mapping[str, str]], answers: Sequence[AgentAnswer],
-               sides: SideResults) -> list[str]:
+def comparison(questions: Sequence[Mapping[str, str]], runs: Sequence[tuple[str, Sequence[AgentAnswer]]],
+               sides: SideResults | None) -> list[str]:
+    """Right answers and cloud calls of each routed run (name, answers) and of each side alone (when measured)."""
     n = len(questions)
-    routed = sum(correct(a.text, q.get("gold", "")) for q, a in zip(questions, answers, strict=True))
-    calls = sum(a.side == "cloud" for a in answers)
-    lines = [f"{'policy':14}{'right':>8}{'cloud calls':>13}",
-             f"{'routed':14}{f'{routed}/{n}':>8}{f'{calls}/{n}':>13}",
-             f"{'always-edge':14}{f'{sum(sides.edge)}/{n}':>8}{f'0/{n}':>13}"]
+    lines = [f"{'policy':14}{'right':>8}{'cloud calls':>13}"]
+    for name, answers in runs:
+        routed = sum(correct(a.text, q.get("gold", "")) for q, a in zip(questions, answers, strict=True))
+        calls = sum(a.side == "cloud" for a in answers)
+        lines.append(f"{name:14}{f'{routed}/{n}':>8}{f'{calls}/{n}':>13}")
+    if sides is None:
+        return lines
+    lines.append(f"{'always-edge':14}{f'{sum(sides.edge)}/{n}':>8}{f'0/{n}':>13}")
     if sides.cloud is not None:
         lines.append(f"{'always-cloud':14}{f'{sum(sides.cloud)}/{n}':>8}{f'{n}/{n}':>13}")
         helps = [i for i in range(n) if not sides.edge[i] and sides.cloud[i]]
-        sent = sum(answers[i].side == "cloud" for i in helps)
-        lines.append(f"the cloud helps on {len(helps)} question(s) (edge wrong, cloud right); "
-                     f"the router sent {sent} of them up")
+        for name, answers in runs:
+            sent = sum(answers[i].side == "cloud" for i in helps)
+            lines.append(f"the cloud helps on {len(helps)} question(s) (edge wrong, cloud right); "
+                         f"{name} sent {sent} of them up")
     return lines
 
 

@@ -34,6 +34,7 @@ class StackConfig:
     triton_model: str
     startup_timeout_s: float = 600.0
     devices: tuple[tuple[str, str], ...] = ()  # (device id, cohort) to enrol: each gets a bearer token
+    text_ttl_s: int = 0  # > 0: the service holds judgeable texts for the judge (--retain-text) this long at most
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,6 +43,7 @@ class Stack:
     triton_url: str
     cloud_target: str
     policy_key: Path  # the public key of the service's policy signing key: what devices trust
+    signing_key: Path  # its private key: what `cloud-service policy set` and `recalibrate` sign with
     tokens: dict[str, str] = dataclasses.field(default_factory=dict, repr=False)  # device id -> its token
 
 
@@ -59,7 +61,7 @@ def cloud_stack(config: StackConfig) -> Iterator[Stack]:
         target = stack.enter_context(_service(config, redis_url, triton_url, private_key, secret))
         tokens = {device_id: _enrol(config.workdir, redis_url, secret, device_id, cohort)
                   for device_id, cohort in config.devices}
-        yield Stack(redis_url, triton_url, target, public_key, tokens)
+        yield Stack(redis_url, triton_url, target, public_key, private_key, tokens)
         _say("shutting the cloud side down")
 
 
@@ -128,6 +130,8 @@ def _service(config: StackConfig, redis_url: str, triton_url: str, signing_key: 
                "--triton-url", triton_url, "--triton-model", config.triton_model, "--redis-url", redis_url,
                "--metrics-listen", "", "--max-deadline-s", "120", "--policy-signing-key", str(signing_key),
                "--identity-secret", str(secret)]
+    if config.text_ttl_s > 0:
+        command += ["--retain-text", "--text-ttl-s", str(config.text_ttl_s)]
     with child("cloud-service", command, log) as process:
         wait_for_port("the cloud service", process, port, log, 60.0)
         _say(f"cloud service on 127.0.0.1:{port}")

@@ -20,9 +20,12 @@ from confroute.modelkit.export import ExportOptions, export_bundle
 from confroute.modelkit.tiny import tiny_source
 from confroute.paths import cache_dir
 from confroute.routing import default_policy
+from demo import learning
 from demo.stack import TRITON_MODEL, Stack, StackConfig, cloud_stack
+from edge_agent.app import running_agent
 from edge_agent.cloud import CloudConfig, EscalationClient, PolicyKeeper
 from edge_agent.cloud.channel import call_metadata
+from edge_agent.config import AgentConfig
 from edge_agent.core import AgentIdentity, EdgeAgent
 from edge_agent.model import EdgeModel
 from edge_agent.outbox import GrpcOutcomeSink, OutcomeQueue, QueueConfig, Uploader
@@ -40,7 +43,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Stack, Pat
     work = root / "work"
     work.mkdir()
     with cloud_stack(StackConfig(cache_dir(os.environ), work, cloud_bundle, None, None, TRITON_MODEL,
-                                 startup_timeout_s=120.0, devices=(("it-device", "it"),))) as running:
+                                 startup_timeout_s=120.0, devices=(("it-device", "it"),),
+                                 text_ttl_s=60)) as running:
         yield running, root
     shutil.rmtree(root, ignore_errors=True)
 
@@ -94,3 +98,27 @@ def test_escalations_go_through_triton_and_every_outcome_lands_in_redis(
     while _stream_length(running.redis_url, model) - before < 5 and time.monotonic() < deadline:
         time.sleep(0.1)
     assert _stream_length(running.redis_url, model) - before == 5
+
+
+def test_one_learning_round_publishes_a_policy_that_reaches_the_agent(
+        stack: tuple[Stack, Path], tiny_bundle: Path, tmp_path: Path) -> None:
+    """The demo's round on the real stack: the operator's starting policy, feedback labels through the agent,
+    the judge, retrain and recalibrate commands, and the new policy pushed to the agent by its watch."""
+    running, _ = stack
+    config = AgentConfig(
+        bundle=tiny_bundle, device="cpu", threads=1, device_id="it-device", cohort="it", state_dir=tmp_path / "edge",
+        cloud=CloudConfig(target=running.cloud_target, deadline_s=60.0, token=running.tokens["it-device"]),
+        privacy_patterns=(), never_escalate=False, http_host="127.0.0.1", http_port=0, log_format="text",
+        policy_keys=(running.policy_key,))
+    with running_agent(config) as agent:
+        round_config = learning.RoundConfig(running.redis_url, running.triton_url, TRITON_MODEL, running.signing_key,
+                                            tiny_bundle, agent.policy.edge_model, "it")
+        start = learning.publish_start_policy(round_config, agent.policy)
+        assert learning.wait_for_policy(agent, lambda p: p.policy_version == start)
+        # half the answers match their reference ("" is in every answer), half cannot
+        questions = [{"question": f"what is {i} plus {i}", "gold": "" if i % 2 else "no such answer"} for i in range(8)]
+        answers = [agent.answer([{"role": "user", "content": q["question"]}], SamplingParams(max_new_tokens=4))
+                   for q in questions]
+
+        assert learning.learning_round(round_config, agent, questions, answers)
+        assert agent.policy.policy_version > start and agent.policy.calibration.x  # recalibrated: a fitted map
