@@ -15,6 +15,7 @@ judge labels them, and then no byte of their text is left in Redis.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import urllib.error
 import urllib.request
@@ -33,7 +34,7 @@ from cloud_service.inference import TritonServerConfig, TritonServerProcess
 from cloud_service.judge import Judge, JudgeConfig, JudgeWorker
 from cloud_service.outcomes.config import OutcomeLogConfig
 from confroute.contract import ModelRef, OutcomeBatch, Policy, RoutingMode, Thresholds
-from confroute.contract.enums import Label, LabelSource
+from confroute.contract.enums import AnsweredBy, Label, LabelSource
 from confroute.contract.outcome import OutcomeRecord
 from confroute.modelkit.export import ExportOptions, export_bundle
 from confroute.modelkit.tiny import tiny_source
@@ -74,9 +75,14 @@ def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Servers]:
 
 @pytest.fixture
 def fleet(servers: Servers, tmp_path: Path) -> Iterator[Fleet]:
+    """Two devices that answer every query themselves: a rating labels the edge's answer only when the edge
+    gave it (a rating of the cloud's answer stays on the device)."""
     running = Fleet(servers, tmp_path, cohort="feedback", device_ids=DEVICES)
-    yield running
-    running.close()
+    try:
+        running.wait_until_running(running.publish(local_everything(running)).policy_version)
+        yield running
+    finally:
+        running.close()
 
 
 @pytest.fixture
@@ -154,11 +160,19 @@ def test_the_cloud_refuses_labels_for_other_devices_queries_and_from_sources_a_d
     judged = OutcomeRecord(**{**mine.__dict__, "label_source": LabelSource.CLOUD_JUDGE})
     ack = upload_labels(fleet, a, [judged])
     assert [(r.query_id, r.field) for r in ack.rejected] == [(record.query_id, "label_source")]
+    of_the_cloud = OutcomeRecord(**{**mine.__dict__, "answered_by": AnsweredBy.CLOUD})
+    ack = upload_labels(fleet, a, [of_the_cloud])
+    assert [(r.query_id, r.field) for r in ack.rejected] == [(record.query_id, "answered_by")]
     assert logged_labels(fleet) == {}
 
     first, again = upload_labels(fleet, a, [mine]), upload_labels(fleet, a, [mine])
     assert (first.stored, again.stored, again.duplicate_query_ids) == (1, 0, (record.query_id,))
     assert logged_labels(fleet) == {record.query_id: ("c", "user_feedback")}
+
+
+def local_everything(fleet: Fleet) -> Policy:
+    """Post-mode routing that keeps every query local, shadowing none."""
+    return dataclasses.replace(shadow_everything(fleet), policy_version="local-all", shadow_rate=0.0)
 
 
 def shadow_everything(fleet: Fleet) -> Policy:

@@ -31,7 +31,7 @@ from cloud_service.ops.devices import Sightings
 from cloud_service.outcomes.labels import LabelLog, uploaded_label
 from cloud_service.ports import OutcomeLog, StoreResult
 from cloud_service.server.limits import DeviceLimits, RequestLimits
-from confroute.contract.enums import Label, LabelSource
+from confroute.contract.enums import AnsweredBy, Label, LabelSource
 from confroute.contract.outcome import OutcomeRecord
 from confroute.contract.upload import OutcomeAck, OutcomeBatch, RejectedOutcome
 from confroute.errors import PermissionDenied, Unavailable
@@ -151,6 +151,9 @@ def admissible_labels(
         elif record.label is Label.UNKNOWN or record.label_source is not LabelSource.USER_FEEDBACK:
             refused.append(RejectedOutcome(record.query_id, "label_source",
                                            "a late label from a device must be a known user_feedback label"))
+        elif record.answered_by is not AnsweredBy.EDGE:
+            refused.append(RejectedOutcome(record.query_id, "answered_by",
+                                           "a user's rating of the cloud's answer is no label of the edge's answer"))
         else:
             kept.append(record)
     return tuple(kept), tuple(refused)

@@ -2,7 +2,8 @@
 
 Body: ``{"id": "<query id>", "rating": "good" | "bad"}``; the query id is the answer's
 ``X-Confroute-Query-Id`` header (or ``confroute.query_id`` in its body or final stream chunk).
-Answers: 200 ``{"object": "feedback", "id", "rating", "status": "recorded"}``; 400 for a malformed
+Answers: 200 ``{"object": "feedback", "id", "rating", "status": "recorded"}`` (``"recorded_not_uploaded"``
+for an answer the cloud gave: its rating is no label of the edge model's answer); 400 for a malformed
 body or an unknown rating; 404 (``query_not_found``) for a query this device did not answer or no
 longer remembers; 409 (``already_rated``) when the query was rated before (the first rating counts);
 501 when the agent takes no feedback. The rating travels to the cloud as the query's ``user_feedback``

@@ -214,7 +214,8 @@ OPERATIONS: tuple[Operation, ...] = (
         500: ERROR, 503: RETRY, 504: ERROR,
     }, request=_ref("ChatCompletionRequest")),
     Operation("POST", "/v1/feedback", "createFeedback", "Rate an answer this device gave (its user_feedback label)", {
-        200: Reply("the rating is recorded", {JSON: _ref("Feedback")}),
+        200: Reply("the rating is recorded (`status`: `recorded`, or `recorded_not_uploaded` for an answer the "
+                   "cloud gave, whose rating is no label of the edge's answer)", {JSON: _ref("Feedback")}),
         400: ERROR, 404: Reply("no answer of this device has that query id", {JSON: _ref("Error")}),
         409: Reply("the query was rated before (the first rating counts)", {JSON: _ref("Error")}),
         501: Reply("this agent takes no feedback", {JSON: _ref("Error")}),

@@ -8,7 +8,11 @@ second :class:`OutcomeQueue` file) that an :class:`Uploader` drains through
 itself was uploaded yet.
 
 Only queries this device answered, and still remembers, can be rated (others: ``UNKNOWN``); the first
-rating of a query counts (a second: ``ALREADY_RATED``). The label is queued before the query is marked
+rating of a query counts (a second: ``ALREADY_RATED``). A label says whether the *edge model's* answer was
+right (what the statistics calibrate and the router learns from), so a rating of an answer the cloud gave
+is taken and remembered but not uploaded (``NOT_UPLOADED``): it says nothing about the edge's answer.
+
+The label is queued before the query is marked
 rated, so a crash between the two leaves a rating that may be given again, never one that is lost.
 """
 
@@ -19,7 +23,7 @@ import enum
 from collections.abc import Callable
 
 from confroute.contract import OutcomeRecord
-from confroute.contract.enums import Label, LabelSource
+from confroute.contract.enums import AnsweredBy, Label, LabelSource
 from confroute.errors import InvalidInput
 from edge_agent.outbox.queue import OutcomeQueue
 
@@ -33,6 +37,7 @@ class Rated(enum.Enum):
     RECORDED = "recorded"  # queued for the cloud as the query's user_feedback label
     UNKNOWN = "unknown"  # this device answered no such query (or no longer remembers it)
     ALREADY_RATED = "already_rated"  # a rating for this query was taken before: nothing changed
+    NOT_UPLOADED = "recorded_not_uploaded"  # the cloud gave the answer: its rating is no label of the edge's
 
 
 def label_of(rating: str) -> Label:
@@ -68,6 +73,9 @@ class FeedbackDesk:
         record, rated = found
         if rated:
             return Rated.ALREADY_RATED
+        if record.answered_by is not AnsweredBy.EDGE:
+            self._outbox.mark_rated(query_id)
+            return Rated.NOT_UPLOADED
         if not self._labels.put(labelled(record, label)):
             return Rated.ALREADY_RATED  # a concurrent rating queued its label first
         self._outbox.mark_rated(query_id)

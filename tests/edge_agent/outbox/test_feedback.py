@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from confroute.contract.enums import Label, LabelSource
+from confroute.contract.enums import AnsweredBy, Decision, Label, LabelSource
 from confroute.errors import InvalidInput
 from edge_agent.api import ApiConfig, ApiServer, serve_api
 from edge_agent.outbox import OutcomeQueue, QueueConfig
@@ -66,6 +66,16 @@ def test_the_query_stays_rateable_after_its_record_was_uploaded(
 
     assert outbox.stats().queued == 0
     assert desk.rate("q1", "good") is Rated.RECORDED
+
+
+def test_a_rating_of_the_clouds_answer_is_taken_but_is_no_label_of_the_edges(
+        queues: tuple[OutcomeQueue, OutcomeQueue], desk: FeedbackDesk) -> None:
+    outbox, labels = queues
+    outbox.put(outcome("q1", decision=Decision.ESCALATED, answered_by=AnsweredBy.CLOUD))
+
+    assert desk.rate("q1", "bad") is Rated.NOT_UPLOADED
+    assert queued_labels(labels) == {}
+    assert desk.rate("q1", "good") is Rated.ALREADY_RATED
 
 
 def test_unknown_forgotten_and_twice_rated_queries_change_nothing(
