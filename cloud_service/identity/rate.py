@@ -12,9 +12,10 @@ the largest part of an escalation's own CPU time (on loopback the sender's kerne
 side of TCP; bench.cloud_service, docs/service-profile.md). Each call still gets its own bucket's answer.
 
 Leases: a busy device's tokens are taken ahead of use. A replica asks a bucket for one token per waiting
-call; when it spent what it took last within ``lease_ttl_s`` it asks for twice as many as the last time
-(at most ``lease_max``, and at most what the bucket refills in ``lease_ttl_s``), and spends the ones left
-over without a round trip until they run out or ``lease_ttl_s`` passes; then they are dropped. The script
+call; when it spent what it took last within ``lease_ttl_s`` it asks for twice as many as the last time,
+when some of them expired unspent it asks for as many as it spent (at most ``lease_max``, and at most what
+the bucket refills in ``lease_ttl_s``), and spends the ones left over without a round trip until they run
+out or ``lease_ttl_s`` passes; then they are dropped. The script
 grants what the bucket holds, up to the count asked. What this does to exactness, with R replicas and
 L = min(lease_max, floor(rate x lease_ttl_s)) (10/s with the defaults 0.5 s and 16: L = 5):
 
@@ -69,7 +70,7 @@ class _Lease:
 
     tokens: int
     expires: float  # the event loop's clock
-    size: int  # tokens asked for the last time
+    size: int  # tokens the bucket granted the last time, the callers' included
 
 
 class RateLimiter:
@@ -163,28 +164,29 @@ class RateLimiter:
                 if not answer.done():
                     answer.set_exception(exc)
             return
-        for (key, (_, answers)), asked, (granted, wait_ms) in zip(buckets.items(), wanted, replies, strict=True):
-            self._hand_out(key, answers, asked, int(granted), int(wait_ms))
+        for (key, (_, answers)), (granted, wait_ms) in zip(buckets.items(), replies, strict=True):
+            self._hand_out(key, answers, int(granted), int(wait_ms))
 
     def _wanted(self, key: str, rate: Rate, callers: int) -> int:
-        """Tokens to ask ``key``'s bucket for: its callers', or a lease twice the last one's size when this
-        replica spent the last one within its time (a busy device), at most the kind's lease bound."""
+        """Tokens to ask ``key``'s bucket for: at least one per waiting caller; for a device busy on this
+        replica, a lease of twice the last one when it was spent within its time, or of what was spent of it
+        when some expired, at most the kind's lease bound; after a pause, no lease."""
         lease = self._leases.get(key)
         bound = min(self._lease_max, math.floor(rate.per_s * self._lease_ttl_s))  # no more than it refills in one
-        if lease is None or bound <= 1:
+        if lease is None or bound <= 1 or asyncio.get_running_loop().time() >= lease.expires + self._lease_ttl_s:
             return callers
-        now = asyncio.get_running_loop().time()
-        busy = lease.tokens == 0 and now < lease.expires + self._lease_ttl_s
-        return max(callers, min(bound, 2 * lease.size) if busy else 1)
+        spent = lease.size - lease.tokens
+        return max(callers, min(bound, 2 * lease.size if lease.tokens == 0 else spent))
 
-    def _hand_out(self, key: str, answers: list[asyncio.Future[int]], asked: int, granted: int, wait_ms: int) -> None:
+    def _hand_out(self, key: str, answers: list[asyncio.Future[int]], granted: int, wait_ms: int) -> None:
         """The granted tokens to the waiting callers in order, the rest kept as the bucket's lease; the callers
         beyond them are refused with the bucket's wait."""
+        left = granted
         for answer in answers:
             if answer.done():  # a caller cancelled meanwhile: its token stays in the lease
                 continue
-            if granted > 0:
-                granted -= 1
+            if left > 0:
+                left -= 1
                 answer.set_result(0)
             else:
                 answer.set_result(max(1, wait_ms))
@@ -192,7 +194,7 @@ class RateLimiter:
             if len(self._leases) >= _MAX_KEPT and key not in self._leases:
                 self._leases.clear()  # what they held is lost: stricter, never looser
             expires = asyncio.get_running_loop().time() + self._lease_ttl_s
-            self._leases[key] = _Lease(granted, expires, asked)
+            self._leases[key] = _Lease(left, expires, granted)
 
     async def _evalsha(self, buckets: dict[str, tuple[Rate, list[asyncio.Future[int]]]],
                        wanted: list[int]) -> list[Any]:
