@@ -1,9 +1,10 @@
 """Per-device rate limits that hold across replicas: a token bucket per (device, kind of call) in Redis.
 
-One ``EVALSHA`` per admitted call: the script refills the bucket from Redis's own clock (so replicas'
-clocks do not matter), takes one token if there is one and otherwise answers how many milliseconds
-until there will be. The caller turns that into :class:`~confroute.errors.RateLimited`, which the
-service answers RESOURCE_EXHAUSTED with ``retry-after-ms`` and the device honours.
+An ``EVALSHA`` per check (or per lease, below): the script refills the bucket from Redis's own clock (so
+replicas' clocks do not matter), takes as many whole tokens as it holds up to the count asked, and answers
+how many it took and, when fewer than asked, how many milliseconds until the next. A caller left without a
+token gets :class:`~confroute.errors.RateLimited` with that wait, which the service answers
+RESOURCE_EXHAUSTED with ``retry-after-ms`` and the device honours.
 
 Checks share round trips: at most one pipeline of checks is in flight; the checks that arrive meanwhile
 go out together in the next one as soon as it returns (an idle replica sends a lone check at once, at
