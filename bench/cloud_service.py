@@ -7,7 +7,8 @@ concurrency 1 and 32, direct and through the service alternately in rounds (the 
 so that load changes hit both alike), and through a bare grpc.aio proxy (:mod:`bench.cloudbench.bare_proxy`:
 the floor any Python gRPC service in front of Triton pays). The service runs as in production: every
 call authenticated (the bearer token of one of ``--devices`` enrolled devices, in turn), each device's
-escalation rate checked in Redis (a rate set never to refuse), every escalation logged to the outcome
+escalation rate checked against its Redis bucket (a rate set never to refuse; tokens leased ahead of use for busy
+devices, as in production), every escalation logged to the outcome
 stream. The service's CPU time per escalation comes from its own kernel counters over the service
 windows; its goals are ratios to the bare proxy's in the same run (CPU <= 1.3x, req/s at c=32 >= 0.85x).
 Then the outcome log's throughput into Redis: ``store()`` in batches of 1000 (statistics on) and

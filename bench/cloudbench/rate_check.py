@@ -1,5 +1,6 @@
-"""CPU per token-bucket check, in isolation: :class:`RateLimiter` on its held connection against the same
-checks sent through redis-py's pipeline (what it did before), on a local ``redis-server``.
+"""CPU per token-bucket check, in isolation: :class:`RateLimiter` with leases (a busy device's tokens taken
+ahead of use, the default) and without (every check a round trip: on its held connection, and through
+redis-py's pipeline as before that), on a local ``redis-server``.
 
     python -m bench.cloudbench.rate_check [--checks N]
 
@@ -19,11 +20,12 @@ import time
 import uvloop
 
 from bench.cloudbench.processes import RedisProcess
-from cloud_service.identity.rate import Rate, RateLimiter
+from cloud_service.identity.rate import LEASE_TTL_S, Rate, RateLimiter
 from cloud_service.redis_client import connect
 
 _DEPTHS = (1, 4, 32)
-_UNLIMITED = Rate(1e9, 1_000_000_000)  # never refuses: every check is a full round trip
+_UNLIMITED = Rate(1e9, 1_000_000_000)  # never refuses: without leases every check is a full round trip
+_WAYS = (("redis-py pipeline", False, 0.0), ("held connection", True, 0.0), ("held, leases", True, LEASE_TTL_S))
 
 
 def _cpu() -> tuple[float, float]:
@@ -32,11 +34,13 @@ def _cpu() -> tuple[float, float]:
     return times.user, times.system
 
 
-async def _per_check(url: str, *, held: bool, depth: int, checks: int) -> tuple[float, float, float]:
+async def _per_check(
+    url: str, *, held: bool, lease_ttl_s: float, depth: int, checks: int
+) -> tuple[float, float, float]:
     """(user CPU µs, system CPU µs, wall µs) per check."""
     redis = connect(url, connect_timeout_s=5.0, command_timeout_s=5.0)
     try:
-        limiter = RateLimiter(redis, {"escalate": _UNLIMITED}, held=held)
+        limiter = RateLimiter(redis, {"escalate": _UNLIMITED}, held=held, lease_ttl_s=lease_ttl_s)
         await limiter.take("warm-up", "escalate")
         cpu, wall = _cpu(), time.perf_counter()
         for _ in range(checks // depth):
@@ -58,8 +62,10 @@ def main() -> None:
     with RedisProcess() as server:
         print(f"{'sent through':<24} {'depth':>5} {'user µs/check':>14} {'system µs/check':>16} {'wall µs/check':>14}")
         for depth in _DEPTHS:
-            for held, name in ((False, "redis-py pipeline"), (True, "held connection")):
-                user, system, wall = uvloop.run(_per_check(server.url, held=held, depth=depth, checks=args.checks))
+            for name, held, lease_ttl_s in _WAYS:
+                user, system, wall = uvloop.run(
+                    _per_check(server.url, held=held, lease_ttl_s=lease_ttl_s, depth=depth, checks=args.checks)
+                )
                 print(f"{name:<24} {depth:>5} {user:>14.1f} {system:>16.1f} {wall:>14.1f}")
 
 

@@ -54,6 +54,7 @@ class RedisOutcomeLog:
             config.url, connect_timeout_s=config.connect_timeout_s, command_timeout_s=config.command_timeout_s
         )
         self._writer = OutcomeWriter(self._client, config)
+        self._flusher_writer = OutcomeWriter(self._client, config, held=True)  # one batch at a time
         self._labels = LabelWriter(self._client, config)
         self._ack: AckPolicy | None = None
         self._buffer: deque[OutcomeRecord] = deque()
@@ -209,7 +210,7 @@ class RedisOutcomeLog:
         backoff = Backoff(self._config.retry_base_s, self._config.retry_cap_s).schedule()
         while True:
             try:
-                result = await self._writer.write(self._batch, origin="service")
+                result = await self._flusher_writer.write(self._batch, origin="service")
             except (Unavailable, Overloaded) as exc:
                 self._counters.write_errors += 1
                 await self._wait_to_retry(backoff, exc)

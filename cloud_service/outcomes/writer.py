@@ -7,6 +7,11 @@ without MULTI: about 1,000 records cost one round trip and no call blocks Redis 
 answers with one string of flags rather than an array: redis-py parses an array element by element,
 which cost more than encoding the records.
 
+A writer made with ``held`` (one caller writing one batch at a time: the service's flusher) sends a single
+server's batches on a connection of the client's pool held for it
+(:class:`~cloud_service.redis_client.HeldConnection`: commands packed once, replies parsed with hiredis),
+without redis-py's pipeline machinery; a cluster's go through redis-py's cluster pipeline.
+
 No entry holds text. With ``retain_text``, the service's records of judgeable escalations are also held
 whole, with a TTL, for the judge (:mod:`cloud_service.outcomes.held`), in the same pipeline.
 """
@@ -17,12 +22,13 @@ from collections.abc import Sequence
 from itertools import groupby
 from typing import Any
 
+from redis.asyncio import Redis
 from redis.exceptions import NoScriptError
 
 from cloud_service.outcomes import codec, held, statistics
 from cloud_service.outcomes.config import OutcomeLogConfig, PartitionKeys
 from cloud_service.ports import StoreResult
-from cloud_service.redis_client import RedisClient, translated
+from cloud_service.redis_client import HeldConnection, RedisClient, packed, translated
 from cloud_service.store.scripts import script
 from confroute.contract.outcome import OutcomeRecord
 from confroute.errors import Unavailable
@@ -41,9 +47,12 @@ _APPENDED = ord("1")
 class OutcomeWriter:
     """Writes batches of records durably; every failure is a confroute error (see ``redis_client``)."""
 
-    def __init__(self, client: RedisClient, config: OutcomeLogConfig) -> None:
+    def __init__(self, client: RedisClient, config: OutcomeLogConfig, *, held: bool = False) -> None:
+        """``held``: the caller writes one batch at a time, on a connection held for it (see the module
+        docstring)."""
         self._client = client
         self._config = config
+        self._held = HeldConnection(client) if held and isinstance(client, Redis) else None
 
     async def write(
         self, records: Sequence[OutcomeRecord], origin: str = "device", wait_aof_ms: int = 0
@@ -115,6 +124,8 @@ class OutcomeWriter:
         (a set in its own slot, so a separate command: registering twice is harmless), and the held texts
         written. ``WAITAOF`` last, on the pipeline's connection: it waits for the fsync of that connection's
         writes."""
+        if self._held is not None and not wait_aof_ms:
+            return await self._evalsha_held(self._held, calls, tags, holds)
         pipe = self._client.pipeline(transaction=False)
         append_once = script("append_once")
         for keys, args in calls:
@@ -129,6 +140,32 @@ class OutcomeWriter:
             if int(fsynced[0]) < 1:
                 raise Unavailable(f"Redis did not fsync the batch to its AOF within {wait_aof_ms} ms")
         return b"".join(replies[:len(calls)])
+
+    async def _evalsha_held(
+        self, connection: HeldConnection, calls: list[_Call], tags: set[str], holds: list[OutcomeRecord]
+    ) -> bytes:
+        """:meth:`_evalsha`'s commands, packed, on the held connection; the first error reply is raised, as
+        redis-py's pipeline raises it, once every reply is read. (The service's records are acknowledged to
+        nobody: a batch that waits for ``WAITAOF`` goes through the pipeline.)"""
+        sha = script("append_once").sha
+        commands = [packed("EVALSHA", sha, len(keys), *keys, *args) for keys, args in calls]
+        commands.append(packed("SADD", self._config.partitions_key, *sorted(tags)))
+        commands += self._hold_commands(holds)
+        replies = await connection.execute(b"".join(commands), len(commands))
+        for reply in replies:
+            if isinstance(reply, Exception):
+                raise reply
+        return b"".join(replies[:len(calls)])
+
+    def _hold_commands(self, records: list[OutcomeRecord]) -> list[bytes]:
+        """:meth:`_hold`'s commands, packed."""
+        config = self._config
+        commands: list[bytes] = []
+        for record in records:
+            keys = config.partition(record.edge_model.version, record.cohort)
+            commands.append(packed("SET", keys.held(record.query_id), held.hold_value(record), "EX", config.text_ttl_s))
+            commands.append(packed("XADD", keys.to_judge, "MAXLEN", "~", config.maxlen, "*", "qid", record.query_id))
+        return commands
 
     def _hold(self, pipe: Any, records: list[OutcomeRecord]) -> None:
         """Holds each record's texts under its TTL (one SET ... EX: never a key without one) and queues its

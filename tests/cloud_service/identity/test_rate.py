@@ -4,6 +4,7 @@ still gets its own bucket's answer."""
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
 
@@ -108,6 +109,74 @@ def test_a_failing_bucket_fails_its_pipeline_as_unavailable(redis_server: RedisS
             outcomes = await _takes(limiter, ["dev-x"])
             assert isinstance(outcomes[0], Unavailable)
             assert await _takes(limiter, ["dev-a"]) == [None]  # the connection is still in step
+        finally:
+            await redis.aclose()
+
+    asyncio.run(run())
+
+
+async def _evalsha_calls(redis: Any) -> int:
+    stats: dict[str, Any] = await redis.info("commandstats")
+    return int(stats.get("cmdstat_evalsha", {}).get("calls", 0))
+
+
+def test_a_busy_device_spends_leased_tokens_without_a_round_trip_each(redis_server: RedisServer) -> None:
+    async def run() -> None:
+        redis = connect(redis_server.url, connect_timeout_s=5.0, command_timeout_s=5.0)
+        try:
+            limiter = RateLimiter(redis, {"escalate": Rate(1000.0, 1000)}, lease_ttl_s=0.5, lease_max=16)
+            before = await _evalsha_calls(redis)
+            for _ in range(40):
+                await limiter.take("dev-a", "escalate")
+            # leases of 1, 2, 4, 8, 16, 16 tokens: 6 round trips for 40 calls, not 40
+            assert await _evalsha_calls(redis) - before <= 8
+        finally:
+            await redis.aclose()
+
+    asyncio.run(run())
+
+
+def test_leased_tokens_never_admit_more_than_the_bucket_holds(redis_server: RedisServer) -> None:
+    async def run() -> None:
+        redis = connect(redis_server.url, connect_timeout_s=5.0, command_timeout_s=5.0)
+        try:  # two replicas of one device, each leasing up to 4 (2/s over a 2 s lease) from a burst of 8
+            replicas = [RateLimiter(redis, {"escalate": Rate(2.0, 8)}, lease_ttl_s=2.0) for _ in range(2)]
+            outcomes = [await _takes(replicas[i % 2], ["dev-a"]) for i in range(24)]
+            admitted = sum(o == [None] for o in outcomes)
+            assert 8 <= admitted <= 9  # the burst, and at most the one token refilled meanwhile
+        finally:
+            await redis.aclose()
+
+    asyncio.run(run())
+
+
+def test_a_lease_not_spent_in_its_time_is_not_spent_later(redis_server: RedisServer) -> None:
+    async def run() -> None:
+        redis = connect(redis_server.url, connect_timeout_s=5.0, command_timeout_s=5.0)
+        try:
+            limiter = RateLimiter(redis, {"escalate": Rate(1000.0, 1000)}, lease_ttl_s=0.1)
+            for _ in range(2):  # the second check leases 2 tokens and keeps one
+                await limiter.take("dev-a", "escalate")
+            await asyncio.sleep(0.2)
+            before = await _evalsha_calls(redis)
+            await limiter.take("dev-a", "escalate")
+            assert await _evalsha_calls(redis) - before == 1
+        finally:
+            await redis.aclose()
+
+    asyncio.run(run())
+
+
+def test_without_leases_every_check_is_a_round_trip(redis_server: RedisServer) -> None:
+    async def run() -> None:
+        redis = connect(redis_server.url, connect_timeout_s=5.0, command_timeout_s=5.0)
+        try:
+            limiter = RateLimiter(redis, {"escalate": Rate(1000.0, 1000)}, lease_ttl_s=0.0)
+            await limiter.take("dev-b", "escalate")  # the script loaded: NOSCRIPT counts as a call
+            before = await _evalsha_calls(redis)
+            for _ in range(5):
+                await limiter.take("dev-a", "escalate")
+            assert await _evalsha_calls(redis) - before == 5
         finally:
             await redis.aclose()
 

@@ -12,6 +12,7 @@ import pytest
 from redis.crc import key_slot
 
 from cloud_service.outcomes import OutcomeLogConfig, RedisOutcomeLog, held
+from cloud_service.outcomes.writer import OutcomeWriter
 from cloud_service.ports import StoreResult
 from cloud_service.redis_client import connect
 from confroute.contract.enums import AnsweredBy, Decision, Label, LabelSource
@@ -250,3 +251,25 @@ def test_each_partition_keeps_its_stream_and_keys_in_one_slot_of_its_own() -> No
 def test_a_cohort_cannot_break_out_of_its_hash_tag() -> None:
     config = OutcomeLogConfig(url="redis://127.0.0.1:6379/0")
     assert config.partition("1", "a}b{c").stream == "confroute:outcomes:{1|a%7Db%7Bc}:stream"
+
+
+@pytest.mark.parametrize("held_connection", [True, False], ids=["held-connection", "redis-py-pipeline"])
+def test_the_service_writer_logs_each_query_once_on_either_connection(
+    redis_server: RedisServer, held_connection: bool
+) -> None:
+    config = OutcomeLogConfig(url=redis_server.url, key_prefix=f"w{int(held_connection)}:{{outcomes}}")
+
+    async def write() -> list[StoreResult]:
+        client = connect(config.url, connect_timeout_s=1.0, command_timeout_s=5.0)
+        try:
+            writer = OutcomeWriter(client, config, held=held_connection)
+            await client.script_flush()  # the first batch meets NOSCRIPT, loads the script and is sent again
+            return [await writer.write([outcome("q-1")], origin="service"),
+                    await writer.write([outcome("q-1"), outcome("q-2", cohort="beta")], origin="service")]
+        finally:
+            await client.aclose()
+
+    first, second = run(write())
+
+    assert first == StoreResult(stored=("q-1",), duplicates=())
+    assert second == StoreResult(stored=("q-2",), duplicates=("q-1",))
