@@ -118,16 +118,18 @@ def describe(policy: Policy) -> str:
             f"router probe {policy.probe_version or OWN_PROBE}")
 
 
-def rate_answers(agent: EdgeAgent, questions: Sequence[dict[str, str]], answers: Sequence[AgentAnswer]) -> int:
-    """Rates every answer by its reference (the feedback desk of ``POST /v1/feedback``); returns how many
-    ratings were taken."""
+def rate_answers(agent: EdgeAgent, questions: Sequence[dict[str, str]], answers: Sequence[AgentAnswer]) -> set[str]:
+    """Rates every answer by its reference (the feedback desk of ``POST /v1/feedback``); returns the query ids
+    whose rating travels to the cloud as a label (answers the edge gave: a rating of the cloud's answer is
+    no label of the edge's, and stays on the device)."""
     if agent.feedback is None:
         raise Unavailable("this agent takes no feedback")
-    taken = 0
+    uploaded: set[str] = set()
     for question, answer in zip(questions, answers, strict=True):
         rating = "good" if correct(answer.text, question.get("gold", "")) else "bad"
-        taken += agent.feedback.rate(answer.query_id, rating).value == "recorded"
-    return taken
+        if agent.feedback.rate(answer.query_id, rating).value == "recorded":
+            uploaded.add(answer.query_id)
+    return uploaded
 
 
 def wait_for_labels(config: RoundConfig, query_ids: set[str], timeout_s: float = 60.0) -> int:
@@ -172,13 +174,14 @@ def learning_round(config: RoundConfig, agent: EdgeAgent, questions: Sequence[di
     say(f"judge --once: {judged}" + ("" if judged != NOTHING_JUDGED else
         f" (texts are held for shadowed answers and post-mode escalations; {before.mode.value}-mode escalations "
         f"carry no edge draft, and the {before.shadow_rate:g} shadow sample took none)"))
-    rated = rate_answers(agent, questions, answers)
+    uploaded = rate_answers(agent, questions, answers)
     good = sum(correct(a.text, q.get("gold", "")) for q, a in zip(questions, answers, strict=True))
-    say(f"feedback: {rated} ratings through the device's feedback desk (POST /v1/feedback): {good} good, "
-        f"{len(answers) - good} bad (a rating is of the answer the user got, from whichever side; "
-        f"a query the judge labelled keeps the judge's label)")
-    labelled = wait_for_labels(config, {a.query_id for a in answers})
-    say(f"questions with a label in the cloud's log: {labelled} of {len(answers)}")
+    say(f"feedback: {len(answers)} ratings through the device's feedback desk (POST /v1/feedback): {good} good, "
+        f"{len(answers) - good} bad; {len(uploaded)} of them rate answers the edge gave and travel as labels "
+        f"(a rating of the cloud's answer says nothing about the edge's; a query the judge labelled keeps the "
+        f"judge's label)")
+    labelled = wait_for_labels(config, uploaded)
+    say(f"rated edge answers with a label in the cloud's log: {labelled} of {len(uploaded)}")
     for line in retrain(config) or [{"status": "idle", "reason": "no partition with new labels"}]:
         say(f"retrain --once: {line.get('status')}"
             + (f", probe {line['probe']}" if line.get("probe") else "")

@@ -113,7 +113,11 @@ def test_one_learning_round_publishes_a_policy_that_reaches_the_agent(
     with running_agent(config) as agent:
         round_config = learning.RoundConfig(running.redis_url, running.triton_url, TRITON_MODEL, running.signing_key,
                                             tiny_bundle, agent.policy.edge_model, "it")
-        start = learning.publish_start_policy(round_config, agent.policy)
+        # the tiny model's answers keep every query local (post threshold 0): ratings of the edge's answers are
+        # the labels (a rating of the cloud's answer is none)
+        keep_local = dataclasses.replace(agent.policy, mode=RoutingMode.POST,
+                                         thresholds=Thresholds(pre=0.0, post=0.0, hybrid_low=0.0, hybrid_high=0.0))
+        start = learning.publish_start_policy(round_config, keep_local)
         assert learning.wait_for_policy(agent, lambda p: p.policy_version == start)
         # half the answers match their reference ("" is in every answer), half cannot
         questions = [{"question": f"what is {i} plus {i}", "gold": "" if i % 2 else "no such answer"} for i in range(8)]

@@ -31,12 +31,13 @@ def _answer(query_id: str, text: str) -> AgentAnswer:
 @dataclass
 class _Desk:
     ratings: dict[str, str] = field(default_factory=dict)
+    cloud_answered: set[str] = field(default_factory=set)
 
     def rate(self, query_id: str, rating: str) -> Rated:
         if query_id in self.ratings:
             return Rated.ALREADY_RATED
         self.ratings[query_id] = rating
-        return Rated.RECORDED
+        return Rated.NOT_UPLOADED if query_id in self.cloud_answered else Rated.RECORDED
 
 
 @dataclass
@@ -48,10 +49,18 @@ def test_every_answer_is_rated_by_its_reference_once() -> None:
     desk = _Desk()
     answers = [_answer("a", "it is 7"), _answer("b", "3"), _answer("c", "9")]
 
-    taken = learning.rate_answers(cast(EdgeAgent, _Agent(desk)), QUESTIONS, answers)
+    uploaded = learning.rate_answers(cast(EdgeAgent, _Agent(desk)), QUESTIONS, answers)
 
-    assert taken == 3 and desk.ratings == {"a": "good", "b": "bad", "c": "good"}
-    assert learning.rate_answers(cast(EdgeAgent, _Agent(desk)), QUESTIONS, answers) == 0  # the first rating counts
+    assert uploaded == {"a", "b", "c"} and desk.ratings == {"a": "good", "b": "bad", "c": "good"}
+    assert learning.rate_answers(cast(EdgeAgent, _Agent(desk)), QUESTIONS, answers) == set()  # the first counts
+
+
+def test_ratings_of_the_clouds_answers_are_taken_but_not_waited_for_as_labels() -> None:
+    desk = _Desk(cloud_answered={"b"})
+    answers = [_answer("a", "it is 7"), _answer("b", "3"), _answer("c", "9")]
+
+    assert learning.rate_answers(cast(EdgeAgent, _Agent(desk)), QUESTIONS, answers) == {"a", "c"}
+    assert desk.ratings == {"a": "good", "b": "bad", "c": "good"}
 
 
 def test_an_agent_without_feedback_is_refused() -> None:
