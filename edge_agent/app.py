@@ -9,10 +9,13 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import grpc
+
 from confroute.contract import ModelRef
 from edge_agent.cloud import EscalationClient, PolicyKeeper, PolicyWatcher, open_channel, signature_check
 from edge_agent.cloud.channel import call_metadata
 from edge_agent.cloud.policy import probe_signature_check
+from edge_agent.cloud.probe_header import with_probe_version
 from edge_agent.cloud.probe_install import ProbeInstaller
 from edge_agent.config import AgentConfig
 from edge_agent.core import AgentIdentity, EdgeAgent
@@ -54,10 +57,15 @@ def running_device(config: AgentConfig) -> Iterator[RunningDevice]:
         labels = stack.enter_context(OutcomeQueue(QueueConfig(config.state_dir / "feedback.db", remember=0)))
         client = uploader = label_uploader = None
         if config.cloud is not None:
-            cloud = dataclasses.replace(config.cloud, probe_version=model.probe_version)
-            client = stack.enter_context(EscalationClient(cloud))
-            channel = open_channel(cloud)
-            stack.callback(channel.close)
+            cloud = dataclasses.replace(config.cloud, probe_version="")  # each call reads the live one:
+
+            def channel_for_calls() -> grpc.Channel:
+                opened = open_channel(cloud)
+                stack.callback(opened.close)
+                return with_probe_version(opened, lambda: model.probe_version)
+
+            client = stack.enter_context(EscalationClient(cloud, channel=channel_for_calls()))
+            channel = channel_for_calls()
             sink = GrpcOutcomeSink(channel, deadline_s=cloud.deadline_s, metadata=call_metadata(cloud))
             uploader = Uploader(queue, sink)
             label_uploader = Uploader(labels, GrpcOutcomeSink(channel, deadline_s=cloud.deadline_s,
@@ -65,7 +73,7 @@ def running_device(config: AgentConfig) -> Iterator[RunningDevice]:
             for running in (uploader, label_uploader):
                 running.start()
                 stack.callback(running.stop)
-            stack.enter_context(PolicyWatcher(keeper, cloud, config.device_id))
+            stack.enter_context(PolicyWatcher(keeper, cloud, config.device_id, channel=channel_for_calls()))
         feedback = FeedbackDesk(queue, labels, on_rated=label_uploader.wake if label_uploader else None)
         agent = EdgeAgent(model, keeper, queue, AgentIdentity(config.device_id, config.cohort), escalator=client,
                           privacy=privacy, on_recorded=uploader.wake if uploader else None, feedback=feedback)
