@@ -45,6 +45,7 @@ import json
 import os
 import sys
 import time
+from collections import Counter
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -59,6 +60,7 @@ from bench.learnbench.local_cloud import cloud_answers, local_cloud, open_backen
 from bench.learnbench.scores import cascade, random_apgr
 from bench.learnbench.ttft import LocalTtft, local_ttft
 from cloud_service.judge import Judge, JudgeConfig, JudgeWorker
+from cloud_service.judge.config import Method
 from cloud_service.judge.verdict import Verdict
 from cloud_service.ops.text_audit import text_bytes
 from cloud_service.outcomes import RedisOutcomeLog
@@ -100,6 +102,7 @@ class Config:
     test_frac: float
     max_new_tokens: int
     rounds: int
+    judge_method: Method
     judge_max_tokens: int
     ttft_n: int
     text_ttl_s: int
@@ -117,7 +120,10 @@ def parse_args(argv: Sequence[str] | None) -> Config:
     parser.add_argument("--cloud-bundle", type=Path, help=f"the local judge's model (default: {CLOUD_BUNDLE})")
     parser.add_argument("--judge", choices=("local", "none"),
                         help="the local judge arm (default: local unless --quick; needs CONFROUTE_TRITON_PYTHON)")
-    parser.add_argument("--judge-max-tokens", type=int, default=JudgeConfig().max_tokens)
+    parser.add_argument("--judge-method", choices=("single", "pairwise"), default="pairwise",
+                        help="the judge's prompt (default pairwise: the local 0.5B model does not follow single "
+                             "grading's format)")
+    parser.add_argument("--judge-max-tokens", type=int, default=96)
     parser.add_argument("--n", type=int, help="questions drawn from the recipe (default all 360; quick 120)")
     parser.add_argument("--rounds", type=int, help="parts the stream arrives in (default 3; quick 2)")
     parser.add_argument("--ttft-n", type=int, help="held-out questions answered for the TTFT (default 30; quick 10)")
@@ -132,8 +138,8 @@ def parse_args(argv: Sequence[str] | None) -> Config:
                   args.cloud_bundle or cache / "bundles" / CLOUD_BUNDLE,
                   triton_python(os.environ) if judge == "local" else None,
                   args.n or (120 if args.quick else None), 0.5, 32, args.rounds or (2 if args.quick else 3),
-                  args.judge_max_tokens, args.ttft_n or (10 if args.quick else 30), args.text_ttl_s, args.seed,
-                  args.json, command)
+                  args.judge_method, args.judge_max_tokens, args.ttft_n or (10 if args.quick else 30),
+                  args.text_ttl_s, args.seed, args.json, command)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -205,10 +211,12 @@ class RecordingJudge(Judge):
     def __init__(self, backend: InferenceBackend, config: JudgeConfig) -> None:
         super().__init__(backend, config)
         self.labels: dict[str, Label | None] = {}
+        self.reasons: dict[str, str] = {}
 
     async def verdict(self, query_id: str, question: str, edge_answer: str, cloud_answer: str) -> Verdict:
         verdict = await super().verdict(query_id, question, edge_answer, cloud_answer)
         self.labels[query_id] = verdict.label
+        self.reasons[query_id] = verdict.reason
         return verdict
 
 
@@ -220,6 +228,7 @@ class Arm:
     backend: InferenceBackend
     cloud_answers: list[str]  # by stream position (the train indices)
     max_tokens: int
+    method: Method = "single"
 
 
 async def learn_online(config: Config, engine: Engine, stream: Stream, indices: list[int], redis_url: str,
@@ -230,7 +239,8 @@ async def learn_online(config: Config, engine: Engine, stream: Stream, indices: 
     answers = dict(zip(indices, arm.cloud_answers, strict=True))
     records = [held_record(edge, f"q-{i}", stream.items[i], stream.answers[i], answers[i]) for i in indices]
     client = connect(redis_url, connect_timeout_s=1.0, command_timeout_s=600.0)
-    judge_config = JudgeConfig(max_in_flight=4, calls_per_second=1e6, max_tokens=arm.max_tokens, timeout_s=600.0)
+    judge_config = JudgeConfig(method=arm.method, max_in_flight=4, calls_per_second=1e6, max_tokens=arm.max_tokens,
+                               timeout_s=600.0)
     judge = RecordingJudge(arm.backend, judge_config)
     rounds: list[dict[str, Any]] = []
     judged: dict[str, int] = {}
@@ -257,7 +267,8 @@ async def learn_online(config: Config, engine: Engine, stream: Stream, indices: 
         stored = np.stack([features[order[f"q-{i}"]] for i in indices]) if len(order) == len(indices) else None
     finally:
         await client.aclose()
-    return {"rounds": rounds, "labels": judge.labels, "judged": judged, "judge_and_features_s": judge_s,
+    return {"rounds": rounds, "labels": judge.labels, "reasons": judge.reasons, "judged": judged,
+            "judge_and_features_s": judge_s,
             "text_bytes_after_judging": after_judging, "stored_features": stored,
             **await _ttl_audit(log, records[:DECOYS], config.text_ttl_s)}
 
@@ -314,7 +325,7 @@ def judge_arm(config: Config, engine: Engine, stream: Stream, train: list[int]) 
                 answers = await cloud_answers(backend, [stream.items[i].example.messages for i in train],
                                               config.max_new_tokens)
                 answered_s = time.perf_counter() - started
-                arm = Arm("judge", backend, answers, config.judge_max_tokens)
+                arm = Arm("judge", backend, answers, config.judge_max_tokens, config.judge_method)
                 return await learn_online(config, engine, stream, train, redis_server.url, arm), answered_s
             finally:
                 await backend.close()
@@ -410,6 +421,8 @@ def report(config: Config, stream: Stream, train: list[int], test: list[int], la
         out.update(_arm_keys(final, "learned_judge", "learned"))
         out.update(judge_agreement(stream, train, judge["labels"]))
         out["judge_judged"] = judge["judged"]
+        out["judge_method"], out["judge_max_tokens"] = config.judge_method, config.judge_max_tokens
+        out["judge_verdicts"] = dict(Counter(judge["reasons"].values()).most_common(8))
         out["judge_text_bytes_after_judging"] = judge["text_bytes_after_judging"]
         out["judge_text_bytes_after_ttl"] = judge["text_bytes_after_ttl"]
         seconds["cloud_answers"] = online["cloud_answers_s"]
