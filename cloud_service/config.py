@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 from cloud_service.backends.prompt import PROMPT_FORMATS, PromptFormat
 from cloud_service.event_loop import EVENT_LOOPS, EventLoop
+from cloud_service.identity.rate import LEASE_TTL_S
 from cloud_service.redis_client import check_url
 from confroute.errors import InvalidInput
 from confroute.logs import LOG_FORMATS
@@ -110,6 +111,9 @@ class ServiceConfig:
     rate_uploads_per_s: float = field(default=2.0, metadata=_help(
         "upload batches a second per device, across replicas (0: no limit)"))
     rate_upload_burst: int = field(default=20, metadata=_help("upload batches a device may save up"))
+    rate_lease_s: float = field(default=LEASE_TTL_S, metadata=_help(
+        "how long a replica may spend tokens it took ahead of use from a busy device's bucket (0: no leases; "
+        "every call checked in Redis); see docs/service-profile.md for the bound across replicas"))
     max_device_escalations: int = field(default=8, metadata=_help("escalations at once per device and replica"))
     max_device_watches: int = field(default=4, metadata=_help("policy watch streams at once per device and replica"))
     invalid_credential_burst: int = field(default=20, metadata=_help(
@@ -137,6 +141,8 @@ class ServiceConfig:
             _require(math.isfinite(value) and value >= 0, name, "a rate >= 0 (0: no limit)")
         rate = self.invalid_credentials_per_s
         _require(math.isfinite(rate) and rate > 0, "invalid_credentials_per_s", "a rate > 0")
+        _require(math.isfinite(self.rate_lease_s) and 0 <= self.rate_lease_s <= 5, "rate_lease_s",
+                 "seconds in [0, 5] (0: no leases)")
         _require(self.event_loop in EVENT_LOOPS, "event_loop", f"one of {EVENT_LOOPS}")
         _require(bool(self.tls_cert) == bool(self.tls_key), "tls_cert", "set together with tls_key")
         _require(not self.tls_client_ca or bool(self.tls_cert), "tls_client_ca", "used with tls_cert and tls_key")

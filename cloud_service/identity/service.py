@@ -61,7 +61,7 @@ async def open_identity(
         await authenticator.refresh()
     follower = asyncio.create_task(authenticator.follow(), name="revocation-feed")
     try:
-        yield IdentityServices(authenticator, RateLimiter(redis, rates(config)))
+        yield IdentityServices(authenticator, RateLimiter(redis, rates(config), lease_ttl_s=config.rate_lease_s))
     finally:
         await stop_task(follower)
         await redis.aclose()

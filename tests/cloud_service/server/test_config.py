@@ -50,6 +50,8 @@ def test_booleans_come_from_flags_or_words() -> None:
         ({"CONFROUTE_CLOUD_REDIS_URL": "redis://host:6379/zero"}, "redis_url"),
         ({"CONFROUTE_CLOUD_PROMPT_FORMAT": "llama"}, "prompt_format"),
         ({"CONFROUTE_CLOUD_RETAIN_TEXT": "maybe"}, "retain_text"),
+        ({"CONFROUTE_CLOUD_RATE_LEASE_S": "-1"}, "rate_lease_s"),
+        ({"CONFROUTE_CLOUD_RATE_LEASE_S": "inf"}, "rate_lease_s"),
     ],
 )
 def test_a_bad_value_is_invalid_input_naming_the_field(environ: dict[str, str], field: str) -> None:
