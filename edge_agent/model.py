@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from confroute.engine import Engine, Generation, RuntimeOptions, SamplingParams
@@ -44,8 +43,8 @@ class EdgeModel:
     answer at a time, from one thread at a time. :meth:`close` stops the batch's thread.
 
     A new router probe arrives as a new engine on the same bundle (:meth:`load`, then :meth:`swap`): a query
-    runs on the engine it started with (:meth:`hold`), and an engine swapped out is closed once its last
-    query is done, so no query is dropped.
+    runs on the engine it started with (:meth:`acquire`, :meth:`release`), and an engine swapped out is
+    closed once its last query is done, so no query is dropped.
     """
 
     def __init__(self, bundle: str | os.PathLike[str], options: RuntimeOptions | None = None,
@@ -69,22 +68,24 @@ class EdgeModel:
                 return
         old.close()
 
-    @contextlib.contextmanager
-    def hold(self, engine: Engine) -> Iterator[Engine]:
-        """Keeps ``engine`` open while a query runs on it."""
+    def acquire(self) -> Engine:
+        """The engine answering now, held open for one query until :meth:`release` (taken under the same lock
+        as :meth:`swap`, so a swap cannot close it in between)."""
         with self._lock:
+            engine = self.engine
             self._holds[id(engine)] = self._holds.get(id(engine), 0) + 1
-        try:
-            yield engine
-        finally:
-            with self._lock:
-                left = self._holds[id(engine)] - 1
-                self._holds[id(engine)] = left
-                retired = self._retired.pop(id(engine), None) if left == 0 else None
-                if left == 0:
-                    del self._holds[id(engine)]
-            if retired is not None:
-                retired.close()
+            return engine
+
+    def release(self, engine: Engine) -> None:
+        """Ends one query's hold on ``engine``; a swapped-out engine closes with its last query."""
+        with self._lock:
+            left = self._holds[id(engine)] - 1
+            self._holds[id(engine)] = left
+            retired = self._retired.pop(id(engine), None) if left == 0 else None
+            if left == 0:
+                del self._holds[id(engine)]
+        if retired is not None:
+            retired.close()
 
     @property
     def parallel(self) -> int:

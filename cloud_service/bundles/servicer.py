@@ -68,7 +68,10 @@ class BundleServicer(bundle_pb2_grpc.BundleServiceServicer):  # type: ignore[mis
         path = self._catalog.library.path(release.bundle_version, entry.name)
         size = chunk_bytes(request.max_chunk_bytes)
         with self._streams.slot(f"device {request.device_id!r}"):
-            descriptor = os.open(path, os.O_RDONLY)
+            try:
+                descriptor = os.open(path, os.O_RDONLY)
+            except FileNotFoundError:  # pruned since the release was read
+                await _not_found(context, f"bundle {release.bundle_version} is no longer held; read the release again")
             try:
                 offset = request.offset
                 while offset < entry.size:

@@ -173,15 +173,18 @@ class RecalibrationWorker:
 
 
 def with_probe_of(current: Policy | None, result: Recalibration) -> Recalibration:
-    """``result`` carrying the probe ``current`` names, and its pre threshold: the statistics mix the scores
-    of every probe the partition ran (they are kept per build, not per probe), so a pre threshold fitted on
-    them would not be the probe's; the one the retrain worker published with the probe stays
+    """``result`` carrying the probe ``current`` names, and its cuts on the pre score (the pre threshold and
+    the hybrid band): the statistics mix the scores of every probe the partition ran (they are kept per build,
+    not per probe), so cuts fitted on them would not be the probe's; the ones published with the probe stay
     (``cloud_service.retrain.worker``). Nothing changes while the current policy names no probe."""
     if result.policy is None or current is None or not current.probe_version:
         return result
-    thresholds = replace(result.policy.thresholds, pre=current.thresholds.pre)
+    kept = current.thresholds
+    thresholds = replace(result.policy.thresholds, pre=kept.pre, hybrid_low=kept.hybrid_low,
+                         hybrid_high=kept.hybrid_high)
     policy = replace(result.policy, thresholds=thresholds, probe_version=current.probe_version, probe=current.probe)
-    result.provenance["probe"] = {"version": current.probe_version, "pre_kept": current.thresholds.pre}
+    result.provenance["probe"] = {"version": current.probe_version, "pre_kept": kept.pre,
+                                  "hybrid_band_kept": [kept.hybrid_low, kept.hybrid_high]}
     return replace(result, policy=policy)
 
 

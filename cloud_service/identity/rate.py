@@ -165,23 +165,29 @@ class RateLimiter:
                 if not answer.done():
                     answer.set_exception(exc)
             return
-        for (key, (_, answers)), (granted, wait_ms) in zip(buckets.items(), replies, strict=True):
-            self._hand_out(key, answers, int(granted), int(wait_ms))
+        for (key, (rate, answers)), (granted, wait_ms) in zip(buckets.items(), replies, strict=True):
+            self._hand_out(key, answers, int(granted), int(wait_ms), self._lease_bound(rate))
+
+    def _lease_bound(self, rate: Rate) -> int:
+        """The most tokens this replica holds of one bucket ahead of use: no more than it refills in a lease."""
+        return min(self._lease_max, math.floor(rate.per_s * self._lease_ttl_s))
 
     def _wanted(self, key: str, rate: Rate, callers: int) -> int:
         """Tokens to ask ``key``'s bucket for: at least one per waiting caller; for a device busy on this
         replica, a lease of twice the last one when it was spent within its time, or of what was spent of it
         when some expired, at most the kind's lease bound; after a pause, no lease."""
         lease = self._leases.get(key)
-        bound = min(self._lease_max, math.floor(rate.per_s * self._lease_ttl_s))  # no more than it refills in one
+        bound = self._lease_bound(rate)
         if lease is None or bound <= 1 or asyncio.get_running_loop().time() >= lease.expires + self._lease_ttl_s:
             return callers
         spent = lease.size - lease.tokens
         return max(callers, min(bound, 2 * lease.size if lease.tokens == 0 else spent))
 
-    def _hand_out(self, key: str, answers: list[asyncio.Future[int]], granted: int, wait_ms: int) -> None:
-        """The granted tokens to the waiting callers in order, the rest kept as the bucket's lease; the callers
-        beyond them are refused with the bucket's wait."""
+    def _hand_out(self, key: str, answers: list[asyncio.Future[int]], granted: int, wait_ms: int,
+                  bound: int) -> None:
+        """The granted tokens to the waiting callers in order, the rest (at most ``bound``: callers who
+        cancelled meanwhile leave theirs, and more would pass the documented bound) kept as the bucket's lease;
+        the callers beyond them are refused with the bucket's wait."""
         left = granted
         for answer in answers:
             if answer.done():  # a caller cancelled meanwhile: its token stays in the lease
@@ -195,7 +201,7 @@ class RateLimiter:
             if len(self._leases) >= _MAX_KEPT and key not in self._leases:
                 self._leases.clear()  # what they held is lost: stricter, never looser
             expires = asyncio.get_running_loop().time() + self._lease_ttl_s
-            self._leases[key] = _Lease(left, expires, granted)
+            self._leases[key] = _Lease(min(left, max(bound, 0)), expires, granted)
 
     async def _evalsha(self, buckets: dict[str, tuple[Rate, list[asyncio.Future[int]]]],
                        wanted: list[int]) -> list[Any]:

@@ -132,11 +132,12 @@ class RetrainWorker:
                                     _provenance(decided, live))
             if self._signer is not None:
                 published = sign_probe(published, self._signer)
-            with translated("publishing a router probe"):
-                await self._client.set(keys.router_probe, published.to_json())
             _, val = split(keep, self._config.val_frac, self._config.seed)  # the slice refit held out
+            # the policy first: a probe is recorded as published only once a policy carries it to devices
             await self._publish_policy(published, _probability(live.score(features[val])),
                                        _probability(published.score(features[val])))
+            with translated("publishing a router probe"):
+                await self._client.set(keys.router_probe, published.to_json())
             logger.info("retrain %s|%s: published %s (held-out AUROC %.3f, live %.3f, %d examples)",
                         partition.edge_model_version, partition.cohort, published.version, decided.new_auroc,
                         decided.live_auroc, decided.examples)
@@ -155,10 +156,13 @@ class RetrainWorker:
         current = await self._policies.current(version, cohort)
         base = current or default_policy(ModelRef(self._manifest.model_id, version), cohort)
         pre = transferred_threshold(live_scores, new_scores, base.thresholds.pre)
+        # the band's cuts move the same way: each keeps the share of queries below it
+        low = transferred_threshold(live_scores, new_scores, base.thresholds.hybrid_low)
+        high = max(low, transferred_threshold(live_scores, new_scores, base.thresholds.hybrid_high))
         now = datetime.now(timezone.utc)
         policy = replace(base, policy_version=f"{now:%Y%m%dT%H%M%S}.{now.microsecond // 1000:03d}Z-{probe.version}",
                          issued_at=now, signature=b"", key_id="", probe_version=probe.version, probe=probe,
-                         thresholds=replace(base.thresholds, pre=pre))
+                         thresholds=replace(base.thresholds, pre=pre, hybrid_low=low, hybrid_high=high))
         published = await publish_candidate(self._policies, policy, self._config.canary_share, reason="new probe")
         logger.info("retrain %s|%s: policy %s names probe %s (%s), pre threshold %.4f (was %.4f on the live probe)",
                     version, cohort, published.version, probe.version, published.role, pre, base.thresholds.pre)
@@ -177,15 +181,27 @@ class RetrainWorker:
         return features[rows], np.array([_KEEP[codes[i]] for i in rows], np.int8)
 
     async def _live(self, keys: PartitionKeys) -> RouterProbe:
-        """The probe devices of this partition route with: the one published last, else the bundle's."""
+        """The probe devices of this partition route with: with a policy store, the one the partition's current
+        policy carries (the bundle's own when it names none: a rolled-back probe is not live); without one, the
+        probe published last, else the bundle's."""
+        partition = keys.partition
+        if self._policies is not None:
+            current = await self._policies.current(partition.edge_model_version, partition.cohort)
+            if current is not None and current.probe is not None:
+                return current.probe
+            if current is not None:
+                return self._bundle_probe(partition.cohort)
         with translated("reading the published router probe"):
             text = await self._client.get(keys.router_probe)
         if text is not None:
             return RouterProbe.from_json(text)
+        return self._bundle_probe(partition.cohort)
+
+    def _bundle_probe(self, cohort: str) -> RouterProbe:
         weights, biases = read_probe(self._bundle, self._manifest)
         column = self._manifest.probe.outputs.index(TBG)
         probe = self._manifest.probe
-        return RouterProbe.of(self._manifest.build_version, keys.partition.cohort, weights[:, column],
+        return RouterProbe.of(self._manifest.build_version, cohort, weights[:, column],
                               float(biases[column]), (probe.first_layer, probe.last_layer), {"source": "bundle"})
 
     async def _record(self, keys: PartitionKeys, decided: Refit, live: RouterProbe,

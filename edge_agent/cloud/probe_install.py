@@ -85,6 +85,7 @@ class ProbeInstaller(Generic[M]):
         wanted = policy.probe_version
         if wanted == delivered_version(self._running()):
             return Staged(None, wanted)
+        self._require_running_build()
         previous = snapshot_probe(self._bundle)
         try:
             if wanted != self.installed():
@@ -128,9 +129,19 @@ class ProbeInstaller(Generic[M]):
         except ProbeShapeMismatch as exc:
             raise InvalidPolicy(f"its probe {probe.version} does not fit this bundle: {exc}", field="probe") from exc
 
+    def _require_running_build(self) -> None:
+        """The bundle on disk must be the build this agent runs: ``edge-agent bundle update`` may have swapped
+        another one in, which this agent serves only after a restart (its policies, outcomes and saved probe
+        belong to the build it runs)."""
+        on_disk = load_bundle(self._bundle, verify=False).build_version
+        if on_disk != self._build_version:
+            raise InvalidPolicy(f"the bundle on disk is build {on_disk}, this agent runs build {self._build_version}: "
+                                "restart the agent to serve the new bundle", field="probe")
+
     def _save_shipped(self) -> None:
-        """Saves the bundle's own probe once, before a delivered one first replaces it."""
-        if self._snapshot_path.exists() or self.installed():
+        """Saves the bundle's own probe before a delivered one replaces it (again after a new release of the
+        same build, whose own probe may differ: while the bundle holds its own probe, that is the one saved)."""
+        if self.installed():
             return
         write_atomically(self._snapshot_path, snapshot_probe(self._bundle).to_json().encode("utf-8"))
 

@@ -115,9 +115,11 @@ class EdgeAgent:
         with self._slots:
             # The policy and the engine (its router probe) are taken together: a new pair applies to the next
             # query, and this one finishes on the engine it started with.
-            policy, engine = self._policies.snapshot(lambda: self._model.engine)
-            with self._model.hold(engine):
+            policy, engine = self._policies.snapshot(self._model.acquire)
+            try:
                 answer = yield from self._route(self._context(messages, params, policy), engine)
+            finally:
+                self._model.release(engine)
             yield answer
 
     def close(self) -> None:

@@ -10,7 +10,7 @@ itself was uploaded yet.
 Only queries this device answered, and still remembers, can be rated (others: ``UNKNOWN``); the first
 rating of a query counts (a second: ``ALREADY_RATED``). A label says whether the *edge model's* answer was
 right (what the statistics calibrate and the router learns from), so a rating of an answer the cloud gave
-is taken and remembered but not uploaded (``NOT_UPLOADED``): it says nothing about the edge's answer.
+is taken, the query marked rated, and nothing uploaded (``NOT_UPLOADED``): it says nothing about the edge's answer.
 
 The label is queued before the query is marked
 rated, so a crash between the two leaves a rating that may be given again, never one that is lost.
@@ -74,8 +74,7 @@ class FeedbackDesk:
         if rated:
             return Rated.ALREADY_RATED
         if record.answered_by is not AnsweredBy.EDGE:
-            self._outbox.mark_rated(query_id)
-            return Rated.NOT_UPLOADED
+            return Rated.NOT_UPLOADED if self._outbox.mark_rated(query_id) else Rated.ALREADY_RATED
         if not self._labels.put(labelled(record, label)):
             return Rated.ALREADY_RATED  # a concurrent rating queued its label first
         self._outbox.mark_rated(query_id)

@@ -6,6 +6,7 @@ the bundle's own probe back; a restart lines the bundle's probe up with the save
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import random
 import threading
@@ -165,6 +166,25 @@ def test_a_refused_probe_refuses_its_policy_and_the_previous_pair_keeps_working(
     assert running.score() == pytest.approx(0.7, abs=1e-4)
     assert (running.bundle / "probe.bin").read_bytes() == probe_file
     assert delivered_version(load_bundle(running.bundle)) == first.version
+
+
+def test_a_probe_for_a_bundle_updated_on_disk_but_not_yet_served_is_refused(running: Device, key: SigningKey) -> None:
+    first = probe_of(running.build, running.bundle, 0.7, key)
+    second = probe_of(running.build, running.bundle, 0.2, key)
+    assert running.keeper.offer(policy_of(running.build, "v1", 1, first, key)).applied
+    # `edge-agent bundle update` swapped another build in; this agent serves its own until it restarts
+    manifest = json.loads((running.bundle / "manifest.json").read_text())
+    manifest["files"][manifest["tokenizer_file"]] = "0" * 64
+    (running.bundle / "manifest.json").write_text(json.dumps(manifest))
+    on_disk = load_bundle(running.bundle, verify=False)
+
+    for version, minutes, probe in (("v2", 2, second), ("v3", 3, None)):
+        verdict = running.keeper.offer(policy_of(running.build, version, minutes, probe, key))
+        assert not verdict.applied and "restart the agent" in verdict.reason
+
+    assert running.agent.policy.policy_version == "v1"
+    assert running.score() == pytest.approx(0.7, abs=1e-4)
+    assert load_bundle(running.bundle, verify=False).files == on_disk.files  # nothing written into it
 
 
 def test_a_rollback_restores_the_previous_pair_and_the_bundles_own_probe(running: Device, key: SigningKey) -> None:
