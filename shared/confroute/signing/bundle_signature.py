@@ -18,12 +18,9 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 
-from cryptography.exceptions import InvalidSignature
-
 from confroute.contract.bundle_release import BundleRelease
 from confroute.errors import BundleCorrupt, InvalidInput
-from confroute.signing.keys import SigningKey, TrustedKeys
-from confroute.signing.policy_signature import SIGNATURE_BYTES
+from confroute.signing.keys import SIGNATURE_BYTES, SigningKey, TrustedKeys
 
 CANONICAL_BUNDLE_PREFIX = b"confroute-bundle-v1\n"
 
@@ -57,16 +54,14 @@ class ReleaseVerifier:
         self._trusted = trusted
 
     def __call__(self, release: BundleRelease) -> None:
-        if not release.signature:
+        fault = self._trusted.fault(release.key_id, release.signature, canonical_release_bytes(release.unsigned()))
+        if fault == "unsigned":
             raise BundleCorrupt(f"bundle release {release.bundle_version} is unsigned")
-        public_key = self._trusted.get(release.key_id)
-        if public_key is None:
+        if fault == "untrusted key":
             raise BundleCorrupt(f"bundle release {release.bundle_version} is signed by key {release.key_id!r}, "
                                 "which this device does not trust")
-        if len(release.signature) != SIGNATURE_BYTES:
+        if fault == "length":
             raise BundleCorrupt(f"bundle release signature has {len(release.signature)} bytes, not {SIGNATURE_BYTES}")
-        try:
-            public_key.verify(release.signature, canonical_release_bytes(release.unsigned()))
-        except InvalidSignature as exc:
+        if fault is not None:
             raise BundleCorrupt(f"bundle release {release.bundle_version}: its signature does not verify with key "
-                                f"{release.key_id}") from exc
+                                f"{release.key_id}")

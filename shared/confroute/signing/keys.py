@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
@@ -30,6 +30,7 @@ def key_id_of(public_key: Ed25519PublicKey) -> str:
     raw = public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
     return KEY_ID_PREFIX + hashlib.sha256(raw).hexdigest()[:16]
 
+SIGNATURE_BYTES = 64  # Ed25519
 
 @dataclass(frozen=True)
 class SigningKey:
@@ -50,6 +51,23 @@ class TrustedKeys:
 
     def get(self, key_id: str) -> Ed25519PublicKey | None:
         return self.keys.get(key_id)
+
+    def fault(self, key_id: str, signature: bytes, message: bytes) -> str | None:
+        """Why ``signature`` by ``key_id`` over ``message`` is not accepted (None: it is), one rule for every
+        signed artifact (policies, probes, bundle releases): ``"unsigned"``, ``"untrusted key"``, ``"length"``
+        (not the 64 bytes of Ed25519) or ``"mismatch"`` (it does not verify)."""
+        if not signature:
+            return "unsigned"
+        public_key = self.keys.get(key_id)
+        if public_key is None:
+            return "untrusted key"
+        if len(signature) != SIGNATURE_BYTES:
+            return "length"
+        try:
+            public_key.verify(signature, message)
+        except InvalidSignature:
+            return "mismatch"
+        return None
 
     @property
     def key_ids(self) -> tuple[str, ...]:

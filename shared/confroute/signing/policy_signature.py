@@ -10,14 +10,10 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from cryptography.exceptions import InvalidSignature
-
 from confroute.contract.policy import Policy
 from confroute.errors import InvalidPolicy
 from confroute.signing.canonical import canonical_policy_bytes
-from confroute.signing.keys import SigningKey, TrustedKeys
-
-SIGNATURE_BYTES = 64  # Ed25519
+from confroute.signing.keys import SIGNATURE_BYTES, SigningKey, TrustedKeys
 
 
 def sign_policy(policy: Policy, key: SigningKey) -> Policy:
@@ -39,16 +35,15 @@ class PolicyVerifier:
         return self._trusted.key_ids
 
     def __call__(self, policy: Policy) -> None:
-        if not policy.signature:
+        unsigned = canonical_policy_bytes(replace(policy, signature=b""))
+        fault = self._trusted.fault(policy.key_id, policy.signature, unsigned)
+        if fault == "unsigned":
             raise InvalidPolicy("it is unsigned", field="signature")
-        public_key = self._trusted.get(policy.key_id)
-        if public_key is None:
+        if fault == "untrusted key":
             raise InvalidPolicy(f"it is signed by key {policy.key_id!r}, which this device does not trust",
                                 field="key_id")
-        if len(policy.signature) != SIGNATURE_BYTES:
+        if fault == "length":
             raise InvalidPolicy(f"its signature has {len(policy.signature)} bytes, not {SIGNATURE_BYTES}",
                                 field="signature")
-        try:
-            public_key.verify(policy.signature, canonical_policy_bytes(replace(policy, signature=b"")))
-        except InvalidSignature as exc:
-            raise InvalidPolicy(f"its signature does not verify with key {policy.key_id}", field="signature") from exc
+        if fault is not None:
+            raise InvalidPolicy(f"its signature does not verify with key {policy.key_id}", field="signature")

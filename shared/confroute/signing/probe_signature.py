@@ -10,13 +10,10 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from cryptography.exceptions import InvalidSignature
-
 from confroute.contract.router_probe import RouterProbe
 from confroute.errors import InvalidPolicy
 from confroute.signing.canonical import canonical_probe_bytes
-from confroute.signing.keys import SigningKey, TrustedKeys
-from confroute.signing.policy_signature import SIGNATURE_BYTES
+from confroute.signing.keys import SIGNATURE_BYTES, SigningKey, TrustedKeys
 
 
 def sign_probe(probe: RouterProbe, key: SigningKey) -> RouterProbe:
@@ -34,17 +31,15 @@ class ProbeVerifier:
         self._trusted = trusted
 
     def __call__(self, probe: RouterProbe) -> None:
-        if not probe.signature:
+        fault = self._trusted.fault(probe.key_id, probe.signature, canonical_probe_bytes(replace(probe, signature=b"")))
+        if fault == "unsigned":
             raise InvalidPolicy(f"its probe {probe.version} is unsigned", field="probe.signature")
-        public_key = self._trusted.get(probe.key_id)
-        if public_key is None:
+        if fault == "untrusted key":
             raise InvalidPolicy(f"its probe is signed by key {probe.key_id!r}, which this device does not trust",
                                 field="probe.key_id")
-        if len(probe.signature) != SIGNATURE_BYTES:
+        if fault == "length":
             raise InvalidPolicy(f"its probe's signature has {len(probe.signature)} bytes, not {SIGNATURE_BYTES}",
                                 field="probe.signature")
-        try:
-            public_key.verify(probe.signature, canonical_probe_bytes(replace(probe, signature=b"")))
-        except InvalidSignature as exc:
+        if fault is not None:
             raise InvalidPolicy(f"its probe {probe.version}'s signature does not verify with key {probe.key_id}",
-                                field="probe.signature") from exc
+                                field="probe.signature")
