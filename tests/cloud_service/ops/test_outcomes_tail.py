@@ -28,6 +28,9 @@ def test_tail_once_prints_the_newest_records_and_labels(
         config = OutcomeLogConfig(url=redis_server.url)
         try:
             await OutcomeWriter(client, config).write([*outcomes(4, prefix="old"), escalated("esc-1")])
+            # entries of two streams in one millisecond have no order between them (their ids' sequence
+            # numbers are per stream): the label comes a millisecond later, as it would from the judge
+            await asyncio.sleep(0.005)
             await LabelWriter(client, config).write(LateLabel(outcome("old-3"), Label.CORRECT, LabelSource.CLOUD_JUDGE))
         finally:
             await client.aclose()
