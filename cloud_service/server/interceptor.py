@@ -70,9 +70,10 @@ class ErrorInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]  # grp
         handler_call_details: Any,
     ) -> Any:
         handler = await continuation(handler_call_details)
-        if handler is None:
-            return None
-        method = handler_call_details.method
+        return None if handler is None else self.wrapped_once(handler_call_details.method, handler)
+
+    def wrapped_once(self, method: str, handler: Any) -> Any:
+        """:meth:`wrapped`, built once per method (again only when the method's handler changes)."""
         cached = self._wrapped.get(method)
         if cached is not None and cached[0] is handler:
             return cached[1]
@@ -132,19 +133,10 @@ class _WrappedGenericHandler(grpc.GenericRpcHandler):  # type: ignore[misc]
     def __init__(self, handler: Any, interceptor: ErrorInterceptor) -> None:
         self._handler = handler
         self._interceptor = interceptor
-        self._wrapped: dict[str, tuple[Any, Any]] = {}
 
     def service(self, handler_call_details: Any) -> Any:
         handler = self._handler.service(handler_call_details)
-        if handler is None:
-            return None
-        method = handler_call_details.method
-        cached = self._wrapped.get(method)
-        if cached is not None and cached[0] is handler:
-            return cached[1]
-        wrapped = self._interceptor.wrapped(method, handler)
-        self._wrapped[method] = (handler, wrapped)
-        return wrapped
+        return None if handler is None else self._interceptor.wrapped_once(handler_call_details.method, handler)
 
 
 def _authenticating(authenticator: Authenticator) -> Authenticate:

@@ -145,9 +145,8 @@ def admissible_labels(
     kept: list[OutcomeRecord] = []
     refused: list[RejectedOutcome] = []
     for record in records:
-        if principal is not None and record.device_id != principal.principal_id:
-            refused.append(RejectedOutcome(record.query_id, "device_id",
-                                           f"not the uploading device {principal.principal_id}"))
+        if (other := _other_device(record, principal)) is not None:
+            refused.append(other)
         elif record.label is Label.UNKNOWN or record.label_source is not LabelSource.USER_FEEDBACK:
             refused.append(RejectedOutcome(record.query_id, "label_source",
                                            "a late label from a device must be a known user_feedback label"))
@@ -166,12 +165,18 @@ def admissible(
     kept: list[OutcomeRecord] = []
     refused: list[RejectedOutcome] = []
     for record in records:
-        if principal is not None and record.device_id != principal.principal_id:
-            reason = f"not the uploading device {principal.principal_id}"
-            refused.append(RejectedOutcome(record.query_id, "device_id", reason))
+        if (other := _other_device(record, principal)) is not None:
+            refused.append(other)
         elif record.label_source not in DEVICE_LABEL_SOURCES:
             refused.append(RejectedOutcome(record.query_id, "label_source",
                                            f"a device may not assert label_source {record.label_source.value}"))
         else:
             kept.append(record)
     return tuple(kept), tuple(refused)
+
+
+def _other_device(record: OutcomeRecord, principal: Principal | None) -> RejectedOutcome | None:
+    """The rejection of a record of another device than the authenticated uploader (None: its own)."""
+    if principal is None or record.device_id == principal.principal_id:
+        return None
+    return RejectedOutcome(record.query_id, "device_id", f"not the uploading device {principal.principal_id}")
